@@ -1,11 +1,27 @@
 """napari-unet: U-Net segmentation for napari, usable from scripts with no Qt.
 
-Public API: :func:`segment`, :func:`predict`, :func:`segment_click`, :func:`finetune`,
-:func:`load_model`, :func:`save_model`, :class:`UNet`.
+Public API: :func:`segment`, :func:`predict`, :func:`load_model`, :func:`save_model`,
+:class:`UNet` (and, as they land, :func:`segment_click`, :func:`finetune`).
 """
 
+from .instances import InstanceParams, instances_from_probabilities
 from .model import UNet, UNetConfig
 from .modelfile import ModelFileError, load_model, save_model
+from .predict import predict, predict_iter
+from .segment import Segmentation, segment, segment_iter
 
-__all__ = ["UNet", "UNetConfig", "ModelFileError", "load_model", "save_model"]
+__all__ = [
+    "InstanceParams",
+    "ModelFileError",
+    "Segmentation",
+    "UNet",
+    "UNetConfig",
+    "instances_from_probabilities",
+    "load_model",
+    "predict",
+    "predict_iter",
+    "save_model",
+    "segment",
+    "segment_iter",
+]
 __version__ = "0.1.0"

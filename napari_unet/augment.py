@@ -1,0 +1,164 @@
+"""Joint augmentation of an image and its instance labels with torchvision.transforms.v2.
+
+The image travels as a :class:`tv_tensors.Image` and the labels plus the annotated
+mask as one two-channel :class:`tv_tensors.Mask`, so every geometric transform moves
+them together and masks are resampled with nearest neighbour. Pixels that a
+transform brings in from outside the window get label 0 *and* annotated 0: they are
+ignored by the loss rather than taught as background. Randomness comes from torch's
+global generator (geometry) and a numpy ``Generator`` (windows); seed both for
+reproducible runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Ranges of the random transforms; set a probability to 0 to switch one off."""
+
+    scale: tuple[float, float] = (0.6, 1.6)  # zoom, drawn log-uniform: object sizes vary widely
+    flips: bool = True  # horizontal and vertical flips (microscopy has no up or left)
+    rotate90: bool = True  # random multiples of 90° (exact, no interpolation)
+    affine_p: float = 0.3  # probability of a small rotation + shear
+    degrees: float = 20.0  # rotation range of the affine jitter (±)
+    shear: float = 8.0  # shear range of the affine jitter (±, degrees)
+    elastic_p: float = 0.15  # elastic jitter: costly (~25 ms per 256² patch), so used sparingly
+    elastic_alpha: float = 15.0  # displacement magnitude, pixels
+    elastic_sigma: float = 4.0  # smoothness of the displacement field, pixels
+    gamma: tuple[float, float] = (0.6, 1.7)  # gamma on the normalised image, log-uniform
+    contrast: tuple[float, float] = (0.7, 1.3)  # multiplicative gain
+    brightness: float = 0.1  # additive offset range (±), in normalised units
+    blur_p: float = 0.15  # probability of an extra Gaussian blur (focus variation)
+    blur_sigma: tuple[float, float] = (0.3, 1.5)  # its sigma range, pixels
+    noise: tuple[float, float] = (0.0, 0.06)  # Gaussian noise sigma range, normalised units
+
+
+class RandomRot90(v2.Transform):
+    """Rotate by a random multiple of 90° (image and masks alike)."""
+
+    _transformed_types = (tv_tensors.Image, tv_tensors.Mask)
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        return {"k": int(torch.randint(0, 4, ()).item())}
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        if params["k"] == 0:
+            return inpt
+        return tv_tensors.wrap(torch.rot90(inpt, params["k"], dims=(-2, -1)), like=inpt)
+
+
+class IntensityJitter(v2.Transform):
+    """Gamma, gain, offset and Gaussian noise on the image only; no clipping.
+
+    The normalised image may exceed [0, 1] (saturated objects, dark offsets), so
+    torchvision's colour transforms, which clip float images to [0, 1], do not fit.
+    """
+
+    _transformed_types = (tv_tensors.Image,)
+
+    def __init__(self, config: AugmentConfig):
+        super().__init__()
+        self.config = config
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        c = self.config
+
+        def uniform(lo: float, hi: float) -> float:
+            return float(lo + (hi - lo) * torch.rand(()))
+
+        log_gamma = uniform(np.log(c.gamma[0]), np.log(c.gamma[1]))
+        return {
+            "gamma": float(np.exp(log_gamma)),
+            "gain": uniform(*c.contrast),
+            "offset": uniform(-c.brightness, c.brightness),
+            "noise": uniform(*c.noise),
+        }
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        x = inpt.as_subclass(torch.Tensor)
+        x = torch.sign(x) * x.abs().pow(params["gamma"])
+        x = x * params["gain"] + params["offset"]
+        if params["noise"] > 0:
+            x = x + params["noise"] * torch.randn_like(x)
+        return tv_tensors.wrap(x, like=inpt)
+
+
+def build_transform(config: AugmentConfig, patch_size: int) -> v2.Compose:
+    """The v2 pipeline applied to a cropped window: resize to the patch, then jitter."""
+    steps: list[v2.Transform] = [v2.Resize((patch_size, patch_size), antialias=True)]
+    if config.flips:
+        steps += [v2.RandomHorizontalFlip(), v2.RandomVerticalFlip()]
+    if config.rotate90:
+        steps.append(RandomRot90())
+    if config.affine_p > 0:
+        affine = v2.RandomAffine(degrees=config.degrees, shear=config.shear)
+        steps.append(v2.RandomApply([affine], p=config.affine_p))
+    if config.elastic_p > 0:
+        elastic = v2.ElasticTransform(alpha=config.elastic_alpha, sigma=config.elastic_sigma)
+        steps.append(v2.RandomApply([elastic], p=config.elastic_p))
+    if config.blur_p > 0:
+        blur = v2.GaussianBlur(kernel_size=7, sigma=config.blur_sigma)
+        steps.append(v2.RandomApply([blur], p=config.blur_p))
+    steps.append(IntensityJitter(config))
+    return v2.Compose(steps)
+
+
+def random_window(
+    shape: tuple[int, int],
+    size: int,
+    rng: np.random.Generator,
+    center: tuple[int, int] | None = None,
+) -> tuple[int, int]:
+    """Top-left corner of a ``size``² window in an image of ``shape``.
+
+    The window may stick out of a small image (it is padded later). With ``center``
+    it is placed around that pixel, otherwise anywhere that keeps it inside.
+    """
+    corner = []
+    for dim, extent in enumerate(shape):
+        if center is not None:
+            start = center[dim] - size // 2
+        elif extent > size:
+            start = int(rng.integers(0, extent - size + 1))
+        else:
+            start = int(rng.integers(extent - size, 1))  # small image: place it anywhere inside
+        corner.append(start)
+    return corner[0], corner[1]
+
+
+def crop(array: np.ndarray, corner: tuple[int, int], size: int, fill: float = 0) -> np.ndarray:
+    """The ``size``² window at ``corner`` of the last two axes, padded with ``fill``."""
+    h, w = array.shape[-2:]
+    y0, x0 = corner
+    out = np.full(array.shape[:-2] + (size, size), fill, dtype=array.dtype)
+    ys, xs = max(y0, 0), max(x0, 0)
+    ye, xe = min(y0 + size, h), min(x0 + size, w)
+    if ye > ys and xe > xs:
+        out[..., ys - y0 : ye - y0, xs - x0 : xe - x0] = array[..., ys:ye, xs:xe]
+    return out
+
+
+def augment(
+    image: np.ndarray,
+    labels: np.ndarray,
+    annotated: np.ndarray,
+    transform: v2.Compose,
+) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """Apply ``transform`` jointly to a (C, H, W) image window and its masks.
+
+    Returns the image as a float32 tensor and labels (int32) and annotated (bool) as
+    numpy arrays, ready for :func:`napari_unet.targets.make_targets`.
+    """
+    img = tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)))
+    masks = np.stack([labels.astype(np.int32, copy=False), annotated.astype(np.int32)])
+    out_img, out_masks = transform(img, tv_tensors.Mask(torch.from_numpy(masks)))
+    out_masks = out_masks.numpy()
+    return out_img.as_subclass(torch.Tensor), out_masks[0], out_masks[1] > 0

@@ -1,0 +1,108 @@
+"""Image layouts and intensity normalisation: any dtype and layout in, planes out."""
+
+from __future__ import annotations
+
+import numpy as np
+
+_RGB_SIZES = (3, 4)
+
+
+def validate_image(image, n_channels: int, channel_axis: int | None = None) -> None:
+    """Raise ``ValueError`` with a message for the user if ``image`` cannot be segmented.
+
+    Parameters
+    ----------
+    image
+        Array-like with ``shape``/``dtype`` (the pixels are not read).
+    n_channels
+        Input channels the model expects.
+    channel_axis
+        Axis holding channels; ``None`` treats a last axis of size 3 or 4 on a
+        3D array as RGB(A).
+    """
+    _layout(np.shape(image), np.dtype(getattr(image, "dtype", np.float64)), n_channels, channel_axis)
+
+
+def _layout(shape: tuple, dtype: np.dtype, n_channels: int, channel_axis: int | None):
+    """Resolve (channel axis or None, grayscale-from-RGB?, spatial shape), or raise."""
+    if len(shape) == 0 or 0 in shape:
+        raise ValueError(f"the image is empty (shape {shape}); load an image with pixels in it")
+    if not (np.issubdtype(dtype, np.number) or dtype == bool) or np.issubdtype(dtype, np.complexfloating):
+        raise ValueError(f"pixels of type {dtype} cannot be segmented; convert the image to numbers")
+    ndim = len(shape)
+    if channel_axis is None and ndim == 3 and shape[-1] in _RGB_SIZES and n_channels in (1, shape[-1], 3):
+        channel_axis = -1  # an RGB(A) image
+    if channel_axis is not None:
+        if not -ndim <= channel_axis < ndim:
+            raise ValueError(f"channel_axis={channel_axis} does not exist in an image of shape {shape}")
+        channel_axis %= ndim
+        have = shape[channel_axis]
+        rgb = have in _RGB_SIZES and channel_axis == ndim - 1
+        if have != n_channels and not (rgb and n_channels in (1, 3)):
+            raise ValueError(
+                f"the model expects {n_channels} channel(s), the image has {have} along axis "
+                f"{channel_axis}; pick the channel(s) to use (e.g. image[..., 0]), set channel_axis "
+                "correctly, or use a model trained on this many channels"
+            )
+        spatial = tuple(s for i, s in enumerate(shape) if i != channel_axis)
+    else:
+        if n_channels != 1:
+            raise ValueError(
+                f"the model expects {n_channels} channels but no channel axis was given for an "
+                f"image of shape {shape}; set channel_axis"
+            )
+        spatial = tuple(shape)
+    if len(spatial) < 2:
+        raise ValueError(f"the image has shape {shape}: at least 2 spatial dimensions are needed")
+    if len(spatial) > 3:
+        raise ValueError(
+            f"the image has {len(spatial)} spatial dimensions (shape {shape}); 2D images and "
+            "3D stacks or time series (planes segmented one by one) are supported — "
+            "select one time point or channel first (e.g. image[t])"
+        )
+    return channel_axis, spatial
+
+
+def to_planes(image, n_channels: int, channel_axis: int | None = None) -> tuple[np.ndarray, tuple]:
+    """Return ``(planes, spatial_shape)`` with planes shaped (N, C, Y, X), in the input dtype.
+
+    RGB(A) images given to a 1-channel model are averaged to grayscale (alpha dropped).
+    """
+    image = np.asarray(image)
+    channel_axis, spatial = _layout(image.shape, image.dtype, n_channels, channel_axis)
+    if channel_axis is None:
+        arr = image[..., None]
+    else:
+        arr = np.moveaxis(image, channel_axis, -1)
+    if arr.shape[-1] != n_channels:  # RGB(A) -> what the model takes
+        rgb = arr[..., :3]
+        arr = rgb.mean(axis=-1, keepdims=True, dtype=np.float32) if n_channels == 1 else rgb
+    arr = arr.reshape(-1, *arr.shape[-3:])  # (N, Y, X, C)
+    return np.moveaxis(arr, -1, 1), spatial
+
+
+def normalize(image: np.ndarray, low: float = 1.0, high: float = 99.8) -> np.ndarray:
+    """Map the ``low``/``high`` percentiles of each channel to 0 and 1 (float32).
+
+    ``image`` is (C, Y, X) or (Y, X). Percentiles of large images are estimated on a
+    regular subsample. A constant channel becomes zeros, never NaN.
+
+    Raises
+    ------
+    ValueError
+        If the image holds NaN or infinite values.
+    """
+    x = np.asarray(image, dtype=np.float32)
+    chans = x[None] if x.ndim == 2 else x
+    if not np.isfinite(chans).all():
+        raise ValueError("the image contains NaN or infinite values; replace them first (e.g. np.nan_to_num)")
+    out = np.empty_like(chans)
+    for c, ch in enumerate(chans):
+        step = max(1, int(np.sqrt(ch.size / 1_000_000)))
+        lo, hi = np.percentile(ch[::step, ::step], (low, high))
+        if hi - lo < 1e-6:
+            lo, hi = float(ch.min()), float(ch.max())
+        scale = 1.0 / (hi - lo) if hi - lo > 1e-12 else 0.0
+        np.subtract(ch, lo, out=out[c])
+        out[c] *= scale
+    return out[0] if x.ndim == 2 else out

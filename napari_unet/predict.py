@@ -1,0 +1,122 @@
+"""Tiled sliding-window prediction of per-class probabilities, on any device."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Generator
+
+import numpy as np
+import torch
+
+from .devices import resolve_device
+from .images import normalize, to_planes
+from .model import UNet
+from .modelfile import load_model, model_card
+from .progress import Progress, run
+from .tiling import blend_window, tile_slices
+
+
+def predict_iter(
+    image,
+    model: UNet | None = None,
+    *,
+    channel_axis: int | None = None,
+    device: str | torch.device | None = None,
+    tile_size: int = 512,
+    overlap: float = 0.25,
+    batch_size: int | None = None,
+) -> Generator[Progress, None, np.ndarray]:
+    """Predict class probabilities tile by tile, yielding :class:`Progress` after each batch.
+
+    Parameters
+    ----------
+    image
+        2D (YX), 3D stack/time series (ZYX, TYX, planes predicted one by one), with an
+        optional channel axis; any numeric dtype.
+    model
+        A :class:`UNet`; ``None`` loads the default nuclei model.
+    channel_axis
+        The channel axis, if any; a last axis of size 3/4 on a 3D array is taken as RGB.
+    device
+        ``None``/``"auto"``: CUDA, then MPS, then CPU.
+    tile_size, overlap
+        Square tile edge in pixels, and the fraction by which neighbouring tiles overlap.
+    batch_size
+        Tiles per forward pass; ``None`` picks 4 on GPUs and 1 on the CPU.
+
+    Returns
+    -------
+    np.ndarray
+        float32 probabilities shaped (n_classes, *spatial), spatial being the image's
+        shape without its channel axis.
+    """
+    if not 0.0 <= overlap < 1.0:
+        raise ValueError(f"overlap must be in [0, 1), got {overlap}")
+    if tile_size < 16:
+        raise ValueError(f"tile_size must be at least 16 pixels, got {tile_size}")
+    model = load_model() if model is None else model
+    card = model_card(model)
+    n_in = model.config.in_channels - card.click_channels
+    planes, spatial = to_planes(image, n_in, channel_axis)
+    dev = resolve_device(device)
+    batch_size = batch_size or (4 if dev.type != "cpu" else 1)
+    tiles = tile_slices(planes.shape[-2:], tile_size, overlap)
+    out = np.empty((model.config.out_channels, len(planes), *planes.shape[-2:]), np.float32)
+    total = len(planes) * len(tiles)
+    for p, plane in enumerate(planes):
+        x = normalize(plane, *card.normalization)
+        job = _predict_plane(model, x, tile_size, overlap, batch_size, dev)
+        while True:
+            try:
+                done = next(job)
+            except StopIteration as stop:
+                out[:, p] = stop.value
+                break
+            yield Progress(p * len(tiles) + done, total, "predict")
+    return out.reshape(out.shape[0], *spatial)
+
+
+def predict(image, model: UNet | None = None, **kwargs) -> np.ndarray:
+    """Run :func:`predict_iter` to the end and return the probabilities."""
+    return run(predict_iter(image, model, **kwargs))
+
+
+def _predict_plane(model, x, tile, overlap, batch, dev) -> Generator[int, None, np.ndarray]:
+    """One normalised (C, Y, X) plane; on GPU out-of-memory, shrink the work and retry."""
+    while True:
+        try:
+            return (yield from _tiled(model, x, tile, overlap, batch, dev))
+        except torch.OutOfMemoryError:
+            if dev.type == "cuda":
+                torch.cuda.empty_cache()
+            if batch > 1:
+                batch //= 2
+            elif tile > 128:
+                tile //= 2
+            elif dev.type != "cpu":
+                warnings.warn(f"out of memory on {dev}; falling back to the CPU (slower)", stacklevel=2)
+                dev = torch.device("cpu")
+            else:
+                raise
+
+
+def _tiled(model, x, tile, overlap, batch, dev) -> Generator[int, None, np.ndarray]:
+    slices = tile_slices(x.shape[-2:], tile, overlap)
+    acc = np.zeros((model.config.out_channels, *x.shape[-2:]), np.float32)
+    weight = np.zeros(x.shape[-2:], np.float32)
+    window = blend_window(*x[(0, *slices[0])].shape)
+    model = model.to(dev).eval()
+    use_amp = dev.type == "cuda"
+    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    for start in range(0, len(slices), batch):
+        group = slices[start : start + batch]
+        xb = torch.from_numpy(np.stack([x[(slice(None), *s)] for s in group]))
+        xb = xb.to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), torch.autocast(dev.type, dtype=amp_dtype, enabled=use_amp):
+            probs = torch.softmax(model(xb).float(), dim=1).cpu().numpy()
+        for s, p in zip(group, probs):
+            acc[(slice(None), *s)] += p * window
+            weight[s] += window
+        yield start + len(group)
+    acc /= weight
+    return acc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -34,7 +35,7 @@ def _norm(kind: Norm, channels: int) -> nn.Module:
     if kind == "batch":
         return nn.BatchNorm2d(channels)
     if kind == "group":
-        return nn.GroupNorm(min(8, channels), channels)
+        return nn.GroupNorm(math.gcd(8, channels), channels)
     if kind == "instance":
         return nn.InstanceNorm2d(channels, affine=True)
     raise ValueError(f"unknown norm {kind!r}; use 'batch', 'group', 'instance' or None")

@@ -1,0 +1,74 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_unet import save_model
+from napari_unet.cli import main
+
+
+@pytest.fixture
+def model_file(tmp_path, tiny_model):
+    return save_model(tiny_model, tmp_path / "tiny.safetensors")
+
+
+def test_segment_folder_with_one_bad_file(tmp_path, model_file, rng, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    tifffile.imwrite(src / "a.tif", rng.integers(0, 4000, (60, 70)).astype(np.uint16))
+    import imageio.v3 as iio
+
+    iio.imwrite(src / "b.png", rng.integers(0, 255, (50, 40, 3)).astype(np.uint8))
+    (src / "broken.tif").write_bytes(b"not a tiff at all")
+    out = tmp_path / "out"
+    code = main(["segment", str(src), "-o", str(out), "--model", str(model_file)])
+    err = capsys.readouterr().err
+    assert code == 1  # one file failed
+    assert "broken.tif" in err and "Traceback" not in err
+    assert tifffile.imread(out / "a_masks.tif").shape == (60, 70)
+    assert tifffile.imread(out / "b_masks.tif").shape == (50, 40)
+    assert not (out / "broken_masks.tif").exists()
+
+
+def test_existing_outputs_need_overwrite(tmp_path, model_file, rng, capsys):
+    tifffile.imwrite(tmp_path / "a.tif", rng.random((40, 40)).astype(np.float32))
+    out = tmp_path / "out"
+    args = ["segment", str(tmp_path / "*.tif"), "-o", str(out), "--model", str(model_file)]
+    assert main(args) == 0
+    (out / "a_masks.tif").write_bytes(b"user's file")
+    assert main(args) == 1
+    assert "--overwrite" in capsys.readouterr().err
+    assert (out / "a_masks.tif").read_bytes() == b"user's file"
+    assert main([*args, "--overwrite"]) == 0
+    assert tifffile.imread(out / "a_masks.tif").shape == (40, 40)
+
+
+def test_missing_inputs_and_bad_model_are_one_line_errors(tmp_path, capsys):
+    assert main(["segment", str(tmp_path / "nothing*.tif"), "-o", str(tmp_path),
+                 "--model", str(tmp_path / "no.safetensors")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no.safetensors" in err
+
+
+def test_info_prints_the_config(model_file, capsys):
+    assert main(["info", str(model_file)]) == 0
+    assert '"base_channels": 4' in capsys.readouterr().out
+
+
+def test_console_script_runs(model_file):
+    done = subprocess.run([sys.executable, "-m", "napari_unet.cli", "info", str(model_file)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and "napari-unet/1" in done.stdout
+
+
+def test_core_imports_no_qt():
+    code = (
+        "import sys, napari_unet, napari_unet.cli, napari_unet.segment, napari_unet.io;"
+        "bad = [m for m in sys.modules if m.split('.')[0] in "
+        "('qtpy', 'PyQt5', 'PyQt6', 'PySide2', 'PySide6', 'magicgui', 'superqt', 'vispy')];"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr

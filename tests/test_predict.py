@@ -1,0 +1,145 @@
+import numpy as np
+import pytest
+import torch
+
+from napari_unet import InstanceParams, instances_from_probabilities, predict, predict_iter, segment
+from napari_unet.model import UNet
+from napari_unet.progress import Progress
+
+
+def test_tiled_matches_untiled_away_from_tile_borders(tiny_model, rng):
+    image = rng.random((300, 420)).astype(np.float32)
+    whole = predict(image, tiny_model, tile_size=1024)
+    tiled = predict(image, tiny_model, tile_size=96, overlap=0.25)
+    assert tiled.shape == whole.shape == (3, 300, 420)
+    # differences come only from the limited context at tile edges; in a depth-2 net
+    # with 96-px tiles and smooth blending they are small everywhere
+    assert np.abs(tiled - whole).max() < 0.05
+    assert np.allclose(tiled.sum(0), 1.0, atol=1e-4)
+
+
+def test_single_tile_is_exactly_the_untiled_pass(tiny_model, rng):
+    image = rng.random((70, 90)).astype(np.float32)
+    from napari_unet.images import normalize
+
+    x = torch.from_numpy(normalize(image))[None, None]
+    with torch.inference_mode():
+        direct = torch.softmax(tiny_model(x), 1)[0].numpy()
+    assert np.allclose(predict(image, tiny_model), direct, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.int32, np.float32, np.float64, bool])
+def test_every_dtype(tiny_model, rng, dtype):
+    image = (rng.random((40, 50)) * 200).astype(dtype)
+    labels = segment(image, tiny_model)
+    assert labels.shape == (40, 50) and labels.dtype == np.int32
+
+
+@pytest.mark.parametrize(
+    ("shape", "kwargs", "spatial"),
+    [
+        ((41, 37), {}, (41, 37)),
+        ((41, 37, 3), {}, (41, 37)),  # RGB -> grayscale for a 1-channel model
+        ((41, 37, 4), {}, (41, 37)),  # RGBA
+        ((3, 41, 37), {}, (3, 41, 37)),  # a 3-plane stack, not RGB
+        ((4, 2, 41, 37), {"channel_axis": 1}, None),  # rejected below: 2 channels
+        ((5, 41, 37), {}, (5, 41, 37)),
+        ((2, 41, 37, 3), {"channel_axis": -1}, (2, 41, 37)),
+    ],
+)
+def test_layouts(tiny_model, rng, shape, kwargs, spatial):
+    image = rng.integers(0, 4000, shape).astype(np.uint16)
+    if spatial is None:
+        with pytest.raises(ValueError, match="expects 1 channel"):
+            segment(image, tiny_model, **kwargs)
+        return
+    assert segment(image, tiny_model, **kwargs).shape == spatial
+
+
+def test_multichannel_model_takes_its_channel_axis(rng):
+    model = UNet(2, 3, base_channels=4, depth=2).eval()
+    image = rng.random((2, 30, 40)).astype(np.float32)
+    assert segment(image, model, channel_axis=0).shape == (30, 40)
+    with pytest.raises(ValueError, match="no channel axis"):
+        segment(rng.random((30, 40)), model)
+
+
+def test_stack_labels_are_unique_across_planes(tiny_model):
+    plane = np.zeros((40, 40), np.float32)
+    plane[10:20, 10:20] = 1.0
+    probs = np.zeros((3, 3, 40, 40), np.float32)
+    probs[0] = 1.0
+    probs[:, :, 10:20, 10:20] = np.array([0, 1, 0], np.float32)[:, None, None, None]
+    labels = instances_from_probabilities(probs)
+    assert [np.unique(labels[z][labels[z] > 0]).tolist() for z in range(3)] == [[1], [2], [3]]
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        (np.zeros((0, 10)), "empty"),
+        (np.zeros((2, 3, 4, 20, 20)), "spatial dimensions"),
+        (np.zeros(20), "2 spatial"),
+        (np.full((20, 20), np.nan), "NaN"),
+        (np.array([[np.inf, 1.0], [1.0, 1.0]]), "NaN or infinite"),
+        (np.zeros((20, 20), complex), "convert"),
+    ],
+)
+def test_bad_inputs_say_what_to_do(tiny_model, image, message):
+    with pytest.raises(ValueError, match=message):
+        segment(image, tiny_model)
+
+
+def test_constant_image_gives_finite_probabilities(tiny_model):
+    probs = predict(np.full((50, 50), 7, np.uint16), tiny_model)
+    assert np.isfinite(probs).all()
+
+
+def test_predict_iter_reports_progress_to_the_total(tiny_model, rng):
+    job = predict_iter(rng.random((2, 200, 200)), tiny_model, tile_size=64, overlap=0.25)
+    steps = []
+    while True:
+        try:
+            steps.append(next(job))
+        except StopIteration as stop:
+            result = stop.value
+            break
+    assert all(isinstance(s, Progress) for s in steps)
+    assert steps[-1].done == steps[-1].total == len(steps)
+    assert result.shape == (3, 2, 200, 200)
+
+
+def test_unknown_device_is_a_clear_error(tiny_model):
+    with pytest.raises(ValueError, match="not available"):
+        predict(np.zeros((20, 20)), tiny_model, device="cuda:7" if not torch.cuda.is_available() else "mps")
+
+
+def test_touching_objects_are_separated_by_their_boundary():
+    probs = np.zeros((3, 30, 60), np.float32)
+    probs[0] = 1
+    for x0 in (5, 30):  # two squares whose boundaries touch in the middle
+        probs[:, 5:25, x0 : x0 + 25] = np.array([0, 0, 1])[:, None, None]
+        probs[:, 8:22, x0 + 3 : x0 + 22] = np.array([0, 1, 0])[:, None, None]
+    labels = instances_from_probabilities(probs, InstanceParams(min_size=1))
+    assert labels.max() == 2
+    assert len(np.unique(labels[5:25, 5:55])) == 2  # the joined blob is split, none of it lost
+    assert (labels[5:25, 5:30] == labels[15, 15]).mean() > 0.9
+
+
+def test_min_size_and_holes():
+    probs = np.zeros((3, 40, 40), np.float32)
+    probs[0] = 1
+    probs[:, 5:25, 5:25] = np.array([0, 1, 0])[:, None, None]
+    probs[:, 12:15, 12:15] = np.array([1, 0, 0])[:, None, None]  # a hole
+    probs[:, 32:34, 32:34] = np.array([0, 1, 0])[:, None, None]  # 4 pixels
+    labels = instances_from_probabilities(probs, InstanceParams(min_size=10))
+    assert labels.max() == 1
+    assert (labels[5:25, 5:25] == 1).all()  # hole filled
+    kept = instances_from_probabilities(probs, InstanceParams(min_size=1, fill_holes=False))
+    assert kept.max() == 2 and kept[13, 13] == 0
+
+
+def test_semantic_models_give_class_maps(rng):
+    model = UNet(1, 4, base_channels=4, depth=2).eval()
+    labels = segment(rng.random((30, 30)), model)
+    assert labels.dtype == np.int32 and set(np.unique(labels)) <= {0, 1, 2, 3}

@@ -24,7 +24,7 @@ from torchvision.transforms import v2
 class AugmentConfig:
     """Ranges of the random transforms; set a probability to 0 to switch one off."""
 
-    scale: tuple[float, float] = (0.6, 1.6)  # zoom, drawn log-uniform: object sizes vary widely
+    scale: tuple[float, float] = (0.7, 1.4)  # zoom, log-uniform (the generator already varies sizes)
     flips: bool = True  # horizontal and vertical flips (microscopy has no up or left)
     rotate90: bool = True  # random multiples of 90° (exact, no interpolation)
     affine_p: float = 0.3  # probability of a small rotation + shear

@@ -1,0 +1,271 @@
+"""The training engine: a generator that yields progress after every step.
+
+The loop reads in order: schedule -> eval/checkpoint -> forward/backward -> log.
+``train_iter`` is what a napari worker runs (stop and pause act between yields);
+``train`` runs it to the end for scripts, the CLI and tests.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+
+from .augment import AugmentConfig
+from .batches import PatchSampler
+from .checkpoint import load_state, model_path, save_state, state_path
+from .data import Source
+from .devices import resolve_device
+from .losses import LossConfig, segmentation_loss
+from .model import UNet
+from .modelfile import load_model, save_model
+from .progress import run
+from .targets import TargetConfig
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run; budgets end it at whichever comes first."""
+
+    steps: int = 2000  # step budget: optimiser updates
+    max_seconds: float | None = None  # time budget in seconds (wall clock, eval included)
+    batch_size: int = 4  # patches per step; BatchNorm wants >= 4
+    patch_size: int = 256  # patch edge; with depth 4 the receptive field (~180 px) fits inside
+    lr: float = 2e-3  # peak AdamW learning rate
+    min_lr: float = 2e-5  # the cosine schedule decays to this
+    warmup: float = 0.03  # fraction of the budget for the linear warm-up
+    weight_decay: float = 1e-4  # AdamW's decoupled weight decay
+    grad_clip: float = 1.0  # max gradient norm; rare bad batches cannot wreck the weights
+    val_every: int = 200  # steps between evaluations / checkpoints (0 = only at the end)
+    seed: int = 0  # seeds numpy (windows, images) and torch (init-free jitter, dropout)
+    threads: int | None = None  # torch CPU threads; None leaves torch's setting (all cores)
+    checkpoint: str | None = None  # best model file (.safetensors); resume state beside it
+    resume: str | None = None  # checkpoint (or its .state.pt) to continue from
+    freeze_encoder: bool = False  # fine-tuning: train only the decoder and head
+    freeze_norm: bool = False  # fine-tuning on few images: keep BatchNorm statistics fixed
+    loss_smoothing: float = 0.98  # EMA of the loss, the metric when there is no validation set
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  # see augment.py
+    targets: TargetConfig = field(default_factory=TargetConfig)  # see targets.py
+    loss: LossConfig = field(default_factory=LossConfig)  # see losses.py
+
+
+@dataclass(frozen=True)
+class TrainProgress:
+    """What a step did; ``val_*`` only on steps that evaluated."""
+
+    step: int  # steps done so far (1 after the first update)
+    loss: float  # this step's training loss
+    seconds: float  # wall-clock time since training began (resumed runs continue)
+    lr: float  # learning rate used by this step
+    val_ap50: float | None = None  # AP at IoU 0.5 on the validation set
+    val_ap75: float | None = None  # AP at IoU 0.75
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """The trained model (best weights loaded) and how it got there."""
+
+    model: UNet
+    best_metric: float  # mean of AP@0.5 and AP@0.75, or -smoothed loss without validation
+    best_step: int  # step whose weights were kept
+    steps: int  # steps done
+    seconds: float  # wall-clock time, resumed runs included
+    history: list[TrainProgress]
+    stopped: bool = False  # True if ended by the stop event
+
+
+def learning_rate(config: TrainConfig, fraction: float) -> float:
+    """Linear warm-up, then cosine decay to ``min_lr``, over the fraction of the budget used."""
+    if fraction < config.warmup:
+        return config.lr * max(fraction / config.warmup, 0.01)
+    t = min(1.0, (fraction - config.warmup) / max(1e-9, 1.0 - config.warmup))
+    return config.min_lr + 0.5 * (config.lr - config.min_lr) * (1.0 + math.cos(math.pi * t))
+
+
+def evaluate(model: UNet, val: Sequence[tuple[np.ndarray, np.ndarray]], device=None) -> tuple[float, float]:
+    """AP@0.5 and AP@0.75 of ``model`` on (image, labels) pairs, via :func:`segment`."""
+    from .metrics import mean_average_precision
+    from .segment import segment
+
+    preds = [segment(image, model, device=device) for image, _ in val]
+    ap = mean_average_precision([lab for _, lab in val], preds, thresholds=(0.5, 0.75))
+    return float(ap[0]), float(ap[1])
+
+
+def _set_train_mode(model: UNet, config: TrainConfig) -> None:
+    model.train()
+    if config.freeze_norm:
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.eval()
+
+
+def _trainable(model: UNet, config: TrainConfig) -> list[torch.nn.Parameter]:
+    frozen = set()
+    if config.freeze_encoder:
+        frozen = {id(p) for part in (model.inc, model.downs) for p in part.parameters()}
+    params = []
+    for p in model.parameters():
+        p.requires_grad_(id(p) not in frozen)
+        if p.requires_grad:
+            params.append(p)
+    return params
+
+
+def train_iter(
+    model: UNet,
+    data: Source,
+    config: TrainConfig = TrainConfig(),
+    *,
+    device: str | torch.device | None = None,
+    stop: threading.Event | None = None,
+    val: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
+) -> Generator[TrainProgress, None, TrainResult]:
+    """Train ``model`` on samples from ``data``, yielding :class:`TrainProgress` after each step.
+
+    Parameters
+    ----------
+    model
+        The network to train, in place (a fresh :class:`UNet` or a loaded model to
+        fine-tune).
+    data
+        A source of samples (:class:`~napari_unet.data.ArraySource`,
+        :class:`~napari_unet.data.SynthSource`, :func:`~napari_unet.data.load_folder`).
+    config
+        Budgets, optimiser, schedule, checkpointing; see :class:`TrainConfig`.
+    device
+        Where to train; ``None`` picks the fastest available.
+    stop
+        Set it (from any thread) to end training after the current step.
+    val
+        Held-out (image, labels) pairs: AP@0.5/0.75 every ``val_every`` steps picks the
+        best weights. Without it the smoothed training loss does.
+
+    Returns
+    -------
+    TrainResult
+        With the best weights loaded into ``model``.
+    """
+    if config.steps < 1 and config.max_seconds is None:
+        raise ValueError("give a step budget (steps >= 1) or a time budget (max_seconds)")
+    dev = resolve_device(device)
+    old_threads = torch.get_num_threads()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    sampler = PatchSampler(data, config.patch_size, config.batch_size, config.augment, config.targets, rng)
+    memory_format = torch.channels_last if dev.type == "cpu" else torch.preserve_format
+    model.to(dev).to(memory_format=memory_format)
+    optimizer = torch.optim.AdamW(_trainable(model, config), lr=config.lr, weight_decay=config.weight_decay)
+    run_state = _RunState()
+    if config.resume:
+        run_state = _resume(config.resume, model, optimizer, rng)
+    _set_train_mode(model, config)
+    history: list[TrainProgress] = []
+    step, last_eval = run_state.step, run_state.step
+    start = time.perf_counter() - run_state.seconds
+    try:
+        while True:
+            # schedule: the fraction of the budget used, by steps or by time, whichever is further
+            fraction = step / config.steps if config.steps else 0.0
+            if config.max_seconds:
+                fraction = max(fraction, (time.perf_counter() - start) / config.max_seconds)
+            stopped = stop is not None and stop.is_set()
+            finished = fraction >= 1.0
+            lr = learning_rate(config, fraction)
+            # eval / checkpoint: on schedule, and once more at the end of the budget
+            due = config.val_every and step % config.val_every == 0
+            if step > last_eval and (due or finished) and not stopped:
+                last_eval = step
+                ap = _evaluate_and_checkpoint(model, optimizer, rng, config, run_state, step, val, dev,
+                                              time.perf_counter() - start)
+                if ap is not None and history:
+                    history[-1] = replace(history[-1], val_ap50=ap[0], val_ap75=ap[1])
+                    yield history[-1]  # the step's record again, now with its validation figures
+            if finished or stopped:
+                break
+            # forward / backward
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            batch = sampler()
+            x = batch.images.to(dev, non_blocking=True).contiguous(memory_format=memory_format)
+            loss = segmentation_loss(model(x), batch.classes.to(dev), batch.weights.to(dev), config.loss)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            # log
+            step += 1
+            value = float(loss.detach())
+            run_state.smooth(value, config.loss_smoothing)
+            history.append(TrainProgress(step, value, time.perf_counter() - start, lr))
+            yield history[-1]
+    finally:
+        torch.set_num_threads(old_threads)
+    if run_state.best_weights is None:  # never evaluated (stopped early): keep what we have
+        run_state.best_step, run_state.best_weights = step, _copy_state(model)
+    model.load_state_dict(run_state.best_weights)
+    model.eval()
+    return TrainResult(
+        model, run_state.best_metric, run_state.best_step, step, time.perf_counter() - start, history, stopped
+    )
+
+
+def train(model: UNet, data: Source, config: TrainConfig = TrainConfig(), **kwargs) -> TrainResult:
+    """Run :func:`train_iter` to the end; takes the same arguments."""
+    return run(train_iter(model, data, config, **kwargs))
+
+
+@dataclass
+class _RunState:
+    """Counters that survive a resume, and the best weights so far."""
+
+    step: int = 0
+    seconds: float = 0.0
+    best_metric: float = -math.inf
+    best_step: int = 0
+    ema: float | None = None  # smoothed training loss
+    best_weights: dict | None = None
+
+    def smooth(self, loss: float, factor: float) -> None:
+        self.ema = loss if self.ema is None else factor * self.ema + (1 - factor) * loss
+
+
+def _evaluate_and_checkpoint(model, optimizer, rng, config, st: _RunState, step, val, dev, seconds):
+    """Score the current weights, keep them if best, write the checkpoint; return the APs."""
+    ap = None
+    metric = -st.ema if st.ema is not None else -math.inf
+    if val:
+        ap = evaluate(model, val, dev)
+        metric = (ap[0] + ap[1]) / 2
+        _set_train_mode(model, config)
+    if metric >= st.best_metric:
+        st.best_metric, st.best_step, st.best_weights = metric, step, _copy_state(model)
+        if config.checkpoint:
+            extra = {"val_ap50": ap[0], "val_ap75": ap[1]} if ap else {}
+            save_model(model, model_path(config.checkpoint), steps=step, seconds=round(seconds, 1), **extra)
+    if config.checkpoint:
+        save_state(state_path(config.checkpoint), model, optimizer, rng, step=step, seconds=seconds,
+                   best_metric=st.best_metric, best_step=st.best_step, ema=st.ema)
+    return ap
+
+
+def _resume(checkpoint, model, optimizer, rng) -> _RunState:
+    info = load_state(checkpoint, model, optimizer, rng)
+    st = _RunState(info["step"], info["seconds"], info["best_metric"], info["best_step"], info["ema"])
+    best_file = model_path(checkpoint)
+    if best_file.exists():
+        best = load_model(best_file)
+        st.best_weights = {k: v.to(next(model.parameters()).device) for k, v in best.state_dict().items()}
+    return st
+
+
+def _copy_state(model: UNet) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -1,0 +1,143 @@
+"""Between napari layers and the core: what an image layer feeds the model, and where masks go.
+
+Everything here runs on the main thread (it reads the viewer or writes layers); the
+core never sees a layer, only arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from napari.layers import Labels
+
+from ..images import validate_image
+from ..modelfile import model_card
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """An image layer's pixels as the core takes them."""
+
+    data: object  # the layer's array (not copied; the worker reads it)
+    channel_axis: int | None  # passed to the core; None for grayscale
+    spatial_axes: tuple[int, ...]  # the layer's axes that the labels have (scale/translate)
+
+    @property
+    def is_stack(self) -> bool:
+        return len(self.spatial_axes) == 3
+
+    def plane(self, index: int) -> ModelInput:
+        """The same input restricted to one plane along the first spatial axis."""
+        first = self.spatial_axes[0]
+        picked = tuple(index if ax == first else slice(None) for ax in range(np.ndim(self.data)))
+        axis = self.channel_axis
+        if axis is not None and axis % np.ndim(self.data) > first:
+            axis = axis % np.ndim(self.data) - 1
+        return ModelInput(self.data[picked], axis, self.spatial_axes[1:])
+
+
+def model_channels(model) -> int:
+    """Image channels the model takes (its inputs minus click channels)."""
+    return model.config.in_channels - model_card(model).click_channels
+
+
+def model_input(layer, n_channels: int) -> ModelInput:
+    """How ``layer`` feeds a model taking ``n_channels``; raises ValueError saying why it can't.
+
+    RGB(A) layers given to a 1-channel model are averaged to grayscale by the core; a
+    non-RGB layer whose first axis has ``n_channels`` entries is read as channels-first.
+    """
+    if getattr(layer, "multiscale", False):
+        raise ValueError("multiscale (pyramid) layers are not supported; open the full-resolution level")
+    data = layer.data
+    ndim = np.ndim(data)
+    if getattr(layer, "rgb", False):
+        axis = ndim - 1
+    elif n_channels > 1 and ndim >= 3 and np.shape(data)[0] == n_channels:
+        axis = 0
+    else:
+        axis = None
+    if axis is None and n_channels == 1 and ndim == 3 and np.shape(data)[-1] in (3, 4):
+        # the core would take (Y, X, 3) as RGB; napari shows it as a stack, so do we
+        raise ValueError(
+            f"shape {np.shape(data)} is ambiguous (3-4 planes or RGB?); "
+            "open it as RGB (rgb=True) or move the short axis first"
+        )
+    validate_image(data, n_channels, axis)
+    spatial = tuple(ax for ax in range(ndim) if ax != axis)
+    return ModelInput(data, axis, spatial)
+
+
+def displayed_plane(viewer, layer, spatial_axes: tuple[int, ...]) -> int:
+    """Index of the plane on screen along the layer's first spatial axis."""
+    coords = layer.world_to_data(viewer.dims.point)  # one per layer dim (RGB: channel excluded)
+    size = np.shape(layer.data)[spatial_axes[0]]
+    return int(np.clip(np.round(coords[spatial_axes[0]]), 0, size - 1))
+
+
+def spatial_transform(layer, spatial_axes: tuple[int, ...]) -> dict:
+    """The image layer's scale and translate for a layer over its spatial axes only.
+
+    An RGB layer's channel axis is last and not a layer dimension, so its spatial axes
+    index ``scale`` directly, as a channels-first layer's do.
+    """
+    axes = list(spatial_axes)
+    return {
+        "scale": tuple(np.asarray(layer.scale)[axes]),
+        "translate": tuple(np.asarray(layer.translate)[axes]),
+    }
+
+
+def masks_name(image_layer) -> str:
+    return f"{image_layer.name} masks"
+
+
+def find_masks(viewer, image_layer, shape: tuple[int, ...]):
+    """The ``<image> masks`` Labels layer, if there is one of the right shape."""
+    name = masks_name(image_layer)
+    if name in viewer.layers:
+        layer = viewer.layers[name]
+        if isinstance(layer, Labels) and tuple(layer.data.shape) == tuple(shape):
+            return layer
+    return None
+
+
+def write_labels(layer, labels: np.ndarray, plane: int | None = None) -> int:
+    """Replace ``layer``'s labels (or one plane) as a single step of napari's undo.
+
+    Only changed pixels go through ``data_setitem``, which records them in the layer's
+    history, so Ctrl+Z on the layer brings the previous masks and edits back. In a
+    stack, a plane's ids are shifted past the other planes' so ids stay unique.
+    Returns the number of pixels changed.
+    """
+    if plane is not None and layer.data.ndim == labels.ndim + 1:
+        others = _max_outside(layer.data, plane)
+        labels = np.where(labels > 0, labels + others, 0).astype(layer.data.dtype, copy=False)
+        current = layer.data[plane]
+    else:
+        plane = None
+        current = layer.data
+    changed = current != labels
+    where = np.nonzero(changed)
+    if plane is not None:
+        where = (np.full(where[0].shape, plane, dtype=where[0].dtype), *where)
+    if where[0].size:
+        with layer.block_history():
+            layer.data_setitem(where, labels[changed])
+    return int(where[0].size)
+
+
+def new_labels(labels: np.ndarray, full_shape: tuple[int, ...], plane: int | None) -> np.ndarray:
+    """Labels for a new layer of ``full_shape``; a plane result fills only its plane."""
+    if plane is None or len(full_shape) == labels.ndim:
+        return labels
+    data = np.zeros(full_shape, np.int32)
+    data[plane] = labels
+    return data
+
+
+def _max_outside(data: np.ndarray, plane: int) -> int:
+    below = int(data[:plane].max()) if plane > 0 else 0
+    above = int(data[plane + 1 :].max()) if plane + 1 < len(data) else 0
+    return max(below, above)

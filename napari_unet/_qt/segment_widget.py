@@ -1,0 +1,319 @@
+"""The Segment dock widget: pick an image, press Segment, edit the masks with napari's tools."""
+
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+from napari.utils.notifications import notification_manager, show_error
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..instances import instances_from_probabilities
+from ..modelfile import model_card
+from ..progress import Progress
+from .jobs import STAGES, segment_job, start_job
+from .layers import (
+    ModelInput,
+    displayed_plane,
+    find_masks,
+    masks_name,
+    model_channels,
+    model_input,
+    new_labels,
+    spatial_transform,
+    write_labels,
+)
+from .pickers import DevicePicker, ImageLayerPicker, ModelPicker
+from .session import Prediction, session_for, unwrap
+from .settings import AdvancedSettings
+
+PLANE, STACK = "displayed plane", "whole stack"
+REPLACE, NEW_LAYER = "replace (undoable)", "add a new layer"
+RECOMPUTE_DELAY_MS = 150  # a spin box held down recomputes once it settles
+
+
+class SegmentWidget(QWidget):
+    """Segment an image layer into an editable ``<image> masks`` Labels layer."""
+
+    def __init__(self, napari_viewer, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.session = session_for(napari_viewer)
+        self._worker = None  # the running Segment job
+        self._running_layer = None  # its input layer
+        self._model_error = ""  # why no model could be loaded, shown in the widget
+        self._recomputing = None  # the running threshold recompute
+        self._outputs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # image -> masks
+
+        self.image = ImageLayerPicker(napari_viewer, self.session)
+        self.model = ModelPicker(self.session)
+        self.model_info = QLabel()
+        self.model_info.setWordWrap(True)
+        self.device = DevicePicker(self.session)
+        self.scope = _combo(PLANE, STACK, tip="For 3D stacks and time series: the plane on screen, or every plane")
+        self.existing = _combo(REPLACE, NEW_LAYER, tip="What to do when '<image> masks' already exists")
+        self.show_probabilities = QCheckBox("add a probabilities layer")
+        self.advanced = AdvancedSettings()
+        self.run_button = QPushButton("Segment")
+        self.bar = QProgressBar()
+        self.bar.setVisible(False)
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+
+        form = QFormLayout()
+        form.addRow("image", self.image)
+        form.addRow("model", self.model)
+        form.addRow("", self.model_info)
+        form.addRow("device", self.device)
+        form.addRow("segment", self.scope)
+        form.addRow("existing masks", self.existing)
+        form.addRow("", self.show_probabilities)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.advanced)
+        layout.addWidget(self.run_button)
+        layout.addWidget(self.bar)
+        layout.addWidget(self.status)
+        layout.addStretch(1)
+
+        self._recompute_timer = QTimer(self)
+        self._recompute_timer.setSingleShot(True)
+        self._recompute_timer.setInterval(RECOMPUTE_DELAY_MS)
+        self._recompute_timer.timeout.connect(self.recompute)
+
+        self.run_button.clicked.connect(self._run_or_cancel)
+        self.image.changed.connect(self._update_state)
+        self.advanced.postprocess_changed.connect(self._recompute_timer.start)
+        self.session.model_changed.connect(self._update_state)
+        self.session.closing.connect(self._on_closing)
+        napari_viewer.layers.events.removed.connect(self._on_layer_removed)
+
+        if self.session.model is None:
+            try:
+                self.session.ensure_model()
+            except ValueError as exc:  # ModelFileError: the widget still opens and says why
+                self._model_error = f"{exc}. Load a model file to segment."
+        self._update_state()
+
+    @property
+    def running(self) -> bool:
+        """Whether a Segment job is running."""
+        return self._worker is not None
+
+    # -- Segment ----------------------------------------------------------------------
+    def segment(self) -> None:
+        """Start segmenting the picked layer in a worker (no-op with a message if it can't)."""
+        layer = self.image.current_layer()
+        if layer is None or self._worker is not None:
+            return
+        try:
+            model = self.session.ensure_model()
+            source = model_input(layer, model_channels(model))
+        except ValueError as exc:  # ModelFileError too
+            self._say(str(exc))
+            return
+        plane = None
+        job_input = source
+        if source.is_stack and self.scope.currentText() == PLANE:
+            plane = displayed_plane(self.viewer, layer, source.spatial_axes)
+            job_input = source.plane(plane)
+        version, task = self.session.model_version, model_card(model).task
+        where = f" (plane {plane})" if plane is not None else ""
+        self._worker = start_job(
+            self.session,
+            segment_job,
+            job_input.data,
+            model,
+            channel_axis=job_input.channel_axis,
+            device=self.session.device,
+            params=self.advanced.params(),
+            **self.advanced.predict_kwargs(),
+            desc=f"Segmenting {layer.name}",
+            on_progress=self._progress,
+            on_result=lambda seg: self._show_result(layer, source, plane, Prediction(
+                seg.probabilities, plane, version, task), seg.labels),
+            on_error=self._failed,
+            on_finished=self._finished,
+        )
+        self._running_layer = layer
+        self._set_running(True)
+        self._say(f"Segmenting '{layer.name}'{where} on {self.session.device}…")
+
+    def cancel(self) -> None:
+        if self._worker is not None:
+            self._worker.quit()
+            self._say("Cancelling after the current tile…")
+
+    def _run_or_cancel(self) -> None:
+        self.cancel() if self._worker is not None else self.segment()
+
+    def _progress(self, step: Progress) -> None:
+        self.bar.setMaximum(max(step.total, 1))
+        self.bar.setValue(step.done)
+        self.bar.setFormat(f"{STAGES.get(step.stage, step.stage)} %v/%m")
+
+    def _show_result(self, layer, source: ModelInput, plane, prediction: Prediction, labels) -> None:
+        if layer not in self.viewer.layers:
+            self._say(f"'{layer.name}' was removed while it was segmented; the result was dropped.")
+            return
+        self.session.store_prediction(layer, prediction)
+        if self.show_probabilities.isChecked():
+            self._write_probabilities(layer, source, plane, prediction.probabilities)
+        replace = self.existing.currentText() == REPLACE
+        target, message = self._write_masks(layer, source, plane, labels, replace)
+        self.viewer.layers.selection.active = target
+        self._say(message)
+
+    def _write_masks(self, layer, source: ModelInput, plane, labels, replace: bool):
+        shape = tuple(np.shape(source.data)[ax] for ax in source.spatial_axes)
+        target = find_masks(self.viewer, layer, shape) if replace else None
+        n_objects = len(np.unique(labels)) - (1 if (labels == 0).any() else 0)
+        where = f" in plane {plane}" if plane is not None else ""
+        if target is not None:
+            changed = write_labels(target, labels, plane)
+            message = (
+                f"{n_objects} objects{where}. Replaced the masks in '{target.name}' "
+                f"({changed} pixels changed): Ctrl+Z on that layer brings back what was there."
+            )
+        else:
+            target = self.viewer.add_labels(
+                new_labels(labels, shape, plane),
+                name=masks_name(layer),
+                **spatial_transform(layer, source.spatial_axes),
+            )
+            message = f"{n_objects} objects{where} in the new layer '{target.name}'; edit them with the brush."
+        self._outputs[unwrap(layer)] = weakref.ref(unwrap(target))
+        return target, message
+
+    def _write_probabilities(self, layer, source: ModelInput, plane, probabilities) -> None:
+        foreground = 1.0 - probabilities[0]  # P(not background), whatever the classes
+        shape = tuple(np.shape(source.data)[ax] for ax in source.spatial_axes)
+        name = f"{layer.name} probabilities"
+        existing = self.viewer.layers[name] if name in self.viewer.layers else None
+        if existing is not None and existing.data.shape == shape:
+            data = np.array(existing.data, np.float32)
+        else:
+            existing, data = None, np.zeros(shape, np.float32)
+        if plane is not None and len(shape) == foreground.ndim + 1:
+            data[plane] = foreground
+        else:
+            data = foreground
+        if existing is not None:
+            existing.data = data
+        else:
+            self.viewer.add_image(
+                data, name=name, colormap="magma", opacity=0.5, blending="additive",
+                contrast_limits=(0.0, 1.0), **spatial_transform(layer, source.spatial_axes),
+            )
+
+    def _failed(self, exc: Exception) -> None:
+        if self.session.closed:
+            return
+        if isinstance(exc, ValueError):  # user-facing messages from the core
+            show_error(f"napari-unet: segmentation failed: {exc}")
+        else:  # a bug: keep the traceback one click away
+            notification_manager.receive_error(type(exc), exc, exc.__traceback__)
+        self._say(f"Segmentation failed: {exc}")
+
+    def _finished(self) -> None:
+        worker, self._worker, self._running_layer = self._worker, None, None
+        if worker is not None and worker.abort_requested and not self.session.closed:
+            self._say("Cancelled; no layer was changed.")
+        self._set_running(False)
+
+    # -- instant post-processing --------------------------------------------------------
+    def recompute(self) -> None:
+        """Re-threshold the picked layer's cached probabilities into its masks (no network pass)."""
+        layer = self.image.current_layer()
+        prediction = self.session.prediction(layer) if layer is not None else None
+        ref = self._outputs.get(unwrap(layer)) if layer is not None else None
+        target = ref() if ref is not None else None
+        if prediction is None or target is None or target not in self.viewer.layers:
+            return
+        if self._recomputing is not None:  # one at a time; the latest settings win
+            self._recompute_timer.start()
+            return
+
+        def write(labels) -> None:
+            if target in self.viewer.layers and self.session.prediction(layer) is prediction:
+                changed = write_labels(target, labels, prediction.plane)
+                self._say(
+                    f"Recomputed '{target.name}' from the cached probabilities ({changed} pixels "
+                    "changed; Ctrl+Z on that layer undoes it)."
+                )
+
+        def done() -> None:
+            self._recomputing = None
+
+        self._recomputing = start_job(
+            self.session,
+            instances_from_probabilities,
+            prediction.probabilities,
+            self.advanced.params(),
+            prediction.task,
+            desc="Recomputing masks",
+            show_progress=False,
+            on_result=write,
+            on_error=self._failed,
+            on_finished=done,
+        )
+
+    # -- state ------------------------------------------------------------------------
+    def _update_state(self, *_) -> None:
+        model = self.session.model
+        if model is not None:
+            self._model_error = ""
+            card = model_card(model)
+            n = model_channels(model)
+            self.model_info.setText(f"{card.task} model, {n} channel{'s' * (n != 1)} in")
+        else:
+            self.model_info.setText(self._model_error or "no model loaded")
+        layer = self.image.current_layer()
+        self.scope.setEnabled(self._is_stack(layer))
+        can_run = layer is not None and not self.session.closed
+        self.run_button.setEnabled(can_run or self._worker is not None)
+
+    def _is_stack(self, layer) -> bool:
+        if layer is None or self.session.model is None:
+            return False
+        try:
+            return model_input(layer, model_channels(self.session.model)).is_stack
+        except ValueError:
+            return False
+
+    def _set_running(self, running: bool) -> None:
+        for widget in (self.image, self.model, self.device, self.scope, self.existing, self.advanced):
+            widget.setEnabled(not running)
+        self.run_button.setText("Cancel" if running else "Segment")
+        self.bar.setVisible(running)
+        self.bar.setValue(0)
+        self._update_state()
+
+    def _on_layer_removed(self, event) -> None:
+        if self._worker is not None and unwrap(event.value) is unwrap(self._running_layer):
+            self.cancel()
+
+    def _on_closing(self) -> None:
+        if self._worker is not None:
+            self._worker.quit()
+        self.setEnabled(False)
+
+    def _say(self, text: str) -> None:
+        self.status.setText(text)
+
+
+def _combo(*items: str, tip: str) -> QComboBox:
+    box = QComboBox()
+    box.addItems(items)
+    box.setToolTip(tip)
+    return box

@@ -1,0 +1,181 @@
+"""One :class:`Session` per viewer: the model, device and cached predictions all widgets share.
+
+The Segment widget, the click tool and fine-tuning find the same session with
+:func:`session_for`; there is no global model. Sessions live in a weak mapping keyed by
+the viewer, so a closed and collected viewer takes its session (and model) with it.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from psygnal import Signal
+from qtpy.QtCore import QEvent, QObject
+
+from ..devices import available_devices
+from ..modelfile import DEFAULT_MODEL, load_model, model_card
+
+if TYPE_CHECKING:
+    import napari
+
+    from ..model import UNet
+
+_SESSIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def unwrap(obj):
+    """The real object behind napari's ``PublicOnlyProxy`` (proxies can't be weak keys)."""
+    return getattr(obj, "__wrapped__", obj)
+
+
+def session_for(viewer: napari.Viewer) -> Session:
+    """The viewer's session, created on first use."""
+    viewer = unwrap(viewer)
+    session = _SESSIONS.get(viewer)
+    if session is None:
+        session = _SESSIONS[viewer] = Session(viewer)
+    return session
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Network output kept so post-processing can change without a new network pass."""
+
+    probabilities: np.ndarray  # float32 (n_classes, *spatial), or (n_classes, Y, X) for one plane
+    plane: int | None  # index along the first spatial axis; None = the whole layer
+    model_version: int  # Session.model_version when predicted; stale once the model changes
+    task: str  # the model card's task, which decides the post-processing
+
+
+class Session:
+    """What the napari-unet widgets of one viewer share.
+
+    Signals
+    -------
+    model_changed(model)
+        A new model is in use (loaded from a file, or fine-tuned); cached
+        predictions were dropped.
+    device_changed(str)
+        The device jobs should run on.
+    closing()
+        The viewer is closing; running jobs were asked to stop and must not
+        touch layers any more.
+    """
+
+    model_changed = Signal(object)
+    device_changed = Signal(str)
+    closing = Signal()
+
+    def __init__(self, viewer: napari.Viewer):
+        self._viewer = weakref.ref(viewer)
+        self.model: UNet | None = None
+        self.model_name = ""  # shown in the model pickers
+        self.model_source: Path | None = None  # the file the weights came from, if any
+        self.model_version = 0  # bumped on every model change; predictions carry it
+        self.device = available_devices()[0]
+        self.closed = False
+        self._predictions: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._workers: set = set()
+        self._watcher = _CloseWatcher(viewer, self._on_viewer_closing)
+
+    @property
+    def viewer(self) -> napari.Viewer | None:
+        return self._viewer()
+
+    # -- model and device -------------------------------------------------------------
+    def set_model(self, model: UNet, name: str | None = None, source: Path | None = None) -> None:
+        """Use ``model`` from now on. Jobs already running keep the model they started with."""
+        self.model = model
+        self.model_name = name or model_card(model).name
+        self.model_source = source
+        self.model_version += 1
+        self._predictions.clear()
+        self.model_changed.emit(model)
+
+    def load_model(self, path: str | Path | None = None) -> UNet:
+        """Load a model file (``None``: the shipped default) and use it.
+
+        Raises
+        ------
+        ModelFileError
+            The file is missing, damaged or not a napari-unet model; the current
+            model stays in use.
+        """
+        model = load_model(path)
+        source = Path(path) if path is not None else DEFAULT_MODEL
+        self.set_model(model, model_card(model).name, source)
+        return model
+
+    def ensure_model(self) -> UNet:
+        """The current model, loading the shipped default on first use (may raise ModelFileError)."""
+        return self.model if self.model is not None else self.load_model()
+
+    def set_device(self, device: str) -> None:
+        if device != self.device:
+            self.device = device
+            self.device_changed.emit(device)
+
+    # -- cached predictions -----------------------------------------------------------
+    def store_prediction(self, layer, prediction: Prediction) -> None:
+        self._predictions[unwrap(layer)] = prediction
+
+    def prediction(self, layer) -> Prediction | None:
+        """The cached prediction for an image layer, if it came from the current model."""
+        found = self._predictions.get(unwrap(layer))
+        return found if found is not None and found.model_version == self.model_version else None
+
+    def forget(self, layer) -> None:
+        self._predictions.pop(unwrap(layer), None)
+
+    # -- jobs ---------------------------------------------------------------------------
+    def track(self, worker):
+        """Stop ``worker`` if the viewer closes; returns it."""
+        if self.closed:
+            worker.quit()
+        self._workers.add(worker)
+        worker.finished.connect(lambda: self._workers.discard(worker))
+        return worker
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._workers)
+
+    def _on_viewer_closing(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for worker in list(self._workers):
+            worker.quit()
+        self._predictions.clear()
+        self.closing.emit()
+
+
+class _CloseWatcher(QObject):
+    """Calls back once, synchronously, when the viewer's window closes.
+
+    It must be synchronous: a worker's result already queued on the event loop is
+    delivered before any deferred deletion, and must find the session closed.
+    """
+
+    def __init__(self, viewer, on_close):
+        window = getattr(viewer.window, "_qt_window", None)  # napari has no public hook
+        super().__init__(window)  # owned by the window: no reference back to it from here,
+        self._on_close = on_close  # or the weakly keyed session would keep the viewer alive
+        if window is not None:
+            window.installEventFilter(self)
+            window.destroyed.connect(lambda *_: on_close())
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt API)
+        kind = event.type()
+        # a shown window that accepts its close event is hidden (non-spontaneously);
+        # a never-shown one (tests, scripts) gets only the close event, which cannot be
+        # refused because no dialog is shown for it
+        hidden_by_close = kind == QEvent.Type.Hide and not event.spontaneous()
+        closed_unshown = kind == QEvent.Type.Close and not obj.isVisible()
+        if hidden_by_close or closed_unshown:
+            self._on_close()
+        return False

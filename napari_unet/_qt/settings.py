@@ -1,0 +1,76 @@
+"""The Segment widget's advanced settings: tiling and post-processing, folded by default."""
+
+from __future__ import annotations
+
+from qtpy.QtCore import Signal
+from qtpy.QtWidgets import QCheckBox, QDoubleSpinBox, QFormLayout, QSpinBox, QWidget
+from superqt import QCollapsible
+
+from ..instances import InstanceParams
+
+_DEFAULT = InstanceParams()
+
+
+class AdvancedSettings(QCollapsible):
+    """Tile size and overlap (a new network pass), thresholds and minimum size (instant).
+
+    Signals
+    -------
+    postprocess_changed()
+        A threshold, the minimum size or hole filling changed: instances can be
+        recomputed from cached probabilities.
+    """
+
+    postprocess_changed = Signal()
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__("Advanced", parent)
+        body = QWidget()
+        form = QFormLayout(body)
+        form.setContentsMargins(0, 0, 0, 0)
+
+        self.tile_size = _spin(QSpinBox(), 64, 4096, 512, 64, "Tile edge in pixels; smaller uses less memory")
+        self.overlap = _spin(QDoubleSpinBox(), 0.0, 0.75, 0.25, 0.05, "Fraction by which tiles overlap")
+        self.interior = _spin(
+            QDoubleSpinBox(), 0.05, 0.95, _DEFAULT.interior_threshold, 0.05,
+            "P(interior) above which a pixel seeds an object; raise it to split touching objects less",
+        )
+        self.foreground = _spin(
+            QDoubleSpinBox(), 0.05, 0.95, _DEFAULT.foreground_threshold, 0.05,
+            "1 - P(background) above which a pixel belongs to an object; raise it for tighter masks",
+        )
+        self.min_size = _spin(QSpinBox(), 0, 100_000, _DEFAULT.min_size, 5, "Remove objects with fewer pixels")
+        self.fill_holes = QCheckBox("fill holes")
+        self.fill_holes.setChecked(_DEFAULT.fill_holes)
+
+        form.addRow("tile size", self.tile_size)
+        form.addRow("tile overlap", self.overlap)
+        form.addRow("interior threshold", self.interior)
+        form.addRow("foreground threshold", self.foreground)
+        form.addRow("min object size", self.min_size)
+        form.addRow("", self.fill_holes)
+        self.addWidget(body)
+
+        for box in (self.interior, self.foreground, self.min_size):
+            box.valueChanged.connect(self.postprocess_changed)
+        self.fill_holes.toggled.connect(self.postprocess_changed)
+
+    def params(self) -> InstanceParams:
+        return InstanceParams(
+            interior_threshold=self.interior.value(),
+            foreground_threshold=self.foreground.value(),
+            min_size=self.min_size.value(),
+            fill_holes=self.fill_holes.isChecked(),
+        )
+
+    def predict_kwargs(self) -> dict:
+        return {"tile_size": self.tile_size.value(), "overlap": self.overlap.value()}
+
+
+def _spin(box, low, high, value, step, tip: str):
+    box.setRange(low, high)
+    box.setSingleStep(step)
+    box.setValue(value)
+    box.setToolTip(tip)
+    box.setKeyboardTracking(False)  # typing "0.35" recomputes once, not per keystroke
+    return box

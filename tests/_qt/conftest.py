@@ -1,0 +1,26 @@
+"""Fixtures for the viewer tests: the threshold model as a file, a viewer with the widget docked."""
+
+from __future__ import annotations
+
+import pytest
+from _qt_helpers import threshold_unet
+
+from napari_unet.modelfile import save_model
+
+
+@pytest.fixture
+def model_file(tmp_path):
+    return save_model(threshold_unet(), tmp_path / "threshold.safetensors")
+
+
+@pytest.fixture
+def viewer_widget(make_napari_viewer, model_file):
+    """A viewer with the Segment widget docked and the threshold model in its session."""
+    from napari_unet._qt.segment_widget import SegmentWidget
+    from napari_unet._qt.session import session_for
+
+    viewer = make_napari_viewer()
+    session_for(viewer).load_model(model_file)
+    widget = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Segment")
+    return viewer, widget

@@ -1,0 +1,169 @@
+"""The Segment widget in a real viewer: results, edits and undo, recompute, layer kinds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from napari.layers import Image, Labels
+
+from _qt_helpers import disks, run_segment
+
+
+def masks(viewer, name="img masks") -> Labels:
+    layer = viewer.layers[name]
+    assert isinstance(layer, Labels)
+    return layer
+
+
+def test_segment_gives_labels_with_image_scale(qtbot, viewer_widget):
+    viewer, widget = viewer_widget
+    viewer.add_image(disks(), name="img", scale=(0.5, 0.25), translate=(10, 20))
+    run_segment(qtbot, widget)
+    labels = masks(viewer)
+    assert labels.data.dtype == np.int32
+    assert labels.data.shape == (96, 128)
+    assert len(np.unique(labels.data)) - 1 == 6  # the six disks
+    np.testing.assert_allclose(labels.scale, (0.5, 0.25))
+    np.testing.assert_allclose(labels.translate, (10, 20))
+    assert viewer.layers.selection.active is labels  # ready for the brush
+    assert "6 objects" in widget.status.text()
+
+
+def test_resegment_after_edit_is_undoable_back_to_the_edit(qtbot, viewer_widget):
+    viewer, widget = viewer_widget
+    viewer.add_image(disks(), name="img")
+    run_segment(qtbot, widget)
+    labels = masks(viewer)
+    labels.data_setitem((np.array([50, 50]), np.array([60, 61])), 99)  # the user paints
+    edited = labels.data.copy()
+
+    run_segment(qtbot, widget)  # default: replace in the same layer, undoably
+    assert len(viewer.layers) == 2
+    assert labels.data[50, 60] == 0
+    assert "Ctrl+Z" in widget.status.text()
+    labels.undo()
+    np.testing.assert_array_equal(labels.data, edited)
+
+
+def test_new_layer_option_keeps_the_edited_layer(qtbot, viewer_widget):
+    viewer, widget = viewer_widget
+    viewer.add_image(disks(), name="img")
+    run_segment(qtbot, widget)
+    masks(viewer).data_setitem((np.array([50]), np.array([60])), 99)
+    widget.existing.setCurrentText("add a new layer")
+    run_segment(qtbot, widget)
+    assert masks(viewer).data[50, 60] == 99
+    assert isinstance(viewer.layers[-1], Labels) and viewer.layers[-1] is not masks(viewer)
+    assert "new layer" in widget.status.text()
+
+
+def test_threshold_change_recomputes_from_cache_without_the_network(qtbot, viewer_widget, monkeypatch):
+    viewer, widget = viewer_widget
+    viewer.add_image(disks(), name="img")
+    run_segment(qtbot, widget)
+    labels = masks(viewer)
+    assert labels.data.max() == 6
+
+    import napari_unet._qt.segment_widget as sw
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the network ran again")
+
+    monkeypatch.setattr(sw, "segment_job", no_network)
+    widget.advanced.min_size.setValue(10_000)  # removes every disk
+    qtbot.waitUntil(lambda: labels.data.max() == 0, timeout=10_000)
+    widget.advanced.min_size.setValue(10)
+    qtbot.waitUntil(lambda: labels.data.max() == 6, timeout=10_000)
+    labels.undo()  # each recompute is one undo step
+    assert labels.data.max() == 0
+
+
+def test_probabilities_layer(qtbot, viewer_widget):
+    viewer, widget = viewer_widget
+    viewer.add_image(disks(), name="img", scale=(2, 2))
+    widget.show_probabilities.setChecked(True)
+    run_segment(qtbot, widget)
+    probs = viewer.layers["img probabilities"]
+    assert isinstance(probs, Image) and probs.data.shape == (96, 128)
+    assert 0.0 <= probs.data.min() and probs.data.max() <= 1.0
+    np.testing.assert_allclose(probs.scale, (2, 2))
+
+
+@pytest.mark.parametrize(
+    "name, data, kwargs",
+    [
+        ("uint16", disks(dtype=np.uint16), {}),
+        ("odd", disks((97, 131)), {}),
+        ("rgb", np.repeat(disks(dtype=np.uint8)[..., None], 3, axis=-1), {"rgb": True}),
+    ],
+)
+def test_layer_kinds(qtbot, viewer_widget, name, data, kwargs):
+    viewer, widget = viewer_widget
+    layer = viewer.add_image(data, name=name, scale=(3, 3), **kwargs)
+    assert widget.image.current_layer() is layer or widget.image.current_layer() == layer
+    run_segment(qtbot, widget)
+    labels = masks(viewer, f"{name} masks")
+    assert labels.data.shape == data.shape[:2]
+    assert labels.data.max() == 6
+    np.testing.assert_allclose(labels.scale, (3, 3))
+
+
+def test_stack_displayed_plane_then_whole_stack(qtbot, viewer_widget):
+    viewer, widget = viewer_widget
+    stack = np.stack([disks(seed=0), np.full((96, 128), 10, np.float32), disks(seed=1)])
+    viewer.add_image(stack, name="img")
+    viewer.dims.set_current_step(0, 2)
+    assert widget.scope.isEnabled()
+    run_segment(qtbot, widget)  # default: the displayed plane
+    labels = masks(viewer)
+    assert labels.data.shape == stack.shape
+    assert labels.data[0].max() == 0 and labels.data[1].max() == 0
+    assert len(np.unique(labels.data[2])) - 1 == 6
+
+    widget.scope.setCurrentText("whole stack")
+    run_segment(qtbot, widget)
+    ids0 = set(np.unique(labels.data[0])) - {0}
+    ids2 = set(np.unique(labels.data[2])) - {0}
+    assert len(ids0) == 6 and len(ids2) == 6 and not ids0 & ids2  # unique across the stack
+
+
+def test_incompatible_layers_are_explained(viewer_widget):
+    viewer, widget = viewer_widget
+    viewer.add_image(np.zeros((2, 2, 2, 16, 16), np.float32), name="5d")
+    rgb_stack = viewer.add_image(np.zeros((5, 16, 16, 3), np.uint8), name="rgb stack", rgb=True)
+    assert widget.image.combo.findText("5d") < 0
+    assert "'5d' is not listed" in widget.image.note.text()
+    assert "spatial dimensions" in widget.image.note.text()
+    assert widget.image.current_layer() == rgb_stack  # planes of RGB for a 1-channel model
+
+
+def test_wrong_channel_count_is_explained(qtbot, viewer_widget, tmp_path):
+    from napari_unet.model import UNet
+    from napari_unet.modelfile import save_model
+
+    viewer, widget = viewer_widget
+    viewer.add_image(np.zeros((16, 16, 3), np.uint8), name="rgb", rgb=True)
+    viewer.add_image(np.zeros((16, 16), np.uint8), name="gray")
+    assert widget.image.combo.count() == 2
+    path = save_model(UNet(2, 3, base_channels=4, depth=2), tmp_path / "two.safetensors")
+    widget.model.load(path)
+    note = widget.image.note.text()
+    assert widget.image.combo.count() == 0 and not widget.run_button.isEnabled()
+    assert "'rgb' is not listed: the model expects 2 channel(s), the image has 3" in note
+    assert "'gray' is not listed" in note
+
+
+def test_model_input_rejects_empty_and_ambiguous():
+    from types import SimpleNamespace
+
+    from napari_unet._qt.layers import model_input
+
+    def layer(data, rgb=False):
+        return SimpleNamespace(data=data, rgb=rgb, multiscale=False)
+
+    with pytest.raises(ValueError, match="empty"):
+        model_input(layer(np.zeros((0, 16))), 1)
+    with pytest.raises(ValueError, match="ambiguous"):
+        model_input(layer(np.zeros((8, 16, 3))), 1)
+    assert model_input(layer(np.zeros((2, 5, 16, 16))), 2).channel_axis == 0
+    assert model_input(layer(np.zeros((5, 16, 16, 3)), rgb=True), 1).spatial_axes == (0, 1, 2)

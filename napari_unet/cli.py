@@ -90,7 +90,131 @@ def run_info(args) -> int:
     return 0
 
 
-COMMANDS = [add_segment, add_info]
+def add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a model on image/mask pairs or synthetic nuclei")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--synthetic", action="store_true", help="train on generated nuclei images")
+    src.add_argument("--data", type=Path, help="folder of <name>.tif + <name>_masks.tif (or masks/)")
+    p.add_argument("-o", "--output", required=True, type=Path, help="model file to write (.safetensors)")
+    p.add_argument("--val", type=Path, help="folder of held-out pairs (default with --synthetic: generated)")
+    p.add_argument("--val-size", type=int, default=24, help="generated validation images (default 24)")
+    p.add_argument("--ignore-value", type=int, help="label value meaning 'not annotated'")
+    p.add_argument("--base-channels", type=int, default=24, help="first-level channels (default 24)")
+    p.add_argument("--depth", type=int, default=4, help="number of poolings (default 4)")
+    p.add_argument("--name", help="model name shown in the picker (default: the output's stem)")
+    p.add_argument("--steps", type=int, default=2000, help="step budget (default 2000)")
+    p.add_argument("--max-seconds", type=float, help="time budget; the schedule follows it")
+    p.add_argument("--batch-size", type=int, default=4, help="patches per step (default 4)")
+    p.add_argument("--patch-size", type=int, default=256, help="patch edge in pixels (default 256)")
+    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default 2e-3)")
+    p.add_argument("--val-every", type=int, default=200, help="steps between evaluations (default 200)")
+    p.add_argument("--pool", type=int, default=0, help="synthetic: recycle N images (default 0: fresh)")
+    p.add_argument("--resume", type=Path, help="continue from a checkpoint (its .state.pt beside it)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
+    p.set_defaults(func=run_train)
+
+
+def run_train(args) -> int:
+    import datetime
+
+    import torch
+    from tqdm import tqdm
+
+    from .data import SynthSource, load_folder
+    from .modelfile import load_model, save_model
+    from .model import UNet
+    from .training import TrainConfig, train_iter
+
+    cfg = TrainConfig(
+        steps=args.steps, max_seconds=args.max_seconds, batch_size=args.batch_size,
+        patch_size=args.patch_size, lr=args.lr, val_every=args.val_every, seed=args.seed,
+        threads=args.threads, checkpoint=str(args.output), resume=args.resume and str(args.resume),
+    )
+    if args.resume:
+        model = load_model(args.resume)
+    else:
+        model = UNet(1, 3, base_channels=args.base_channels, depth=args.depth)
+    val = None
+    if args.synthetic:
+        from . import synth
+
+        side = int(round(args.patch_size / cfg.augment.scale[0])) + 1  # windows never need padding
+        data = SynthSource(shape=(side, side), pool=args.pool, seed=args.seed)
+        trained_on = f"synthetic nuclei (napari_unet.synth, SynthConfig defaults, {side}² images)"
+        if args.val is None and args.val_size:
+            val = [(s.image, s.labels) for s in synth.synth_dataset(args.val_size, 10_000 + args.seed, (256, 256))]
+    else:
+        data = load_folder(args.data, ignore_value=args.ignore_value)
+        trained_on = f"{args.data} ({len(data)} images)"
+    if args.val is not None:
+        vs = load_folder(args.val, ignore_value=args.ignore_value)
+        val = [(s.image[0], s.labels) for s in vs.samples]
+    job = train_iter(model, data, cfg, device=args.device, val=val)
+    total = args.steps if not args.max_seconds else None
+    with tqdm(total=total, unit="step", file=sys.stderr, mininterval=5) as bar:
+        while True:
+            try:
+                rec = next(job)
+            except StopIteration as stop:
+                result = stop.value
+                break
+            bar.n = rec.step
+            bar.set_postfix(loss=f"{rec.loss:.3f}", lr=f"{rec.lr:.1e}", refresh=False)
+            bar.refresh()
+            if rec.val_ap50 is not None:
+                tqdm.write(f"step {rec.step} {rec.seconds:.0f}s loss {rec.loss:.3f} "
+                           f"AP@0.5 {rec.val_ap50:.3f} AP@0.75 {rec.val_ap75:.3f}", file=sys.stderr)
+    best = [r for r in result.history if r.step == result.best_step and r.val_ap50 is not None]
+    from dataclasses import replace
+
+    from .modelfile import model_card
+
+    model.card = replace(model_card(model), name=args.name or args.output.stem)
+    provenance = {
+        "trained_on": trained_on,
+        "steps": result.steps,
+        "best_step": result.best_step,
+        "seconds": round(result.seconds, 1),
+        "hardware": f"{_cpu_name()}, {args.threads or torch.get_num_threads()} threads, torch {torch.__version__}",
+        "command": _train_command(args),
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "seed": args.seed,
+    }
+    if best:
+        provenance.update(val_ap50=round(best[0].val_ap50, 4), val_ap75=round(best[0].val_ap75, 4))
+    save_model(model, args.output, **provenance)
+    figures = f" AP@0.5 {best[0].val_ap50:.3f} AP@0.75 {best[0].val_ap75:.3f}" if best else ""
+    print(f"{args.output}: {result.steps} steps in {result.seconds:.0f} s, best step {result.best_step}{figures}")
+    return 0
+
+
+def _cpu_name() -> str:
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _train_command(args) -> str:
+    """The full `napari-unet train` command line that reproduces this run (all options explicit)."""
+    parts = ["napari-unet", "train"]
+    for key, value in vars(args).items():
+        if key in ("func", "command", "synthetic") or value is None or value is False:
+            continue
+        parts += [f"--{key.replace('_', '-')}", str(value)]
+    if args.synthetic:
+        parts.insert(2, "--synthetic")
+    return " ".join(parts)
+
+
+COMMANDS = [add_segment, add_info, add_train]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -52,8 +52,8 @@ def contact_mask(labels: np.ndarray, radius: int = 2) -> np.ndarray:
     if radius < 1 or not lab.any():
         return np.zeros(lab.shape, dtype=bool)
     size = 2 * radius + 1
-    big = np.iinfo(np.int64).max
     lab64 = lab.astype(np.int64, copy=False)
+    big = int(lab64.max()) + 1  # stands for "no object" in the minimum (background is 0)
     high = ndi.maximum_filter(lab64, size=size, mode="nearest")
     low = ndi.minimum_filter(np.where(lab64 > 0, lab64, big), size=size, mode="nearest")
     return (low != big) & (high != low)

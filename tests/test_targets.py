@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+import torch
+
+from napari_unet.augment import AugmentConfig, augment, build_transform
+from napari_unet.targets import BOUNDARY, IGNORE_INDEX, INTERIOR, TargetConfig, make_targets
+
+
+def two_touching_squares() -> np.ndarray:
+    labels = np.zeros((12, 16), np.int32)
+    labels[2:10, 2:8] = 1
+    labels[2:10, 8:14] = 2  # shares the column border 7|8 with object 1
+    return labels
+
+
+def test_touching_objects_are_separated_by_boundary():
+    classes, weights = make_targets(two_touching_squares())
+    assert (classes[2:10, 7] == BOUNDARY).all() and (classes[2:10, 8] == BOUNDARY).all()
+    assert (classes[4:8, 4:6] == INTERIOR).all() and (classes[4:8, 10:12] == INTERIOR).all()
+    assert (classes[0] == 0).all()
+    # the interiors of the two objects do not touch: a watershed seeded from them splits them
+    from scipy import ndimage as ndi
+
+    assert ndi.label(classes == INTERIOR)[1] == 2
+    # contact between the objects weighs more than a free boundary or the background
+    assert weights[5, 7] > weights[5, 2] > weights[0, 0] == 1.0
+
+
+def test_isolated_object_has_thin_inner_boundary_and_no_contact_weight():
+    labels = np.zeros((10, 10), np.int32)
+    labels[3:7, 3:7] = 5
+    classes, weights = make_targets(labels, config=TargetConfig(boundary_weight=2.0))
+    assert (classes == BOUNDARY).sum() == 12  # the 4x4 square's ring
+    assert (classes == INTERIOR).sum() == 4
+    assert set(np.unique(weights)) == {1.0, 2.0}
+
+
+def test_object_cut_by_the_image_border_has_no_boundary_there():
+    labels = np.zeros((8, 8), np.int32)
+    labels[:, :4] = 1
+    classes, _ = make_targets(labels)
+    assert (classes[:, 3] == BOUNDARY).all()
+    assert (classes[:, 0] == INTERIOR).all()
+
+
+def test_unannotated_pixels_are_ignored_with_zero_weight():
+    labels = two_touching_squares()
+    annotated = np.zeros(labels.shape, bool)
+    annotated[:, :8] = True
+    classes, weights = make_targets(labels, annotated)
+    assert (classes[:, 8:] == IGNORE_INDEX).all() and (weights[:, 8:] == 0).all()
+    assert (classes[:, :8] >= 0).all() and (weights[:, :8] > 0).all()
+
+
+def test_targets_reject_wrong_shapes():
+    with pytest.raises(ValueError, match="2D"):
+        make_targets(np.zeros((2, 4, 4), np.int32))
+    with pytest.raises(ValueError, match="annotated"):
+        make_targets(np.zeros((4, 4), np.int32), np.ones((5, 4), bool))
+
+
+def test_augmentation_moves_image_and_labels_together():
+    torch.manual_seed(1)
+    labels = np.zeros((64, 64), np.int32)
+    labels[10:30, 12:40] = 3
+    labels[40:60, 5:20] = 7
+    image = (labels > 0).astype(np.float32)[None]
+    cfg = AugmentConfig(gamma=(1, 1), contrast=(1, 1), brightness=0, noise=(0, 0), blur_p=0, elastic_p=0.5)
+    transform = build_transform(cfg, 48)
+    for _ in range(8):
+        img, lab, ann = augment(image, labels, np.ones_like(labels, bool), transform)
+        assert img.shape == (1, 48, 48) and lab.shape == (48, 48) and ann.dtype == bool
+        assert set(np.unique(lab)) <= {0, 3, 7}  # nearest: no invented label values
+        inside = lab > 0
+        assert img[0].numpy()[inside].mean() > 0.9  # object pixels stay bright
+        assert img[0].numpy()[~inside & ann].mean() < 0.1

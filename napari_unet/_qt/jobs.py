@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 
@@ -33,6 +34,26 @@ def segment_job(image, model, **kwargs) -> Generator[Progress, None, Segmentatio
         return (yield from segment_iter(image, model, **kwargs))
 
 
+class JobError(Exception):
+    """Carries a job's RuntimeError out of the worker.
+
+    superqt's generator workers take a RuntimeError for "the worker was deleted" and
+    end silently, without ``errored`` or ``finished``; torch raises RuntimeError for
+    many real failures, so they must travel as another type.
+    """
+
+
+def _guarded(job: Callable[..., Generator]) -> Callable[..., Generator]:
+    def guarded(*args, **kwargs):
+        try:
+            return (yield from job(*args, **kwargs))
+        except RuntimeError as exc:
+            raise JobError(str(exc)) from exc
+
+    guarded.__name__ = getattr(job, "__name__", "job")
+    return guarded
+
+
 def start_job(
     session,
     job: Callable[..., Generator],
@@ -49,33 +70,41 @@ def start_job(
     a napari worker tracked by ``session``.
 
     Callbacks run on the main thread. ``on_result`` is skipped when the run was
-    cancelled or the viewer is closing, so a late result never lands in a layer.
+    cancelled, and no callback runs once the viewer is closing: a late result never
+    lands in a layer, and widgets already deleted are not touched.
     """
+    if inspect.isgeneratorfunction(job):
+        job = _guarded(job)
     worker = create_worker(job, *args, _start_thread=False, _ignore_errors=True, **kwargs)
     bar = progress(total=0, desc=desc) if show_progress else None
 
     def yielded(step: Progress) -> None:
-        if step.total and bar.total != step.total:
-            bar.total = step.total
-        bar.update(step.done - bar.n)
-        bar.set_description(f"{desc}: {STAGES.get(step.stage, step.stage)}")
-        if on_progress is not None:
+        if bar is not None:
+            if step.total and bar.total != step.total:
+                bar.total = step.total
+            bar.update(step.done - bar.n)
+            bar.set_description(f"{desc}: {STAGES.get(step.stage, step.stage)}")
+        if on_progress is not None and not session.closed:
             on_progress(step)
 
     def returned(result) -> None:
         if not worker.abort_requested and not session.closed:
             on_result(result)
 
+    def errored(exc: Exception) -> None:
+        if not session.closed:
+            on_error(exc.__cause__ if isinstance(exc, JobError) else exc)
+
     def finished() -> None:
         if bar is not None:
             bar.close()
-        if on_finished is not None:
+        if on_finished is not None and not session.closed:
             on_finished()
 
-    if bar is not None and hasattr(worker, "yielded"):
+    if hasattr(worker, "yielded"):
         worker.yielded.connect(yielded)
     worker.returned.connect(returned)
-    worker.errored.connect(on_error)
+    worker.errored.connect(errored)
     worker.finished.connect(finished)
     session.track(worker)
     worker.start()

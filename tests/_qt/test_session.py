@@ -1,0 +1,100 @@
+"""The per-viewer session shared by the widgets, and the model/device pickers over it."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+from _qt_helpers import disks, run_segment
+
+import napari_unet._qt.segment_widget as sw
+from napari_unet import modelfile
+from napari_unet._qt.segment_widget import SegmentWidget
+from napari_unet._qt.session import Prediction, session_for
+from napari_unet.devices import available_devices, gui_threads
+
+
+def test_one_session_per_viewer(make_napari_viewer, make_napari_viewer_proxy):
+    a, b = make_napari_viewer(), make_napari_viewer()
+    assert session_for(a) is session_for(a)
+    assert session_for(a) is not session_for(b)
+    proxy = make_napari_viewer_proxy()
+    assert session_for(proxy) is session_for(proxy.__wrapped__)
+
+
+def test_model_change_is_signalled_and_drops_cached_predictions(make_napari_viewer, model_file):
+    viewer = make_napari_viewer()
+    layer = viewer.add_image(disks(), name="img")
+    session = session_for(viewer)
+    seen = []
+    session.model_changed.connect(seen.append)
+    session.load_model(model_file)
+    probs = np.zeros((3, 96, 128), np.float32)
+    session.store_prediction(layer, Prediction(probs, None, session.model_version, "instances"))
+    assert session.prediction(layer) is not None
+    session.load_model(model_file)  # e.g. fine-tuning swapped the weights
+    assert len(seen) == 2 and seen[-1] is session.model
+    assert session.prediction(layer) is None
+
+
+def test_widgets_of_a_viewer_share_the_session(viewer_widget, tmp_path):
+    from _qt_helpers import threshold_unet
+
+    viewer, first = viewer_widget
+    second = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(second, name="Segment 2")
+    assert second.session is first.session
+    path = modelfile.save_model(threshold_unet(), tmp_path / "other.safetensors")
+    first.model.load(path)
+    assert second.model.currentText() == first.model.currentText()
+    assert "other.safetensors" in second.model.currentText()
+
+
+def test_device_picker_lists_real_devices(viewer_widget):
+    _, widget = viewer_widget
+    items = [widget.device.itemText(i) for i in range(widget.device.count())]
+    assert items == available_devices()
+    widget.device.setCurrentText("cpu")
+    assert widget.session.device == "cpu"
+
+
+def test_missing_default_model_is_said_in_the_widget(make_napari_viewer, monkeypatch, tmp_path):
+    monkeypatch.setattr(modelfile, "DEFAULT_MODEL", tmp_path / "missing.safetensors")
+    viewer = make_napari_viewer()
+    viewer.add_image(disks(), name="img")
+    widget = SegmentWidget(viewer)
+    assert "no such model file" in widget.model_info.text()
+    widget.run_button.click()  # no traceback: a message, and nothing starts
+    assert not widget.running
+    assert "no such model file" in widget.status.text()
+
+
+def test_gui_runs_leave_the_viewer_a_core(qtbot, viewer_widget, monkeypatch):
+    threads = []
+    real = sw.segment_job
+
+    def spy(image, model, **kwargs):
+        job = real(image, model, **kwargs)
+        step = next(job)  # torch_threads is in force once the job has started
+        threads.append(torch.get_num_threads())
+        yield step
+        return (yield from job)
+
+    monkeypatch.setattr(sw, "segment_job", spy)
+    viewer, widget = viewer_widget
+    viewer.add_image(disks(), name="img")
+    run_segment(qtbot, widget)
+    assert threads == [gui_threads()]
+
+
+def test_plugin_proxy_main_thread_and_no_private_access(qtbot, make_napari_viewer_proxy, model_file):
+    viewer = make_napari_viewer_proxy()  # NAPARI_ENSURE_PLUGIN_MAIN_THREAD=1, as napari gives plugins
+    session_for(viewer).load_model(model_file)
+    widget = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    viewer.add_image(disks(), name="img")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*[Pp]rivate attribute.*")
+        run_segment(qtbot, widget)
+    assert viewer.layers["img masks"].data.max() == 6

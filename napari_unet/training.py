@@ -188,6 +188,8 @@ def train_iter(
                 if ap is not None and history:
                     history[-1] = replace(history[-1], val_ap50=ap[0], val_ap75=ap[1])
                     yield history[-1]  # the step's record again, now with its validation figures
+            if stopped and config.checkpoint and step > last_eval:  # resumable from where it stopped
+                _save_resume_state(model, optimizer, rng, config, run_state, step, time.perf_counter() - start)
             if finished or stopped:
                 break
             # forward / backward
@@ -252,9 +254,13 @@ def _evaluate_and_checkpoint(model, optimizer, rng, config, st: _RunState, step,
             extra = {"val_ap50": ap[0], "val_ap75": ap[1]} if ap else {}
             save_model(model, model_path(config.checkpoint), steps=step, seconds=round(seconds, 1), **extra)
     if config.checkpoint:
-        save_state(state_path(config.checkpoint), model, optimizer, rng, step=step, seconds=seconds,
-                   best_metric=st.best_metric, best_step=st.best_step, ema=st.ema)
+        _save_resume_state(model, optimizer, rng, config, st, step, seconds)
     return ap
+
+
+def _save_resume_state(model, optimizer, rng, config, st: _RunState, step, seconds) -> None:
+    save_state(state_path(config.checkpoint), model, optimizer, rng, step=step, seconds=seconds,
+               best_metric=st.best_metric, best_step=st.best_step, ema=st.ema)
 
 
 def _resume(checkpoint, model, optimizer, rng) -> _RunState:

@@ -214,7 +214,21 @@ def _train_command(args) -> str:
     return " ".join(parts)
 
 
-COMMANDS = [add_segment, add_info, add_train]
+def add_demo(sub) -> None:
+    p = sub.add_parser("demo", help="open napari with the sample image, the widgets docked, segmented")
+    p.add_argument("--screenshot", type=Path, help="wait for the segmentation, save the window here, exit")
+    p.add_argument("--model", type=Path, help="model file (default: the shipped nuclei model)")
+    p.add_argument("--timeout", type=float, default=900.0, help="seconds to wait with --screenshot")
+    p.set_defaults(func=run_demo)
+
+
+def run_demo(args) -> int:
+    from ._qt.demo import run_demo as demo
+
+    return demo(screenshot=args.screenshot, model=args.model, timeout=args.timeout)
+
+
+COMMANDS = [add_segment, add_info, add_train, add_demo]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -105,8 +105,9 @@ class ImageLayerPicker(QWidget):
 
     def _watch_layer(self, event_or_layer) -> None:
         layer = getattr(event_or_layer, "value", event_or_layer)
-        layer.events.name.connect(self.refresh)
-        layer.events.data.connect(self.refresh)
+        if isinstance(layer, Image):
+            layer.events.name.connect(self.refresh)
+            layer.events.data.connect(self.refresh)
 
 
 class ModelPicker(QComboBox):

@@ -70,7 +70,7 @@ class SegmentWidget(QWidget):
         self.status = QLabel()
         self.status.setWordWrap(True)
 
-        form = QFormLayout()
+        form = self._form = QFormLayout()
         form.addRow("image", self.image)
         form.addRow("model", self.model)
         form.addRow("", self.model_info)
@@ -279,7 +279,9 @@ class SegmentWidget(QWidget):
         else:
             self.model_info.setText(self._model_error or "no model loaded")
         layer = self.image.current_layer()
-        self.scope.setEnabled(self._is_stack(layer))
+        stack = self._is_stack(layer)  # the plane/stack choice only exists for stacks
+        self.scope.setVisible(stack)
+        self._form.labelForField(self.scope).setVisible(stack)
         can_run = layer is not None and not self.session.closed
         self.run_button.setEnabled(can_run or self._worker is not None)
 

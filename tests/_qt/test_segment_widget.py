@@ -18,6 +18,7 @@ def masks(viewer, name="img masks") -> Labels:
 def test_segment_gives_labels_with_image_scale(qtbot, viewer_widget):
     viewer, widget = viewer_widget
     viewer.add_image(disks(), name="img", scale=(0.5, 0.25), translate=(10, 20))
+    assert widget.scope.isHidden()  # no plane/stack choice for a 2D image
     run_segment(qtbot, widget)
     labels = masks(viewer)
     assert labels.data.dtype == np.int32
@@ -113,7 +114,7 @@ def test_stack_displayed_plane_then_whole_stack(qtbot, viewer_widget):
     stack = np.stack([disks(seed=0), np.full((96, 128), 10, np.float32), disks(seed=1)])
     viewer.add_image(stack, name="img")
     viewer.dims.set_current_step(0, 2)
-    assert widget.scope.isEnabled()
+    assert not widget.scope.isHidden()
     run_segment(qtbot, widget)  # default: the displayed plane
     labels = masks(viewer)
     assert labels.data.shape == stack.shape

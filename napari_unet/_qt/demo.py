@@ -1,0 +1,72 @@
+"""`napari-unet demo`: napari with the sample image, the plugin's widgets docked, the sample segmented."""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from pathlib import Path
+
+PLUGIN = "napari-unet"
+
+
+def run_demo(screenshot: Path | None = None, model: Path | None = None, timeout: float = 900.0) -> int:
+    """Open the demo; with ``screenshot``, wait for the segmentation, save the window and exit.
+
+    Returns the process exit status: 0 when the sample was segmented (or the window was
+    closed by the user), 1 when segmentation could not run or did not finish in time.
+    """
+    import napari
+    from npe2 import PluginManifest
+    from qtpy.QtWidgets import QApplication
+
+    from .segment_widget import SegmentWidget
+
+    if screenshot is not None:  # keep napari's PyQt5 deprecation toast out of the picture
+        warnings.filterwarnings("ignore", message=".*PyQt5 backend is deprecated.*")
+    viewer = napari.Viewer(title="napari-unet demo")
+    viewer.open_sample(PLUGIN, "nuclei")
+    widgets = [
+        viewer.window.add_plugin_dock_widget(PLUGIN, contrib.display_name)[1]
+        for contrib in PluginManifest.from_distribution(PLUGIN).contributions.widgets or ()
+    ]
+    segment = next(w for w in widgets if isinstance(w, SegmentWidget))
+    if model is not None and not segment.model.load(model):
+        return _fail(viewer, f"could not load {model}", screenshot)
+    viewer.window.resize(1500, 950)  # room for the docks next to a square image
+    viewer.reset_view()
+    segment.segment()
+    if not segment.running:
+        return _fail(viewer, segment.status.text(), screenshot)
+    if screenshot is None:
+        napari.run()
+        return 0
+
+    deadline = time.monotonic() + timeout
+    app = QApplication.instance()
+    while segment.running and time.monotonic() < deadline:
+        app.processEvents()
+        time.sleep(0.02)
+    if segment.running:
+        segment.cancel()
+        return _fail(viewer, f"segmentation did not finish in {timeout:.0f} s", screenshot)
+    for _ in range(20):  # let the new layer draw
+        app.processEvents()
+        time.sleep(0.02)
+    print(segment.status.text())
+    segmented = any(isinstance(layer, napari.layers.Labels) for layer in viewer.layers)
+    viewer.screenshot(str(screenshot), canvas_only=False)
+    print(f"saved {screenshot}")
+    viewer.close()
+    return 0 if segmented else 1
+
+
+def _fail(viewer, message: str, screenshot: Path | None) -> int:
+    print(f"napari-unet demo: {message}", file=sys.stderr)
+    if screenshot is not None:
+        viewer.close()
+        return 1
+    import napari
+
+    napari.run()  # leave the window open: the widget shows the same message
+    return 1

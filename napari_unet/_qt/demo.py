@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
-import warnings
 from pathlib import Path
 
 PLUGIN = "napari-unet"
@@ -16,14 +16,16 @@ def run_demo(screenshot: Path | None = None, model: Path | None = None, timeout:
     Returns the process exit status: 0 when the sample was segmented (or the window was
     closed by the user), 1 when segmentation could not run or did not finish in time.
     """
+    if screenshot is not None:
+        # toasts (napari's PyQt5 deprecation notice) would cover the picture; errors still
+        # show. Read by napari's settings when first loaded, and not saved to them.
+        os.environ.setdefault("NAPARI_APPLICATION_GUI_NOTIFICATION_LEVEL", "error")
     import napari
     from npe2 import PluginManifest
     from qtpy.QtWidgets import QApplication
 
     from .segment_widget import SegmentWidget
 
-    if screenshot is not None:  # keep napari's PyQt5 deprecation toast out of the picture
-        warnings.filterwarnings("ignore", message=".*PyQt5 backend is deprecated.*")
     viewer = napari.Viewer(title="napari-unet demo")
     viewer.open_sample(PLUGIN, "nuclei")
     widgets = [
@@ -50,6 +52,7 @@ def run_demo(screenshot: Path | None = None, model: Path | None = None, timeout:
     if segment.running:
         segment.cancel()
         return _fail(viewer, f"segmentation did not finish in {timeout:.0f} s", screenshot)
+    viewer.reset_view()  # fit the image to the canvas at its final size
     for _ in range(20):  # let the new layer draw
         app.processEvents()
         time.sleep(0.02)

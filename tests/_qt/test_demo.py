@@ -1,0 +1,19 @@
+"""`napari-unet demo --screenshot`: the headless main job, end to end (with a tiny model)."""
+
+from __future__ import annotations
+
+from napari_unet.cli import main
+
+
+def test_demo_screenshot(qapp, model_file, tmp_path, capsys):
+    out = tmp_path / "demo.png"
+    assert main(["demo", "--screenshot", str(out), "--model", str(model_file)]) == 0
+    assert out.stat().st_size > 10_000
+    printed = capsys.readouterr().out
+    assert "objects in the new layer 'nuclei (synthetic) masks'" in printed
+
+
+def test_demo_without_a_model_fails_cleanly(qapp, tmp_path, capsys):
+    missing = tmp_path / "missing.safetensors"
+    assert main(["demo", "--screenshot", str(tmp_path / "x.png"), "--model", str(missing)]) == 1
+    assert "could not load" in capsys.readouterr().err

@@ -1,0 +1,40 @@
+import numpy as np
+import tifffile
+
+from napari_unet.cli import main
+from napari_unet.modelfile import load_model, read_header
+
+
+def test_cli_trains_a_tiny_synthetic_model_end_to_end(tmp_path, capsys):
+    out = tmp_path / "tiny.safetensors"
+    args = ["train", "--synthetic", "-o", str(out), "--base-channels", "4", "--depth", "2",
+            "--steps", "4", "--batch-size", "2", "--patch-size", "48", "--val-size", "0",
+            "--val-every", "2", "--threads", "1", "--name", "tiny"]
+    assert main(args) == 0
+    model = load_model(out)
+    assert model.config.base_channels == 4 and model.card.name == "tiny"
+    prov = read_header(out)["card"]["provenance"]
+    assert prov["steps"] == 4 and "synthetic" in prov["trained_on"]
+    assert prov["command"].startswith("napari-unet train --synthetic") and "--steps 4" in prov["command"]
+    assert "4 steps" in capsys.readouterr().out
+
+
+def test_cli_trains_from_a_folder_with_an_ignore_value(tmp_path):
+    rng = np.random.default_rng(0)
+    labels = np.zeros((40, 40), np.uint16)
+    labels[5:15, 5:15], labels[20:32, 18:30] = 1, 2
+    labels[:, 36:] = 9  # "not annotated"
+    image = (labels > 0) * 1000 + rng.integers(0, 100, labels.shape)
+    tifffile.imwrite(tmp_path / "a.tif", image.astype(np.uint16))
+    tifffile.imwrite(tmp_path / "a_masks.tif", labels)
+    out = tmp_path / "m.safetensors"
+    args = ["train", "--data", str(tmp_path), "--ignore-value", "9", "-o", str(out),
+            "--base-channels", "4", "--depth", "2", "--steps", "3", "--batch-size", "2",
+            "--patch-size", "32", "--threads", "1"]
+    assert main(args) == 0
+    assert load_model(out).card.provenance["trained_on"].endswith("(1 images)")
+
+
+def test_cli_reports_a_missing_folder(tmp_path, capsys):
+    code = main(["train", "--data", str(tmp_path / "nope"), "-o", str(tmp_path / "m.safetensors")])
+    assert code == 2 and "no such folder" in capsys.readouterr().err

@@ -128,3 +128,17 @@ def test_folder_pairs_both_layouts_and_ignore_value(tmp_path):
     assert not b.annotated[:5].any() and b.annotated[5:].all() and b.labels.max() < 65535
     with pytest.raises(FileNotFoundError, match="_masks"):
         find_pairs(tmp_path / "masks")
+
+
+def test_validation_scores_pick_the_best_weights(pool):
+    from napari_unet.synth import synth_dataset
+
+    val = [(s.image, s.labels) for s in synth_dataset(2, 99, (64, 64))]
+    cfg = replace(FAST, steps=4, val_every=2)
+    result = train(tiny(), pool, cfg, val=val)
+    scored = [r for r in result.history if r.val_ap50 is not None]
+    assert [r.step for r in scored] == [2, 4]
+    assert all(0.0 <= r.val_ap50 <= 1.0 and 0.0 <= r.val_ap75 <= r.val_ap50 + 1e-9 for r in scored)
+    best = max(scored, key=lambda r: (r.val_ap50 + r.val_ap75) / 2)
+    assert result.best_metric == pytest.approx((best.val_ap50 + best.val_ap75) / 2)
+    assert result.model.training is False

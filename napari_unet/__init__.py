@@ -4,6 +4,7 @@ Public API: :func:`segment`, :func:`predict`, :func:`load_model`, :func:`save_mo
 :class:`UNet` (and, as they land, :func:`segment_click`, :func:`finetune`).
 """
 
+from .finetune import finetune, finetune_iter
 from .instances import InstanceParams, instances_from_probabilities
 from .model import UNet, UNetConfig
 from .modelfile import ModelFileError, load_model, save_model
@@ -12,6 +13,8 @@ from .segment import Segmentation, segment, segment_iter
 
 __all__ = [
     "InstanceParams",
+    "finetune",
+    "finetune_iter",
     "ModelFileError",
     "Segmentation",
     "UNet",

@@ -58,22 +58,19 @@ def run_segment(args) -> int:
                 params=params, tile_size=args.tile_size, overlap=args.overlap,
             )
             with tqdm(desc=path.name, unit="tile", leave=False, file=sys.stderr) as bar:
-                while True:
-                    try:
-                        step = next(job)
-                    except StopIteration as stop:
-                        result = stop.value
-                        break
-                    if step.stage == "predict":
-                        bar.total = step.total
-                        bar.n = step.done
-                        bar.refresh()
+                result = drive(job, lambda step: _tile_bar(bar, step))
             write_labels(out, result.labels)
             print(f"{path} -> {out} ({int(result.labels.max())} objects)")
         except ValueError as exc:
             _error(f"{path}: {exc}" if str(path) not in str(exc) else str(exc))
             failed += 1
     return 1 if failed else 0
+
+
+def _tile_bar(bar, step) -> None:
+    if step.stage == "predict":
+        bar.total, bar.n = step.total, step.done
+        bar.refresh()
 
 
 def add_info(sub) -> None:
@@ -228,7 +225,55 @@ def run_demo(args) -> int:
     return demo(screenshot=args.screenshot, model=args.model, timeout=args.timeout)
 
 
-COMMANDS = [add_segment, add_info, add_train, add_demo]
+def add_finetune(sub) -> None:
+    p = sub.add_parser("finetune", help="fine-tune a model on corrected labels")
+    p.add_argument("--model", type=Path, help="model to start from (default: the shipped one)")
+    p.add_argument("--image", type=Path, nargs="+", required=True, help="image file(s)")
+    p.add_argument("--labels", type=Path, nargs="+", required=True, help="corrected label TIFF(s), 0 = background")
+    p.add_argument("--annotated", type=Path, nargs="+", help="mask TIFF(s): nonzero = annotated (default: all)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="model file to write")
+    p.add_argument("--steps", type=int, help="step budget (default 300)")
+    p.add_argument("--max-seconds", type=float, help="time budget in seconds")
+    p.add_argument("--channel-axis", type=int, default=None, help="axis holding channels, if any")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
+    p.set_defaults(func=run_finetune)
+
+
+def run_finetune(args) -> int:
+    from tqdm import tqdm
+
+    from .finetune import finetune_iter
+    from .io import read_image
+    from .modelfile import load_model, save_model
+
+    for name in ("labels", "annotated"):
+        given = getattr(args, name)
+        if given is not None and len(given) != len(args.image):
+            raise ValueError(f"give one --{name} file per --image ({len(args.image)}), got {len(given)}")
+    model = load_model(args.model)
+    images = [read_image(p) for p in args.image]
+    labels = [read_image(p) for p in args.labels]
+    annotated = [read_image(p) != 0 for p in args.annotated] if args.annotated else None
+    job = finetune_iter(model, images, labels, annotated=annotated, max_steps=args.steps,
+                        max_seconds=args.max_seconds, device=args.device, channel_axis=args.channel_axis)
+    with tqdm(total=args.steps, unit="step", file=sys.stderr, mininterval=2) as bar:
+        result = drive(job, lambda rec: (setattr(bar, "n", rec.step), bar.set_postfix(loss=f"{rec.loss:.3f}")))
+    save_model(result.model, args.output)
+    print(f"{args.output}: fine-tuned {result.steps} steps in {result.seconds:.0f} s "
+          f"({result.model.card.provenance['fine_tuned_on']})")
+    return 0
+
+
+def drive(job, on_progress):
+    """Run a generator job, passing each progress record to ``on_progress``; return its result."""
+    while True:
+        try:
+            on_progress(next(job))
+        except StopIteration as stop:
+            return stop.value
+
+
+COMMANDS = [add_segment, add_info, add_train, add_finetune, add_demo]
 
 
 def main(argv: list[str] | None = None) -> int:

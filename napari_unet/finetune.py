@@ -1,0 +1,144 @@
+"""Fine-tuning on a user's corrected labels: what counts as annotated, and the run itself.
+
+The session's model is never trained in place: a copy learns, and the caller decides
+whether to keep it. Pixels outside the annotated region are ignored by the loss, so a
+partly corrected image never teaches "background" where nobody looked.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import threading
+from collections.abc import Generator, Sequence
+from dataclasses import replace
+
+import numpy as np
+import torch
+from scipy import ndimage as ndi
+
+from .card import ModelCard
+from .data import ArraySource
+from .model import UNet
+from .modelfile import model_card
+from .progress import run
+from .training import TrainConfig, TrainProgress, TrainResult, train_iter
+
+# Settings that suit a few corrected images: a short run, a gentle learning rate, and
+# BatchNorm statistics kept from the base model (a handful of patches estimate them badly).
+FINETUNE_DEFAULTS = TrainConfig(
+    steps=300,
+    lr=5e-4,
+    min_lr=1e-5,
+    warmup=0.05,
+    val_every=0,
+    freeze_norm=True,
+)
+
+
+def edited_region(labels: np.ndarray, edited: np.ndarray, margin: int = 8) -> np.ndarray:
+    """Where a user has checked the labels: every object they touched, grown by ``margin``.
+
+    Parameters
+    ----------
+    labels
+        The corrected instance labels (2D).
+    edited
+        Bool mask of pixels the user painted, erased or clicked.
+    margin
+        Pixels around the touched objects that count as checked background.
+    """
+    edited = np.asarray(edited, bool)
+    if edited.shape != labels.shape:
+        raise ValueError(f"edited mask {edited.shape} does not match labels {labels.shape}")
+    touched = np.unique(labels[edited])
+    region = edited | np.isin(labels, touched[touched > 0])
+    if margin > 0 and region.any():
+        region = ndi.binary_dilation(region, iterations=margin)
+    return region
+
+
+def count_objects(labels: Sequence[np.ndarray], annotated: Sequence[np.ndarray | None]) -> int:
+    """Objects that have annotated pixels: what the network is learning from."""
+    total = 0
+    for lab, ann in zip(labels, annotated):
+        ids = np.unique(lab if ann is None else lab[ann])
+        total += int((ids > 0).sum())
+    return total
+
+
+def finetune_iter(
+    model: UNet,
+    images: Sequence[np.ndarray],
+    labels: Sequence[np.ndarray],
+    *,
+    annotated: Sequence[np.ndarray | None] | None = None,
+    max_steps: int | None = None,
+    max_seconds: float | None = None,
+    device: str | torch.device | None = None,
+    channel_axis: int | None = None,
+    config: TrainConfig = FINETUNE_DEFAULTS,
+    stop: threading.Event | None = None,
+) -> Generator[TrainProgress, None, TrainResult]:
+    """Fine-tune a copy of ``model`` on corrected labels; yields progress, returns the result.
+
+    Parameters
+    ----------
+    model
+        The model in use; it is not modified.
+    images, labels
+        2D images (any dtype, optional ``channel_axis``) and their corrected instance
+        labels (0 = background).
+    annotated
+        Optional bool masks per image; pixels outside are ignored by the loss.
+    max_steps, max_seconds
+        Budgets (override ``config.steps`` / ``config.max_seconds``); whichever ends first.
+    stop
+        Set it from any thread to end after the current step, keeping the best weights.
+
+    Returns
+    -------
+    TrainResult
+        ``.model`` is the fine-tuned copy, with its card's provenance filled in.
+    """
+    images, labels = list(images), list(labels)
+    annotated = list(annotated) if annotated is not None else [None] * len(images)
+    card = model_card(model)
+    n_objects = count_objects(labels, annotated)
+    if n_objects == 0:
+        raise ValueError("the labels hold no annotated objects; correct or draw some objects first")
+    source = ArraySource(
+        images, labels, annotated,
+        channels=model.config.in_channels - card.click_channels,
+        channel_axis=channel_axis,
+        normalization=card.normalization,
+    )
+    smallest = min(min(s.labels.shape) for s in source.samples)
+    config = replace(
+        config,
+        steps=max_steps if max_steps is not None else (config.steps if max_seconds is None else 10**9),
+        max_seconds=max_seconds if max_seconds is not None else config.max_seconds,
+        patch_size=min(config.patch_size, max(64, 16 * (smallest // 16))),
+    )
+    student = copy.deepcopy(model)
+    result = yield from train_iter(student, source, config, device=device, stop=stop)
+    result.model.card = _card_after(card, n_objects, result)
+    return result
+
+
+def finetune(model: UNet, images, labels, **kwargs) -> UNet:
+    """Run :func:`finetune_iter` to the end and return the fine-tuned model."""
+    return run(finetune_iter(model, images, labels, **kwargs)).model
+
+
+def _card_after(card: ModelCard, n_objects: int, result: TrainResult) -> ModelCard:
+    provenance = {
+        "base_model": card.name,
+        "base_provenance": card.provenance,
+        "fine_tuned_on": f"{n_objects} annotated objects",
+        "steps": result.steps,
+        "seconds": round(result.seconds, 1),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    name = card.name if card.name.endswith("(fine-tuned)") else f"{card.name} (fine-tuned)"
+    return replace(card, name=name, provenance=provenance)

@@ -10,14 +10,14 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 
 from .augment import AugmentConfig
-from .batches import PatchSampler
+from .batches import Batch, PatchSampler
 from .checkpoint import load_state, model_path, save_state, state_path
 from .data import Source
 from .devices import resolve_device
@@ -26,6 +26,10 @@ from .model import UNet
 from .modelfile import load_model, save_model
 from .progress import run
 from .targets import TargetConfig
+
+# Builds the step's batch source from the data, the config and the run's generator
+# (so resumed runs continue its state); the default cuts instance patches.
+BatchFactory = Callable[[Source, "TrainConfig", np.random.Generator], Callable[[], Batch]]
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,7 @@ def train_iter(
     device: str | torch.device | None = None,
     stop: threading.Event | None = None,
     val: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
+    batches: BatchFactory | None = None,
 ) -> Generator[TrainProgress, None, TrainResult]:
     """Train ``model`` on samples from ``data``, yielding :class:`TrainProgress` after each step.
 
@@ -145,6 +150,9 @@ def train_iter(
     val
         Held-out (image, labels) pairs: AP@0.5/0.75 every ``val_every`` steps picks the
         best weights. Without it the smoothed training loss does.
+    batches
+        Makes the batch source for another task (the click network's, see
+        :mod:`napari_unet.clicktrain`); ``None`` cuts instance-segmentation patches.
 
     Returns
     -------
@@ -159,7 +167,7 @@ def train_iter(
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    sampler = PatchSampler(data, config.patch_size, config.batch_size, config.augment, config.targets, rng)
+    sampler = (batches or _patch_sampler)(data, config, rng)
     memory_format = torch.channels_last if dev.type == "cpu" else torch.preserve_format
     model.to(dev).to(memory_format=memory_format)
     optimizer = torch.optim.AdamW(_trainable(model, config), lr=config.lr, weight_decay=config.weight_decay)
@@ -223,6 +231,10 @@ def train_iter(
 def train(model: UNet, data: Source, config: TrainConfig = TrainConfig(), **kwargs) -> TrainResult:
     """Run :func:`train_iter` to the end; takes the same arguments."""
     return run(train_iter(model, data, config, **kwargs))
+
+
+def _patch_sampler(data: Source, config: TrainConfig, rng: np.random.Generator) -> PatchSampler:
+    return PatchSampler(data, config.patch_size, config.batch_size, config.augment, config.targets, rng)
 
 
 @dataclass

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ..model import UNet
 
 _SESSIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+HISTORY_LENGTH = 3  # earlier models kept for Session.revert (each holds a copy of the weights)
 
 
 def unwrap(obj):
@@ -51,6 +52,15 @@ class Prediction:
     task: str  # the model card's task, which decides the post-processing
 
 
+@dataclass(frozen=True)
+class ModelVersion:
+    """A model that was in use before, kept so :meth:`Session.revert` can bring it back."""
+
+    model: UNet
+    name: str
+    source: Path | None
+
+
 class Session:
     """What the napari-unet widgets of one viewer share.
 
@@ -71,11 +81,15 @@ class Session:
     closing = Signal()
 
     def __init__(self, viewer: napari.Viewer):
+        from .edits import EditLog  # edits.py uses this module's unwrap
+
         self._viewer = weakref.ref(viewer)
         self.model: UNet | None = None
         self.model_name = ""  # shown in the model pickers
         self.model_source: Path | None = None  # the file the weights came from, if any
         self.model_version = 0  # bumped on every model change; predictions carry it
+        self.history: list[ModelVersion] = []  # earlier models, newest last (see revert)
+        self.edits = EditLog(viewer)  # where the user painted, for fine-tuning on corrections
         self.device = available_devices()[0]
         self.closed = False
         self._predictions: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -87,14 +101,30 @@ class Session:
         return self._viewer()
 
     # -- model and device -------------------------------------------------------------
-    def set_model(self, model: UNet, name: str | None = None, source: Path | None = None) -> None:
-        """Use ``model`` from now on. Jobs already running keep the model they started with."""
+    def set_model(
+        self, model: UNet, name: str | None = None, source: Path | None = None, *, remember: bool = True
+    ) -> None:
+        """Use ``model`` from now on. Jobs already running keep the model they started with.
+
+        With ``remember`` the model it replaces goes into :attr:`history` for :meth:`revert`.
+        """
+        if remember and self.model is not None and self.model is not model:
+            self.history.append(ModelVersion(self.model, self.model_name, self.model_source))
+            del self.history[:-HISTORY_LENGTH]
         self.model = model
         self.model_name = name or model_card(model).name
         self.model_source = source
         self.model_version += 1
         self._predictions.clear()
         self.model_changed.emit(model)
+
+    def revert(self) -> UNet:
+        """Go back to the model used before the current one (raises ValueError if none)."""
+        if not self.history:
+            raise ValueError("no earlier model to go back to")
+        version = self.history.pop()
+        self.set_model(version.model, version.name, version.source, remember=False)
+        return version.model
 
     def load_model(self, path: str | Path | None = None) -> UNet:
         """Load a model file (``None``: the shipped default) and use it.

@@ -110,6 +110,11 @@ class SegmentWidget(QWidget):
         """Whether a Segment job is running."""
         return self._worker is not None
 
+    @property
+    def recomputing(self) -> bool:
+        """Whether masks are being recomputed from cached probabilities."""
+        return self._recomputing is not None
+
     # -- Segment ----------------------------------------------------------------------
     def segment(self) -> None:
         """Start segmenting the picked layer in a worker (no-op with a message if it can't)."""
@@ -243,6 +248,7 @@ class SegmentWidget(QWidget):
         if self._recomputing is not None:  # one at a time; the latest settings win
             self._recompute_timer.start()
             return
+        self._recompute_timer.stop()  # a pending one would redo this very work
 
         def write(labels) -> None:
             if target in self.viewer.layers and self.session.prediction(layer) is prediction:

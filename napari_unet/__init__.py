@@ -4,6 +4,7 @@ Public API: :func:`segment`, :func:`predict`, :func:`load_model`, :func:`save_mo
 :class:`UNet` (and, as they land, :func:`segment_click`, :func:`finetune`).
 """
 
+from .clicks import segment_click
 from .finetune import finetune, finetune_iter
 from .instances import InstanceParams, instances_from_probabilities
 from .model import UNet, UNetConfig
@@ -25,6 +26,7 @@ __all__ = [
     "predict_iter",
     "save_model",
     "segment",
+    "segment_click",
     "segment_iter",
 ]
 __version__ = "0.1.0"

@@ -1,0 +1,302 @@
+"""Click-to-segment: the mask of the object under a click, refined by more clicks.
+
+A second, small U-Net (the *click network*, card task ``"click"``) takes the normalised
+image crop plus two click channels (positive and negative clicks, each a Gaussian
+spot) and predicts the clicked object's mask (classes background / object). It runs
+on a crop around the object, so a click costs the same on a 256² image and on a
+16k² one. The first click is answered on a ``crop``-sized window centred on it; the
+window grows (and is downscaled to ``crop``) while the mask touches its border, and
+once the object is known later clicks use a window of ``context`` times its size.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage as ndi
+
+from .devices import resolve_device
+from .images import normalize, to_planes
+from .model import UNet
+from .modelfile import MODELS_DIR, load_model, model_card
+
+CLICK_MODEL = MODELS_DIR / "nuclei_click.safetensors"
+Point = tuple[float, float]  # (y, x) in pixels of the image
+
+
+@dataclass(frozen=True)
+class ClickConfig:
+    """How clicks become network inputs and network outputs become a mask."""
+
+    crop: int = 128  # network input edge in pixels; a multiple of 2**depth
+    sigma: float = 3.0  # click spot: Gaussian sigma, in network pixels
+    context: float = 1.6  # window edge / the object's bounding-box edge after the first click
+    max_zoom: int = 4  # windows grow to at most crop * max_zoom pixels (then downscaled)
+    threshold: float = 0.5  # object probability above which a pixel belongs to the mask
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: arrays do not compare with ==
+class ObjectMask:
+    """A boolean mask that is non-zero only inside a window of the image."""
+
+    mask: np.ndarray  # bool (h, w): the window's pixels
+    offset: tuple[int, int]  # (y, x) of mask[0, 0] in the image
+    shape: tuple[int, int]  # the image's spatial shape
+
+    @property
+    def slices(self) -> tuple[slice, slice]:
+        """Where :attr:`mask` sits in the image."""
+        (y, x), (h, w) = self.offset, self.mask.shape
+        return slice(y, y + h), slice(x, x + w)
+
+    def full(self) -> np.ndarray:
+        """The mask at the image's full spatial shape."""
+        out = np.zeros(self.shape, dtype=bool)
+        out[self.slices] = self.mask
+        return out
+
+    def bbox(self) -> tuple[int, int, int, int] | None:
+        """(y0, x0, y1, x1) of the mask's pixels in image coordinates (end exclusive), or None."""
+        ys, xs = np.nonzero(self.mask)
+        if ys.size == 0:
+            return None
+        y, x = self.offset
+        return y + int(ys.min()), x + int(xs.min()), y + int(ys.max()) + 1, x + int(xs.max()) + 1
+
+
+def encode_clicks(
+    positive: Sequence[Point], negative: Sequence[Point], size: int, sigma: float
+) -> np.ndarray:
+    """Click channels for a ``size``² network input: (2, size, size) float32 in [0, 1].
+
+    Each click is a Gaussian spot of ``sigma`` pixels; spots of one kind combine by
+    their maximum. Points are in the input's pixel coordinates (may be fractional or
+    outside; a spot is drawn only where it reaches the input).
+    """
+    grid = np.arange(size, dtype=np.float32)
+    out = np.zeros((2, size, size), dtype=np.float32)
+    for channel, points in enumerate((positive, negative)):
+        for y, x in points:
+            gy = np.exp(-((grid - y) ** 2) / (2 * sigma**2))
+            gx = np.exp(-((grid - x) ** 2) / (2 * sigma**2))
+            np.maximum(out[channel], np.outer(gy, gx), out=out[channel])
+    return out
+
+
+def farthest_point(mask: np.ndarray) -> tuple[int, int] | None:
+    """The pixel of ``mask`` farthest from its border (the array's edge counts as border)."""
+    if not mask.any():
+        return None
+    dist = ndi.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
+    y, x = np.unravel_index(int(np.argmax(dist)), dist.shape)
+    return int(y), int(x)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(path: Path, mtime: float) -> UNet:
+    return load_model(path)
+
+
+def load_click_model(path: str | Path | None = None) -> UNet:
+    """Load a click network (``None``: the shipped nuclei click model); cached per file."""
+    path = Path(path) if path is not None else CLICK_MODEL
+    mtime = path.stat().st_mtime if path.exists() else 0.0
+    return _load_cached(path, mtime)
+
+
+class ClickSegmenter:
+    """Answers clicks on one 2D image: normalises it once, then runs the network per click.
+
+    Parameters
+    ----------
+    image
+        2D (Y, X) image, with a channel axis if the model takes several channels;
+        any numeric dtype.
+    model
+        A click network (card task ``"click"``); ``None`` loads the shipped one.
+    channel_axis
+        The image's channel axis, if any (a last axis of 3/4 is taken as RGB).
+    device
+        ``None``/``"auto"`` picks CUDA, then MPS, then the CPU.
+    config
+        Crop size, click encoding and threshold; see :class:`ClickConfig`.
+    """
+
+    def __init__(self, image, model: UNet | None = None, *, channel_axis: int | None = None,
+                 device=None, config: ClickConfig = ClickConfig()):
+        model = load_click_model() if model is None else model
+        card = model_card(model)
+        if card.task != "click" or card.click_channels != 2 or model.config.out_channels != 2:
+            raise ValueError(
+                f"model {card.name!r} is a {card.task!r} model with {card.click_channels} click "
+                "channel(s); click-to-segment needs a click model (task 'click', 2 click channels, "
+                "2 outputs), e.g. napari_unet.clicks.load_click_model()"
+            )
+        planes, spatial = to_planes(image, model.config.in_channels - 2, channel_axis)
+        if len(spatial) != 2:
+            raise ValueError(f"click-to-segment works on one 2D plane; got spatial shape {spatial} "
+                             "(pass the plane you click on, e.g. stack[z])")
+        self.shape: tuple[int, int] = (int(spatial[0]), int(spatial[1]))
+        self.image = normalize(planes[0], *card.normalization)  # (C, Y, X) float32
+        self.config = config
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+
+    def check(self, points: Sequence[Point], kind: str) -> list[tuple[float, float]]:
+        """Clicks as (y, x) floats; raise ``ValueError`` for one outside the image."""
+        out = []
+        for p in points:
+            if len(p) != 2:
+                raise ValueError(f"{kind} click {p!r} is not a (y, x) pair")
+            y, x = float(p[0]), float(p[1])
+            if not (-0.5 <= y < self.shape[0] - 0.5 and -0.5 <= x < self.shape[1] - 0.5):
+                raise ValueError(
+                    f"{kind} click (y={y:g}, x={x:g}) is outside the image of shape {self.shape}; "
+                    "click on a pixel of the image"
+                )
+            out.append((y, x))
+        return out
+
+    def predict(self, positive: Sequence[Point], negative: Sequence[Point] = (),
+                previous: ObjectMask | None = None) -> ObjectMask:
+        """The clicked object's mask.
+
+        Parameters
+        ----------
+        positive, negative
+            (y, x) clicks on the object and on what is not the object; at least one positive.
+        previous
+            The object's mask before the latest click; it places the crop window.
+        """
+        pos, neg = self.check(positive, "positive"), self.check(negative, "negative")
+        if not pos:
+            raise ValueError("give at least one positive click (a point on the object)")
+        cfg = self.config
+        box = _union_box(previous.bbox() if previous is not None else None, pos)
+        edge = float(cfg.crop)
+        if previous is not None and previous.bbox() is not None:
+            edge = max(edge, cfg.context * max(box[2] - box[0], box[3] - box[1]))
+        centre = (pos[0] if len(pos) == 1 and previous is None else
+                  ((box[0] + box[2] - 1) / 2, (box[1] + box[3] - 1) / 2))
+        limit = cfg.crop * cfg.max_zoom
+        while True:
+            edge = int(np.ceil(min(edge, limit)))
+            mask, corner, touches = self._run(pos, neg, centre, edge)
+            result = _clip(mask, corner, self.shape)
+            found = result.bbox()
+            if not touches or edge >= limit or found is None:
+                return result
+            box = _union_box(found, pos)
+            centre = ((box[0] + box[2] - 1) / 2, (box[1] + box[3] - 1) / 2)
+            edge = max(2.0 * edge, cfg.context * max(box[2] - box[0], box[3] - box[1]))
+
+    def _run(self, pos, neg, centre, edge) -> tuple[np.ndarray, tuple[int, int], bool]:
+        """Network pass on the ``edge``² window around ``centre``: mask, corner, touches-border."""
+        size = self.config.crop
+        y0, x0 = int(round(centre[0] - edge / 2)), int(round(centre[1] - edge / 2))
+        window = _crop(self.image, y0, x0, edge)
+        scale = size / edge
+
+        def to_net(points):
+            return [((y - y0 + 0.5) * scale - 0.5, (x - x0 + 0.5) * scale - 0.5) for y, x in points]
+
+        clicks = encode_clicks(to_net(pos), to_net(neg), size, self.config.sigma)
+        x = torch.from_numpy(window)[None]
+        if edge != size:
+            x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        x = torch.cat([x, torch.from_numpy(clicks)[None]], dim=1).to(self.device)
+        with torch.inference_mode():
+            logits = self.model(x.contiguous(memory_format=torch.channels_last)).float()
+            score = logits[:, 1:2] - logits[:, 0:1]  # log-odds of "object"
+            if edge != size:
+                score = F.interpolate(score, size=(edge, edge), mode="bilinear", align_corners=False)
+        cut = float(np.log(self.config.threshold / (1 - self.config.threshold)))
+        mask = _keep_clicked(score[0, 0].cpu().numpy() > cut, pos, y0, x0)
+        # touching the window's edge inside the image means the object may go on beyond it
+        inside = np.zeros(4, dtype=bool)
+        inside[:] = [y0 > 0, x0 > 0, y0 + edge < self.shape[0], x0 + edge < self.shape[1]]
+        edges = [mask[0].any(), mask[:, 0].any(), mask[-1].any(), mask[:, -1].any()]
+        return mask, (y0, x0), bool(np.any(inside & np.array(edges)))
+
+
+def segment_click(image, positive: Sequence[Point], negative: Sequence[Point] = (),
+                  model: UNet | None = None, channel_axis: int | None = None,
+                  device=None) -> np.ndarray:
+    """Mask of the object marked by clicks on a 2D image.
+
+    Parameters
+    ----------
+    image
+        2D image (with a channel axis if the model takes several channels).
+    positive
+        (y, x) pixel coordinates on the object; at least one.
+    negative
+        (y, x) coordinates on what is not part of the object.
+    model
+        A click network; ``None`` loads the shipped nuclei click model.
+    channel_axis, device
+        As in :func:`napari_unet.segment`.
+
+    Returns
+    -------
+    np.ndarray
+        bool mask of the image's spatial shape.
+
+    Raises
+    ------
+    ValueError
+        A click lies outside the image, there is no positive click, or the model is
+        not a click model.
+
+    Examples
+    --------
+    >>> mask = segment_click(image, positive=[(120, 87)])  # doctest: +SKIP
+    """
+    segmenter = ClickSegmenter(image, model, channel_axis=channel_axis, device=device)
+    return segmenter.predict(positive, negative).full()
+
+
+def _union_box(box, points) -> tuple[float, float, float, float]:
+    ys = [p[0] for p in points]
+    xs = [p[1] for p in points]
+    y0, x0, y1, x1 = min(ys), min(xs), max(ys) + 1, max(xs) + 1
+    if box is not None:
+        y0, x0, y1, x1 = min(y0, box[0]), min(x0, box[1]), max(y1, box[2]), max(x1, box[3])
+    return y0, x0, y1, x1
+
+
+def _crop(image: np.ndarray, y0: int, x0: int, edge: int) -> np.ndarray:
+    """The (C, edge, edge) window at (y0, x0), zero outside the image (as in training)."""
+    c, h, w = image.shape
+    out = np.zeros((c, edge, edge), dtype=np.float32)
+    ys, xs, ye, xe = max(y0, 0), max(x0, 0), min(y0 + edge, h), min(x0 + edge, w)
+    if ye > ys and xe > xs:
+        out[:, ys - y0 : ye - y0, xs - x0 : xe - x0] = image[:, ys:ye, xs:xe]
+    return out
+
+
+def _keep_clicked(mask: np.ndarray, pos, y0: int, x0: int) -> np.ndarray:
+    """Only the connected parts of ``mask`` under a positive click (all, if none is)."""
+    parts, n = ndi.label(mask)
+    if n <= 1:
+        return mask
+    hit = set()
+    for y, x in pos:
+        iy, ix = int(round(y)) - y0, int(round(x)) - x0
+        if 0 <= iy < mask.shape[0] and 0 <= ix < mask.shape[1] and parts[iy, ix]:
+            hit.add(int(parts[iy, ix]))
+    return np.isin(parts, list(hit)) if hit else mask
+
+
+def _clip(mask: np.ndarray, corner: tuple[int, int], shape: tuple[int, int]) -> ObjectMask:
+    """The part of a window mask that lies inside the image."""
+    y0, x0 = corner
+    ys, xs = max(y0, 0), max(x0, 0)
+    ye, xe = min(y0 + mask.shape[0], shape[0]), min(x0 + mask.shape[1], shape[1])
+    return ObjectMask(mask[ys - y0 : ye - y0, xs - x0 : xe - x0].copy(), (ys, xs), shape)

@@ -4,6 +4,7 @@ Public API: :func:`segment`, :func:`predict`, :func:`load_model`, :func:`save_mo
 :class:`UNet` (and, as they land, :func:`segment_click`, :func:`finetune`).
 """
 
+from . import _gl_guard  # noqa: F401  (first: before anything imports torchvision)
 from .clicks import segment_click
 from .finetune import finetune, finetune_iter
 from .instances import InstanceParams, instances_from_probabilities

@@ -39,3 +39,25 @@ def test_open_sample(make_napari_viewer):
     viewer.open_sample("napari-unet", "nuclei")
     (layer,) = viewer.layers
     assert layer.data.dtype == np.uint16 and layer.data.ndim == 2
+
+
+def test_plugin_opens_in_a_napari_that_is_already_drawing():
+    """As from the Plugins menu: the canvas (OpenGL) first, then the plugin's import.
+
+    With Mesa's OpenGL, importing torchvision at that point used to crash the process
+    (see napari_unet/_gl_guard.py); a fresh interpreter is the only way to test it.
+    """
+    import subprocess
+    import sys
+
+    script = (
+        "import time, napari\n"
+        "from qtpy.QtWidgets import QApplication\n"
+        "v = napari.Viewer()\n"
+        "for _ in range(10): QApplication.processEvents(); time.sleep(0.01)\n"
+        "v.window.add_plugin_dock_widget('napari-unet', 'Segment')\n"
+        "v.close()\n"
+        "print('opened')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0 and "opened" in done.stdout, done.stderr[-2000:]

@@ -103,21 +103,25 @@ def find_masks(viewer, image_layer, shape: tuple[int, ...]):
     return None
 
 
-def write_labels(layer, labels: np.ndarray, plane: int | None = None) -> int:
+def write_labels(layer, labels: np.ndarray, plane: int | None = None) -> int | None:
     """Replace ``layer``'s labels (or one plane) as a single step of napari's undo.
 
     Only changed pixels go through ``data_setitem``, which records them in the layer's
     history, so Ctrl+Z on the layer brings the previous masks and edits back. In a
     stack, a plane's ids are shifted past the other planes' so ids stay unique.
-    Returns the number of pixels changed.
+    Returns the number of pixels changed, or None (and changes nothing) when the ids
+    do not fit the layer's dtype.
     """
     if plane is not None and layer.data.ndim == labels.ndim + 1:
         others = _max_outside(layer.data, plane)
-        labels = np.where(labels > 0, labels + others, 0).astype(layer.data.dtype, copy=False)
+        labels = np.where(labels > 0, labels.astype(np.int64) + others, 0)
         current = layer.data[plane]
     else:
         plane = None
         current = layer.data
+    if labels.size and int(labels.max()) > np.iinfo(layer.data.dtype).max:
+        return None
+    labels = labels.astype(layer.data.dtype, copy=False)
     changed = current != labels
     where = np.nonzero(changed)
     if plane is not None:
@@ -129,10 +133,15 @@ def write_labels(layer, labels: np.ndarray, plane: int | None = None) -> int:
 
 
 def new_labels(labels: np.ndarray, full_shape: tuple[int, ...], plane: int | None) -> np.ndarray:
-    """Labels for a new layer of ``full_shape``; a plane result fills only its plane."""
+    """Data for a new masks layer of ``full_shape``; a plane result fills only its plane.
+
+    uint16 when the ids fit: napari shows uint8/uint16 labels as they are, but maps
+    every pixel of wider types to a texture first (~3x longer on the UI thread at 2048²).
+    """
+    dtype = np.uint16 if labels.size == 0 or int(labels.max()) <= np.iinfo(np.uint16).max else np.int32
     if plane is None or len(full_shape) == labels.ndim:
-        return labels
-    data = np.zeros(full_shape, np.int32)
+        return labels.astype(dtype, copy=False)
+    data = np.zeros(full_shape, dtype)
     data[plane] = labels
     return data
 

@@ -184,13 +184,13 @@ class SegmentWidget(QWidget):
         target = find_masks(self.viewer, layer, shape) if replace else None
         n_objects = len(np.unique(labels)) - (1 if (labels == 0).any() else 0)
         where = f" in plane {plane}" if plane is not None else ""
-        if target is not None:
-            changed = write_labels(target, labels, plane)
+        changed = write_labels(target, labels, plane) if target is not None else None
+        if changed is not None:
             message = (
                 f"{n_objects} objects{where}. Replaced the masks in '{target.name}' "
                 f"({changed} pixels changed): Ctrl+Z on that layer brings back what was there."
             )
-        else:
+        else:  # no layer to replace, the user asked for a new one, or the ids do not fit it
             target = self.viewer.add_labels(
                 new_labels(labels, shape, plane),
                 name=masks_name(layer),
@@ -251,8 +251,12 @@ class SegmentWidget(QWidget):
         self._recompute_timer.stop()  # a pending one would redo this very work
 
         def write(labels) -> None:
-            if target in self.viewer.layers and self.session.prediction(layer) is prediction:
-                changed = write_labels(target, labels, prediction.plane)
+            if target not in self.viewer.layers or self.session.prediction(layer) is not prediction:
+                return
+            changed = write_labels(target, labels, prediction.plane)
+            if changed is None:
+                self._say(f"Too many objects for '{target.name}'; press Segment for a new layer.")
+            else:
                 self._say(
                     f"Recomputed '{target.name}' from the cached probabilities ({changed} pixels "
                     "changed; Ctrl+Z on that layer undoes it)."

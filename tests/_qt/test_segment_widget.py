@@ -21,7 +21,7 @@ def test_segment_gives_labels_with_image_scale(qtbot, viewer_widget):
     assert widget.scope.isHidden()  # no plane/stack choice for a 2D image
     run_segment(qtbot, widget)
     labels = masks(viewer)
-    assert labels.data.dtype == np.int32
+    assert labels.data.dtype == np.uint16  # ids fit: napari draws it without re-mapping
     assert labels.data.shape == (96, 128)
     assert len(np.unique(labels.data)) - 1 == 6  # the six disks
     np.testing.assert_allclose(labels.scale, (0.5, 0.25))
@@ -168,3 +168,18 @@ def test_model_input_rejects_empty_and_ambiguous():
         model_input(layer(np.zeros((8, 16, 3))), 1)
     assert model_input(layer(np.zeros((2, 5, 16, 16))), 2).channel_axis == 0
     assert model_input(layer(np.zeros((5, 16, 16, 3)), rgb=True), 1).spatial_axes == (0, 1, 2)
+
+
+def test_write_labels_is_one_undo_step_and_refuses_ids_that_do_not_fit():
+    from napari_unet._qt.layers import write_labels
+
+    layer = Labels(np.zeros((2, 4, 4), np.uint16))
+    layer.data_setitem((np.array([1]), np.array([0]), np.array([0])), 7)
+    plane = np.zeros((4, 4), np.int32)
+    plane[1:3, 1:3] = 1
+    assert write_labels(layer, plane, plane=0) == 4
+    assert set(np.unique(layer.data[0])) == {0, 8}  # shifted past the other plane's ids
+    assert write_labels(layer, np.full((4, 4), 70_000, np.int32), plane=0) is None
+    assert set(np.unique(layer.data[0])) == {0, 8}
+    layer.undo()
+    assert layer.data[0].max() == 0 and layer.data[1, 0, 0] == 7

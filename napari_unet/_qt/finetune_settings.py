@@ -1,0 +1,65 @@
+"""The Fine-tune widget's advanced settings, folded by default: budget, learning rate, encoder, margin."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from qtpy.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QSpinBox, QWidget
+from superqt import QCollapsible
+
+from ..finetune import FINETUNE_DEFAULTS
+from ..training import TrainConfig
+
+SECONDS, STEPS = "seconds", "steps"
+CPU_SECONDS = 60  # on a CPU a time budget: minutes, not hours, whatever the image size
+GPU_STEPS = FINETUNE_DEFAULTS.steps  # on a GPU a step budget: the same run on any card
+EDIT_MARGIN = 8  # pixels around edited objects that count as checked background
+
+
+class FinetuneSettings(QCollapsible):
+    """Budget (seconds or steps), learning rate, frozen encoder and the edit margin."""
+
+    def __init__(self, device: str, parent: QWidget | None = None):
+        super().__init__("Advanced", parent)
+        body = QWidget()
+        form = QFormLayout(body)
+        form.setContentsMargins(0, 0, 0, 0)
+        self.unit = QComboBox()
+        self.unit.addItems([SECONDS, STEPS])
+        self.unit.setToolTip("End training after this long, or after this many optimiser steps")
+        self.budget = QSpinBox()
+        self.budget.setRange(1, 1_000_000)
+        self.lr = QDoubleSpinBox()
+        self.lr.setDecimals(5)
+        self.lr.setRange(1e-5, 1e-2)
+        self.lr.setSingleStep(1e-4)
+        self.lr.setValue(FINETUNE_DEFAULTS.lr)
+        self.lr.setToolTip("Peak learning rate; lower it if the loss jumps about")
+        self.freeze_encoder = QCheckBox("freeze the encoder")
+        self.freeze_encoder.setChecked(FINETUNE_DEFAULTS.freeze_encoder)
+        self.freeze_encoder.setToolTip("Train only the decoder: faster steps, less change to the features")
+        self.margin = QSpinBox()
+        self.margin.setRange(0, 200)
+        self.margin.setValue(EDIT_MARGIN)
+        self.margin.setToolTip("Pixels around the objects you edited that count as checked background")
+        form.addRow("budget", self.unit)
+        form.addRow("", self.budget)
+        form.addRow("learning rate", self.lr)
+        form.addRow("", self.freeze_encoder)
+        form.addRow("edit margin (px)", self.margin)
+        self.addWidget(body)
+        self.use_defaults_for(device)
+
+    def use_defaults_for(self, device: str) -> None:
+        on_cpu = device == "cpu"
+        self.unit.setCurrentText(SECONDS if on_cpu else STEPS)
+        self.budget.setValue(CPU_SECONDS if on_cpu else GPU_STEPS)
+
+    def budgets(self) -> dict:
+        """``max_steps`` / ``max_seconds`` for :func:`napari_unet.finetune.finetune_iter`."""
+        if self.unit.currentText() == SECONDS:
+            return {"max_steps": None, "max_seconds": float(self.budget.value())}
+        return {"max_steps": int(self.budget.value()), "max_seconds": None}
+
+    def config(self) -> TrainConfig:
+        return replace(FINETUNE_DEFAULTS, lr=self.lr.value(), freeze_encoder=self.freeze_encoder.isChecked())

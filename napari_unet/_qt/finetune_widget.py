@@ -1,0 +1,283 @@
+"""The Fine-tune dock widget: teach the session's model from the user's corrected masks, in a worker."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from napari.layers import Labels, Shapes
+from napari.utils.notifications import notification_manager, show_error
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..modelfile import model_card, save_model
+from .annotations import MODES, REGION, TrainingSet, snapshot
+from .finetune_job import Refresh, TrainStep, finetune_job, refresh_job, write_refreshed
+from .finetune_settings import FinetuneSettings
+from .jobs import start_job
+from .layers import masks_name, model_channels, new_labels, spatial_transform
+from .layers import displayed_plane as shown_plane
+from .lossplot import LossPlot
+from .pairs import PairPicker
+from .session import session_for
+
+REFRESH, NEW_LAYER = "refresh the masks I did not correct", "add a new layer"
+
+
+class FinetuneWidget(QWidget):
+    """Fine-tune on corrected Labels layers; the result replaces the session's model (Revert undoes)."""
+
+    def __init__(self, napari_viewer, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.session = session_for(napari_viewer)
+        self._worker = None  # training, then the refresh of predictions
+        self._job = None  # identifies the current job, so an earlier one's end is ignored
+        self._stop: threading.Event | None = None
+        self._data: TrainingSet | None = None  # the snapshot being learned from
+
+        self.pairs = PairPicker(napari_viewer, self.session)
+        self.mode = _combo(MODES, "Pixels the loss sees; the rest is ignored, never taught as background")
+        self.region = QComboBox()
+        self.region.setToolTip("A Shapes or Labels layer outlining the checked area")
+        self.after = _combo((REFRESH, NEW_LAYER), "Where the new model's masks go when training ends")
+        self.settings = FinetuneSettings(self.session.device)
+        self.run_button = QPushButton("Fine-tune")
+        self.pause_button = QPushButton("Pause")
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("End now and keep the best weights so far")
+        self.bar = QProgressBar()
+        self.plot = LossPlot()
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+        self.revert_button = QPushButton("Revert")
+        self.revert_button.setToolTip("Go back to the model used before")
+        self.save_button = QPushButton("Save model…")
+
+        form = self._form = QFormLayout()
+        form.addRow("learn from", self.pairs)
+        form.addRow("annotated", self.mode)
+        form.addRow("region layer", self.region)
+        form.addRow("afterwards", self.after)
+        buttons, models = QHBoxLayout(), QHBoxLayout()
+        for button in (self.run_button, self.pause_button, self.stop_button):
+            buttons.addWidget(button)
+        models.addWidget(self.revert_button)
+        models.addWidget(self.save_button)
+        layout = QVBoxLayout(self)
+        for item in (form, self.settings, buttons, self.bar, self.plot, self.status, models):
+            (layout.addLayout if isinstance(item, (QHBoxLayout, QFormLayout)) else layout.addWidget)(item)
+        layout.addStretch(1)
+
+        self.run_button.clicked.connect(self.start)
+        self.pause_button.clicked.connect(self.pause_or_resume)
+        self.stop_button.clicked.connect(self.stop)
+        self.revert_button.clicked.connect(self.revert)
+        self.save_button.clicked.connect(lambda: self.save())
+        self.mode.currentTextChanged.connect(self._update_state)
+        self.pairs.changed.connect(self._update_state)
+        self.session.model_changed.connect(self._update_state)
+        self.session.device_changed.connect(self.settings.use_defaults_for)
+        self.session.closing.connect(lambda: self.setEnabled(False))
+        for event in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
+            event.connect(self._list_regions)
+        self._list_regions()
+        self._set_running(False)
+
+    @property
+    def running(self) -> bool:
+        """Whether training (or the refresh after it) is under way."""
+        return self._worker is not None
+
+    # -- training ---------------------------------------------------------------------
+    def start(self) -> None:
+        """Snapshot the picked labels and start fine-tuning a copy of the session's model."""
+        if self._worker is not None:
+            return
+        try:
+            model = self.session.ensure_model()
+            data = snapshot(self.viewer, self.pairs.pairs(), self.mode.currentText(), model_channels(model),
+                            self.session.edits, region=self._region_layer(), margin=self.settings.margin.value())
+        except ValueError as exc:
+            self._say(f"Cannot fine-tune: {exc}")
+            return
+        self._data, self._stop = data, threading.Event()
+        self.plot.clear()
+        self._start(finetune_job, model, data, **self.settings.budgets(), config=self.settings.config(),
+                    device=self.session.device, stop=self._stop, desc="Fine-tuning",
+                    on_result=self._trained, on_error=self._failed)
+        self._worker.paused.connect(lambda: self._say("Paused: the CPU is yours. Resume continues."))
+        self._set_running(True)
+        self._say(f"Learning from {data.n_objects} objects ({', '.join(sorted(set(data.modes)))}) "
+                  f"on {self.session.device}; keep working, the viewer stays usable.")
+
+    def _start(self, job, *args, **kwargs) -> None:
+        token = self._job = object()
+        self._worker = start_job(self.session, job, *args, on_progress=self._progress,
+                                 on_finished=lambda: self._finished(token), **kwargs)
+
+    def pause_or_resume(self) -> None:
+        if self._worker is None or not hasattr(self._worker, "pause"):
+            return
+        if self._worker.is_paused:
+            self._worker.resume()
+            self.pause_button.setText("Pause")
+            self._say("Training…")
+        else:
+            self._worker.pause()
+            self.pause_button.setText("Resume")
+
+    def stop(self) -> None:
+        """End training after the current step (the best weights so far are kept), or skip the refresh."""
+        if self._stop is None and self._worker is not None:
+            self._worker.quit()
+        elif self._stop is not None:
+            self._stop.set()
+            if self._worker is not None and self._worker.is_paused:
+                self._worker.resume()
+            self._say("Stopping after this step; the best weights so far are kept…")
+
+    def _progress(self, step) -> None:
+        self.bar.setMaximum(max(step.total, 1))
+        self.bar.setValue(step.done)
+        if isinstance(step, TrainStep) and step.record is not None:
+            self.plot.add(step.record)
+            self.bar.setFormat(f"%v/%m {'s' if self.settings.budgets()['max_seconds'] else 'steps'}")
+        else:
+            self.bar.setFormat("new masks %v/%m")
+
+    def _trained(self, result) -> None:
+        model = result.model
+        self.session.set_model(model, model_card(model).name, None)
+        how = "stopped" if result.stopped else "done"
+        self._say(f"Fine-tuning {how}: {result.steps} steps in {result.seconds:.0f} s; Segment and the "
+                  "click tool now use the new model (Revert goes back).")
+        self._refresh(model)
+
+    def _failed(self, exc: Exception) -> None:
+        if isinstance(exc, ValueError):
+            show_error(f"napari-unet: fine-tuning failed: {exc}")
+        else:
+            notification_manager.receive_error(type(exc), exc, exc.__traceback__)
+        self._say(f"Fine-tuning failed: {exc}. The previous model is still in use.")
+
+    def _finished(self, token) -> None:
+        if token is self._job:  # not the training run whose result started a refresh
+            self._worker = self._job = self._stop = None
+            self._set_running(False)
+
+    # -- after training ---------------------------------------------------------------
+    def _refresh(self, model) -> None:
+        """Segment what the user looks at with the new model, off the main thread."""
+        data, n_channels = self._data, model_channels(model)
+        targets = []
+        for image, labels in dict.fromkeys((p.image_layer, p.labels_layer) for p in data.parts):
+            if image in self.viewer.layers and labels in self.viewer.layers:
+                source = Refresh(image, labels, None).input(n_channels)
+                plane = shown_plane(self.viewer, image, source.spatial_axes) if source.is_stack else None
+                targets.append(Refresh(image, labels, plane))
+        if not targets:
+            return
+        self._stop = None  # Stop now skips the refresh
+        self._start(refresh_job, [t.input(n_channels) for t in targets], model, self.session.device,
+                    desc="Refreshing masks", on_result=lambda results: self._write(targets, results, data, model),
+                    on_error=lambda exc: self._say(f"The new model is in use, but its masks failed: {exc}"))
+
+    def _write(self, targets: list[Refresh], results, data: TrainingSet, model) -> None:
+        if self.session.model is not model:  # reverted meanwhile
+            return
+        notes = []
+        for target, labels in zip(targets, results):
+            if target.labels_layer not in self.viewer.layers:
+                continue
+            if self.after.currentText() == NEW_LAYER:
+                notes.append(self._write_new_layer(target, labels))
+            else:
+                changed = write_refreshed(target, labels, data, self.session.edits, self.settings.margin.value())
+                notes.append(f"'{target.labels_layer.name}': {changed} pixels outside your corrections "
+                             "(Ctrl+Z undoes)")
+        self._say(self.status.text() + "\nNew masks: " + "; ".join(notes))
+
+    def _write_new_layer(self, target: Refresh, labels) -> str:
+        source = target.input(model_channels(self.session.model))
+        shape = tuple(target.labels_layer.data.shape)
+        name = f"{masks_name(target.image_layer)} (fine-tuned)"
+        self.viewer.add_labels(new_labels(labels, shape, target.plane), name=name,
+                               **spatial_transform(target.image_layer, source.spatial_axes))
+        return f"in the new layer '{name}'"
+
+    # -- models -------------------------------------------------------------------------
+    def revert(self) -> None:
+        try:
+            self.session.revert()
+        except ValueError as exc:
+            self._say(str(exc))
+            return
+        self._say(f"Back to '{self.session.model_name}'. Segment again to see its masks.")
+
+    def save(self, path: str | Path | None = None) -> Path | None:
+        """Write the session's model, provenance included; asks where when ``path`` is None."""
+        if self.session.model is None:
+            return None
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Save napari-unet model", "fine-tuned.safetensors",
+                                                  "Model files (*.safetensors)")
+            if not path:
+                return None
+        try:
+            saved = save_model(self.session.model, path)
+        except OSError as exc:
+            show_error(f"napari-unet: could not save the model: {exc}")
+            return None
+        self._say(f"Saved '{self.session.model_name}' to {saved}; load it in Segment or with --model.")
+        return saved
+
+    # -- state --------------------------------------------------------------------------
+    def _region_layer(self):
+        name = self.region.currentText()
+        return self.viewer.layers[name] if name in self.viewer.layers else None
+
+    def _list_regions(self, *_) -> None:
+        keep = self.region.currentText()
+        self.region.clear()
+        self.region.addItems([lay.name for lay in self.viewer.layers if isinstance(lay, (Shapes, Labels))])
+        self.region.setCurrentText(keep)
+        self._update_state()
+
+    def _update_state(self, *_) -> None:
+        show_region = self.mode.currentText() == REGION
+        self.region.setVisible(show_region)
+        self._form.labelForField(self.region).setVisible(show_region)
+        idle = self._worker is None and not self.session.closed
+        self.run_button.setEnabled(idle and bool(self.pairs.pairs()))
+        self.revert_button.setEnabled(idle and bool(self.session.history))
+        self.save_button.setEnabled(idle and self.session.model is not None)
+
+    def _set_running(self, running: bool) -> None:
+        for widget in (self.pairs, self.mode, self.region, self.after, self.settings):
+            widget.setEnabled(not running)
+        self.pause_button.setEnabled(running)
+        self.stop_button.setEnabled(running)
+        self.pause_button.setText("Pause")
+        self.bar.setVisible(running)
+        self.bar.setValue(0)
+        self._update_state()
+
+    def _say(self, text: str) -> None:
+        self.status.setText(text)
+
+
+def _combo(items, tip: str) -> QComboBox:
+    box = QComboBox()
+    box.addItems(items)
+    box.setToolTip(tip)
+    return box

@@ -1,0 +1,277 @@
+"""The Fine-tune widget in a real viewer: training in a worker, the session's model, the user's labels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from _qt_helpers import WAIT_MS, disks, threshold_unet
+from napari.utils.notifications import notification_manager
+
+import napari_unet._qt.finetune_widget as fw
+from napari_unet import load_model
+from napari_unet._qt.annotations import EDITED, REGION, WHOLE, merge_outside
+from napari_unet._qt.session import session_for
+from napari_unet.modelfile import model_card
+from napari_unet.progress import Progress
+
+
+def disk_labels(image: np.ndarray) -> np.ndarray:
+    """The disks of :func:`disks` as instance labels (what a user would have corrected)."""
+    from scipy import ndimage as ndi
+
+    return ndi.label(image > 60)[0].astype(np.int32)
+
+
+@pytest.fixture
+def setup(make_napari_viewer):
+    """A viewer with an image, its masks layer, the threshold model and the Fine-tune widget."""
+    viewer = make_napari_viewer()
+    session = session_for(viewer)
+    session.set_model(threshold_unet(), "threshold")
+    image = disks()
+    viewer.add_image(image, name="img")
+    masks = viewer.add_labels(disk_labels(image), name="img masks")
+    widget = fw.FinetuneWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Fine-tune")
+    widget.settings.unit.setCurrentText("steps")
+    widget.settings.budget.setValue(3)
+    return viewer, widget, session, masks
+
+
+@pytest.fixture
+def notifications():
+    seen = []
+    notification_manager.notification_ready.connect(seen.append)
+    yield seen
+    notification_manager.notification_ready.disconnect(seen.append)
+
+
+def brush(masks, where=(30, 40), label=9) -> None:
+    """A brush dab, recorded in the layer's history like a stroke with the mouse."""
+    masks.brush_size = 5
+    masks.paint(where, label)
+
+
+def train(qtbot, widget) -> None:
+    widget.run_button.click()
+    assert widget.running, widget.status.text()
+    qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
+
+
+def weights(model) -> torch.Tensor:
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+def test_fine_tune_replaces_the_session_model_and_keeps_the_edits(qtbot, setup):
+    viewer, widget, session, masks = setup
+    old = session.model
+    brush(masks)  # the user corrects one object
+    edited = masks.data.copy()
+    assert widget.pairs.pairs() == [(viewer.layers["img"], masks)]
+    train(qtbot, widget)
+    assert session.model is not old and session.history[-1].model is old
+    card = session.model.card
+    assert card.name.endswith("(fine-tuned)") and card.provenance["steps"] == 3
+    assert "pixels outside your corrections" in widget.status.text()
+    painted = edited == 9
+    np.testing.assert_array_equal(masks.data[painted], 9)  # the correction survived the refresh
+    touched = np.isin(edited, np.unique(edited[painted]))
+    np.testing.assert_array_equal(masks.data[touched], edited[touched])
+    assert len(widget.plot.steps) == 3
+    assert widget.revert_button.isEnabled() and widget.run_button.isEnabled()
+
+
+def test_new_layer_option_leaves_the_labels_alone(qtbot, setup):
+    viewer, widget, session, masks = setup
+    before = masks.data.copy()
+    widget.mode.setCurrentText(WHOLE)
+    widget.after.setCurrentText(fw.NEW_LAYER)
+    train(qtbot, widget)
+    np.testing.assert_array_equal(masks.data, before)
+    assert viewer.layers[-1].name == "img masks (fine-tuned)"
+    assert viewer.layers[-1].data.shape == before.shape
+
+
+def test_edits_during_training_do_not_reach_the_snapshot(qtbot, setup):
+    viewer, widget, session, masks = setup
+    widget.mode.setCurrentText(WHOLE)
+    widget.settings.budget.setValue(10_000)
+    before = masks.data.copy()
+    widget.run_button.click()
+    widget.pause_or_resume()
+    qtbot.waitUntil(lambda: widget._worker.is_paused, timeout=WAIT_MS)
+    masks.data_setitem(np.nonzero(masks.data >= 0), 0)  # the user erases everything meanwhile
+    snapshot = widget._data.parts[0].labels
+    np.testing.assert_array_equal(snapshot, before)
+    widget.stop()
+    qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
+    assert session.model.card.name.endswith("(fine-tuned)")
+
+
+def test_stop_keeps_the_weights_trained_so_far(qtbot, setup):
+    viewer, widget, session, masks = setup
+    widget.mode.setCurrentText(WHOLE)
+    widget.settings.budget.setValue(10_000)
+    widget.run_button.click()
+    qtbot.waitUntil(lambda: len(widget.plot.steps) >= 2, timeout=WAIT_MS)
+    widget.stop_button.click()
+    qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
+    steps = session.model.card.provenance["steps"]
+    assert 2 <= steps < 10_000
+    assert "stopped" in widget.status.text()
+    assert not torch.equal(weights(session.model), weights(session.history[-1].model))
+
+
+def test_pause_holds_training_and_resume_continues(qtbot, setup):
+    viewer, widget, session, masks = setup
+    widget.mode.setCurrentText(WHOLE)
+    widget.settings.budget.setValue(6)
+    widget.run_button.click()
+    widget.pause_button.click()
+    assert widget.pause_button.text() == "Resume"
+    qtbot.waitUntil(lambda: widget._worker.is_paused, timeout=WAIT_MS)
+    seen = len(widget.plot.steps)
+    qtbot.wait(500)
+    assert len(widget.plot.steps) == seen and widget.running
+    widget.pause_button.click()
+    qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
+    assert widget.plot.steps[-1] == 6
+
+
+def test_revert_goes_back_to_the_previous_model(qtbot, setup):
+    viewer, widget, session, masks = setup
+    old = session.model
+    widget.mode.setCurrentText(WHOLE)
+    train(qtbot, widget)
+    assert session.model is not old
+    widget.revert_button.click()
+    assert session.model is old and session.model_name == "threshold"
+    assert not widget.revert_button.isEnabled()
+
+
+def test_saved_model_loads_with_its_provenance(qtbot, setup, tmp_path):
+    viewer, widget, session, masks = setup
+    widget.mode.setCurrentText(WHOLE)
+    train(qtbot, widget)
+    path = widget.save(tmp_path / "tuned.safetensors")
+    loaded = load_model(path)
+    assert torch.equal(weights(loaded), weights(session.model.cpu()))
+    provenance = loaded.card.provenance
+    assert provenance["base_model"] == model_card(session.history[-1].model).name
+    assert provenance["steps"] == 3 and provenance["fine_tuned_on"].endswith("annotated objects")
+    assert loaded.card.name.endswith("(fine-tuned)")
+
+
+def test_closing_the_viewer_while_training_aborts_and_keeps_the_model(qtbot, setup):
+    viewer, widget, session, masks = setup
+    old = session.model
+    widget.mode.setCurrentText(WHOLE)
+    widget.settings.budget.setValue(10_000)
+    widget.run_button.click()
+    worker = widget._worker
+    qtbot.waitUntil(lambda: len(widget.plot.steps) >= 1, timeout=WAIT_MS)
+    viewer.close()
+    qtbot.waitUntil(lambda: not worker.is_running, timeout=WAIT_MS)
+    qtbot.wait(100)
+    assert worker.abort_requested
+    assert session.model is old
+
+
+def test_an_error_during_training_leaves_the_old_model(qtbot, setup, monkeypatch, notifications):
+    def broken(*args, **kwargs):
+        yield Progress(0, 1, "training")
+        raise RuntimeError("boom")
+
+    viewer, widget, session, masks = setup
+    old = session.model
+    widget.mode.setCurrentText(WHOLE)
+    monkeypatch.setattr(fw, "finetune_job", broken)
+    train(qtbot, widget)
+    assert session.model is old and not session.history
+    assert any("boom" in str(n.message) for n in notifications)
+    assert "previous model is still in use" in widget.status.text()
+    assert widget.run_button.isEnabled()
+
+
+def test_nothing_edited_says_so_and_starts_nothing(qtbot, setup):
+    viewer, widget, session, masks = setup
+    widget.mode.setCurrentText(EDITED)
+    widget.run_button.click()
+    assert not widget.running
+    assert "no edits recorded" in widget.status.text()
+
+
+def test_a_shapes_region_limits_what_is_learned(qtbot, setup):
+    viewer, widget, session, masks = setup
+    viewer.add_shapes([np.array([[0, 0], [0, 40], [40, 40], [40, 0]])], shape_type="polygon", name="checked")
+    widget.mode.setCurrentText(REGION)
+    widget.region.setCurrentText("checked")
+    assert not widget.region.isHidden()
+    train(qtbot, widget)
+    # the four disks that reach into the box, not the six of the image
+    assert session.model.card.provenance["fine_tuned_on"] == "4 annotated objects"
+
+
+def test_merge_outside_never_cuts_or_overwrites_protected_objects():
+    current = np.zeros((10, 10), np.int32)
+    current[1:4, 1:4] = 1  # corrected by the user
+    current[1:4, 5:8] = 2  # an old prediction reaching into the protected margin
+    new = np.zeros_like(current)
+    new[6:9, 6:9] = 1  # a new object in free space
+    new[2:5, 2:5] = 2  # overlaps the user's object: dropped
+    protected = np.zeros_like(current, bool)
+    protected[0:5, 0:6] = True
+    merged = merge_outside(current, new, protected)
+    np.testing.assert_array_equal(merged[1:4, 1:4], 1)
+    np.testing.assert_array_equal(merged[1:4, 5:8], 2)
+    assert set(np.unique(merged[6:9, 6:9])) == {3}  # ids start above the current ones
+    assert (merged == 4).sum() == 0
+
+
+def test_a_stack_learns_from_the_displayed_plane_and_refreshes_it(qtbot, make_napari_viewer):
+    viewer = make_napari_viewer()
+    session_for(viewer).set_model(threshold_unet(), "threshold")
+    stack = np.stack([disks(seed=z) for z in range(3)])
+    viewer.add_image(stack, name="img")
+    labels = np.stack([disk_labels(plane) for plane in stack])
+    labels[1:] += np.where(labels[1:] > 0, 10, 0).astype(np.int32)  # unique ids across planes
+    masks = viewer.add_labels(labels.copy(), name="img masks")
+    viewer.dims.set_point(0, 2)
+    widget = fw.FinetuneWidget(viewer)
+    widget.settings.unit.setCurrentText("steps")
+    widget.settings.budget.setValue(2)
+    train(qtbot, widget)
+    assert session_for(viewer).model.card.provenance["fine_tuned_on"] == "6 annotated objects"
+    np.testing.assert_array_equal(masks.data[:2], labels[:2])  # other planes untouched
+    np.testing.assert_array_equal(masks.data[2], labels[2])  # all of plane 2 was the user's
+
+
+def test_through_the_plugin_proxy_on_the_main_thread(qtbot, make_napari_viewer_proxy):
+    import warnings
+
+    viewer = make_napari_viewer_proxy()  # NAPARI_ENSURE_PLUGIN_MAIN_THREAD=1, as napari gives plugins
+    session = session_for(viewer)
+    session.set_model(threshold_unet(), "threshold")
+    image = disks()
+    viewer.add_image(image, name="img")
+    masks = viewer.add_labels(disk_labels(image), name="img masks")
+    widget = fw.FinetuneWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.settings.unit.setCurrentText("steps")
+    widget.settings.budget.setValue(2)
+    brush(masks)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*[Pp]rivate attribute.*")
+        train(qtbot, widget)
+    assert session.model.card.name.endswith("(fine-tuned)")
+    assert "pixels outside your corrections" in widget.status.text()
+
+
+def test_opens_from_the_plugins_menu(make_napari_viewer):
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-unet", "Fine-tune")
+    assert isinstance(widget, fw.FinetuneWidget)
+    assert widget.session is session_for(viewer)
+    assert not widget.run_button.isEnabled()  # nothing to learn from yet
+    assert widget.settings.budgets() == {"max_steps": None, "max_seconds": 60.0}  # CPU default

@@ -29,7 +29,9 @@ def _normalise(image: np.ndarray) -> np.ndarray:
     return (img - lo) / max(hi - lo, 1e-6)
 
 
-def classical_segment(image: np.ndarray, sigma: float = 1.0, min_size: int | None = None) -> np.ndarray:
+def classical_segment(
+    image: np.ndarray, sigma: float = 1.0, min_size: int | None = None
+) -> np.ndarray:
     """Segment nuclei with Otsu's threshold and a seeded watershed on the distance map.
 
     Parameters
@@ -101,7 +103,8 @@ def main(argv: list[str] | None = None) -> None:
     preds = [classical_segment(s.image) for s in samples]
     took = (time.perf_counter() - start) / args.n
     ap = mean_average_precision([s.labels for s in samples], preds, (0.5, 0.75))
-    print(f"classical baseline on {args.n} synthetic images {args.size}x{args.size} (seed {args.seed})")
+    size = f"{args.size}x{args.size}"
+    print(f"classical baseline on {args.n} synthetic images {size} (seed {args.seed})")
     print(f"AP@0.5 = {ap[0]:.3f}   AP@0.75 = {ap[1]:.3f}   ({1000 * took:.0f} ms per image)")
 
 

@@ -37,7 +37,9 @@ def _relabel(labels: np.ndarray) -> tuple[np.ndarray, int]:
     return inverse.astype(np.int64), len(ids) - 1
 
 
-def iou_pairs(true: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
+def iou_pairs(
+    true: np.ndarray, pred: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
     """IoU of every overlapping (true, pred) pair, from one joint histogram.
 
     Returns
@@ -50,7 +52,9 @@ def iou_pairs(true: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarra
         Numbers of true and predicted objects.
     """
     if np.shape(true) != np.shape(pred):
-        raise ValueError(f"true and pred must have one shape, got {np.shape(true)} and {np.shape(pred)}")
+        raise ValueError(
+            f"true and pred must have one shape, got {np.shape(true)} and {np.shape(pred)}"
+        )
     t, n_true = _relabel(np.asarray(true))
     p, n_pred = _relabel(np.asarray(pred))
     area_t = np.bincount(t, minlength=n_true + 1)
@@ -131,7 +135,9 @@ def average_precision(
 
 
 def mean_average_precision(
-    trues: Sequence[np.ndarray], preds: Sequence[np.ndarray], thresholds: Sequence[float] = (0.5, 0.75)
+    trues: Sequence[np.ndarray],
+    preds: Sequence[np.ndarray],
+    thresholds: Sequence[float] = (0.5, 0.75),
 ) -> np.ndarray:
     """Mean over images of :func:`average_precision`, one value per threshold."""
     if len(trues) != len(preds):

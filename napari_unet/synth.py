@@ -2,12 +2,16 @@
 
 Every image draws its own parameters (size, shape, density, texture, blur, background,
 noise, dtype) from the wide ranges of a :class:`SynthConfig`, so that a network trained only
-on these images meets real microscope nuclei as one more draw. Objects are rasterised in
-batched local boxes; overlaps are resolved by z-order (the upper object owns the pixel),
-and objects left too hidden, too small or in pieces are dropped before anything is drawn,
-so every label is visible in the image and every drawn nucleus is labelled. Out-of-focus
-nuclei are labelled, as annotators label every nucleus they can see; the large, faint,
-unlabelled blobs of the background stand for nuclei too far from focus to annotate.
+on these images meets real microscope nuclei as one more draw. Nuclei are rasterised in
+batched local boxes. Where they overlap, one owns each pixel: the upper one (z-order, the
+lower one may shine through a little) or, in "squeezed" images, the one whose centre is
+nearer, which gives the flat contacts of confluent cells. Nuclei left too hidden, too
+small or in pieces are dropped before anything is drawn, so every label is visible in the
+image and every drawn nucleus is labelled. Out-of-focus nuclei are labelled, as annotators
+label every nucleus they can see, and none is dimmer than 2.5 noise sigmas; the large,
+faint, unlabelled blobs of the background stand for nuclei too far from focus to annotate.
+
+Units: before the camera, a bright nucleus is about 1 (``SynthSample.clean``).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ _DTYPES = ("uint8", "uint12", "uint16", "float32")
 class SynthConfig:
     """Ranges from which each image draws its parameters (uniformly unless noted)."""
 
-    size: Range = (5.0, 48.0)  # typical nucleus diameter of an image, px (log-uniform)
+    size: Range = (5.0, 60.0)  # typical nucleus diameter of an image, px (log-uniform)
     size_spread: Range = (0.06, 0.3)  # lognormal sigma of object diameters around it
     elongation: Range = (0.05, 0.6)  # sigma of |N(0, s)| added to 1: per-object aspect
     wobble: Range = (0.0, 0.12)  # amplitude of radial Fourier wobble of the border

@@ -47,16 +47,25 @@ def _centres(rng, cfg: SynthConfig, shape, n: int, d: float) -> np.ndarray:
     return c
 
 
-def _relax(rng, c: np.ndarray, r: np.ndarray, packing: float, iters: int = 4) -> np.ndarray:
-    """Push overlapping discs apart until centres are >= packing * (r_i + r_j)."""
+def _relax(rng, c: np.ndarray, a, b, theta, packing: float, iters: int = 4) -> np.ndarray:
+    """Push ellipses apart until, along the line between two centres, the centres are at
+    least ``packing`` times the sum of the two ellipses' radii in that direction apart.
+
+    Elongated neighbours can so lie side by side as closely as end to end.
+    """
     for _ in range(iters):
-        pairs = cKDTree(c).query_pairs(2 * packing * r.max(), output_type="ndarray")
+        pairs = cKDTree(c).query_pairs(2 * packing * a.max(), output_type="ndarray")
         if len(pairs) == 0:
             break
         i, j = pairs.T
         d = c[j] - c[i] + rng.normal(0, 1e-3, (len(i), 2))
         dist = np.hypot(d[:, 0], d[:, 1])
-        push = np.clip(packing * (r[i] + r[j]) - dist, 0, None) / (2 * dist)
+        phi = np.arctan2(d[:, 0], d[:, 1])
+        reach = sum(
+            a[k] * b[k] / np.hypot(b[k] * np.cos(phi - theta[k]), a[k] * np.sin(phi - theta[k]))
+            for k in (i, j)
+        )
+        push = np.clip(packing * reach - dist, 0, None) / (2 * dist)
         step = d * push[:, None]
         np.add.at(c, i, -step)
         np.add.at(c, j, step)
@@ -66,9 +75,9 @@ def _relax(rng, c: np.ndarray, r: np.ndarray, packing: float, iters: int = 4) ->
 def draw_objects(rng, cfg: SynthConfig, shape, d: float, floor: float) -> dict[str, np.ndarray]:
     """Per-nucleus parameters, bottom to top (out-of-focus lowest), none dimmer than floor."""
     n = rng.poisson(log_uniform(rng, cfg.coverage) * shape[0] * shape[1] / (np.pi * d * d / 4))
-    n = int(np.clip(n, 1, cfg.max_objects))
+    n = int(np.clip(n, 1, min(cfg.max_objects, 2**18)))  # ids must fit in 20 bits
     r = np.clip(0.5 * d * np.exp(rng.normal(0, uniform(rng, cfg.size_spread), n)), 1.75, 0.9 * d)
-    c = _relax(rng, _centres(rng, cfg, shape, n, d), r, uniform(rng, cfg.packing))
+    c = _centres(rng, cfg, shape, n, d)
     p_div, p_bean = uniform(rng, cfg.p_dividing), uniform(rng, cfg.p_bean)
     kind = np.digitize(rng.random(n), np.cumsum([p_div, p_div, p_div, p_bean]))
     peanut, pair, plate, bean = (kind == k for k in range(4))
@@ -84,12 +93,14 @@ def draw_objects(rng, cfg: SynthConfig, shape, d: float, floor: float) -> dict[s
     coeff = (rng.normal(0, 1, (n, 4)) + 1j * rng.normal(0, 1, (n, 4))) / np.sqrt(2)
     coeff *= uniform(rng, cfg.wobble) / k**0.8 * np.where(plate, 0.3, 1.0)[:, None]
     coeff *= np.minimum(1, 0.3 / np.maximum(np.abs(coeff).sum(1), 1e-9))[:, None]
+    a, b = r * np.sqrt(aspect), r / np.sqrt(aspect)
+    c = _relax(rng, c, a * np.where(peanut, 1.2, 1.0), b, theta, uniform(rng, cfg.packing))
     s = np.where(peanut, rng.uniform(0.3, 0.55, n), 0.0)
     bright = np.exp(rng.normal(0, uniform(rng, cfg.brightness_spread), n))
     bright = bright / np.percentile(bright, 90) * np.where(plate, rng.uniform(1.5, 2.5, n), 1)
     tilt = uniform(rng, (0, cfg.tilt[1]), n) * np.exp(2j * np.pi * rng.random(n))
     o = dict(
-        cy=c[:, 0], cx=c[:, 1], a=r * np.sqrt(aspect), b=r / np.sqrt(aspect), theta=theta,
+        cy=c[:, 0], cx=c[:, 1], a=a, b=b, theta=theta,
         s=s, l=1 - 0.8 * s, bend=np.where(bean, rng.uniform(0.45, 0.75, n), 0.0), coeff=coeff,
         bright=bright, tex=np.where(plate, 0.3, 1.0), dome=uniform(rng, cfg.dome, n) * ~plate,
         rim=uniform(rng, (0, cfg.rim[1]), n), tu=tilt.real, tv=tilt.imag,
@@ -97,7 +108,8 @@ def draw_objects(rng, cfg: SynthConfig, shape, d: float, floor: float) -> dict[s
     o = _split_pairs(rng, o, pair)
     n = len(o["cy"])
     o["oof"] = rng.random(n) < uniform(rng, cfg.p_out_of_focus)
-    o["bright"] = np.clip(o["bright"] * np.where(o["oof"], uniform(rng, cfg.defocus_dim), 1), floor, 2.5)
+    dim = np.where(o["oof"], uniform(rng, cfg.defocus_dim), 1.0)
+    o["bright"] = np.clip(o["bright"] * dim, floor, 2.5)
     order = np.argsort(rng.random(n) + ~o["oof"])
     return {key: v[order] for key, v in o.items()}
 
@@ -174,7 +186,7 @@ def resolve_overlaps(
     ``prio`` hold the object's id (its index + 1).
     """
     keep = np.ones(n, bool)
-    for _ in range(50):
+    while True:  # each round drops at least one nucleus, so this ends
         sel = keep[obj]
         key = np.zeros(shape[0] * shape[1], np.int64)
         np.maximum.at(key, idx[sel], prio[sel])

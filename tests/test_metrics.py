@@ -81,7 +81,8 @@ def test_ids_dtypes_and_large_ids_do_not_matter() -> None:
     pred = np.roll(true, 1, axis=1)
     expected = average_precision(true, pred, (0.3, 0.5, 0.75))
     big = np.where(pred > 0, pred.astype(np.int64) * 10**12, 0)
-    assert np.array_equal(average_precision(true.astype(np.uint16), big, (0.3, 0.5, 0.75)), expected)
+    found = average_precision(true.astype(np.uint16), big, (0.3, 0.5, 0.75))
+    assert np.array_equal(found, expected)
 
 
 def test_mean_average_precision_and_errors() -> None:

@@ -47,7 +47,7 @@ class SynthConfig:
     p_bean: Range = (0.0, 0.15)  # fraction of bent, kidney-shaped nuclei
     coverage: Range = (0.03, 0.45)  # fraction of the image covered by nuclei (log-uniform)
     p_clustered: float = 0.5  # probability that nuclei gather in clusters, not uniformly
-    packing: Range = (0.72, 1.0)  # closest centre distance, in sums of radii (1 = touching)
+    packing: Range = (0.72, 1.0)  # closest approach, in sums of radii facing each other (1 = touch)
     min_visible: float = 0.6  # drop nuclei with less of their in-image area left visible
     min_area: int = 6  # drop nuclei with fewer visible pixels
     brightness_spread: Range = (0.05, 0.5)  # lognormal sigma of per-nucleus brightness

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 
 import torch
 from napari.qt.threading import create_worker
@@ -13,6 +14,7 @@ from napari.utils import progress
 from ..devices import gui_threads
 from ..progress import Progress
 from ..segment import Segmentation, segment_iter
+from .layers import compact_labels
 
 STAGES = {"predict": "predicting tiles", "instances": "separating objects"}
 
@@ -29,9 +31,11 @@ def torch_threads(n: int) -> Iterator[None]:
 
 
 def segment_job(image, model, **kwargs) -> Generator[Progress, None, Segmentation]:
-    """:func:`napari_unet.segment.segment_iter` with torch on :func:`gui_threads` threads."""
+    """:func:`napari_unet.segment.segment_iter` with torch on :func:`gui_threads` threads,
+    and labels made ready for a layer here rather than on the UI thread."""
     with torch_threads(gui_threads()):
-        return (yield from segment_iter(image, model, **kwargs))
+        result = yield from segment_iter(image, model, **kwargs)
+    return replace(result, labels=compact_labels(result.labels))
 
 
 class JobError(Exception):

@@ -132,16 +132,22 @@ def write_labels(layer, labels: np.ndarray, plane: int | None = None) -> int | N
     return int(where[0].size)
 
 
-def new_labels(labels: np.ndarray, full_shape: tuple[int, ...], plane: int | None) -> np.ndarray:
-    """Data for a new masks layer of ``full_shape``; a plane result fills only its plane.
+def compact_labels(labels: np.ndarray) -> np.ndarray:
+    """uint16 labels when the ids fit, else the labels as they are (for any thread).
 
-    uint16 when the ids fit: napari shows uint8/uint16 labels as they are, but maps
-    every pixel of wider types to a texture first (~3x longer on the UI thread at 2048²).
+    napari shows uint8/uint16 labels as they are, but maps every pixel of wider types
+    to a texture first: ~3x longer on the UI thread for a 2048² layer.
     """
-    dtype = np.uint16 if labels.size == 0 or int(labels.max()) <= np.iinfo(np.uint16).max else np.int32
+    if labels.size and int(labels.max()) > np.iinfo(np.uint16).max:
+        return labels
+    return labels.astype(np.uint16, copy=False)
+
+
+def new_labels(labels: np.ndarray, full_shape: tuple[int, ...], plane: int | None) -> np.ndarray:
+    """Data for a new masks layer of ``full_shape``; a plane result fills only its plane."""
     if plane is None or len(full_shape) == labels.ndim:
-        return labels.astype(dtype, copy=False)
-    data = np.zeros(full_shape, dtype)
+        return labels
+    data = np.zeros(full_shape, labels.dtype)
     data[plane] = labels
     return data
 

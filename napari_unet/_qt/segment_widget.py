@@ -182,7 +182,7 @@ class SegmentWidget(QWidget):
     def _write_masks(self, layer, source: ModelInput, plane, labels, replace: bool):
         shape = tuple(np.shape(source.data)[ax] for ax in source.spatial_axes)
         target = find_masks(self.viewer, layer, shape) if replace else None
-        n_objects = len(np.unique(labels)) - (1 if (labels == 0).any() else 0)
+        n_objects = int(labels.max())  # the core numbers objects 1..n (np.unique: 0.3 s at 2048²)
         where = f" in plane {plane}" if plane is not None else ""
         changed = write_labels(target, labels, plane) if target is not None else None
         if changed is not None:

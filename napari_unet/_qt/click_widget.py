@@ -1,0 +1,57 @@
+"""The Click to segment dock widget: a switch for click mode and what the clicks did."""
+
+from __future__ import annotations
+
+from qtpy.QtWidgets import QCheckBox, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from .click import TOGGLE_KEY, ClickTool
+from .pickers import ImageLayerPicker
+from .session import session_for
+
+HELP = (
+    "Click an object to add it as a new label; click again to extend it.\n"
+    "Shift-click (or right-click) removes a wrong part.\n"
+    "Click an existing label to refine it.\n"
+    "Esc ends the object; Ctrl+Z undoes the last click."
+)
+
+
+class ClickWidget(QWidget):
+    """Click mode switch, image picker and options; the work is done by :class:`ClickTool`."""
+
+    def __init__(self, napari_viewer, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.session = session_for(napari_viewer)
+        self.image = ImageLayerPicker(napari_viewer, self.session)
+        self.tool = ClickTool(napari_viewer, self.session, self.image.current_layer)
+        self.toggle = QCheckBox(f"click mode ({TOGGLE_KEY.upper()})")
+        self.toggle.setToolTip("Clicks on the canvas segment objects; drags still pan")
+        self.preserve = QCheckBox("keep other objects' pixels")
+        self.preserve.setChecked(True)
+        self.preserve.setToolTip("Off: a clicked object may take pixels from its neighbours")
+        self.end_button = QPushButton("End object (Esc)")
+        self.help = QLabel(HELP)
+        self.help.setWordWrap(True)
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+
+        layout = QVBoxLayout(self)
+        for widget in (self.image, self.toggle, self.preserve, self.end_button, self.help, self.status):
+            layout.addWidget(widget)
+        layout.addStretch(1)
+
+        self.toggle.toggled.connect(self.tool.set_enabled)
+        self.tool.enabled_changed.connect(self._show_enabled)
+        self.preserve.toggled.connect(lambda on: setattr(self.tool, "preserve_labels", on))
+        self.end_button.clicked.connect(self.tool.end_object)
+        self.tool.message.connect(self._say)
+        self.session.closing.connect(lambda: self.tool.set_enabled(False))
+
+    def _say(self, text: str) -> None:
+        self.status.setText(text)
+
+    def _show_enabled(self, on: bool) -> None:
+        self.toggle.blockSignals(True)
+        self.toggle.setChecked(on)
+        self.toggle.blockSignals(False)
+        self.status.setText("Click on an object." if on else "")

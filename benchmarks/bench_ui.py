@@ -27,6 +27,7 @@ import torch
 from napari_unet import UNet, instances_from_probabilities, load_model, segment
 from napari_unet.devices import cpu_count, gui_threads
 from napari_unet.modelfile import ModelFileError
+from napari_unet._qt.demo import settle, wait_until
 from napari_unet.sample import nuclei_sample
 
 PROBE_MS = 10
@@ -80,20 +81,6 @@ class Probe:
         }
 
 
-def wait_until(app, done, timeout: float = 1800.0) -> None:
-    """Run the real event loop (not processEvents in a busy loop) until ``done()``."""
-    from qtpy.QtCore import QEventLoop, QTimer
-
-    loop = QEventLoop()
-    check = QTimer()
-    check.setInterval(5)
-    check.timeout.connect(lambda: done() and loop.quit())
-    check.start()
-    QTimer.singleShot(int(timeout * 1000), loop.quit)
-    loop.exec_()
-    check.stop()
-
-
 def get_model(path: str | None):
     try:
         return load_model(path), "the shipped nuclei model" if path is None else path
@@ -114,20 +101,18 @@ def bench_cli(image, model, repeats: int) -> float:
 
 def bench_gui(image, model, repeats: int) -> dict:
     import napari
-    from qtpy.QtWidgets import QApplication
 
     from napari_unet._qt.segment_widget import SegmentWidget
     from napari_unet._qt.session import session_for
 
     viewer = napari.Viewer(title="bench_ui")
     viewer.window.resize(1400, 900)
-    app = QApplication.instance()
     layer = viewer.add_image(image, name="bench")
     session_for(viewer).set_model(model, "bench")
     widget = SegmentWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Segment")
     widget.device.setCurrentText("cpu")
-    wait_until(app, lambda: True)
+    settle(1.0)  # first draws done before measuring
     probe = Probe()
     runs = []
     for _ in range(repeats):
@@ -136,7 +121,7 @@ def bench_gui(image, model, repeats: int) -> dict:
         widget.segment()
         arrived = []  # when the result reached the main thread (then the layer is written)
         widget._worker.returned.connect(lambda _: arrived.append(time.perf_counter()))
-        wait_until(app, lambda: not widget.running)
+        wait_until(lambda: not widget.running)
         seconds = time.perf_counter() - t
         runs.append({"seconds": seconds, **probe.stop(split_at=arrived[0] if arrived else None)})
     masks = viewer.layers[f"{layer.name} masks"]
@@ -155,7 +140,7 @@ def bench_gui(image, model, repeats: int) -> dict:
         t = time.perf_counter()
         widget.advanced.min_size.setValue(value)  # starts the 150 ms debounce...
         widget.recompute()  # ...which we skip: time the work, not the wait
-        wait_until(app, lambda: not widget.recomputing)
+        wait_until(lambda: not widget.recomputing)
         recompute.append({"seconds": time.perf_counter() - t, **probe.stop()})
     if len(writes) != 3:
         print(f"note: {3 - len(writes)} of 3 recomputes changed no pixel (nothing was written)")

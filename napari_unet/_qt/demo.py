@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 PLUGIN = "napari-unet"
@@ -22,7 +23,6 @@ def run_demo(screenshot: Path | None = None, model: Path | None = None, timeout:
         os.environ.setdefault("NAPARI_APPLICATION_GUI_NOTIFICATION_LEVEL", "error")
     import napari
     from npe2 import PluginManifest
-    from qtpy.QtWidgets import QApplication
 
     from .segment_widget import SegmentWidget
 
@@ -44,24 +44,45 @@ def run_demo(screenshot: Path | None = None, model: Path | None = None, timeout:
         napari.run()
         return 0
 
-    deadline = time.monotonic() + timeout
-    app = QApplication.instance()
-    while segment.running and time.monotonic() < deadline:
-        app.processEvents()
-        time.sleep(0.02)
-    if segment.running:
+    if not wait_until(lambda: not segment.running, timeout):
         segment.cancel()
         return _fail(viewer, f"segmentation did not finish in {timeout:.0f} s", screenshot)
     viewer.reset_view()  # fit the image to the canvas at its final size
-    for _ in range(20):  # let the new layer draw
-        app.processEvents()
-        time.sleep(0.02)
+    settle()  # let the new layer draw
     print(segment.status.text())
     segmented = any(isinstance(layer, napari.layers.Labels) for layer in viewer.layers)
     viewer.screenshot(str(screenshot), canvas_only=False)
     print(f"saved {screenshot}")
     viewer.close()
     return 0 if segmented else 1
+
+
+def wait_until(done: Callable[[], bool], timeout: float = 900.0) -> bool:
+    """Run Qt's event loop (as napari.run does) until ``done()`` or ``timeout`` seconds.
+
+    For scripts that drive the app: demo, screenshots, benchmarks. Returns ``done()``.
+    """
+    from qtpy.QtCore import QEventLoop, QTimer
+
+    if done():
+        return True
+    loop = QEventLoop()
+    check, deadline = QTimer(), QTimer()
+    check.timeout.connect(lambda: done() and loop.quit())
+    deadline.setSingleShot(True)
+    deadline.timeout.connect(loop.quit)
+    check.start(5)
+    deadline.start(int(timeout * 1000))
+    loop.exec()
+    check.stop()
+    deadline.stop()
+    return done()
+
+
+def settle(seconds: float = 0.4) -> None:
+    """Let the event loop run (draw, deliver signals) for ``seconds``."""
+    end = time.monotonic() + seconds
+    wait_until(lambda: time.monotonic() >= end, seconds + 1)
 
 
 def _fail(viewer, message: str, screenshot: Path | None) -> int:

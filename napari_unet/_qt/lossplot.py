@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qtpy.QtCore import QPointF, QRectF, Qt
+from qtpy.QtCore import QPointF, QRectF, QSize, Qt
 from qtpy.QtGui import QColor, QPainter, QPainterPath, QPen
 from qtpy.QtWidgets import QSizePolicy, QWidget
 
@@ -27,18 +27,22 @@ class LossPlot(QWidget):
         self.steps: list[int] = []
         self.losses: list[float] = []
         self.smoothed: list[float] = []
+        self._ema = 0.0  # biased; divided by 1 - SMOOTHING**n, so early points average what came so far
         self.val: list[tuple[int, float]] = []  # (step, AP@0.5)
         self.update()
 
     def add(self, record: TrainProgress) -> None:
         if not self.steps or record.step != self.steps[-1]:  # (a step comes again with its validation)
-            last = self.smoothed[-1] if self.smoothed else record.loss
             self.steps.append(record.step)
             self.losses.append(record.loss)
-            self.smoothed.append(SMOOTHING * last + (1 - SMOOTHING) * record.loss)
+            self._ema = SMOOTHING * self._ema + (1 - SMOOTHING) * record.loss
+            self.smoothed.append(self._ema / (1 - SMOOTHING ** len(self.steps)))
         if record.val_ap50 is not None:
             self.val.append((record.step, record.val_ap50))
         self.update()
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt API)
+        return QSize(240, 120)
 
     def summary(self) -> str:
         if not self.steps:
@@ -49,11 +53,12 @@ class LossPlot(QWidget):
     def paintEvent(self, event) -> None:  # noqa: N802 (Qt API)
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        area = QRectF(self.rect()).adjusted(MARGIN, MARGIN, -MARGIN, -MARGIN - 12)
+        text_height = self.fontMetrics().height()
+        area = QRectF(self.rect()).adjusted(MARGIN, MARGIN, -MARGIN, -MARGIN - text_height)
         painter.setPen(QPen(self.palette().mid().color()))
         painter.drawRect(area)
         painter.setPen(QPen(self.palette().text().color()))
-        painter.drawText(QRectF(area.left(), area.bottom() + 1, area.width(), 12),
+        painter.drawText(QRectF(area.left(), area.bottom() + 2, area.width(), text_height),
                          Qt.AlignmentFlag.AlignLeft, self.summary() or "the loss appears here while training")
         if len(self.steps) >= 2:
             low, high = min(self.losses), max(self.losses)

@@ -72,10 +72,12 @@ class PairPicker(QWidget):
                 continue
             labels = [lay.name for lay in self.viewer.layers if isinstance(lay, Labels) and lay.data.shape == shape]
             default = masks_name(image) if masks_name(image) in labels else NONE
-            ticked, pick = self._picked.get(image.name, (default != NONE, default))
+            ticked, pick = self._picked.get(image.name, (False, NONE))
+            if pick not in labels:  # never picked, or its layer went: take the masks, if any
+                ticked, pick = default != NONE, default
             box, combo = QCheckBox(image.name), QComboBox()
             combo.addItems([NONE, *labels])
-            combo.setCurrentText(pick if pick in labels else default)
+            combo.setCurrentText(pick)
             combo.setToolTip(f"The corrected labels of '{image.name}'")
             box.setChecked(ticked and combo.currentText() != NONE)
             box.toggled.connect(self.changed)

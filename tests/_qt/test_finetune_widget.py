@@ -275,3 +275,13 @@ def test_opens_from_the_plugins_menu(make_napari_viewer):
     assert widget.session is session_for(viewer)
     assert not widget.run_button.isEnabled()  # nothing to learn from yet
     assert widget.settings.budgets() == {"max_steps": None, "max_seconds": 60.0}  # CPU default
+
+
+def test_masks_made_after_the_widget_opened_are_picked(qtbot, make_napari_viewer):
+    viewer = make_napari_viewer()
+    session_for(viewer).set_model(threshold_unet(), "threshold")
+    widget = fw.FinetuneWidget(viewer)
+    image = viewer.add_image(disks(), name="img")
+    assert widget.pairs.pairs() == [] and not widget.run_button.isEnabled()
+    masks = viewer.add_labels(disk_labels(disks()), name="img masks")  # as Segment does
+    assert widget.pairs.pairs() == [(image, masks)] and widget.run_button.isEnabled()

@@ -6,7 +6,9 @@ import inspect
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from functools import cache
 
+import numpy as np
 import torch
 from napari.qt.threading import create_worker
 from napari.utils import progress
@@ -30,9 +32,22 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+@cache
+def warm_labels_layer() -> None:
+    """Make napari import what its first Labels layer needs (pandas and more, ~1 s).
+
+    Done once in a worker, so the first result shown does not freeze the viewer. An
+    unattached layer is a plain object: no viewer or Qt widget is touched.
+    """
+    from napari.layers import Labels
+
+    Labels(np.zeros((2, 2), np.uint16))
+
+
 def segment_job(image, model, **kwargs) -> Generator[Progress, None, Segmentation]:
     """:func:`napari_unet.segment.segment_iter` with torch on :func:`gui_threads` threads,
     and labels made ready for a layer here rather than on the UI thread."""
+    warm_labels_layer()
     with torch_threads(gui_threads()):
         result = yield from segment_iter(image, model, **kwargs)
     return replace(result, labels=compact_labels(result.labels))

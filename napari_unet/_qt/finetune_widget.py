@@ -115,7 +115,7 @@ class FinetuneWidget(QWidget):
         self._start(finetune_job, model, data, **self.settings.budgets(), config=self.settings.config(),
                     device=self.session.device, stop=self._stop, desc="Fine-tuning",
                     on_result=self._trained, on_error=self._failed)
-        self._worker.paused.connect(lambda: self._say("Paused: the CPU is yours. Resume continues."))
+        self._worker.paused.connect(self._paused)
         self._set_running(True)
         self._say(f"Learning from {data.n_objects} objects ({', '.join(sorted(set(data.modes)))}) "
                   f"on {self.session.device}; keep working, the viewer stays usable.")
@@ -135,6 +135,11 @@ class FinetuneWidget(QWidget):
         else:
             self._worker.pause()
             self.pause_button.setText("Resume")
+
+    def _paused(self) -> None:
+        budget = self.settings.budgets()["max_seconds"]
+        note = f" (time paused counts towards the {budget:.0f} s budget)" if budget else ""
+        self._say(f"Paused: the CPU is yours. Resume continues{note}.")
 
     def stop(self) -> None:
         """End training after the current step (the best weights so far are kept), or skip the refresh."""
@@ -159,8 +164,8 @@ class FinetuneWidget(QWidget):
         model = result.model
         self.session.set_model(model, model_card(model).name, None)
         how = "stopped" if result.stopped else "done"
-        self._say(f"Fine-tuning {how}: {result.steps} steps in {result.seconds:.0f} s; Segment and the "
-                  "click tool now use the new model (Revert goes back).")
+        self._say(f"Fine-tuning {how}: {result.steps} steps in {result.seconds:.0f} s; Segment now uses "
+                  "the new model (Revert goes back).")
         self._refresh(model)
 
     def _failed(self, exc: Exception) -> None:
@@ -172,7 +177,7 @@ class FinetuneWidget(QWidget):
 
     def _finished(self, token) -> None:
         if token is self._job:  # not the training run whose result started a refresh
-            self._worker = self._job = self._stop = None
+            self._worker = self._job = self._stop = self._data = None
             self._set_running(False)
 
     # -- after training ---------------------------------------------------------------

@@ -102,7 +102,7 @@ def test_edits_during_training_do_not_reach_the_snapshot(qtbot, setup):
     widget.pause_or_resume()
     qtbot.waitUntil(lambda: widget._worker.is_paused, timeout=WAIT_MS)
     masks.data_setitem(np.nonzero(masks.data >= 0), 0)  # the user erases everything meanwhile
-    snapshot = widget._data.parts[0].labels
+    snapshot = widget._data.parts[0].labels  # what the run learns from
     np.testing.assert_array_equal(snapshot, before)
     widget.stop()
     qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)

@@ -131,6 +131,7 @@ def test_pause_holds_training_and_resume_continues(qtbot, setup):
     widget.pause_button.click()
     assert widget.pause_button.text() == "Resume"
     qtbot.waitUntil(lambda: widget._worker.is_paused, timeout=WAIT_MS)
+    qtbot.wait(200)  # steps yielded before the pause are still being delivered
     seen = len(widget.plot.steps)
     qtbot.wait(500)
     assert len(widget.plot.steps) == seen and widget.running

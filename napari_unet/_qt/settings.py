@@ -24,7 +24,7 @@ class AdvancedSettings(QCollapsible):
     postprocess_changed = Signal()
 
     def __init__(self, parent: QWidget | None = None):
-        super().__init__("Advanced", parent)
+        super().__init__("Advanced", parent, expandedIcon="▼", collapsedIcon="▶")
         body = QWidget()
         form = QFormLayout(body)
         form.setContentsMargins(0, 0, 0, 0)

@@ -1,9 +1,10 @@
 """Training targets from instance labels: a 3-class map and per-pixel loss weights.
 
 Classes: 0 background, 1 interior, 2 boundary. The boundary is the thin inner band
-of each object (pixels with a 4-neighbour of another label), so two touching objects
-are always separated by a band of class 2 and the watershed in inference can split
-them. The weights follow the U-Net paper's idea (extra weight where objects nearly
+of each object (pixels with a 4-neighbour of another label), widened where two
+objects touch or nearly touch (the contact zone), so touching objects are separated
+by a clear band of class 2 and the watershed in inference can split them, while
+isolated objects keep a 1-pixel outline and their exact size. The weights follow the U-Net paper's idea (extra weight where objects nearly
 touch) with a cheap stand-in for its distance terms: a pixel is in a *contact zone*
 when a small window around it holds two different objects.
 """
@@ -26,6 +27,7 @@ class TargetConfig:
     boundary_weight: float = 2.0  # boundary pixels are rare and decide splits: weigh them up
     contact_weight: float = 5.0  # added where two objects are within `contact_radius`
     contact_radius: int = 2  # half-width of the window that detects near-touching objects
+    contact_boundary: bool = True  # object pixels in the contact zone are boundary: a wider split
 
 
 def boundary_mask(labels: np.ndarray) -> np.ndarray:
@@ -93,9 +95,12 @@ def make_targets(
     if lab.ndim != 2:
         raise ValueError(f"labels must be a 2D (height, width) array, got shape {lab.shape}")
     classes = class_map(lab)
+    contact = contact_mask(lab, config.contact_radius)
+    if config.contact_boundary:
+        classes[contact & (lab > 0)] = BOUNDARY
     weights = np.where(classes == BOUNDARY, config.boundary_weight, 1.0).astype(np.float32)
     if config.contact_weight:
-        weights += config.contact_weight * contact_mask(lab, config.contact_radius)
+        weights += config.contact_weight * contact
     if annotated is not None:
         ann = np.asarray(annotated, dtype=bool)
         if ann.shape != lab.shape:

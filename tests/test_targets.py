@@ -16,6 +16,10 @@ def two_touching_squares() -> np.ndarray:
 def test_touching_objects_are_separated_by_boundary():
     classes, weights = make_targets(two_touching_squares())
     assert (classes[2:10, 7] == BOUNDARY).all() and (classes[2:10, 8] == BOUNDARY).all()
+    # the contact zone widens the split to two pixels on each side
+    assert (classes[2:10, 6] == BOUNDARY).all() and (classes[2:10, 9] == BOUNDARY).all()
+    thin, _ = make_targets(two_touching_squares(), config=TargetConfig(contact_boundary=False))
+    assert (thin[4:8, 6] == INTERIOR).all()
     assert (classes[4:8, 4:6] == INTERIOR).all() and (classes[4:8, 10:12] == INTERIOR).all()
     assert (classes[0] == 0).all()
     # the interiors of the two objects do not touch: a watershed seeded from them splits them

@@ -89,6 +89,29 @@ def spatial_transform(layer, spatial_axes: tuple[int, ...]) -> dict:
     }
 
 
+def show_probabilities(viewer, image_layer, source: ModelInput, plane, probabilities) -> None:
+    """Show P(not background) as ``<image> probabilities`` (replaced on each run)."""
+    foreground = 1.0 - probabilities[0]
+    shape = tuple(np.shape(source.data)[ax] for ax in source.spatial_axes)
+    name = f"{image_layer.name} probabilities"
+    existing = viewer.layers[name] if name in viewer.layers else None
+    if existing is not None and existing.data.shape == shape:
+        data = np.array(existing.data, np.float32)
+    else:
+        existing, data = None, np.zeros(shape, np.float32)
+    if plane is not None and len(shape) == foreground.ndim + 1:
+        data[plane] = foreground
+    else:
+        data = foreground
+    if existing is not None:
+        existing.data = data
+    else:
+        viewer.add_image(
+            data, name=name, colormap="magma", opacity=0.5, blending="additive",
+            contrast_limits=(0.0, 1.0), **spatial_transform(image_layer, source.spatial_axes),
+        )
+
+
 def masks_name(image_layer) -> str:
     return f"{image_layer.name} masks"
 

@@ -6,7 +6,7 @@ import weakref
 
 import numpy as np
 from napari.utils.notifications import notification_manager, show_error
-from qtpy.QtCore import QTimer
+from qtpy.QtCore import QEvent, QTimer
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -30,6 +30,7 @@ from .layers import (
     model_channels,
     model_input,
     new_labels,
+    show_probabilities,
     spatial_transform,
     write_labels,
 )
@@ -123,6 +124,8 @@ class SegmentWidget(QWidget):
             return
         try:
             model = self.session.ensure_model()
+            if model_card(model).task == "click":
+                raise ValueError("this is a click-to-segment model; load a segmentation model here")
             source = model_input(layer, model_channels(model))
         except ValueError as exc:  # ModelFileError too
             self._say(str(exc))
@@ -173,7 +176,7 @@ class SegmentWidget(QWidget):
             return
         self.session.store_prediction(layer, prediction)
         if self.show_probabilities.isChecked():
-            self._write_probabilities(layer, source, plane, prediction.probabilities)
+            show_probabilities(self.viewer, layer, source, plane, prediction.probabilities)
         replace = self.existing.currentText() == REPLACE
         target, message = self._write_masks(layer, source, plane, labels, replace)
         self.viewer.layers.selection.active = target
@@ -199,27 +202,6 @@ class SegmentWidget(QWidget):
             message = f"{n_objects} objects{where} in the new layer '{target.name}'; edit them with the brush."
         self._outputs[unwrap(layer)] = weakref.ref(unwrap(target))
         return target, message
-
-    def _write_probabilities(self, layer, source: ModelInput, plane, probabilities) -> None:
-        foreground = 1.0 - probabilities[0]  # P(not background), whatever the classes
-        shape = tuple(np.shape(source.data)[ax] for ax in source.spatial_axes)
-        name = f"{layer.name} probabilities"
-        existing = self.viewer.layers[name] if name in self.viewer.layers else None
-        if existing is not None and existing.data.shape == shape:
-            data = np.array(existing.data, np.float32)
-        else:
-            existing, data = None, np.zeros(shape, np.float32)
-        if plane is not None and len(shape) == foreground.ndim + 1:
-            data[plane] = foreground
-        else:
-            data = foreground
-        if existing is not None:
-            existing.data = data
-        else:
-            self.viewer.add_image(
-                data, name=name, colormap="magma", opacity=0.5, blending="additive",
-                contrast_limits=(0.0, 1.0), **spatial_transform(layer, source.spatial_axes),
-            )
 
     def _failed(self, exc: Exception) -> None:
         if self.session.closed:
@@ -314,6 +296,13 @@ class SegmentWidget(QWidget):
     def _on_layer_removed(self, event) -> None:
         if self._worker is not None and unwrap(event.value) is unwrap(self._running_layer):
             self.cancel()
+
+    def event(self, event) -> bool:  # noqa: D102 (Qt API)
+        # the panel's close button takes the widget out of its dock: nothing could cancel
+        # the run any more, so stop it (results of finished runs stay)
+        if event.type() == QEvent.Type.ParentChange and self.parent() is None:
+            self.cancel()
+        return super().event(event)
 
     def _on_closing(self) -> None:
         if self._worker is not None:

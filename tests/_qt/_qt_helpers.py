@@ -6,7 +6,6 @@ import numpy as np
 import torch
 
 from napari_unet.model import UNet
-from napari_unet.modelfile import save_model
 
 WAIT_MS = 60_000  # generous: two shared CPU cores
 

@@ -120,3 +120,15 @@ def test_viewer_close_mid_run(qtbot, viewer_widget, monkeypatch):
     qtbot.waitUntil(lambda: not worker.is_running, timeout=WAIT_MS)
     assert worker.abort_requested
     assert len(viewer.layers) == 0
+
+
+def test_closing_the_dock_mid_run(qtbot, viewer_widget, monkeypatch):
+    monkeypatch.setattr(sw, "segment_job", slow_job)
+    viewer, widget = viewer_widget
+    viewer.add_image(disks(), name="img")
+    worker = start_and_wait_for_progress(qtbot, widget)
+    viewer.window.remove_dock_widget(widget)  # what the panel's close button does
+    qtbot.waitUntil(lambda: not worker.is_running, timeout=WAIT_MS)
+    qtbot.wait(100)
+    assert worker.abort_requested
+    assert [layer.name for layer in viewer.layers] == ["img"]

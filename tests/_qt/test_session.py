@@ -98,3 +98,19 @@ def test_plugin_proxy_main_thread_and_no_private_access(qtbot, make_napari_viewe
         warnings.filterwarnings("error", message=".*[Pp]rivate attribute.*")
         run_segment(qtbot, widget)
     assert viewer.layers["img masks"].data.max() == 6
+
+
+def test_a_click_model_is_refused_with_a_message(viewer_widget, tmp_path):
+    from dataclasses import replace
+
+    from _qt_helpers import threshold_unet
+
+    from napari_unet.modelfile import model_card
+
+    viewer, widget = viewer_widget
+    viewer.add_image(disks(), name="img")
+    model = threshold_unet()
+    model.card = replace(model_card(model), task="click")
+    widget.model.load(modelfile.save_model(model, tmp_path / "click.safetensors"))
+    widget.run_button.click()
+    assert not widget.running and "click-to-segment model" in widget.status.text()

@@ -1,8 +1,10 @@
 """Click-to-segment: the mask of the object under a click, refined by more clicks.
 
 A second, small U-Net (the *click network*, card task ``"click"``) takes the normalised
-image crop plus two click channels (positive and negative clicks, each a Gaussian
-spot) and predicts the clicked object's mask (classes background / object). It runs
+image crop plus three click channels — positive and negative clicks (each a Gaussian
+spot) and the object's mask before the latest click, as in RITM, so that a correction
+changes the mask near the click and little elsewhere — and predicts the clicked
+object's mask (classes background / object). It runs
 on a crop around the object, so a click costs the same on a 256² image and on a
 16k² one. The first click is answered on a ``crop``-sized window centred on it; the
 window grows (and is downscaled to ``crop``) while the mask touches its border, and
@@ -36,7 +38,8 @@ class ClickConfig:
 
     crop: int = 128  # network input edge in pixels; a multiple of 2**depth
     sigma: float = 3.0  # click spot: Gaussian sigma, in network pixels
-    context: float = 1.6  # window edge / the object's bounding-box edge after the first click
+    context: float = 1.6  # window edge / the object's bounding-box edge once the object is known
+    min_window: int = 32  # object windows are at least this big: small objects are magnified
     max_zoom: int = 4  # windows grow to at most crop * max_zoom pixels (then downscaled)
     threshold: float = 0.5  # object probability above which a pixel belongs to the mask
 
@@ -132,13 +135,14 @@ class ClickSegmenter:
                  device=None, config: ClickConfig = ClickConfig()):
         model = load_click_model() if model is None else model
         card = model_card(model)
-        if card.task != "click" or card.click_channels != 2 or model.config.out_channels != 2:
+        if card.task != "click" or card.click_channels not in (2, 3) or model.config.out_channels != 2:
             raise ValueError(
                 f"model {card.name!r} is a {card.task!r} model with {card.click_channels} click "
-                "channel(s); click-to-segment needs a click model (task 'click', 2 click channels, "
-                "2 outputs), e.g. napari_unet.clicks.load_click_model()"
+                "channel(s); click-to-segment needs a click model (task 'click', 2 click channels "
+                "or 3 with the previous mask, 2 outputs), e.g. napari_unet.clicks.load_click_model()"
             )
-        planes, spatial = to_planes(image, model.config.in_channels - 2, channel_axis)
+        self.uses_previous = card.click_channels == 3
+        planes, spatial = to_planes(image, model.config.in_channels - card.click_channels, channel_axis)
         if len(spatial) != 2:
             raise ValueError(f"click-to-segment works on one 2D plane; got spatial shape {spatial} "
                              "(pass the plane you click on, e.g. stack[z])")
@@ -178,25 +182,34 @@ class ClickSegmenter:
         if not pos:
             raise ValueError("give at least one positive click (a point on the object)")
         cfg = self.config
-        box = _union_box(previous.bbox() if previous is not None else None, pos)
-        edge = float(cfg.crop)
-        if previous is not None and previous.bbox() is not None:
-            edge = max(edge, cfg.context * max(box[2] - box[0], box[3] - box[1]))
-        centre = (pos[0] if len(pos) == 1 and previous is None else
-                  ((box[0] + box[2] - 1) / 2, (box[1] + box[3] - 1) / 2))
-        limit = cfg.crop * cfg.max_zoom
-        while True:
-            edge = int(np.ceil(min(edge, limit)))
-            mask, corner, touches = self._run(pos, neg, centre, edge)
+        known = previous.bbox() if previous is not None else None
+        if known is None:  # first click: a crop-sized window at the click, to find the object
+            centre, edge = pos[0] if len(pos) == 1 else _centre(_union_box(None, pos)), float(cfg.crop)
+        else:
+            centre, edge = self._object_window(_union_box(known, pos))
+        for attempt in range(4):
+            edge = int(round(edge))
+            mask, corner, touches = self._run(pos, neg, previous, centre, edge)
             result = _clip(mask, corner, self.shape)
             found = result.bbox()
-            if not touches or edge >= limit or found is None:
+            if found is None or attempt == 3:
                 return result
-            box = _union_box(found, pos)
-            centre = ((box[0] + box[2] - 1) / 2, (box[1] + box[3] - 1) / 2)
-            edge = max(2.0 * edge, cfg.context * max(box[2] - box[0], box[3] - box[1]))
+            new_centre, fit = self._object_window(_union_box(found, pos))
+            if touches and edge < cfg.crop * cfg.max_zoom:  # the object goes on beyond the window
+                centre, edge = new_centre, min(max(2.0 * edge, fit), cfg.crop * cfg.max_zoom)
+            elif known is None and attempt == 0 and fit < 0.8 * edge:  # small: look again, magnified
+                centre, edge = new_centre, fit
+            else:
+                return result
+        return result  # not reached
 
-    def _run(self, pos, neg, centre, edge) -> tuple[np.ndarray, tuple[int, int], bool]:
+    def _object_window(self, box) -> tuple[tuple[float, float], float]:
+        """Centre and edge of the window for an object with bounding box ``box``."""
+        cfg = self.config
+        edge = cfg.context * max(box[2] - box[0], box[3] - box[1])
+        return _centre(box), float(np.clip(edge, cfg.min_window, cfg.crop * cfg.max_zoom))
+
+    def _run(self, pos, neg, previous, centre, edge) -> tuple[np.ndarray, tuple[int, int], bool]:
         """Network pass on the ``edge``² window around ``centre``: mask, corner, touches-border."""
         size = self.config.crop
         y0, x0 = int(round(centre[0] - edge / 2)), int(round(centre[1] - edge / 2))
@@ -207,15 +220,22 @@ class ClickSegmenter:
             return [((y - y0 + 0.5) * scale - 0.5, (x - x0 + 0.5) * scale - 0.5) for y, x in points]
 
         clicks = encode_clicks(to_net(pos), to_net(neg), size, self.config.sigma)
+        if self.uses_previous:
+            window = np.concatenate([window, _paste(previous, y0, x0, edge)])
         x = torch.from_numpy(window)[None]
         if edge != size:
             x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-        x = torch.cat([x, torch.from_numpy(clicks)[None]], dim=1).to(self.device)
+        if self.uses_previous:  # clicks go before the previous mask
+            x = torch.cat([x[:, :-1], torch.from_numpy(clicks)[None], x[:, -1:]], dim=1)
+        else:
+            x = torch.cat([x, torch.from_numpy(clicks)[None]], dim=1)
+        x = x.to(self.device)
         with torch.inference_mode():
             logits = self.model(x.contiguous(memory_format=torch.channels_last)).float()
             score = logits[:, 1:2] - logits[:, 0:1]  # log-odds of "object"
             if edge != size:
-                score = F.interpolate(score, size=(edge, edge), mode="bilinear", align_corners=False)
+                score = F.interpolate(score, size=(edge, edge), mode="bilinear", align_corners=False,
+                                      antialias=edge < size)
         cut = float(np.log(self.config.threshold / (1 - self.config.threshold)))
         mask = _keep_clicked(score[0, 0].cpu().numpy() > cut, pos, y0, x0)
         # touching the window's edge inside the image means the object may go on beyond it
@@ -262,6 +282,10 @@ def segment_click(image, positive: Sequence[Point], negative: Sequence[Point] = 
     return segmenter.predict(positive, negative).full()
 
 
+def _centre(box) -> tuple[float, float]:
+    return (box[0] + box[2] - 1) / 2, (box[1] + box[3] - 1) / 2
+
+
 def _union_box(box, points) -> tuple[float, float, float, float]:
     ys = [p[0] for p in points]
     xs = [p[1] for p in points]
@@ -278,6 +302,18 @@ def _crop(image: np.ndarray, y0: int, x0: int, edge: int) -> np.ndarray:
     ys, xs, ye, xe = max(y0, 0), max(x0, 0), min(y0 + edge, h), min(x0 + edge, w)
     if ye > ys and xe > xs:
         out[:, ys - y0 : ye - y0, xs - x0 : xe - x0] = image[:, ys:ye, xs:xe]
+    return out
+
+
+def _paste(previous: ObjectMask | None, y0: int, x0: int, edge: int) -> np.ndarray:
+    """The previous mask in the (1, edge, edge) window at (y0, x0), as float32 0/1."""
+    out = np.zeros((1, edge, edge), dtype=np.float32)
+    if previous is not None and previous.mask.size:
+        (py, px), (h, w) = previous.offset, previous.mask.shape
+        ys, xs = max(py, y0), max(px, x0)
+        ye, xe = min(py + h, y0 + edge), min(px + w, x0 + edge)
+        if ye > ys and xe > xs:
+            out[0, ys - y0 : ye - y0, xs - x0 : xe - x0] = previous.mask[ys - py : ye - py, xs - px : xe - px]
     return out
 
 

@@ -4,8 +4,9 @@
 (its ``batches`` hook): each sample is a window around one object, augmented like the
 automatic model's patches, with clicks placed the way :mod:`napari_unet.clicksim`'s
 simulated user places them — the first inside the object, some extra random ones, and
-for part of the batch clicks on the errors of the network being trained (iterative
-training, as in RITM). The target is the object (class 1) against everything else;
+for part of the batch a previous mask with a click on its largest error: the network
+being trained answers earlier clicks (iterative training, as in RITM), or the true
+mask is perturbed (grown, shrunk, shifted, cut), which is cheaper. The target is the object (class 1) against everything else;
 unannotated pixels are ignored, so fine-tuning can use partially labelled images.
 
 Run ``python -m napari_unet.clicktrain -o model.safetensors --minutes 18`` to train
@@ -31,6 +32,7 @@ from .clicksim import next_click
 from .data import Sample, Source
 from .losses import LossConfig
 from .model import UNet
+from .modelfile import load_model
 from .targets import IGNORE_INDEX
 from .training import TrainConfig, TrainProgress, TrainResult, train_iter
 
@@ -47,6 +49,8 @@ class ClickSimConfig:
     p_random: float = 0.3  # add 1-3 random clicks (positives inside, negatives around the object)
     p_iterative: float = 0.25  # add 1..max_iterative clicks on the errors of the network in training
     max_iterative: int = 2  # most clicks added by iterative simulation
+    p_perturbed: float = 0.3  # previous mask = the true one perturbed, plus a click on its error
+    max_perturbation: int = 3  # pixels (in the network input) of growth, shrinkage or shift
     boundary_weight: float = 2.0  # extra loss weight on the object's border band: IoU lives there
 
 
@@ -58,14 +62,25 @@ def click_train_config(**overrides) -> TrainConfig:
 
 
 def new_click_model(base_channels: int = 16, depth: int = 4, image_channels: int = 1) -> UNet:
-    """An untrained click network with its model card."""
-    model = UNet(image_channels + 2, 2, base_channels=base_channels, depth=depth)
+    """An untrained click network (inputs: image, positive, negative, previous mask)."""
+    model = UNet(image_channels + 3, 2, base_channels=base_channels, depth=depth)
     model.card = ModelCard(
         name="nuclei-click", task="click", classes=("background", "object"),
         channels=("intensity",) if image_channels == 1 else tuple(f"channel {i}" for i in range(image_channels)),
-        click_channels=2,
+        click_channels=3,
     )
     return model
+
+
+@dataclass(eq=False)
+class _Item:
+    """One training object while its clicks are simulated."""
+
+    image: torch.Tensor  # (C, P, P) augmented window
+    target: np.ndarray  # (P, P) bool, the object
+    annotated: np.ndarray  # (P, P) bool
+    clicks: list[tuple[int, int, bool]]
+    previous: np.ndarray | None = None  # (P, P) bool mask before the latest click
 
 
 class ClickSampler:
@@ -94,9 +109,16 @@ class ClickSampler:
 
     def __call__(self) -> Batch:
         items = [self._item() for _ in range(self.batch_size)]
-        self._iterate(items)
-        x = torch.stack([torch.cat([img, self._encode(clk)]) for img, _, _, clk in items])
-        classes, weights = zip(*(self._targets(obj, ann) for _, obj, ann, _ in items))
+        draws = self.rng.random(len(items))
+        sim = self.sim
+        for item, u in zip(items, draws):
+            if sim.p_iterative <= u < sim.p_iterative + sim.p_perturbed:
+                self._perturb(item)
+        rounds = [int(self.rng.integers(1, sim.max_iterative + 1)) if u < sim.p_iterative else 0
+                  for u in draws]
+        self._iterate(items, rounds)
+        x = torch.stack([self._input(item) for item in items])
+        classes, weights = zip(*(self._targets(item.target, item.annotated) for item in items))
         return Batch(x, torch.from_numpy(np.stack(classes)), torch.from_numpy(np.stack(weights)))
 
     # -- one object ---------------------------------------------------------------------
@@ -108,7 +130,7 @@ class ClickSampler:
                 continue
             img, obj, ann = self._window(sample, obj_id, box)
             if obj.sum() >= MIN_PIXELS:
-                return img, obj, ann, self._clicks(obj, ann)
+                return _Item(img, obj, ann, self._clicks(obj, ann))
         raise ValueError("no labelled objects to click on in the training images; label some objects first")
 
     def _pick_object(self, sample: Sample):
@@ -130,7 +152,7 @@ class ClickSampler:
         h, w = ys.stop - ys.start, xs.stop - xs.start
         jitter = float(np.exp(rng.uniform(*np.log(sim.window_jitter))))
         if rng.random() < sim.p_object_window:
-            edge = max(self.size, self.clicks.context * max(h, w)) * jitter
+            edge = max(self.clicks.min_window, self.clicks.context * max(h, w)) * jitter
             centre = np.array([ys.start + h / 2, xs.start + w / 2]) + rng.normal(0, 0.1 * max(h, w), 2)
         else:  # as for a first click: a crop-sized window centred on a point in the object
             edge = self.size * jitter
@@ -167,10 +189,29 @@ class ClickSampler:
                     clicks.append((int(py[j]), int(px[j]), positive))
         return clicks
 
-    # -- iterative clicks from the network being trained ----------------------------------
-    def _iterate(self, items) -> None:
-        rounds = [int(self.rng.integers(1, self.sim.max_iterative + 1))
-                  if self.rng.random() < self.sim.p_iterative else 0 for _ in items]
+    # -- previous masks and the clicks that correct them ------------------------------------
+    def _perturb(self, item: _Item) -> None:
+        """A plausible earlier answer (the truth grown, shrunk, shifted or cut) and a click on its error."""
+        rng, k = self.rng, int(self.rng.integers(1, self.sim.max_perturbation + 1))
+        obj = item.target
+        kind = rng.integers(4)
+        if kind == 0:
+            prev = ndi.binary_dilation(obj, iterations=k)
+        elif kind == 1:
+            prev = ndi.binary_erosion(obj, iterations=k)
+        elif kind == 2:
+            prev = np.roll(obj, (int(rng.integers(-k, k + 1)), int(rng.integers(-k, k + 1))), axis=(0, 1))
+        else:  # part of the object missing, cut by a random straight line
+            yy, xx = np.nonzero(obj)
+            angle = rng.uniform(0, 2 * np.pi)
+            proj = yy * np.cos(angle) + xx * np.sin(angle)
+            cut = np.quantile(proj, rng.uniform(0.2, 0.6))
+            prev = obj.copy()
+            prev[yy[proj < cut], xx[proj < cut]] = False
+        self._correct(item, prev)
+
+    def _iterate(self, items: list[_Item], rounds: list[int]) -> None:
+        """Let the network in training answer, then click on its error, ``rounds[i]`` times."""
         if not any(rounds):
             return
         modes = [m.training for m in self.model.modules()]
@@ -178,24 +219,29 @@ class ClickSampler:
         try:
             for r in range(1, max(rounds) + 1):
                 todo = [i for i, n in enumerate(rounds) if n >= r]
-                x = torch.stack([torch.cat([items[i][0], self._encode(items[i][3])]) for i in todo])
+                x = torch.stack([self._input(items[i]) for i in todo])
                 dev = next(self.model.parameters()).device
                 with torch.no_grad():
                     logits = self.model(x.to(dev).contiguous(memory_format=torch.channels_last))
                 preds = (logits[:, 1] > logits[:, 0]).cpu().numpy()
                 for i, pred in zip(todo, preds):
-                    _, obj, ann, clicks = items[i]
-                    click = next_click(pred, obj, ann)
-                    if click is not None:
-                        clicks.append((click.y, click.x, click.positive))
+                    self._correct(items[i], pred)
         finally:
             for m, mode in zip(self.model.modules(), modes):
                 m.training = mode
 
-    def _encode(self, clicks) -> torch.Tensor:
-        pos = [(y, x) for y, x, p in clicks if p]
-        neg = [(y, x) for y, x, p in clicks if not p]
-        return torch.from_numpy(encode_clicks(pos, neg, self.size, self.clicks.sigma))
+    def _correct(self, item: _Item, previous: np.ndarray) -> None:
+        item.previous = previous & item.annotated
+        click = next_click(item.previous, item.target, item.annotated)
+        if click is not None:
+            item.clicks.append((int(click.y), int(click.x), click.positive))
+
+    def _input(self, item: _Item) -> torch.Tensor:
+        pos = [(y, x) for y, x, p in item.clicks if p]
+        neg = [(y, x) for y, x, p in item.clicks if not p]
+        clicks = torch.from_numpy(encode_clicks(pos, neg, self.size, self.clicks.sigma))
+        prev = item.previous if item.previous is not None else np.zeros((self.size, self.size), bool)
+        return torch.cat([item.image, clicks, torch.from_numpy(prev.astype(np.float32))[None]])
 
     def _targets(self, obj: np.ndarray, ann: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         classes = obj.astype(np.int64)
@@ -231,13 +277,29 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--pool", type=int, default=500, help="synthetic 256² images generated up front")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--resume", help="checkpoint to continue from")
+    p.add_argument("--init", help="click model file to start from (default: random weights)")
+    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
     args = p.parse_args(argv)
-    model = new_click_model()
-    config = click_train_config(steps=10**6, max_seconds=args.minutes * 60, threads=args.threads,
+    model = _widened(load_model(args.init)) if args.init else new_click_model()
+    config = click_train_config(steps=10**6, max_seconds=args.minutes * 60, threads=args.threads, lr=args.lr,
                                 checkpoint=args.output, resume=args.resume, val_every=200)
     data = SynthSource(pool=args.pool, seed=1)
     result = run(_log(train_click_iter(model, data, config)))
     print(f"done: {result.steps} steps in {result.seconds:.0f} s, best step {result.best_step}", flush=True)
+
+
+def _widened(old: UNet) -> UNet:
+    """A 2-click-channel model as a 3-channel one whose previous-mask input starts at zero weight."""
+    if old.card is None or old.card.click_channels != 2:
+        return old
+    model = new_click_model(old.config.base_channels, old.config.depth, old.config.in_channels - 2)
+    state = old.state_dict()
+    first = model.inc[0].weight.detach().clone()
+    first.zero_()
+    first[:, : old.config.in_channels] = state["inc.0.weight"]
+    state["inc.0.weight"] = first
+    model.load_state_dict(state)
+    return model
 
 
 def _log(job):

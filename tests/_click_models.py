@@ -17,7 +17,7 @@ def threshold_click_unet(gain: float = 20.0, veto: float = 40.0) -> UNet:
     click. Positive clicks only choose which bright blob is kept (the segmenter keeps
     the connected parts under positive clicks).
     """
-    model = UNet(3, 2, base_channels=4, depth=2)
+    model = UNet(4, 2, base_channels=4, depth=2)
     with torch.no_grad():
         for p in model.parameters():
             p.zero_()
@@ -34,7 +34,7 @@ def threshold_click_unet(gain: float = 20.0, veto: float = 40.0) -> UNet:
         model.head.weight[1, 1, 0, 0] = -veto
         model.head.bias[1] = -gain / 2
     model.card = ModelCard(name="threshold-click", task="click", classes=("background", "object"),
-                           click_channels=2)
+                           click_channels=3)
     return model.eval()
 
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import weakref
 from collections import deque
-from dataclasses import dataclass, field
-
 import numpy as np
 from napari.layers import Labels
 from napari.utils.notifications import notification_manager, show_error
@@ -22,12 +20,23 @@ from psygnal import Signal
 
 from ..clicks import ClickSegmenter, ObjectMask, farthest_point, load_click_model
 from ..clicksim import Click
+from ..devices import gui_threads
+from .click_objects import (
+    ClickedObject,
+    Prepare,
+    current_mask,
+    edited,
+    has_label,
+    label_window,
+    near,
+    object_change,
+    plane_of,
+)
 from .jobs import start_job, torch_threads
-from .layers import find_masks, masks_name, model_channels, model_input, spatial_transform
+from .layers import displayed_plane, find_masks, masks_name, model_channels, model_input, spatial_transform
 
 TOGGLE_KEY = "k"  # switches click mode on and off (free in napari's default keymap)
 DRAG_PX = 4  # a press that moves more canvas pixels than this is a pan, not a click
-NEAR = 0.5  # a positive click on background within this many object sizes extends the object
 
 _CLICK_MODELS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # session -> click model
 
@@ -43,18 +52,6 @@ def click_model_for(session):
 def set_click_model(session, model) -> None:
     """Use ``model`` for clicks in this session from the next click on (e.g. after fine-tuning)."""
     _CLICK_MODELS[session] = model
-
-
-@dataclass(eq=False)
-class _Object:
-    """The object being clicked: where its label lives and the clicks that define it."""
-
-    image: object  # the image layer clicked on
-    layer: Labels  # where its mask is written
-    plane: int | None  # index along the first spatial axis of a stack
-    label: int
-    clicks: list[Click] = field(default_factory=list)
-    written: ObjectMask | None = None  # the label's pixels as this tool last left them
 
 
 class ClickTool:
@@ -78,9 +75,9 @@ class ClickTool:
         self.viewer, self.session, self._image_layer = viewer, session, image_layer
         self.enabled = False
         self.preserve_labels = True  # never paint over another object's pixels
-        self.current: _Object | None = None
-        self._queue: deque[_Object] = deque()
-        self._running: _Object | None = None
+        self.current: ClickedObject | None = None
+        self._queue: deque[ClickedObject] = deque()
+        self._running: ClickedObject | Prepare | None = None
         self._segmenters: dict = {}  # (layer id, data id, plane, model id, device) -> ClickSegmenter
         viewer.bind_key(TOGGLE_KEY, lambda _v: self.set_enabled(not self.enabled), overwrite=True)
 
@@ -99,6 +96,7 @@ class ClickTool:
             active = layers.selection.active
             if isinstance(active, Labels):
                 active.mode = "pan_zoom"  # a paint-mode click would paint as well
+            self.prepare()
         else:
             if self._on_mouse in callbacks:
                 callbacks.remove(self._on_mouse)
@@ -159,18 +157,18 @@ class ClickTool:
         y, x = float(coords[axes[-2]]), float(coords[axes[-1]])
         iy, ix = pixel[-2], pixel[-1]
         layer = self._labels(image, source, shape)
-        under = int(_plane(layer, plane)[iy, ix])
+        under = int(plane_of(layer, plane)[iy, ix])
         obj = self.current
         if obj is not None and (obj.layer is not layer or obj.plane != plane or obj.image is not image):
             obj = None
-        if obj is not None and _edited(obj):  # brushed or undone since: start from what is there
-            obj = self._existing(image, layer, plane, obj.label) if _has_label(obj) else None
+        if obj is not None and edited(obj):  # brushed or undone since: start from what is there
+            obj = self._existing(image, layer, plane, obj.label) if has_label(obj) else None
         if under and (obj is None or under != obj.label):
             obj = self._existing(image, layer, plane, under)
-        elif obj is None or not (negative or under or _near(obj, iy, ix)):
+        elif obj is None or not (negative or under or near(obj, iy, ix)):
             if negative:
                 return self._say("Shift-click removes part of an object: click an object first.")
-            obj = _Object(image, layer, plane, self._new_label(layer))
+            obj = ClickedObject(image, layer, plane, self._new_label(layer))
         obj.clicks.append(Click(y, x, not negative))  # sub-pixel position for the network
         self.current = obj
         layer.selected_label = obj.label
@@ -181,13 +179,13 @@ class ClickTool:
     def _new_label(self, layer: Labels) -> int:
         """A label not in the layer and not taken by an object still waiting to be written."""
         pending = [o.label for o in (self.current, self._running, *self._queue)
-                   if o is not None and o.layer is layer]
+                   if isinstance(o, ClickedObject) and o.layer is layer]
         return max(int(np.max(layer.data)), *pending, 0) + 1
 
-    def _existing(self, image, layer, plane, label: int) -> _Object:
+    def _existing(self, image, layer, plane, label: int) -> ClickedObject:
         """An object for a label already in the layer: an implicit click at its centre."""
-        mask = _label_window(_plane(layer, plane), label)
-        obj = _Object(image, layer, plane, label, written=mask)
+        mask = label_window(plane_of(layer, plane), label)
+        obj = ClickedObject(image, layer, plane, label, written=mask)
         point = farthest_point(mask.mask)
         if point is not None:
             obj.clicks.append(Click(point[0] + mask.offset[0], point[1] + mask.offset[1], True))
@@ -206,74 +204,69 @@ class ClickTool:
         return layer
 
     # -- network passes ----------------------------------------------------------------
+    def prepare(self) -> None:
+        """Normalise the picked image (its displayed plane) in the background, so that the
+        first click is answered as fast as the others."""
+        image = self._image_layer()
+        if image is None:
+            return
+        try:
+            source = model_input(image, model_channels(click_model_for(self.session)))
+        except ValueError:
+            return  # the first click will say why
+        plane = displayed_plane(self.viewer, image, source.spatial_axes) if source.is_stack else None
+        self._queue.append(Prepare(image, plane))
+        self._pump()
+
     def _pump(self) -> None:
         """Start the next waiting pass, if none is running."""
         if self._running is not None or not self._queue or self.session.closed:
             return
-        obj = self._running = self._queue.popleft()
-        pos = [(c.y, c.x) for c in obj.clicks if c.positive]
-        neg = [(c.y, c.x) for c in obj.clicks if not c.positive]
-        n_clicks = len(obj.clicks)
-        previous = _current_mask(obj)
+        item = self._running = self._queue.popleft()
         try:
             model = click_model_for(self.session)
-            source = model_input(obj.image, model_channels(model))
+            source = model_input(item.image, model_channels(model))
         except ValueError as exc:
             self._running = None
             return self._say(str(exc))
-        if obj.plane is not None:
-            source = source.plane(obj.plane)
-        key = (id(obj.image), id(obj.image.data), obj.plane, id(model), self.session.device)
-        start_job(
-            self.session, self._predict, key, source, model, pos, neg, previous,
-            desc="click", show_progress=False,
-            on_result=lambda result: self._write(obj, result, n_clicks),
-            on_error=self._failed, on_finished=self._finished,
-        )
+        if item.plane is not None:
+            source = source.plane(item.plane)
+        key = (id(item.image), id(item.image.data), item.plane, id(model), self.session.device)
+        request, on_result = None, lambda _: None
+        if isinstance(item, ClickedObject):
+            pos = [(c.y, c.x) for c in item.clicks if c.positive]
+            neg = [(c.y, c.x) for c in item.clicks if not c.positive]
+            request, n_clicks = (pos, neg, current_mask(item)), len(item.clicks)
+            on_result = lambda result: self._write(item, result, n_clicks)  # noqa: E731
+        start_job(self.session, self._predict, key, source, model, request, desc="click",
+                  show_progress=False, on_result=on_result, on_error=self._failed,
+                  on_finished=self._finished)
 
-    def _predict(self, key, source, model, pos, neg, previous) -> ObjectMask:
-        """Worker thread: the mask for these clicks (the image is normalised once per plane)."""
-        from ..devices import gui_threads
-
+    def _predict(self, key, source, model, request) -> ObjectMask | None:
+        """Worker thread: the mask for a request's clicks (the image is normalised once per plane)."""
         with torch_threads(gui_threads()):
             segmenter = self._segmenters.get(key)
             if segmenter is None:
                 segmenter = ClickSegmenter(source.data, model, channel_axis=source.channel_axis,
                                            device=self.session.device)
                 self._segmenters = {key: segmenter}  # one plane at a time: the cache is small
-            return segmenter.predict(pos, neg, previous)
+            return segmenter.predict(*request) if request is not None else None
 
-    def _write(self, obj: _Object, result: ObjectMask, n_clicks: int) -> None:
+    def _write(self, obj: ClickedObject, result: ObjectMask, n_clicks: int) -> None:
         """Main thread: put the answer in the layer as one undo step."""
         if obj.layer not in self.viewer.layers:
             return self._say("The masks layer was removed; the click was dropped.")
         if len(obj.clicks) > n_clicks and obj not in self._queue:
             self._queue.appendleft(obj)  # more clicks came: their pass supersedes this one
             return
-        plane = _plane(obj.layer, obj.plane)
-        region = _union(result, obj.written, plane.shape)
-        current = plane[region]
-        own = current == obj.label
-        new = np.zeros(current.shape, dtype=bool)
-        inner = tuple(slice(s.start - r.start, s.stop - r.start) for s, r in zip(result.slices, region))
-        new[inner] = result.mask
-        if self.preserve_labels:
-            new &= (current == 0) | own
-        changed = new != own
-        where = list(np.nonzero(changed))
-        where = [where[0] + region[0].start, where[1] + region[1].start]
-        if obj.plane is not None:
-            where.insert(0, np.full(where[0].shape, obj.plane))
-        if where[0].size:
-            values = np.where(new[changed], obj.label, 0).astype(obj.layer.data.dtype)
-            obj.layer.data_setitem(tuple(where), values)
+        change = object_change(plane_of(obj.layer, obj.plane), obj, result, self.preserve_labels)
+        if change.where[0].size:
+            obj.layer.data_setitem(_in_plane(change.where, obj.plane), change.values)
         edits = getattr(self.session, "edits", None)
         if edits is not None:  # the clicked object counts as checked by the user (fine-tuning)
-            checked = list(np.nonzero(changed | new))
-            checked = [checked[0] + region[0].start, checked[1] + region[1].start]
-            edits.mark(obj.layer, tuple(checked if obj.plane is None else
-                                        [np.full(checked[0].shape, obj.plane), *checked]))
-        obj.written = ObjectMask(new, (region[0].start, region[1].start), plane.shape)
+            edits.mark(obj.layer, _in_plane(change.checked, obj.plane))
+        obj.written = change.written
+        new = change.written.mask
         n = int(new.sum())
         self._say(f"Object {obj.label}: {n} pixels after {len(obj.clicks)} click(s)." if n else
                   "No object found under the click; click nearer its centre.")
@@ -293,56 +286,6 @@ class ClickTool:
         self.message.emit(text)
 
 
-def _plane(layer: Labels, plane: int | None) -> np.ndarray:
-    return layer.data[plane] if plane is not None else layer.data
-
-
-def _current_mask(obj: _Object) -> ObjectMask | None:
-    """The object's pixels as the layer holds them now, in the window last written."""
-    if obj.written is None:
-        return None
-    mask = _plane(obj.layer, obj.plane)[obj.written.slices] == obj.label
-    return ObjectMask(mask, obj.written.offset, obj.written.shape)
-
-
-def _edited(obj: _Object) -> bool:
-    """Whether the label's pixels changed since this tool wrote them (brush, undo)."""
-    current = _current_mask(obj)
-    return current is not None and not np.array_equal(current.mask, obj.written.mask)
-
-
-def _has_label(obj: _Object) -> bool:
-    current = _current_mask(obj)
-    return current is not None and bool(current.mask.any())
-
-
-def _near(obj: _Object, y: int, x: int) -> bool:
-    """Whether (y, x) is close enough to the object to be a click that extends it."""
-    box = obj.written.bbox() if obj.written is not None else None
-    if box is None:
-        ys, xs = [c.y for c in obj.clicks], [c.x for c in obj.clicks]
-        box = (min(ys), min(xs), max(ys) + 1, max(xs) + 1)
-    reach = max(8.0, NEAR * max(box[2] - box[0], box[3] - box[1]))
-    return box[0] - reach <= y < box[2] + reach and box[1] - reach <= x < box[3] + reach
-
-
-def _label_window(plane: np.ndarray, label: int) -> ObjectMask:
-    """``plane == label`` in a window around the label's pixels."""
-    ys, xs = np.nonzero(plane == label)
-    if ys.size == 0:
-        return ObjectMask(np.zeros((0, 0), bool), (0, 0), plane.shape)
-    y0, x0, y1, x1 = ys.min(), xs.min(), ys.max() + 1, xs.max() + 1
-    return ObjectMask(plane[y0:y1, x0:x1] == label, (int(y0), int(x0)), plane.shape)
-
-
-def _union(a: ObjectMask, b: ObjectMask | None, shape) -> tuple[slice, slice]:
-    """The smallest window holding both masks' windows."""
-    boxes = [m for m in (a, b) if m is not None and m.mask.size]
-    if not boxes:
-        return slice(0, 0), slice(0, 0)
-    y0 = min(m.offset[0] for m in boxes)
-    x0 = min(m.offset[1] for m in boxes)
-    y1 = max(m.offset[0] + m.mask.shape[0] for m in boxes)
-    x1 = max(m.offset[1] + m.mask.shape[1] for m in boxes)
-    return slice(y0, min(y1, shape[0])), slice(x0, min(x1, shape[1]))
-
+def _in_plane(where: tuple[np.ndarray, np.ndarray], plane: int | None) -> tuple[np.ndarray, ...]:
+    """(y, x) indices of a plane as indices of the whole layer."""
+    return where if plane is None else (np.full(where[0].shape, plane), *where)

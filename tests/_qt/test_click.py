@@ -1,0 +1,184 @@
+"""The click tool in a viewer: simulated mouse events through napari's callbacks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _click_models import disk_image, threshold_click_unet
+from napari.utils._test_utils import read_only_mouse_event
+from qtpy.QtCore import Qt
+from napari.utils.interactions import mouse_move_callbacks, mouse_press_callbacks, mouse_release_callbacks
+
+from napari_unet._qt.click import set_click_model
+from napari_unet._qt.click_widget import ClickWidget
+from napari_unet._qt.session import session_for
+
+WAIT_MS = 60_000
+CENTRES = ((30, 30), (30, 80), (70, 50))
+
+
+def disk(shape, centre, radius=10):
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    return (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 <= radius**2
+
+
+@pytest.fixture
+def clicker(make_napari_viewer, qtbot):
+    """A viewer, the Click widget in click mode and the threshold click model."""
+
+    def make(image=None, **layer_kwargs):
+        viewer = make_napari_viewer()
+        viewer.add_image(disk_image() if image is None else image, name="cells", **layer_kwargs)
+        set_click_model(session_for(viewer), threshold_click_unet())
+        widget = ClickWidget(viewer)
+        viewer.window.add_dock_widget(widget, name="Click")
+        widget.toggle.setChecked(True)
+        return viewer, widget
+
+    return make
+
+
+def click(viewer, world, modifiers=(), button=1, drag=0.0):
+    """Press and release at world coordinates ``world`` (moving ``drag`` canvas px in between)."""
+    kwargs = dict(button=button, modifiers=list(modifiers), position=tuple(world),
+                  dims_displayed=list(viewer.dims.displayed))
+    mouse_press_callbacks(viewer, read_only_mouse_event(type="mouse_press", pos=np.zeros(2), **kwargs))
+    if drag:
+        moved = read_only_mouse_event(type="mouse_move", is_dragging=True, pos=np.array([drag, 0.0]), **kwargs)
+        mouse_move_callbacks(viewer, moved)
+    end = np.array([drag, 0.0])
+    mouse_release_callbacks(viewer, read_only_mouse_event(type="mouse_release", pos=end, **kwargs))
+
+
+def settle(qtbot, widget):
+    qtbot.waitUntil(lambda: not widget.tool.busy, timeout=WAIT_MS)
+
+
+def masks(viewer):
+    return viewer.layers["cells masks"]
+
+
+def test_click_adds_a_label_and_undo_removes_it(clicker, qtbot):
+    viewer, widget = clicker()
+    click(viewer, (30, 30))
+    settle(qtbot, widget)
+    labels = masks(viewer).data
+    assert set(np.unique(labels)) == {0, 1}
+    assert np.array_equal(labels == 1, disk(labels.shape, (30, 30)))
+    masks(viewer).undo()
+    assert not masks(viewer).data.any()
+
+
+def test_each_object_gets_its_own_label_and_escape_ends_one(clicker, qtbot):
+    viewer, widget = clicker()
+    click(viewer, (30, 30))
+    settle(qtbot, widget)
+    click(viewer, (70, 50))  # far from the first object: a new one
+    settle(qtbot, widget)
+    assert set(np.unique(masks(viewer).data)) == {0, 1, 2}
+    widget.tool.end_object()
+    assert widget.tool.current is None
+
+
+def test_negative_click_removes_part_in_one_undo_step(clicker, qtbot):
+    viewer, widget = clicker()
+    click(viewer, (30, 30))
+    settle(qtbot, widget)
+    full = masks(viewer).data.copy()
+    click(viewer, (30, 38), modifiers=["Shift"])
+    settle(qtbot, widget)
+    shrunk = masks(viewer).data
+    assert shrunk[30, 38] == 0 and shrunk[30, 30] == 1 and (shrunk == 1).sum() < (full == 1).sum()
+    masks(viewer).undo()
+    assert np.array_equal(masks(viewer).data, full)
+
+
+def test_other_objects_pixels_are_kept(clicker, qtbot):
+    viewer, widget = clicker()
+    labels = viewer.add_labels(np.zeros((96, 128), np.int32), name="cells masks")
+    left = disk((96, 128), (30, 30)) & (np.mgrid[:96, :128][1] < 30)
+    labels.data[left] = 7
+    click(viewer, (30, 36))  # on the disk's unlabelled half: a new object
+    settle(qtbot, widget)
+    assert (labels.data == 7).sum() == left.sum()
+    new = labels.data == 8
+    assert new.any() and not (new & left).any()
+
+
+def test_click_on_a_label_refines_it(clicker, qtbot):
+    viewer, widget = clicker()
+    labels = viewer.add_labels(np.zeros((96, 128), np.int32), name="cells masks")
+    part = disk((96, 128), (70, 50), radius=5)
+    labels.data[part] = 3
+    click(viewer, (70, 50))
+    settle(qtbot, widget)
+    assert set(np.unique(labels.data)) == {0, 3}
+    assert np.array_equal(labels.data == 3, disk((96, 128), (70, 50)))
+
+
+def test_plane_of_a_stack(clicker, qtbot):
+    stack = np.stack([disk_image(centres=((70 - 10 * z, 20 + 10 * z),)) for z in range(5)])
+    viewer, widget = clicker(stack)
+    viewer.dims.set_point(0, 2)
+    click(viewer, (2, 50, 40))
+    settle(qtbot, widget)
+    labels = masks(viewer).data
+    assert labels.shape == stack.shape
+    assert not labels[[0, 1, 3, 4]].any()
+    assert np.array_equal(labels[2] > 0, disk((96, 128), (50, 40)))
+
+
+def test_scale_and_translate(clicker, qtbot):
+    viewer, widget = clicker(scale=(2.0, 0.5), translate=(10.0, -5.0))
+    click(viewer, (10 + 2 * 70, -5 + 0.5 * 50))  # world position of the disk at (70, 50)
+    settle(qtbot, widget)
+    layer = masks(viewer)
+    assert np.allclose(layer.scale, (2.0, 0.5)) and np.allclose(layer.translate, (10.0, -5.0))
+    assert np.array_equal(layer.data > 0, disk((96, 128), (70, 50)))
+
+
+def test_burst_of_clicks_is_not_lost(clicker, qtbot):
+    viewer, widget = clicker()
+    for centre in CENTRES:  # three objects, clicked faster than they are answered
+        click(viewer, centre)
+    click(viewer, (70, 58), modifiers=["Shift"])  # and a correction of the last one
+    settle(qtbot, widget)
+    labels = masks(viewer).data
+    assert set(np.unique(labels)) == {0, 1, 2, 3}
+    for label, centre in enumerate(CENTRES, start=1):
+        assert labels[centre] == label
+    assert labels[70, 58] == 0
+
+
+def test_drags_pan_and_outside_clicks_say_so(clicker, qtbot):
+    viewer, widget = clicker()
+    click(viewer, (30, 30), drag=20)
+    click(viewer, (500, 30))
+    settle(qtbot, widget)
+    assert "cells masks" not in viewer.layers
+    assert "outside" in widget.status.text()
+
+
+def test_keys_toggle_click_mode_and_escape_ends_the_object(clicker, qtbot):
+    viewer, widget = clicker()
+    canvas = viewer.window._qt_viewer.canvas.native
+    click(viewer, (30, 30))
+    settle(qtbot, widget)
+    assert widget.tool.current is not None
+    viewer.layers.selection.active = masks(viewer)  # Labels layers bind Escape themselves
+    qtbot.keyClick(canvas, Qt.Key_Escape)
+    assert widget.tool.current is None
+    qtbot.keyClick(canvas, Qt.Key_K)
+    assert not widget.tool.enabled and not widget.toggle.isChecked()
+    assert widget.tool._on_mouse not in viewer.mouse_drag_callbacks
+    click(viewer, (70, 50))
+    settle(qtbot, widget)
+    assert set(np.unique(masks(viewer).data)) == {0, 1}  # click mode off: nothing new
+    qtbot.keyClick(canvas, Qt.Key_K)
+    assert widget.tool.enabled and widget.toggle.isChecked()
+
+
+def test_widget_opens_from_the_plugins_menu(make_napari_viewer):
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-unet", "Click to segment")
+    assert isinstance(widget, ClickWidget) and widget.session is session_for(viewer)

@@ -1,6 +1,6 @@
 """Take the screenshots of docs/segmenting.md from the real app (under Xvfb when headless).
 
-    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python docs/make_screenshots.py [--model FILE]
+    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python docs/segment_screenshots.py [--model FILE]
 
 Writes docs/images/segment-*.png. Each scene drives the Segment widget the way a user
 would (press Segment, paint, change a setting) and saves the window or the dock.

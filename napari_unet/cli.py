@@ -130,7 +130,9 @@ def run_train(args) -> int:
         threads=args.threads, checkpoint=str(args.output), resume=args.resume and str(args.resume),
     )
     if args.resume:
-        model = load_model(args.resume)
+        from .checkpoint import model_path
+
+        model = load_model(model_path(args.resume))  # the architecture; the state file has the weights
     else:
         model = UNet(1, 3, base_channels=args.base_channels, depth=args.depth)
     val = None

@@ -38,3 +38,14 @@ def test_cli_trains_from_a_folder_with_an_ignore_value(tmp_path):
 def test_cli_reports_a_missing_folder(tmp_path, capsys):
     code = main(["train", "--data", str(tmp_path / "nope"), "-o", str(tmp_path / "m.safetensors")])
     assert code == 2 and "no such folder" in capsys.readouterr().err
+
+
+def test_cli_resumes_from_a_checkpoint(tmp_path):
+    first = tmp_path / "a.safetensors"
+    common = ["--synthetic", "--base-channels", "4", "--depth", "2", "--batch-size", "2",
+              "--patch-size", "48", "--val-size", "0", "--val-every", "2", "--threads", "1"]
+    assert main(["train", *common, "-o", str(first), "--steps", "4"]) == 0
+    assert (tmp_path / "a.state.pt").exists()
+    second = tmp_path / "b.safetensors"
+    assert main(["train", *common, "-o", str(second), "--steps", "6", "--resume", str(tmp_path / "a.state.pt")]) == 0
+    assert load_model(second).card.provenance["steps"] == 6

@@ -37,6 +37,7 @@ class ClickConfig:
     """How clicks become network inputs and network outputs become a mask."""
 
     crop: int = 128  # network input edge in pixels; a multiple of 2**depth
+    first_window: int = 64  # a first click is looked at in this window, unscaled, to find the object
     sigma: float = 3.0  # click spot: Gaussian sigma, in network pixels
     context: float = 1.6  # window edge / the object's bounding-box edge once the object is known
     min_window: int = 32  # object windows are at least this big: small objects are magnified
@@ -183,13 +184,16 @@ class ClickSegmenter:
             raise ValueError("give at least one positive click (a point on the object)")
         cfg = self.config
         known = previous.bbox() if previous is not None else None
-        if known is None:  # first click: a crop-sized window at the click, to find the object
-            centre, edge = pos[0] if len(pos) == 1 else _centre(_union_box(None, pos)), float(cfg.crop)
+        size = cfg.crop
+        if known is None:  # first click: a small unscaled window at the click finds the object
+            centre = pos[0] if len(pos) == 1 else _centre(_union_box(None, pos))
+            edge = size = cfg.first_window
         else:
             centre, edge = self._object_window(_union_box(known, pos))
         for attempt in range(4):
             edge = int(round(edge))
-            mask, corner, touches = self._run(pos, neg, previous, centre, edge)
+            mask, corner, touches = self._run(pos, neg, previous, centre, edge, size)
+            size = cfg.crop
             result = _clip(mask, corner, self.shape)
             found = result.bbox()
             if found is None or attempt == 3:
@@ -209,9 +213,9 @@ class ClickSegmenter:
         edge = cfg.context * max(box[2] - box[0], box[3] - box[1])
         return _centre(box), float(np.clip(edge, cfg.min_window, cfg.crop * cfg.max_zoom))
 
-    def _run(self, pos, neg, previous, centre, edge) -> tuple[np.ndarray, tuple[int, int], bool]:
-        """Network pass on the ``edge``² window around ``centre``: mask, corner, touches-border."""
-        size = self.config.crop
+    def _run(self, pos, neg, previous, centre, edge, size) -> tuple[np.ndarray, tuple[int, int], bool]:
+        """Network pass on the ``edge``² window around ``centre``, resampled to ``size``²:
+        mask, corner, and whether the mask touches the window's border inside the image."""
         y0, x0 = int(round(centre[0] - edge / 2)), int(round(centre[1] - edge / 2))
         window = _crop(self.image, y0, x0, edge)
         scale = size / edge

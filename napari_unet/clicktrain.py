@@ -47,8 +47,8 @@ class ClickSimConfig:
     window_jitter: tuple[float, float] = (0.75, 1.33)  # log-uniform factor on the window edge
     centre_spread: float = 0.5  # first click: any interior point at least this fraction of the deepest
     p_random: float = 0.3  # add 1-3 random clicks (positives inside, negatives around the object)
-    p_iterative: float = 0.25  # add 1..max_iterative clicks on the errors of the network in training
-    max_iterative: int = 2  # most clicks added by iterative simulation
+    p_iterative: float = 0.35  # add 1..max_iterative clicks on the errors of the network in training
+    max_iterative: int = 3  # most clicks added by iterative simulation
     p_perturbed: float = 0.3  # previous mask = the true one perturbed, plus a click on its error
     max_perturbation: int = 3  # pixels (in the network input) of growth, shrinkage or shift
     boundary_weight: float = 2.0  # extra loss weight on the object's border band: IoU lives there

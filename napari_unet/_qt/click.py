@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import weakref
 from collections import deque
+
 import numpy as np
 from napari.layers import Labels
 from napari.utils.notifications import notification_manager, show_error
@@ -69,6 +70,7 @@ class ClickTool:
 
     enabled_changed = Signal(bool)
     message = Signal(str)
+    written = Signal(int)  # an object's label was written to its layer
     done = Signal()  # a network pass was answered (written or dropped)
 
     def __init__(self, viewer, session, image_layer):
@@ -76,7 +78,7 @@ class ClickTool:
         self.enabled = False
         self.preserve_labels = True  # never paint over another object's pixels
         self.current: ClickedObject | None = None
-        self._queue: deque[ClickedObject] = deque()
+        self._queue: deque[ClickedObject | Prepare] = deque()
         self._running: ClickedObject | Prepare | None = None
         self._segmenters: dict = {}  # (layer id, data id, plane, model id, device) -> ClickSegmenter
         viewer.bind_key(TOGGLE_KEY, lambda _v: self.set_enabled(not self.enabled), overwrite=True)
@@ -106,6 +108,11 @@ class ClickTool:
                     layer.bind_key("Escape", None)
             self.end_object()
         self.enabled_changed.emit(on)
+
+    def close(self) -> None:
+        """Switch click mode off and give the toggle key back (the widget is going away)."""
+        self.set_enabled(False)
+        self.viewer.bind_key(TOGGLE_KEY, None)
 
     def _bind_escape(self, layer_or_event) -> None:
         """Escape ends the object; Labels layers bind Escape themselves, so they get it too."""
@@ -200,7 +207,6 @@ class ClickTool:
         if layer is None:
             layer = self.viewer.add_labels(np.zeros(shape, np.int32), name=masks_name(image),
                                            **spatial_transform(image, source.spatial_axes))
-            self.viewer.layers.selection.active = image  # keep clicking on the image
         return layer
 
     # -- network passes ----------------------------------------------------------------
@@ -214,6 +220,7 @@ class ClickTool:
             source = model_input(image, model_channels(click_model_for(self.session)))
         except ValueError:
             return  # the first click will say why
+        self._labels(image, source, tuple(np.shape(source.data)[ax] for ax in source.spatial_axes))
         plane = displayed_plane(self.viewer, image, source.spatial_axes) if source.is_stack else None
         self._queue.append(Prepare(image, plane))
         self._pump()
@@ -266,8 +273,8 @@ class ClickTool:
         if edits is not None:  # the clicked object counts as checked by the user (fine-tuning)
             edits.mark(obj.layer, _in_plane(change.checked, obj.plane))
         obj.written = change.written
-        new = change.written.mask
-        n = int(new.sum())
+        self.written.emit(obj.label)
+        n = int(change.written.mask.sum())
         self._say(f"Object {obj.label}: {n} pixels after {len(obj.clicks)} click(s)." if n else
                   "No object found under the click; click nearer its centre.")
 

@@ -45,7 +45,9 @@ class ClickWidget(QWidget):
         self.preserve.toggled.connect(lambda on: setattr(self.tool, "preserve_labels", on))
         self.end_button.clicked.connect(self.tool.end_object)
         self.tool.message.connect(self._say)
-        self.session.closing.connect(lambda: self.tool.set_enabled(False))
+        tool = self.tool  # not self: the lambdas must not keep the widget alive
+        self.session.closing.connect(lambda: tool.set_enabled(False))
+        self.destroyed.connect(lambda *_: tool.close())
 
     def _say(self, text: str) -> None:
         self.status.setText(text)

@@ -152,10 +152,11 @@ def test_burst_of_clicks_is_not_lost(clicker, qtbot):
 
 def test_drags_pan_and_outside_clicks_say_so(clicker, qtbot):
     viewer, widget = clicker()
+    assert not masks(viewer).data.any()  # made when click mode started, still empty
     click(viewer, (30, 30), drag=20)
     click(viewer, (500, 30))
     settle(qtbot, widget)
-    assert "cells masks" not in viewer.layers
+    assert not masks(viewer).data.any()
     assert "outside" in widget.status.text()
 
 
@@ -182,3 +183,22 @@ def test_widget_opens_from_the_plugins_menu(make_napari_viewer):
     viewer = make_napari_viewer()
     _, widget = viewer.window.add_plugin_dock_widget("napari-unet", "Click to segment")
     assert isinstance(widget, ClickWidget) and widget.session is session_for(viewer)
+
+
+def test_through_napari_plugin_proxy(make_napari_viewer_proxy, qtbot):
+    """As napari gives plugins the viewer: public API only, layer writes on the main thread."""
+    import warnings
+
+    from napari_unet._qt.session import unwrap
+
+    viewer = make_napari_viewer_proxy()  # NAPARI_ENSURE_PLUGIN_MAIN_THREAD=1
+    viewer.add_image(disk_image(), name="cells")
+    set_click_model(session_for(viewer), threshold_click_unet())
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*[Pp]rivate attribute.*")
+        widget = ClickWidget(viewer)
+        widget.toggle.setChecked(True)
+        settle(qtbot, widget)
+        click(unwrap(viewer), (30, 80))
+        settle(qtbot, widget)
+    assert np.array_equal(viewer.layers["cells masks"].data == 1, disk((96, 128), (30, 80)))

@@ -33,6 +33,35 @@ def torch_threads(n: int) -> Iterator[None]:
 
 
 @cache
+def software_opengl() -> bool:
+    """Whether OpenGL is drawn by the CPU (Mesa llvmpipe/softpipe, SwiftShader): VMs,
+    remote desktops, Xvfb.
+
+    There, napari's activity indicator (an animated icon shown while any napari progress
+    bar exists) recomposes the whole OpenGL window on every frame: measured on 2 cores,
+    it made segmenting a 1024² image take 2.3x as long (40 s instead of 17 s).
+    """
+    from qtpy.QtGui import QOffscreenSurface, QOpenGLContext
+    from vispy.gloo import gl
+
+    context, surface = QOpenGLContext(), QOffscreenSurface()
+    if not context.create():
+        return True  # no OpenGL at all: napari would not draw either
+    surface.setFormat(context.format())
+    surface.create()
+    try:
+        if not context.makeCurrent(surface):
+            return True
+        renderer = str(gl.glGetParameter(gl.GL_RENDERER)).lower()
+        context.doneCurrent()
+    except Exception:  # a driver that cannot answer: assume the cautious case
+        return True
+    finally:
+        surface.destroy()
+    return any(name in renderer for name in ("llvmpipe", "softpipe", "swiftshader", "software"))
+
+
+@cache
 def warm_labels_layer() -> None:
     """Make napari import what its first Labels layer needs (pandas and more, ~1 s).
 
@@ -90,12 +119,14 @@ def start_job(
 
     Callbacks run on the main thread. ``on_result`` is skipped when the run was
     cancelled, and no callback runs once the viewer is closing: a late result never
-    lands in a layer, and widgets already deleted are not touched.
+    lands in a layer, and widgets already deleted are not touched. With
+    ``show_progress``, napari's activity panel shows a progress bar, except with
+    software OpenGL (see :func:`software_opengl`); ``on_progress`` gets every step.
     """
     if inspect.isgeneratorfunction(job):
         job = _guarded(job)
     worker = create_worker(job, *args, _start_thread=False, _ignore_errors=True, **kwargs)
-    bar = progress(total=0, desc=desc) if show_progress else None
+    bar = progress(total=0, desc=desc) if show_progress and not software_opengl() else None
 
     def yielded(step: Progress) -> None:
         if bar is not None:

@@ -183,3 +183,26 @@ def test_write_labels_is_one_undo_step_and_refuses_ids_that_do_not_fit():
     assert set(np.unique(layer.data[0])) == {0, 8}
     layer.undo()
     assert layer.data[0].max() == 0 and layer.data[1, 0, 0] == 7
+
+
+@pytest.mark.parametrize("software", [False, True])
+def test_napari_progress_bar_unless_software_opengl(qtbot, viewer_widget, monkeypatch, software):
+    from napari.utils import progress
+
+    import napari_unet._qt.jobs as jobs
+
+    monkeypatch.setattr(jobs, "software_opengl", lambda: software)
+    viewer, widget = viewer_widget
+    viewer.add_image(disks(), name="img")
+    seen = []
+
+    def added(event):
+        seen.extend(event.added)
+
+    progress._all_instances.events.changed.connect(added)
+    try:
+        run_segment(qtbot, widget)
+    finally:
+        progress._all_instances.events.changed.disconnect(added)
+    assert bool(seen) is not software  # the widget's own bar shows progress either way
+    assert viewer.layers["img masks"].data.max() == 6

@@ -192,7 +192,7 @@ class _CloseWatcher(QObject):
     """
 
     def __init__(self, viewer, on_close):
-        window = getattr(viewer.window, "_qt_window", None)  # napari has no public hook
+        window = getattr(getattr(viewer, "window", None), "_qt_window", None)  # no public hook
         super().__init__(window)  # owned by the window: no reference back to it from here,
         self._on_close = on_close  # or the weakly keyed session would keep the viewer alive
         if window is not None:

@@ -114,3 +114,11 @@ def test_a_click_model_is_refused_with_a_message(viewer_widget, tmp_path):
     widget.model.load(modelfile.save_model(model, tmp_path / "click.safetensors"))
     widget.run_button.click()
     assert not widget.running and "click-to-segment model" in widget.status.text()
+
+
+def test_a_session_for_a_viewer_model_without_window():
+    from napari.components import ViewerModel
+
+    viewer = ViewerModel()
+    session = session_for(viewer)
+    assert session is session_for(viewer) and not session.closed

@@ -10,6 +10,7 @@ from napari_unet.clicksim import Click, clicks_to_reach, first_click, interact, 
 from napari_unet.clicktrain import ClickSampler, click_train_config, new_click_model, train_click_iter
 from napari_unet.data import ArraySource
 from napari_unet.progress import run
+from napari_unet.sample import sample_config
 from napari_unet.synth import synth_image
 
 
@@ -102,17 +103,16 @@ def test_interact_reaches_the_threshold_model_answer(click_model):
 @pytest.mark.skipif(not CLICK_MODEL.exists(), reason="the shipped click model has not been trained")
 def test_shipped_model_finds_clicked_objects():
     scores = []
-    for seed in (101, 102):
-        sample = synth_image(seed, (192, 192))
+    for seed in (101, 102, 103):  # typical widefield nuclei, ~30 px across, some touching
+        sample = synth_image(seed, (256, 256), sample_config())
         segmenter = ClickSegmenter(sample.image)
         ids = np.unique(sample.labels)[1:]
         for obj in np.random.default_rng(seed).choice(ids, size=min(8, ids.size), replace=False):
             target = sample.labels == obj
             first = first_click(target)
-            mask = segmenter.predict([(first.y, first.x)]).full()
-            scores.append(iou(mask, target))
-    # measured: mean IoU after one click ~0.85 on such images (docs/benchmarks.md)
-    assert np.mean(scores) > 0.6
+            scores.append(iou(segmenter.predict([(first.y, first.x)]).full(), target))
+    # measured: mean IoU 0.87 (median 0.94) after one click on these 23 objects
+    assert np.mean(scores) > 0.7
 
 
 def _blobs(seed=0):
@@ -134,7 +134,7 @@ def test_click_batches_put_clicks_on_the_object():
     config = click_train_config(patch_size=32, batch_size=6)
     sampler = ClickSampler(source, model, config, np.random.default_rng(0))
     batch = sampler()
-    assert batch.images.shape == (6, 3, 32, 32) and batch.classes.shape == (6, 32, 32)
+    assert batch.images.shape == (6, 4, 32, 32) and batch.classes.shape == (6, 32, 32)
     for x, classes in zip(batch.images, batch.classes):
         y, x_ = np.unravel_index(int(x[1].argmax()), (32, 32))
         assert x[1].max() == 1.0 and classes[y, x_] == 1  # the first click is on the object

@@ -14,6 +14,7 @@ from napari.qt.threading import create_worker
 from napari.utils import progress
 
 from ..devices import gui_threads
+from ..instances import instances_from_probabilities
 from ..progress import Progress
 from ..segment import Segmentation, segment_iter
 from .layers import compact_labels
@@ -100,6 +101,11 @@ def _guarded(job: Callable[..., Generator]) -> Callable[..., Generator]:
 
     guarded.__name__ = getattr(job, "__name__", "job")
     return guarded
+
+
+def instances_job(probabilities, params, task: str):
+    """Instances from cached probabilities, made ready for a layer off the UI thread."""
+    return compact_labels(instances_from_probabilities(probabilities, params, task))
 
 
 def start_job(

@@ -18,10 +18,9 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..instances import instances_from_probabilities
 from ..modelfile import model_card
 from ..progress import Progress
-from .jobs import STAGES, segment_job, start_job
+from .jobs import STAGES, instances_job, segment_job, start_job
 from .layers import (
     ModelInput,
     displayed_plane,
@@ -249,7 +248,7 @@ class SegmentWidget(QWidget):
 
         self._recomputing = start_job(
             self.session,
-            instances_from_probabilities,
+            instances_job,
             prediction.probabilities,
             self.advanced.params(),
             prediction.task,

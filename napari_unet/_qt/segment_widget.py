@@ -20,7 +20,7 @@ from qtpy.QtWidgets import (
 
 from ..modelfile import model_card
 from ..progress import Progress
-from .jobs import STAGES, instances_job, segment_job, start_job
+from .jobs import STAGES, instances_job, segment_job, software_opengl, start_job
 from .layers import (
     ModelInput,
     displayed_plane,
@@ -98,6 +98,7 @@ class SegmentWidget(QWidget):
         self.session.closing.connect(self._on_closing)
         napari_viewer.layers.events.removed.connect(self._on_layer_removed)
 
+        software_opengl()  # asks OpenGL once, now rather than at the first Segment
         if self.session.model is None:
             try:
                 self.session.ensure_model()

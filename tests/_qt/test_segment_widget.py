@@ -120,6 +120,11 @@ def test_stack_displayed_plane_then_whole_stack(qtbot, viewer_widget):
     assert labels.data.shape == stack.shape
     assert labels.data[0].max() == 0 and labels.data[1].max() == 0
     assert len(np.unique(labels.data[2])) - 1 == 6
+    widget.advanced.min_size.setValue(10_000)  # re-threshold: only the segmented plane changes
+    qtbot.waitUntil(lambda: labels.data[2].max() == 0, timeout=10_000)
+    labels.undo()
+    assert len(np.unique(labels.data[2])) - 1 == 6
+    widget.advanced.min_size.setValue(10)
 
     widget.scope.setCurrentText("whole stack")
     run_segment(qtbot, widget)

@@ -47,8 +47,9 @@ def run_demo(screenshot: Path | None = None, model: Path | None = None, timeout:
     if not wait_until(lambda: not segment.running, timeout):
         segment.cancel()
         return _fail(viewer, f"segmentation did not finish in {timeout:.0f} s", screenshot)
-    viewer.reset_view()  # fit the image to the canvas at its final size
-    settle()  # let the new layer draw
+    settle()  # the docks have settled the canvas size...
+    viewer.reset_view()  # ...so the image fits it
+    settle()  # and the new layer is drawn
     print(segment.status.text())
     segmented = any(isinstance(layer, napari.layers.Labels) for layer in viewer.layers)
     viewer.screenshot(str(screenshot), canvas_only=False)

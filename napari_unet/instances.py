@@ -65,11 +65,19 @@ def _instances_2d(probs: np.ndarray, params: InstanceParams) -> np.ndarray:
     # "less interior-like" pixels
     split = seeds_per_blob > 1
     split[0] = False
+    boxes = ndi.find_objects(blobs)
     labels = blobs.copy()
-    if split.any():
-        region = split[blobs]
-        flooded = watershed(-probs[1], np.where(region, markers, 0), mask=region)
-        labels[region] = flooded[region] + n_blobs
+    next_id = n_blobs + 1
+    for blob in np.flatnonzero(split):
+        # each blob in its own bounding box: the flood touches no pixel outside it
+        box = boxes[blob - 1]
+        region = blobs[box] == blob
+        flooded = watershed(-probs[1][box], np.where(region, markers[box], 0), mask=region)
+        ids = np.unique(flooded[region])
+        lut = np.zeros(int(ids.max()) + 1, np.int32)
+        lut[ids] = np.arange(next_id, next_id + len(ids), dtype=np.int32)
+        labels[box][region] = lut[flooded[region]]
+        next_id += len(ids)
     return _drop_small(labels, params.min_size)
 
 

@@ -149,5 +149,5 @@ def merge_outside(current: np.ndarray, new: np.ndarray, protected: np.ndarray, m
     blocked = np.unique(new[keep])
     new = np.where(np.isin(new, blocked[blocked > 0]), 0, new)
     offset = max_id if max_id is not None else int(current.max(initial=0))
-    placed = np.where(new > 0, new.astype(np.int64) + offset, 0).astype(current.dtype)
-    return np.where(keep, current, placed)
+    placed = np.where(new > 0, new.astype(np.int64) + offset, 0)
+    return np.where(keep, current, placed)  # int64: the caller checks the ids fit the layer

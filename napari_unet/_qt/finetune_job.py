@@ -91,11 +91,12 @@ def refresh_job(inputs: list, model, device: str) -> Generator[Progress, None, l
     return out
 
 
-def write_refreshed(target: Refresh, labels: np.ndarray, data: TrainingSet, edits, margin: int) -> int:
-    """Write ``labels`` into the target's layer except where the user corrected; returns pixels changed.
+def write_refreshed(target: Refresh, labels: np.ndarray, data: TrainingSet, edits, margin: int) -> int | None:
+    """Write ``labels`` into the target's layer except where the user corrected.
 
     Protected: the pixels trained on, and every object the user edited (also during
-    training) with ``margin``. One undo step on the layer.
+    training) with ``margin``. One undo step on the layer. Returns the pixels changed, or
+    None (nothing written) when the new ids do not fit the layer's dtype.
     """
     layer, plane = target.labels_layer, target.plane
     current = np.asarray(layer.data[plane] if plane is not None else layer.data)

@@ -209,7 +209,8 @@ class FinetuneWidget(QWidget):
             else:
                 changed = write_refreshed(target, labels, data, self.session.edits, self.settings.margin.value())
                 notes.append(f"'{target.labels_layer.name}': {changed} pixels outside your corrections "
-                             "(Ctrl+Z undoes)")
+                             "(Ctrl+Z undoes)" if changed is not None else f"'{target.labels_layer.name}' "
+                             "left as it was: its type holds too few ids (pick 'add a new layer')")
         self._say(self.status.text() + "\nNew masks: " + "; ".join(notes))
 
     def _write_new_layer(self, target: Refresh, labels) -> str:

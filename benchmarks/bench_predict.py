@@ -80,7 +80,7 @@ def forward_gflops(model, dev, size=512, batch=1, dtype=None) -> tuple[float, fl
 def peak_memory_child(base: int, device: str) -> None:
     """Run in a fresh process: RSS before and after segmenting a 4096² uint16 image."""
     model = UNet(1, 3, base_channels=base).eval()
-    image = np.random.default_rng(0).integers(0, 60000, (4096, 4096)).astype(np.uint16)
+    image = np.random.default_rng(0).integers(0, 60000, (4096, 4096), dtype=np.uint16)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     probs = predict(image, model, device=device)
     instances_from_probabilities(probs)

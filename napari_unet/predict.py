@@ -105,6 +105,7 @@ def _tiled(model, x, tile, overlap, batch, dev) -> Generator[int, None, np.ndarr
     acc = np.zeros((model.config.out_channels, *x.shape[-2:]), np.float32)
     weight = np.zeros(x.shape[-2:], np.float32)
     window = blend_window(*x[(0, *slices[0])].shape)
+    window_t = torch.tensor(window, device=dev)  # a copy: the cached window is read-only
     model = model.to(dev).eval()
     use_amp = dev.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
@@ -113,9 +114,9 @@ def _tiled(model, x, tile, overlap, batch, dev) -> Generator[int, None, np.ndarr
         xb = torch.from_numpy(np.stack([x[(slice(None), *s)] for s in group]))
         xb = xb.to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), torch.autocast(dev.type, dtype=amp_dtype, enabled=use_amp):
-            probs = torch.softmax(model(xb).float(), dim=1).cpu().numpy()
+            probs = torch.softmax(model(xb).float(), dim=1).mul_(window_t).cpu().numpy()
         for s, p in zip(group, probs):
-            acc[(slice(None), *s)] += p * window
+            acc[(slice(None), *s)] += p
             weight[s] += window
         yield start + len(group)
     acc /= weight

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -81,11 +80,17 @@ def peak_memory_child(base: int, device: str) -> None:
     """Run in a fresh process: RSS before and after segmenting a 4096² uint16 image."""
     model = UNet(1, 3, base_channels=base).eval()
     image = np.random.default_rng(0).integers(0, 60000, (4096, 4096), dtype=np.uint16)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    before = _status_mb("VmRSS")  # resident now, the image included
     probs = predict(image, model, device=device)
     instances_from_probabilities(probs)
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{after - before:.0f}")
+    print(f"{_status_mb('VmHWM') - before:.0f}")  # the high-water mark since the process began
+
+
+def _status_mb(field: str) -> float:
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"{field} not in /proc/self/status (Linux only)")
 
 
 def main() -> None:

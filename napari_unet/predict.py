@@ -106,7 +106,7 @@ def _tiled(model, x, tile, overlap, batch, dev) -> Generator[int, None, np.ndarr
     weight = np.zeros(x.shape[-2:], np.float32)
     window = blend_window(*x[(0, *slices[0])].shape)
     window_t = torch.tensor(window, device=dev)  # a copy: the cached window is read-only
-    model = model.to(dev).eval()
+    model = model.to(dev, memory_format=torch.channels_last).eval()
     use_amp = dev.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     for start in range(0, len(slices), batch):

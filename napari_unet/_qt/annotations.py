@@ -140,14 +140,16 @@ def _nothing_to_learn(mode: str) -> str:
 def merge_outside(current: np.ndarray, new: np.ndarray, protected: np.ndarray, max_id: int | None = None) -> np.ndarray:
     """``new`` predictions wherever the user's labels are not protected, as whole objects.
 
-    Current objects that reach into ``protected`` are kept whole (never cut), new objects
-    that would overlap them are dropped, and new ids start above ``max_id`` (default: the
-    largest current id; pass the whole stack's for one plane).
+    Current objects that reach into ``protected`` are kept whole (never cut). A new object
+    that would overlap them is dropped, and what its pixels hold now stays (no hole where
+    nothing better came). New ids start above ``max_id`` (default: the largest current id;
+    pass the whole stack's for one plane).
     """
     touching = np.unique(current[protected])
     keep = protected | np.isin(current, touching[touching > 0])
     blocked = np.unique(new[keep])
-    new = np.where(np.isin(new, blocked[blocked > 0]), 0, new)
+    dropped = np.isin(new, blocked[blocked > 0])
+    keep |= dropped
     offset = max_id if max_id is not None else int(current.max(initial=0))
     placed = np.where(new > 0, new.astype(np.int64) + offset, 0)
     return np.where(keep, current, placed)  # int64: the caller checks the ids fit the layer

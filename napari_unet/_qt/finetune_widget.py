@@ -7,6 +7,7 @@ from pathlib import Path
 
 from napari.layers import Labels, Shapes
 from napari.utils.notifications import notification_manager, show_error
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -59,6 +60,7 @@ class FinetuneWidget(QWidget):
         self.plot = LossPlot()
         self.status = QLabel()
         self.status.setWordWrap(True)
+        self.status.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)  # squeezed: clip below
         self.revert_button = QPushButton("Revert")
         self.revert_button.setToolTip("Go back to the model used before")
         self.save_button = QPushButton("Save model…")

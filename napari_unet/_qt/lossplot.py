@@ -18,7 +18,7 @@ class LossPlot(QWidget):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        self.setMinimumHeight(110)
+        self.setMinimumHeight(90)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setToolTip("Training loss per step (faint), its moving average, and validation AP@0.5 when measured")
         self.clear()
@@ -42,7 +42,7 @@ class LossPlot(QWidget):
         self.update()
 
     def sizeHint(self) -> QSize:  # noqa: N802 (Qt API)
-        return QSize(240, 120)
+        return QSize(240, 100)
 
     def summary(self) -> str:
         if not self.steps:

@@ -19,12 +19,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import re
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
+from _docs import write_section
 from bench_ui import Probe  # the same probe as the Plugin section
 
 from napari_unet import load_model, segment
@@ -36,8 +35,6 @@ from napari_unet.finetune import finetune_iter
 from napari_unet.metrics import average_precision
 from napari_unet.progress import run
 from napari_unet.synth import SynthConfig, synth_image
-
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 
 def task(seed: int, size: int):
@@ -213,15 +210,6 @@ NOTES = [
 ]
 
 
-def write_docs(text: str, command: str) -> None:
-    section = f"## Fine-tuning\n\nMeasured with `{command}` (benchmarks/bench_finetune.py).\n\n{text}\n"
-    old = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-    pattern = re.compile(r"^## Fine-tuning\n.*?(?=^## |\Z)", re.S | re.M)
-    new = pattern.sub(section + "\n", old) if pattern.search(old) else old.rstrip() + "\n\n" + section
-    DOCS.write_text(new)
-    print(f"wrote the Fine-tuning section of {DOCS}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", help="model file (default: the shipped model)")
@@ -253,7 +241,8 @@ def main() -> None:
     print(text)
     if args.write_docs:
         flags = " ".join(a for a in sys.argv[1:] if a != "--write-docs")
-        write_docs(text, f"bash run.sh bench bench_finetune {flags} --write-docs".replace("  ", " "))
+        command = f"bash run.sh bench bench_finetune {flags} --write-docs".replace("  ", " ")
+        write_section("Fine-tuning", f"Measured with `{command}` (benchmarks/bench_finetune.py).\n\n{text}")
 
 
 if __name__ == "__main__":

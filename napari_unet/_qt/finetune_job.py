@@ -45,14 +45,13 @@ def finetune_job(
                         device=device, config=config, stop=stop)
     try:
         with torch_threads(gui_threads()):
-            while True:
-                try:
+            try:
+                while True:
                     record = next(job)
-                except StopIteration as end:
-                    result = end.value
-                    break
-                done = int(record.seconds) if max_seconds else record.step
-                yield TrainStep(min(done, total), total, "training", record)
+                    done = int(record.seconds) if max_seconds else record.step
+                    yield TrainStep(min(done, total), total, "training", record)
+            except StopIteration as end:  # the run's return value
+                result = end.value
         return replace(result, model=result.model.cpu())
     except Exception as exc:
         traceback.clear_frames(exc.__traceback__)  # finished frames would keep device tensors alive

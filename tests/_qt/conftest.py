@@ -24,3 +24,14 @@ def viewer_widget(make_napari_viewer, model_file):
     widget = SegmentWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Segment")
     return viewer, widget
+
+
+@pytest.fixture
+def notifications():
+    """Every napari notification shown while the test runs."""
+    from napari.utils.notifications import notification_manager
+
+    seen = []
+    notification_manager.notification_ready.connect(seen.append)
+    yield seen
+    notification_manager.notification_ready.disconnect(seen.append)

@@ -8,7 +8,6 @@ import time
 import numpy as np
 import pytest
 from _qt_helpers import WAIT_MS, disks, run_segment
-from napari.utils.notifications import notification_manager
 
 import napari_unet._qt.segment_widget as sw
 from napari_unet.progress import Progress
@@ -22,14 +21,6 @@ def slow_job(image, model, **kwargs):
         time.sleep(0.02)
         yield Progress(i, 100, "predict")
     return (yield from REAL_JOB(image, model, **kwargs))
-
-
-@pytest.fixture
-def notifications():
-    seen = []
-    notification_manager.notification_ready.connect(seen.append)
-    yield seen
-    notification_manager.notification_ready.disconnect(seen.append)
 
 
 def start_and_wait_for_progress(qtbot, widget):

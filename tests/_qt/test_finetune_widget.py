@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 from _qt_helpers import WAIT_MS, disks, threshold_unet
-from napari.utils.notifications import notification_manager
 
 import napari_unet._qt.finetune_widget as fw
 from napari_unet import load_model
@@ -23,10 +22,8 @@ def disk_labels(image: np.ndarray) -> np.ndarray:
     return ndi.label(image > 60)[0].astype(np.int32)
 
 
-@pytest.fixture
-def setup(make_napari_viewer):
-    """A viewer with an image, its masks layer, the threshold model and the Fine-tune widget."""
-    viewer = make_napari_viewer()
+def populate(viewer, steps: int):
+    """The threshold model, an image, its masks layer, and the Fine-tune widget on a step budget."""
     session = session_for(viewer)
     session.set_model(threshold_unet(), "threshold")
     image = disks()
@@ -35,16 +32,14 @@ def setup(make_napari_viewer):
     widget = fw.FinetuneWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Fine-tune")
     widget.settings.unit.setCurrentText("steps")
-    widget.settings.budget.setValue(3)
-    return viewer, widget, session, masks
+    widget.settings.budget.setValue(steps)
+    return widget, session, masks
 
 
 @pytest.fixture
-def notifications():
-    seen = []
-    notification_manager.notification_ready.connect(seen.append)
-    yield seen
-    notification_manager.notification_ready.disconnect(seen.append)
+def setup(make_napari_viewer):
+    viewer = make_napari_viewer()
+    return viewer, *populate(viewer, steps=3)
 
 
 def brush(masks, where=(30, 40), label=9) -> None:
@@ -253,15 +248,7 @@ def test_through_the_plugin_proxy_on_the_main_thread(qtbot, make_napari_viewer_p
     import warnings
 
     viewer = make_napari_viewer_proxy()  # NAPARI_ENSURE_PLUGIN_MAIN_THREAD=1, as napari gives plugins
-    session = session_for(viewer)
-    session.set_model(threshold_unet(), "threshold")
-    image = disks()
-    viewer.add_image(image, name="img")
-    masks = viewer.add_labels(disk_labels(image), name="img masks")
-    widget = fw.FinetuneWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    widget.settings.unit.setCurrentText("steps")
-    widget.settings.budget.setValue(2)
+    widget, session, masks = populate(viewer, steps=2)
     brush(masks)
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*[Pp]rivate attribute.*")

@@ -195,7 +195,8 @@ def train_iter(
                                               time.perf_counter() - start)
                 if ap is not None and history:
                     history[-1] = replace(history[-1], val_ap50=ap[0], val_ap75=ap[1])
-                    yield history[-1]  # the step's record again, now with its validation figures
+                    # the step's record again, now with its validation figures
+                    start += yield from _timed_yield(history[-1])
             if stopped and config.checkpoint and step > last_eval:  # resumable from where it stopped
                 _save_resume_state(model, optimizer, rng, config, run_state, step, time.perf_counter() - start)
             if finished or stopped:
@@ -216,7 +217,7 @@ def train_iter(
             value = float(loss.detach())
             run_state.smooth(value, config.loss_smoothing)
             history.append(TrainProgress(step, value, time.perf_counter() - start, lr))
-            yield history[-1]
+            start += yield from _timed_yield(history[-1])
     finally:
         torch.set_num_threads(old_threads)
     if run_state.best_weights is None:  # never evaluated (stopped early): keep what we have
@@ -226,6 +227,14 @@ def train_iter(
     return TrainResult(
         model, run_state.best_metric, run_state.best_step, step, time.perf_counter() - start, history, stopped
     )
+
+
+def _timed_yield(record: TrainProgress) -> Generator[TrainProgress, None, float]:
+    """Yield ``record``; return the seconds spent suspended, which the time budget skips
+    (a paused napari worker does not advance the generator)."""
+    suspended = time.perf_counter()
+    yield record
+    return time.perf_counter() - suspended
 
 
 def train(model: UNet, data: Source, config: TrainConfig = TrainConfig(), **kwargs) -> TrainResult:

@@ -78,6 +78,17 @@ def test_time_budget_is_honoured(pool):
     assert result.seconds < 1.5 + 2.0  # the step under way when time ran out finishes
 
 
+def test_time_suspended_between_steps_does_not_count(pool):
+    import time
+
+    cfg = TrainConfig(steps=10**6, max_seconds=1.0, batch_size=2, patch_size=48, val_every=0, threads=1)
+    job = train_iter(tiny(), pool, cfg)
+    first = next(job)
+    time.sleep(1.5)  # a paused worker: longer than the whole budget
+    second = next(job)  # training goes on instead of ending at once
+    assert second.step == first.step + 1 and second.seconds < 1.0
+
+
 def test_resume_continues_the_run_exactly(pool, tmp_path):
     full = train(tiny(), pool, FAST)
     ckpt = tmp_path / "run.safetensors"

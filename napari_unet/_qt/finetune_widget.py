@@ -139,9 +139,7 @@ class FinetuneWidget(QWidget):
             self.pause_button.setText("Resume")
 
     def _paused(self) -> None:
-        budget = self.settings.budgets()["max_seconds"]
-        note = f" (time paused counts towards the {budget:.0f} s budget)" if budget else ""
-        self._say(f"Paused: the CPU is yours. Resume continues{note}.")
+        self._say("Paused: the CPU is yours. Resume continues (paused time does not count).")
 
     def stop(self) -> None:
         """End training after the current step (the best weights so far are kept), or skip the refresh."""

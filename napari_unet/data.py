@@ -16,6 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from .images import normalize, to_planes
+from .io import read_image
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png")
 MASK_SUFFIX = "_masks"  # Cellpose's naming: cell01.tif + cell01_masks.tif
@@ -185,17 +186,6 @@ def find_pairs(folder: str | os.PathLike) -> list[tuple[Path, Path]]:
             "next to '<name>.tif', or put them under a 'masks/' subfolder with the same names"
         )
     return pairs
-
-
-def read_image(path: Path) -> np.ndarray:
-    """A TIFF or PNG as a numpy array."""
-    if path.suffix.lower() in (".tif", ".tiff"):
-        import tifffile
-
-        return tifffile.imread(path)
-    from skimage.io import imread
-
-    return imread(path)
 
 
 def load_folder(

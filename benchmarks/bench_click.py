@@ -39,8 +39,8 @@ HELD_OUT_SEED = 2024  # training draws its pool from seed 1
 SIZE_BINS = ((0, 10), (10, 25), (25, 1000))  # equivalent diameter, px
 
 
-def bench_quality(n_images: int, per_image: int, max_clicks: int = 20) -> dict:
-    model = load_click_model()
+def bench_quality(n_images: int, per_image: int, max_clicks: int = 20, model_path: str | None = None) -> dict:
+    model = load_click_model(model_path)
     rng = np.random.default_rng(0)
     rows = []  # (diameter, ious)
     for sample in synth_dataset(n_images, HELD_OUT_SEED, (256, 256)):
@@ -227,11 +227,12 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=2048, help="viewer image edge")
     parser.add_argument("--clicks", type=int, default=30, help="clicks timed one by one in the viewer")
     parser.add_argument("--burst", type=int, default=20, help="clicks in the burst")
+    parser.add_argument("--model", help="click model file for the quality part (default: the shipped one)")
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
     torch.set_num_threads(gui_threads())  # as in the viewer
-    quality = bench_quality(args.images, args.objects) if "quality" in parts else None
+    quality = bench_quality(args.images, args.objects, model_path=args.model) if "quality" in parts else None
     core = bench_core() if "core" in parts else []
     viewer = bench_viewer(args.size, args.clicks, args.burst) if "viewer" in parts else None
     text = report(quality, core, viewer)

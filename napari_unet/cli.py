@@ -25,7 +25,9 @@ def add_segment(sub) -> None:
     p.add_argument("--tile-size", type=int, default=512, help="tile edge in pixels (default 512)")
     p.add_argument("--overlap", type=float, default=0.25, help="tile overlap fraction (default 0.25)")
     p.add_argument("--channel-axis", type=int, default=None, help="axis holding channels, if any")
-    p.add_argument("--min-size", type=int, default=None, help="remove objects smaller than this")
+    p.add_argument("--min-size", type=int, default=None, help="remove objects smaller than this (pixels)")
+    p.add_argument("--min-relative-size", type=float, default=None,
+                   help="remove objects under this fraction of the median object area (default 0.15; 0 keeps all)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.set_defaults(func=run_segment)
 
@@ -43,7 +45,8 @@ def run_segment(args) -> int:
     for item in missing:
         _error(f"{item}: no such file, or no images in that folder")
     args.output.mkdir(parents=True, exist_ok=True)
-    params = InstanceParams() if args.min_size is None else InstanceParams(min_size=args.min_size)
+    sizes = {"min_size": args.min_size, "min_relative_size": args.min_relative_size}
+    params = InstanceParams(**{k: v for k, v in sizes.items() if v is not None})
     failed = len(missing)
     for path in files:
         out = args.output / f"{path.stem}_masks.tif"

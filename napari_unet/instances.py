@@ -16,6 +16,7 @@ class InstanceParams:
     interior_threshold: float = 0.5  # P(interior) above which a pixel seeds an object
     foreground_threshold: float = 0.5  # 1 - P(background) above which a pixel belongs to one
     min_size: int = 10  # objects with fewer pixels are removed
+    min_relative_size: float = 0.15  # ... and those under this fraction of the plane's median object area
     fill_holes: bool = True  # holes inside the foreground join the surrounding object
 
 
@@ -78,14 +79,17 @@ def _instances_2d(probs: np.ndarray, params: InstanceParams) -> np.ndarray:
         lut[ids] = np.arange(next_id, next_id + len(ids), dtype=np.int32)
         labels[box][region] = lut[flooded[region]]
         next_id += len(ids)
-    return _drop_small(labels, params.min_size)
+    return _drop_small(labels, params.min_size, params.min_relative_size)
 
 
-def _drop_small(labels: np.ndarray, min_size: int) -> np.ndarray:
-    """Remove objects under ``min_size`` pixels and renumber 1..n."""
+def _drop_small(labels: np.ndarray, min_size: int, min_relative_size: float = 0.0) -> np.ndarray:
+    """Remove objects under ``min_size`` pixels or under ``min_relative_size`` times the
+    median object area (fragments and specks beside real objects), and renumber 1..n."""
     sizes = np.bincount(labels.ravel())
     keep = sizes >= max(min_size, 1)
     keep[0] = False
+    if min_relative_size > 0 and keep.any():
+        keep &= sizes >= min_relative_size * np.median(sizes[keep])
     lut = np.zeros(len(sizes), np.int32)
     lut[keep] = np.arange(1, keep.sum() + 1, dtype=np.int32)
     return lut[labels]

@@ -135,8 +135,27 @@ def test_min_size_and_holes():
     labels = instances_from_probabilities(probs, InstanceParams(min_size=10))
     assert labels.max() == 1
     assert (labels[5:25, 5:25] == 1).all()  # hole filled
-    kept = instances_from_probabilities(probs, InstanceParams(min_size=1, fill_holes=False))
+    kept = instances_from_probabilities(probs, InstanceParams(min_size=1, min_relative_size=0, fill_holes=False))
     assert kept.max() == 2 and kept[13, 13] == 0
+
+
+def _squares(edges, gap=4):
+    """Probabilities of one row of separate square objects with the given edges."""
+    probs = np.zeros((3, max(edges) + 2 * gap, sum(edges) + gap * (len(edges) + 1)), np.float32)
+    probs[0] = 1
+    x = gap
+    for e in edges:
+        probs[:, gap : gap + e, x : x + e] = np.array([0, 1, 0])[:, None, None]
+        x += e + gap
+    return probs
+
+
+def test_fragments_much_smaller_than_the_typical_object_are_dropped():
+    probs = _squares([12, 12, 12, 3])  # three 144-px objects and a 9-px speck
+    assert instances_from_probabilities(probs, InstanceParams(min_size=1)).max() == 3
+    assert instances_from_probabilities(probs, InstanceParams(min_size=1, min_relative_size=0)).max() == 4
+    # an image of small objects only keeps them: the scale is the image's own median
+    assert instances_from_probabilities(_squares([3, 3, 3, 4]), InstanceParams(min_size=1)).max() == 4
 
 
 def test_semantic_models_give_class_maps(rng):

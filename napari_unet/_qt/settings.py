@@ -40,6 +40,10 @@ class AdvancedSettings(QCollapsible):
             "1 - P(background) above which a pixel belongs to an object; raise it for tighter masks",
         )
         self.min_size = _spin(QSpinBox(), 0, 100_000, _DEFAULT.min_size, 5, "Remove objects with fewer pixels")
+        self.min_relative = _spin(
+            QDoubleSpinBox(), 0.0, 1.0, _DEFAULT.min_relative_size, 0.05,
+            "Remove objects smaller than this fraction of the median object's area (fragments); 0 keeps them",
+        )
         self.fill_holes = QCheckBox("fill holes")
         self.fill_holes.setChecked(_DEFAULT.fill_holes)
 
@@ -48,10 +52,11 @@ class AdvancedSettings(QCollapsible):
         form.addRow("interior threshold", self.interior)
         form.addRow("foreground threshold", self.foreground)
         form.addRow("min object size", self.min_size)
+        form.addRow("min relative size", self.min_relative)
         form.addRow("", self.fill_holes)
         self.addWidget(body)
 
-        for box in (self.interior, self.foreground, self.min_size):
+        for box in (self.interior, self.foreground, self.min_size, self.min_relative):
             box.valueChanged.connect(self.postprocess_changed)
         self.fill_holes.toggled.connect(self.postprocess_changed)
 
@@ -60,6 +65,7 @@ class AdvancedSettings(QCollapsible):
             interior_threshold=self.interior.value(),
             foreground_threshold=self.foreground.value(),
             min_size=self.min_size.value(),
+            min_relative_size=self.min_relative.value(),
             fill_holes=self.fill_holes.isChecked(),
         )
 

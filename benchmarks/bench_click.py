@@ -19,12 +19,11 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
+from _docs import write_section
 from bench_ui import Probe
 
 from napari_unet._qt.demo import settle, wait_until
@@ -34,7 +33,6 @@ from napari_unet.devices import cpu_count, gui_threads
 from napari_unet.sample import nuclei_sample
 from napari_unet.synth import synth_dataset
 
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 HELD_OUT_SEED = 2024  # training draws its pool from seed 1
 SIZE_BINS = ((0, 10), (10, 25), (25, 1000))  # equivalent diameter, px
 
@@ -210,13 +208,7 @@ OpenGL; stalls are gaps between ticks of a 10 ms QTimer, minus the period."""
 
 
 def write_docs(text: str, command: str) -> None:
-    section = (f"## Click-to-segment\n\nMeasured with `{command}` (benchmarks/bench_click.py).\n\n"
-               f"{NOTES}\n\n{text}\n")
-    old = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-    pattern = re.compile(r"^## Click-to-segment\n.*?(?=^## |\Z)", re.S | re.M)
-    new = pattern.sub(section + "\n", old) if pattern.search(old) else old.rstrip() + "\n\n" + section
-    DOCS.write_text(new)
-    print(f"wrote the Click-to-segment section of {DOCS}")
+    write_section("Click-to-segment", f"Measured with `{command}` (benchmarks/bench_click.py).\n\n{NOTES}\n\n{text}")
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""A tiny click network with hand-set weights, so click tests need no trained model."""
+"""Tiny networks with hand-set weights, so tests need no trained model."""
 
 from __future__ import annotations
 
@@ -9,6 +9,19 @@ from napari_unet.card import ModelCard
 from napari_unet.model import UNet
 
 
+def blank_unet(in_channels: int, out_channels: int) -> UNet:
+    """``UNet(in, out, base_channels=4, depth=2)`` with every weight 0 and BatchNorm an
+    identity: the starting point of the hand-set networks."""
+    model = UNet(in_channels, out_channels, base_channels=4, depth=2)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.weight.fill_(1.0)
+    return model
+
+
 def threshold_click_unet(gain: float = 20.0, veto: float = 40.0) -> UNet:
     """``UNet(3, 2, base_channels=4, depth=2)`` that answers clicks like a threshold.
 
@@ -17,13 +30,8 @@ def threshold_click_unet(gain: float = 20.0, veto: float = 40.0) -> UNet:
     click. Positive clicks only choose which bright blob is kept (the segmenter keeps
     the connected parts under positive clicks).
     """
-    model = UNet(4, 2, base_channels=4, depth=2)
+    model = blank_unet(4, 2)
     with torch.no_grad():
-        for p in model.parameters():
-            p.zero_()
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.weight.fill_(1.0)
         last = model.ups[-1].conv
         model.inc[0].weight[0, 0, 1, 1] = 1.0  # intensity -> feature 0
         model.inc[0].weight[1, 2, 1, 1] = 1.0  # negative clicks -> feature 1

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from _click_models import blank_unet
+
 from napari_unet.model import UNet
 
 WAIT_MS = 60_000  # generous: two shared CPU cores
@@ -18,13 +20,8 @@ def threshold_unet() -> UNet:
     "background" below, so bright disks come out as objects: the viewer tests can
     assert on objects without training anything.
     """
-    model = UNet(1, 3, base_channels=4, depth=2)
+    model = blank_unet(1, 3)
     with torch.no_grad():
-        for p in model.parameters():
-            p.zero_()
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.weight.fill_(1.0)
         last = model.ups[-1].conv
         for conv in (model.inc[0], model.inc[3], last[0], last[3]):
             conv.weight[0, 0, 1, 1] = 1.0

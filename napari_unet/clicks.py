@@ -114,6 +114,12 @@ def load_click_model(path: str | Path | None = None) -> UNet:
     return _load_cached(path, mtime)
 
 
+def click_model_beside(path: str | Path) -> Path:
+    """Where a click network saved with the segmentation model ``path`` goes: ``<name>_click.safetensors``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}_click{path.suffix or '.safetensors'}")
+
+
 class ClickSegmenter:
     """Answers clicks on one 2D image: normalises it once, then runs the network per click.
 

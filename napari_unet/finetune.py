@@ -23,7 +23,8 @@ from .data import ArraySource
 from .model import UNet
 from .modelfile import model_card
 from .progress import run
-from .training import TrainConfig, TrainProgress, TrainResult, train_iter
+from .holdout import annotated_ids, hold_out
+from .training import TrainConfig, TrainProgress, TrainResult, evaluate, train_iter
 
 # Settings that suit a few corrected images: a short run, a gentle learning rate, and
 # BatchNorm statistics kept from the base model (a handful of patches estimate them badly).
@@ -41,6 +42,7 @@ FINETUNE_DEFAULTS = TrainConfig(
     augment=AugmentConfig(scale=(0.85, 1.2), affine_p=0.0, elastic_p=0.0, gamma=(0.8, 1.25),
                           contrast=(0.9, 1.1), blur_p=0.0, noise=(0.0, 0.0)),
 )
+VAL_EVERY = 25  # steps between scores of a held-out patch (a small crop: cheap next to 25 steps)
 
 
 def edited_region(labels: np.ndarray, edited: np.ndarray, margin: int = 8) -> np.ndarray:
@@ -67,11 +69,7 @@ def edited_region(labels: np.ndarray, edited: np.ndarray, margin: int = 8) -> np
 
 def count_objects(labels: Sequence[np.ndarray], annotated: Sequence[np.ndarray | None]) -> int:
     """Objects that have annotated pixels: what the network is learning from."""
-    total = 0
-    for lab, ann in zip(labels, annotated):
-        ids = np.unique(lab if ann is None else lab[ann])
-        total += int((ids > 0).sum())
-    return total
+    return sum(annotated_ids(lab, ann).size for lab, ann in zip(labels, annotated))
 
 
 def finetune_iter(
@@ -86,6 +84,7 @@ def finetune_iter(
     channel_axis: int | None = None,
     config: TrainConfig = FINETUNE_DEFAULTS,
     stop: threading.Event | None = None,
+    validate: bool = False,
 ) -> Generator[TrainProgress, None, TrainResult]:
     """Fine-tune a copy of ``model`` on corrected labels; yields progress, returns the result.
 
@@ -102,34 +101,42 @@ def finetune_iter(
         Budgets (override ``config.steps`` / ``config.max_seconds``); whichever ends first.
     stop
         Set it from any thread to end after the current step, keeping the best weights.
+    validate
+        With enough annotated objects (:data:`~napari_unet.holdout.MIN_OBJECTS`), hold a
+        strip of them out of training (:func:`~napari_unet.holdout.hold_out`), score it
+        every ``config.val_every`` steps (0: :data:`VAL_EVERY`) and keep the best-scoring
+        weights; with fewer,
+        train on everything as without.
 
     Returns
     -------
     TrainResult
-        ``.model`` is the fine-tuned copy, with its card's provenance filled in.
+        ``.model`` is the fine-tuned copy, with its card's provenance filled in
+        (``validation``: held-out objects and AP@0.5 before -> after, when validated).
     """
-    images, labels = list(images), list(labels)
-    annotated = list(annotated) if annotated is not None else [None] * len(images)
+    images, labels, annotated = _inputs(images, labels, annotated)
     card = model_card(model)
     n_objects = count_objects(labels, annotated)
     if n_objects == 0:
         raise ValueError("the labels hold no annotated objects; correct or draw some objects first")
+    channels = model.config.in_channels - card.click_channels
+    held = hold_out(images, labels, annotated, channels=channels, channel_axis=channel_axis) if validate else None
     source = ArraySource(
-        images, labels, annotated,
-        channels=model.config.in_channels - card.click_channels,
-        channel_axis=channel_axis,
-        normalization=card.normalization,
+        images, labels, held.annotated if held else annotated,
+        channels=channels, channel_axis=channel_axis, normalization=card.normalization,
     )
     smallest = min(min(s.labels.shape) for s in source.samples)
     config = replace(
-        config,
-        steps=max_steps if max_steps is not None else (config.steps if max_seconds is None else 10**9),
-        max_seconds=max_seconds if max_seconds is not None else config.max_seconds,
+        _with_budget(config, max_steps, max_seconds),
         patch_size=min(config.patch_size, max(64, 16 * (smallest // 16))),
+        val_every=(config.val_every or VAL_EVERY) if held else config.val_every,
     )
     student = copy.deepcopy(model)
-    result = yield from train_iter(student, source, config, device=device, stop=stop)
-    result.model.card = _card_after(card, n_objects, result)
+    before = evaluate(student, held.val, device)[0] if held else None
+    result = yield from train_iter(student, source, config, device=device, stop=stop,
+                                   val=held.val if held else None)
+    trained_on = count_objects(labels, held.annotated) if held else n_objects
+    result.model.card = _card_after(card, trained_on, result, _validation(held, before, result))
     return result
 
 
@@ -138,7 +145,32 @@ def finetune(model: UNet, images, labels, **kwargs) -> UNet:
     return run(finetune_iter(model, images, labels, **kwargs)).model
 
 
-def _card_after(card: ModelCard, n_objects: int, result: TrainResult) -> ModelCard:
+def _inputs(images, labels, annotated) -> tuple[list, list, list]:
+    images, labels = list(images), list(labels)
+    annotated = list(annotated) if annotated is not None else [None] * len(images)
+    return images, labels, annotated
+
+
+def _with_budget(config: TrainConfig, max_steps: int | None, max_seconds: float | None) -> TrainConfig:
+    """``config`` with the caller's budgets; a time budget alone lifts the step budget."""
+    return replace(
+        config,
+        steps=max_steps if max_steps is not None else (config.steps if max_seconds is None else 10**9),
+        max_seconds=max_seconds if max_seconds is not None else config.max_seconds,
+    )
+
+
+def _validation(held, before: float | None, result: TrainResult) -> dict | None:
+    if held is None:
+        return None
+    best = [r.val_ap50 for r in result.history if r.step == result.best_step and r.val_ap50 is not None]
+    out = {"objects": held.n_objects, "ap50_before": round(before, 3)}
+    if best:
+        out["ap50_after"] = round(best[-1], 3)
+    return out
+
+
+def _card_after(card: ModelCard, n_objects: int, result: TrainResult, validation: dict | None = None) -> ModelCard:
     provenance = {
         "base_model": card.name,
         "base_provenance": card.provenance,
@@ -147,5 +179,7 @@ def _card_after(card: ModelCard, n_objects: int, result: TrainResult) -> ModelCa
         "seconds": round(result.seconds, 1),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+    if validation is not None:
+        provenance["validation"] = validation
     name = card.name if card.name.endswith("(fine-tuned)") else f"{card.name} (fine-tuned)"
     return replace(card, name=name, provenance=provenance)

@@ -91,14 +91,38 @@ def learning_rate(config: TrainConfig, fraction: float) -> float:
     return config.min_lr + 0.5 * (config.lr - config.min_lr) * (1.0 + math.cos(math.pi * t))
 
 
-def evaluate(model: UNet, val: Sequence[tuple[np.ndarray, np.ndarray]], device=None) -> tuple[float, float]:
-    """AP@0.5 and AP@0.75 of ``model`` on (image, labels) pairs, via :func:`segment`."""
+@dataclass(frozen=True)
+class ValImage:
+    """A held-out image of which only the annotated pixels are scored."""
+
+    image: np.ndarray  # any layout :func:`~napari_unet.segment.segment` takes
+    labels: np.ndarray  # instance labels of its spatial shape
+    annotated: np.ndarray | None = None  # bool; predicted objects mostly outside are not scored
+    channel_axis: int | None = None
+
+
+def evaluate(model: UNet, val: Sequence[tuple[np.ndarray, np.ndarray] | ValImage], device=None) -> tuple[float, float]:
+    """AP@0.5 and AP@0.75 of ``model`` on (image, labels) pairs or :class:`ValImage`, via :func:`segment`."""
     from .metrics import mean_average_precision
     from .segment import segment
 
-    preds = [segment(image, model, device=device) for image, _ in val]
-    ap = mean_average_precision([lab for _, lab in val], preds, thresholds=(0.5, 0.75))
+    items = [v if isinstance(v, ValImage) else ValImage(*v) for v in val]
+    trues, preds = [], []
+    for v in items:
+        pred = segment(v.image, model, device=device, channel_axis=v.channel_axis)
+        trues.append(v.labels if v.annotated is None else np.where(v.annotated, v.labels, 0))
+        preds.append(pred if v.annotated is None else _mostly_inside(pred, v.annotated))
+    ap = mean_average_precision(trues, preds, thresholds=(0.5, 0.75))
     return float(ap[0]), float(ap[1])
+
+
+def _mostly_inside(labels: np.ndarray, annotated: np.ndarray) -> np.ndarray:
+    """``labels`` without the objects that have less than half their pixels in ``annotated``."""
+    total = np.bincount(labels.ravel())
+    inside = np.bincount(labels[annotated], minlength=total.size)
+    keep = inside * 2 >= total
+    keep[0] = True
+    return np.where(keep[labels], labels, 0)
 
 
 def _set_train_mode(model: UNet, config: TrainConfig) -> None:
@@ -128,7 +152,7 @@ def train_iter(
     *,
     device: str | torch.device | None = None,
     stop: threading.Event | None = None,
-    val: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
+    val: Sequence[tuple[np.ndarray, np.ndarray] | ValImage] | None = None,
     batches: BatchFactory | None = None,
 ) -> Generator[TrainProgress, None, TrainResult]:
     """Train ``model`` on samples from ``data``, yielding :class:`TrainProgress` after each step.
@@ -148,7 +172,7 @@ def train_iter(
     stop
         Set it (from any thread) to end training after the current step.
     val
-        Held-out (image, labels) pairs: AP@0.5/0.75 every ``val_every`` steps picks the
+        Held-out (image, labels) pairs or :class:`ValImage`: AP@0.5/0.75 every ``val_every`` steps picks the
         best weights. Without it the smoothed training loss does.
     batches
         Makes the batch source for another task (the click network's, see

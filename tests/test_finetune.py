@@ -6,8 +6,17 @@ import tifffile
 import torch
 
 from napari_unet import load_model, save_model
-from napari_unet.cli import main
+from napari_unet.cli import drive, main
 from napari_unet.finetune import count_objects, edited_region, finetune, finetune_iter
+from napari_unet.finetune_click import (
+    CLICK,
+    SEGMENTATION,
+    clickable_objects,
+    finetune_both_iter,
+    finetune_click,
+    split_budget,
+)
+from napari_unet.holdout import hold_out
 from napari_unet.progress import run
 from napari_unet.synth import synth_image
 
@@ -98,3 +107,139 @@ def test_cli_finetune_end_to_end(tmp_path, tiny_model, pair, capsys):
     assert main(["finetune", "--model", str(base), "--image", str(tmp_path / "img.tif"),
                  "--labels", str(tmp_path / "missing.tif"), "--steps", "2", "-o", str(out)]) == 2
     assert "missing.tif" in capsys.readouterr().err
+
+
+# -- the click network learns from the same corrections ----------------------------------
+@pytest.fixture
+def click_model():
+    from _click_models import threshold_click_unet
+
+    return threshold_click_unet()
+
+
+def test_click_network_fine_tunes_on_whole_annotated_objects(tiny_model, click_model, pair):
+    image, labels = pair
+    before = _weights(click_model).clone()
+    tuned = finetune_click(click_model, [image], [labels], max_steps=2)
+    assert torch.equal(_weights(click_model), before)  # a copy learnt
+    assert not torch.equal(_weights(tuned), before)
+    assert tuned.card.task == "click" and tuned.card.provenance["steps"] == 2
+    assert tuned.card.provenance["fine_tuned_on"] == f"{clickable_objects([labels], [None])} annotated objects"
+    cut = np.zeros(labels.shape, bool)
+    cut[:, : 48] = True  # a band through the objects: only those wholly inside can be clicked
+    whole = clickable_objects([labels], [cut])
+    assert 0 < whole < clickable_objects([labels], [None])
+    sliver = np.zeros(labels.shape, bool)
+    sliver[40:42] = True  # no object fits in two rows
+    with pytest.raises(ValueError, match="no object is annotated in full"):
+        finetune_click(click_model, [image], [labels], annotated=[sliver], max_steps=1)
+    with pytest.raises(ValueError, match="not a click network"):
+        finetune_click(tiny_model, [image], [labels], max_steps=1)
+
+
+def test_both_networks_share_one_budget(tiny_model, click_model, pair):
+    assert split_budget(4, None, 0.25) == ({"max_steps": 3, "max_seconds": None}, {"max_steps": 1, "max_seconds": None})
+    assert split_budget(None, 60.0, 0.25) == ({"max_steps": None, "max_seconds": 45.0},
+                                              {"max_steps": None, "max_seconds": 15.0})
+    networks = []
+    result = drive(finetune_both_iter(tiny_model, click_model, [pair[0]], [pair[1]], max_steps=4),
+                   lambda step: networks.append(step.network))
+    assert networks == [SEGMENTATION] * 3 + [CLICK]
+    assert result.model.steps == 3 and result.click.steps == 1 and not result.click_note
+
+
+def test_a_stop_in_the_segmentation_turn_leaves_the_click_network(tiny_model, click_model, pair):
+    stop = threading.Event()
+    job = finetune_both_iter(tiny_model, click_model, [pair[0]], [pair[1]], max_steps=100, stop=stop)
+    result = drive(job, lambda step: step.record.step == 2 and stop.set())
+    assert result.model.stopped and result.model.steps == 2
+    assert result.click is None and "stopped" in result.click_note
+
+
+def test_without_whole_objects_the_segmentation_model_gets_the_whole_budget(tiny_model, click_model, pair):
+    sliver = np.zeros(pair[1].shape, bool)
+    sliver[40:42] = True
+    result = run(finetune_both_iter(tiny_model, click_model, [pair[0]], [pair[1]], annotated=[sliver], max_steps=4))
+    assert result.click is None and "annotated in full" in result.click_note
+    assert result.model.steps == 4
+
+
+def test_cli_finetunes_the_click_network_too(tmp_path, tiny_model, click_model, pair, capsys):
+    base = save_model(tiny_model, tmp_path / "base.safetensors")
+    click_base = save_model(click_model, tmp_path / "click.safetensors")
+    tifffile.imwrite(tmp_path / "img.tif", pair[0])
+    tifffile.imwrite(tmp_path / "lab.tif", pair[1])
+    out, click_out = tmp_path / "tuned.safetensors", tmp_path / "tuned_click.safetensors"
+    code = main(["finetune", "--model", str(base), "--click-model", str(click_base), "--image",
+                 str(tmp_path / "img.tif"), "--labels", str(tmp_path / "lab.tif"), "--steps", "4",
+                 "-o", str(out), "--click-output", str(click_out)])
+    assert code == 0, capsys.readouterr().err
+    assert load_model(out).card.provenance["steps"] == 3
+    assert load_model(click_out).card.provenance["steps"] == 1
+
+
+# -- a held-out validation strip --------------------------------------------------------
+def grid(rows: int, cols: int = 3, radius: int = 6):
+    """Bright disks on a grid (never touching): image and instance labels."""
+    step = 3 * radius
+    shape = (rows * step + 4, cols * step + 4)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    labels = np.zeros(shape, np.int32)
+    for i in range(rows * cols):
+        cy, cx = radius + 3 + (i // cols) * step, radius + 3 + (i % cols) * step
+        labels[(yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2] = i + 1
+    image = np.random.default_rng(0).normal(10, 2, shape) + 100 * (labels > 0)
+    return image.astype(np.float32), labels
+
+
+def test_a_validation_strip_is_held_out_of_training():
+    image, labels = grid(rows=6)  # 18 objects, the longer axis downwards
+    held = hold_out([image], [labels], [None])
+    val = held.val[0]
+    val_ids = set(np.unique(val.labels[val.annotated])) - {0}
+    train_ids = set(np.unique(labels[held.annotated[0]])) - {0}
+    assert held.n_objects == len(val_ids) >= 3
+    assert val_ids == {16, 17, 18}  # the last row, whole
+    assert not val_ids & train_ids and len(train_ids) == 15  # never seen by the loss
+    assert val.image.shape[1:] == val.labels.shape  # (C, Y, X) with context around the strip
+    assert hold_out([image], [labels], [None], min_objects=19) is None  # too few: train on all
+    small, small_labels = grid(rows=2)
+    assert hold_out([small], [small_labels], [None]) is None
+
+
+def test_validation_scores_the_run_and_stop_keeps_the_best(tiny_model):
+    from dataclasses import replace
+
+    from napari_unet.finetune import FINETUNE_DEFAULTS
+
+    image, labels = grid(rows=6)
+    stop = threading.Event()
+    job = finetune_iter(tiny_model, [image], [labels], max_steps=100, stop=stop, validate=True,
+                        config=replace(FINETUNE_DEFAULTS, val_every=2))
+    scored = []
+
+    def seen(record):
+        if record.val_ap50 is not None:
+            scored.append(record.step)
+        if record.step == 5:
+            stop.set()
+
+    result = drive(job, seen)
+    assert scored == [2, 4] and result.stopped and result.steps == 5
+    assert result.best_step in (2, 4)  # weights scored on the strip, not the last step's
+    validation = result.model.card.provenance["validation"]
+    assert validation["objects"] == 3 and set(validation) == {"objects", "ap50_before", "ap50_after"}
+    unvalidated = finetune(tiny_model, [image], [labels], max_steps=2)
+    assert "validation" not in unvalidated.card.provenance
+
+
+def test_validation_scores_only_the_held_out_pixels(tiny_model):
+    from napari_unet.training import ValImage, _mostly_inside, evaluate
+
+    labels = np.zeros((20, 20), np.int32)
+    labels[2:6, 2:6], labels[10:18, 10:18] = 1, 2
+    annotated = np.zeros_like(labels, bool)
+    annotated[:, :9] = True
+    np.testing.assert_array_equal(_mostly_inside(labels, annotated), np.where(labels == 1, 1, 0))
+    image = np.zeros((1, 20, 20), np.float32)
+    assert evaluate(tiny_model, [ValImage(image, labels, np.zeros_like(annotated), 0)]) == (1.0, 1.0)  # nothing scored

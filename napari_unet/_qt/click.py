@@ -11,7 +11,6 @@ unless ``preserve_labels`` is off.
 
 from __future__ import annotations
 
-import weakref
 from collections import deque
 
 import numpy as np
@@ -19,7 +18,7 @@ from napari.layers import Labels
 from napari.utils.notifications import notification_manager, show_error
 from psygnal import Signal
 
-from ..clicks import ClickSegmenter, ObjectMask, farthest_point, load_click_model
+from ..clicks import ClickSegmenter, ObjectMask, farthest_point
 from ..clicksim import Click
 from ..devices import gui_threads
 from .click_objects import (
@@ -39,21 +38,6 @@ from .layers import displayed_plane, find_masks, masks_name, model_channels, mod
 TOGGLE_KEY = "k"  # switches click mode on and off (free in napari's default keymap)
 DRAG_PX = 4  # a press that moves more canvas pixels than this is a pan, not a click
 
-_CLICK_MODELS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # session -> click model
-
-
-def click_model_for(session):
-    """The session's click network, loading the shipped one on first use (may raise ModelFileError)."""
-    model = _CLICK_MODELS.get(session)
-    if model is None:
-        model = _CLICK_MODELS[session] = load_click_model()
-    return model
-
-
-def set_click_model(session, model) -> None:
-    """Use ``model`` for clicks in this session from the next click on (e.g. after fine-tuning)."""
-    _CLICK_MODELS[session] = model
-
 
 class ClickTool:
     """Click mode for one viewer (see the module docstring).
@@ -63,7 +47,8 @@ class ClickTool:
     viewer
         The napari viewer.
     session
-        Its :class:`~napari_unet._qt.session.Session` (device, closing, workers).
+        Its :class:`~napari_unet._qt.session.Session` (the click network, device,
+        closing, workers).
     image_layer
         Returns the image layer to segment (the widget's picker).
     """
@@ -148,7 +133,7 @@ class ClickTool:
         if image is None:
             return self._say("Pick an image layer to click on.")
         try:
-            model = click_model_for(self.session)
+            model = self.session.ensure_click_model()
             source = model_input(image, model_channels(model))
         except ValueError as exc:  # ModelFileError too
             return self._say(str(exc))
@@ -217,7 +202,7 @@ class ClickTool:
         if image is None:
             return
         try:
-            source = model_input(image, model_channels(click_model_for(self.session)))
+            source = model_input(image, model_channels(self.session.ensure_click_model()))
         except ValueError:
             return  # the first click will say why
         self._labels(image, source, tuple(np.shape(source.data)[ax] for ax in source.spatial_axes))
@@ -231,7 +216,7 @@ class ClickTool:
             return
         item = self._running = self._queue.popleft()
         try:
-            model = click_model_for(self.session)
+            model = self.session.ensure_click_model()
             source = model_input(item.image, model_channels(model))
         except ValueError as exc:
             self._running = None

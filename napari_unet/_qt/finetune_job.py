@@ -11,9 +11,10 @@ import numpy as np
 import torch
 
 from ..devices import gui_threads, resolve_device
-from ..finetune import edited_region, finetune_iter
+from ..finetune import edited_region
+from ..finetune_click import SEGMENTATION, Finetuned, finetune_both_iter
 from ..progress import Progress
-from ..training import TrainConfig, TrainProgress, TrainResult
+from ..training import TrainConfig, TrainProgress
 from .annotations import TrainingSet, merge_outside
 from .jobs import segment_job, torch_threads
 from .layers import model_input, write_labels
@@ -21,38 +22,51 @@ from .layers import model_input, write_labels
 
 @dataclass(frozen=True)
 class TrainStep(Progress):
-    """A training step as the progress bar (done/total) and the loss plot (record) see it."""
+    """A training step as the progress bar (done/total) and the loss plot (record) see it;
+    ``stage`` is the network that took it."""
 
     record: TrainProgress | None = None
 
 
 def finetune_job(
     model,
+    click_model,
     data: TrainingSet,
     *,
     max_steps: int | None,
     max_seconds: float | None,
     config: TrainConfig,
+    click_config: TrainConfig,
+    click_share: float,
+    validate: bool,
     device: str,
     stop: threading.Event,
-) -> Generator[TrainStep, None, TrainResult]:
-    """:func:`napari_unet.finetune.finetune_iter` on :func:`gui_threads` threads; the result on the CPU.
+) -> Generator[TrainStep, None, Finetuned]:
+    """:func:`napari_unet.finetune_click.finetune_both_iter` on :func:`gui_threads` threads;
+    the results on the CPU.
 
-    Device memory is handed back when the run ends, however it ends.
+    Progress counts the whole budget: the click network's steps (or seconds) follow the
+    segmentation model's. Device memory is handed back when the run ends, however it ends.
     """
     total = int(max_seconds) if max_seconds else int(max_steps or 0)
-    job = finetune_iter(model, **data.finetune_args(), max_steps=max_steps, max_seconds=max_seconds,
-                        device=device, config=config, stop=stop)
+    job = finetune_both_iter(model, click_model, **data.finetune_args(), max_steps=max_steps,
+                             max_seconds=max_seconds, click_share=click_share, device=device, config=config,
+                             click_config=click_config, stop=stop, validate=validate)
+    offset, done, network = 0, 0, SEGMENTATION
     try:
         with torch_threads(gui_threads()):
             try:
                 while True:
-                    record = next(job)
-                    done = int(record.seconds) if max_seconds else record.step
-                    yield TrainStep(min(done, total), total, "training", record)
+                    step = next(job)
+                    if step.network != network:  # the click network's turn: count on from here
+                        offset, network = done, step.network
+                    record = step.record
+                    done = offset + (int(record.seconds) if max_seconds else record.step)
+                    yield TrainStep(min(done, total), total, step.network, record)
             except StopIteration as end:  # the run's return value
                 result = end.value
-        return replace(result, model=result.model.cpu())
+        click = None if result.click is None else replace(result.click, model=result.click.model.cpu())
+        return replace(result, model=replace(result.model, model=result.model.model.cpu()), click=click)
     except Exception as exc:
         traceback.clear_frames(exc.__traceback__)  # finished frames would keep device tensors alive
         raise

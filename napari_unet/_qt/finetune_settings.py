@@ -1,4 +1,5 @@
-"""The Fine-tune widget's advanced settings, folded by default: budget, learning rate, encoder, margin."""
+"""The Fine-tune widget's advanced settings, folded by default: budget, learning rate, encoder,
+margin, the click network's share and the validation patch."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from qtpy.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QS
 from superqt import QCollapsible
 
 from ..finetune import FINETUNE_DEFAULTS
-from ..training import TrainConfig
+from ..finetune_click import CLICK_FINETUNE_DEFAULTS, CLICK_SHARE
+from ..holdout import MIN_OBJECTS
 
 SECONDS, STEPS = "seconds", "steps"
 CPU_SECONDS = 60  # on a CPU a time budget: minutes, not hours, whatever the image size
@@ -17,7 +19,7 @@ EDIT_MARGIN = 8  # pixels around edited objects that count as checked background
 
 
 class FinetuneSettings(QCollapsible):
-    """Budget (seconds or steps), learning rate, frozen encoder and the edit margin."""
+    """Budget (seconds or steps), learning rate, frozen encoder, edit margin, click share, validation."""
 
     def __init__(self, device: str, parent: QWidget | None = None):
         super().__init__("Advanced", parent)
@@ -42,11 +44,24 @@ class FinetuneSettings(QCollapsible):
         self.margin.setRange(0, 200)
         self.margin.setValue(EDIT_MARGIN)
         self.margin.setToolTip("Pixels around the objects you edited that count as checked background")
+        self.click_share = QSpinBox()
+        self.click_share.setRange(0, 90)
+        self.click_share.setValue(round(100 * CLICK_SHARE))
+        self.click_share.setSuffix(" %")
+        self.click_share.setToolTip("Part of the budget that teaches the click network the same corrections "
+                                    "(simulated clicks on them); 0 leaves the click network as it is")
+        self.validate = QCheckBox("hold out a validation patch")
+        self.validate.setChecked(True)
+        self.validate.setToolTip(f"With at least {MIN_OBJECTS} annotated objects, a strip of them is kept out "
+                                 "of training and scored as it learns (orange line); the best-scoring weights "
+                                 "are kept")
         form.addRow("budget", self.unit)
         form.addRow("", self.budget)
         form.addRow("learning rate", self.lr)
         form.addRow("", self.freeze_encoder)
         form.addRow("edit margin (px)", self.margin)
+        form.addRow("click network", self.click_share)
+        form.addRow("", self.validate)
         self.addWidget(body)
         self.use_defaults_for(device)
 
@@ -61,5 +76,13 @@ class FinetuneSettings(QCollapsible):
             return {"max_steps": None, "max_seconds": float(self.budget.value())}
         return {"max_steps": int(self.budget.value()), "max_seconds": None}
 
-    def config(self) -> TrainConfig:
-        return replace(FINETUNE_DEFAULTS, lr=self.lr.value(), freeze_encoder=self.freeze_encoder.isChecked())
+    def job_args(self) -> dict:
+        """The budgets and settings :func:`~napari_unet._qt.finetune_job.finetune_job` takes."""
+        tuned = {"lr": self.lr.value(), "freeze_encoder": self.freeze_encoder.isChecked()}
+        return {
+            **self.budgets(),
+            "config": replace(FINETUNE_DEFAULTS, **tuned),
+            "click_config": replace(CLICK_FINETUNE_DEFAULTS, **tuned),
+            "click_share": self.click_share.value() / 100,
+            "validate": self.validate.isChecked(),
+        }

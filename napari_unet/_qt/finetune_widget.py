@@ -1,4 +1,4 @@
-"""The Fine-tune dock widget: teach the session's model from the user's corrected masks, in a worker."""
+"""The Fine-tune dock widget: teach the session's models from the user's corrected masks, in a worker."""
 
 from __future__ import annotations
 
@@ -20,6 +20,9 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..clicks import click_model_beside
+from ..finetune_click import SEGMENTATION
+from ..holdout import MIN_OBJECTS
 from ..modelfile import model_card, save_model
 from .annotations import MODES, REGION, TrainingSet, snapshot
 from .finetune_job import Refresh, TrainStep, finetune_job, refresh_job, write_refreshed
@@ -35,7 +38,7 @@ REFRESH, NEW_LAYER = "refresh the masks I did not correct", "add a new layer"
 
 
 class FinetuneWidget(QWidget):
-    """Fine-tune on corrected Labels layers; the result replaces the session's model (Revert undoes)."""
+    """Fine-tune on corrected Labels layers; the results replace the session's models (Revert undoes)."""
 
     def __init__(self, napari_viewer, parent: QWidget | None = None):
         super().__init__(parent)
@@ -102,7 +105,7 @@ class FinetuneWidget(QWidget):
 
     # -- training ---------------------------------------------------------------------
     def start(self) -> None:
-        """Snapshot the picked labels and start fine-tuning a copy of the session's model."""
+        """Snapshot the picked labels and start fine-tuning copies of the session's models."""
         if self._worker is not None:
             return
         try:
@@ -112,15 +115,24 @@ class FinetuneWidget(QWidget):
         except ValueError as exc:
             self._say(f"Cannot fine-tune: {exc}")
             return
+        try:
+            click_model = self.session.ensure_click_model()
+        except ValueError:  # no click network to teach (the shipped file is missing): the model gets it all
+            click_model = None
+        args = self.settings.job_args()
         self._data, self._stop = data, threading.Event()
         self.plot.clear()
-        self._start(finetune_job, model, data, **self.settings.budgets(), config=self.settings.config(),
-                    device=self.session.device, stop=self._stop, desc="Fine-tuning",
-                    on_result=self._trained, on_error=self._failed)
+        self._start(finetune_job, model, click_model, data, **args, device=self.session.device, stop=self._stop,
+                    desc="Fine-tuning", on_result=self._trained, on_error=self._failed)
         self._worker.paused.connect(self._paused)
         self._set_running(True)
+        validation = ""
+        if args["validate"]:
+            validation = (" A strip of them is held out to score the training (orange line)." if
+                          data.n_objects >= MIN_OBJECTS else f" Too few to hold some out for validation "
+                          f"(that takes {MIN_OBJECTS}): all are trained on.")
         self._say(f"Learning from {data.n_objects} objects ({', '.join(sorted(set(data.modes)))}) "
-                  f"on {self.session.device}; keep working, the viewer stays usable.")
+                  f"on {self.session.device}; keep working, the viewer stays usable.{validation}")
 
     def _start(self, job, *args, **kwargs) -> None:
         token = self._job = object()
@@ -155,17 +167,25 @@ class FinetuneWidget(QWidget):
         self.bar.setMaximum(max(step.total, 1))
         self.bar.setValue(step.done)
         if isinstance(step, TrainStep) and step.record is not None:
-            self.plot.add(step.record)
-            self.bar.setFormat(f"%v/%m {'s' if self.settings.budgets()['max_seconds'] else 'steps'}")
+            unit = "s" if self.settings.budgets()["max_seconds"] else "steps"
+            if step.stage == SEGMENTATION:
+                self.plot.add(step.record)
+                self.bar.setFormat(f"%v/%m {unit}")
+            else:
+                self.bar.setFormat(f"click network: %v/%m {unit}")
         else:
             self.bar.setFormat("new masks %v/%m")
 
     def _trained(self, result) -> None:
-        model = result.model
-        self.session.set_model(model, model_card(model).name, None)
-        how = "stopped" if result.stopped else "done"
-        self._say(f"Fine-tuning {how}: {result.steps} steps in {result.seconds:.0f} s; Segment now uses "
-                  "the new model (Revert goes back).")
+        seg, click = result.model, result.click
+        model = seg.model
+        self.session.set_model(model, model_card(model).name, None,
+                               click_model=click.model if click is not None else None)
+        how = "stopped" if seg.stopped or (click is not None and click.stopped) else "done"
+        clicks = (f"the click tool's network learnt for {click.steps} steps" if click is not None else
+                  f"the click network was left as it was ({result.click_note})")
+        self._say(f"Fine-tuning {how}: {seg.steps} steps in {seg.seconds:.0f} s; Segment now uses the new model, "
+                  f"{clicks} (Revert goes back).{_validation_note(model_card(model).provenance)}")
         self._refresh(model)
 
     def _failed(self, exc: Exception) -> None:
@@ -231,7 +251,11 @@ class FinetuneWidget(QWidget):
         self._say(f"Back to '{self.session.model_name}'. Segment again to see its masks.")
 
     def save(self, path: str | Path | None = None) -> Path | None:
-        """Write the session's model, provenance included; asks where when ``path`` is None."""
+        """Write the session's model, provenance included; asks where when ``path`` is None.
+
+        A fine-tuned click network goes beside it, as ``<name>_click.safetensors``:
+        loading the model in Segment brings it back too.
+        """
         if self.session.model is None:
             return None
         if path is None:
@@ -239,12 +263,16 @@ class FinetuneWidget(QWidget):
                                                   "Model files (*.safetensors)")
             if not path:
                 return None
+        click = self.session.click_model
+        tuned_click = click is not None and "fine_tuned_on" in model_card(click).provenance
         try:
             saved = save_model(self.session.model, path)
+            click_saved = save_model(click, click_model_beside(saved)) if tuned_click else None
         except OSError as exc:
             show_error(f"napari-unet: could not save the model: {exc}")
             return None
-        self._say(f"Saved '{self.session.model_name}' to {saved}; load it in Segment or with --model.")
+        also = f" and its click network to {click_saved.name}" if click_saved is not None else ""
+        self._say(f"Saved '{self.session.model_name}' to {saved}{also}; load it in Segment or with --model.")
         return saved
 
     # -- state --------------------------------------------------------------------------
@@ -280,6 +308,16 @@ class FinetuneWidget(QWidget):
 
     def _say(self, text: str) -> None:
         self.status.setText(text)
+
+
+def _validation_note(provenance: dict) -> str:
+    scores = provenance.get("validation")
+    if not scores or "ap50_after" not in scores:
+        return ""
+    before, after = scores["ap50_before"], scores["ap50_after"]
+    worse = " The old model did better there: Revert goes back to it." if after < before else ""
+    return (f"\nAP@0.5 on {scores['objects']} held-out objects: {before:.2f} before, {after:.2f} after "
+            f"(the best weights were kept).{worse}")
 
 
 def _combo(items, tip: str) -> QComboBox:

@@ -1,5 +1,7 @@
-"""One :class:`Session` per viewer: the model, device and cached predictions all widgets share.
+"""One :class:`Session` per viewer: the models, device and cached predictions all widgets share.
 
+The session holds both networks: the segmentation model (Segment) and the click network
+(the click tool). Fine-tuning replaces them together, and Revert brings both back.
 The Segment widget, the click tool and fine-tuning find the same session with
 :func:`session_for`; there is no global model. Sessions live in a weak mapping keyed by
 the viewer, so a closed and collected viewer takes its session (and model) with it.
@@ -17,6 +19,7 @@ from psygnal import Signal
 from qtpy.QtCore import QEvent, QObject
 
 from ..devices import available_devices
+from ..clicks import click_model_beside, load_click_model
 from ..modelfile import DEFAULT_MODEL, load_model, model_card
 
 if TYPE_CHECKING:
@@ -54,11 +57,12 @@ class Prediction:
 
 @dataclass(frozen=True)
 class ModelVersion:
-    """A model that was in use before, kept so :meth:`Session.revert` can bring it back."""
+    """The models that were in use before, kept so :meth:`Session.revert` can bring them back."""
 
     model: UNet
     name: str
     source: Path | None
+    click_model: UNet | None  # None: the shipped one, loaded when first needed
 
 
 class Session:
@@ -67,8 +71,8 @@ class Session:
     Signals
     -------
     model_changed(model)
-        A new model is in use (loaded from a file, or fine-tuned); cached
-        predictions were dropped.
+        A new model is in use (loaded from a file, fine-tuned or reverted; the
+        click network may have changed with it); cached predictions were dropped.
     device_changed(str)
         The device jobs should run on.
     closing()
@@ -88,6 +92,7 @@ class Session:
         self.model_name = ""  # shown in the model pickers
         self.model_source: Path | None = None  # the file the weights came from, if any
         self.model_version = 0  # bumped on every model change; predictions carry it
+        self.click_model: UNet | None = None  # the click tool's network (see ensure_click_model)
         self.history: list[ModelVersion] = []  # earlier models, newest last (see revert)
         self.edits = EditLog(viewer)  # where the user painted, for fine-tuning on corrections
         self.device = available_devices()[0]
@@ -102,15 +107,19 @@ class Session:
 
     # -- model and device -------------------------------------------------------------
     def set_model(
-        self, model: UNet, name: str | None = None, source: Path | None = None, *, remember: bool = True
+        self, model: UNet, name: str | None = None, source: Path | None = None, *,
+        click_model: UNet | None = None, remember: bool = True,
     ) -> None:
-        """Use ``model`` from now on. Jobs already running keep the model they started with.
+        """Use ``model`` (and ``click_model``, if given) from now on. Jobs already running
+        keep the models they started with.
 
-        With ``remember`` the model it replaces goes into :attr:`history` for :meth:`revert`.
+        With ``remember`` the models they replace go into :attr:`history` for :meth:`revert`.
         """
         if remember and self.model is not None and self.model is not model:
-            self.history.append(ModelVersion(self.model, self.model_name, self.model_source))
+            self.history.append(ModelVersion(self.model, self.model_name, self.model_source, self.click_model))
             del self.history[:-HISTORY_LENGTH]
+        if click_model is not None:
+            self.click_model = click_model
         self.model = model
         self.model_name = name or model_card(model).name
         self.model_source = source
@@ -119,15 +128,19 @@ class Session:
         self.model_changed.emit(model)
 
     def revert(self) -> UNet:
-        """Go back to the model used before the current one (raises ValueError if none)."""
+        """Go back to the models used before the current ones (raises ValueError if none)."""
         if not self.history:
             raise ValueError("no earlier model to go back to")
         version = self.history.pop()
+        self.click_model = version.click_model
         self.set_model(version.model, version.name, version.source, remember=False)
         return version.model
 
     def load_model(self, path: str | Path | None = None) -> UNet:
         """Load a model file (``None``: the shipped default) and use it.
+
+        A click network saved beside it (``<name>_click.safetensors``, as Save model…
+        writes) becomes the click tool's network too.
 
         Raises
         ------
@@ -137,12 +150,24 @@ class Session:
         """
         model = load_model(path)
         source = Path(path) if path is not None else DEFAULT_MODEL
-        self.set_model(model, model_card(model).name, source)
+        beside = click_model_beside(source)
+        click_model = load_click_model(beside) if path is not None and beside.exists() else None
+        self.set_model(model, model_card(model).name, source, click_model=click_model)
         return model
 
     def ensure_model(self) -> UNet:
         """The current model, loading the shipped default on first use (may raise ModelFileError)."""
         return self.model if self.model is not None else self.load_model()
+
+    def ensure_click_model(self) -> UNet:
+        """The click network, loading the shipped one on first use (may raise ModelFileError)."""
+        if self.click_model is None:
+            self.click_model = load_click_model()
+        return self.click_model
+
+    def set_click_model(self, model: UNet) -> None:
+        """Use ``model`` for clicks from the next click on (a script's or a test's choice)."""
+        self.click_model = model
 
     def set_device(self, device: str) -> None:
         if device != self.device:

@@ -9,7 +9,6 @@ from napari.utils._test_utils import read_only_mouse_event
 from qtpy.QtCore import Qt
 from napari.utils.interactions import mouse_move_callbacks, mouse_press_callbacks, mouse_release_callbacks
 
-from napari_unet._qt.click import set_click_model
 from napari_unet._qt.click_widget import ClickWidget
 from napari_unet._qt.session import session_for
 
@@ -29,7 +28,7 @@ def clicker(make_napari_viewer, qtbot):
     def make(image=None, **layer_kwargs):
         viewer = make_napari_viewer()
         viewer.add_image(disk_image() if image is None else image, name="cells", **layer_kwargs)
-        set_click_model(session_for(viewer), threshold_click_unet())
+        session_for(viewer).set_click_model(threshold_click_unet())
         widget = ClickWidget(viewer)
         viewer.window.add_dock_widget(widget, name="Click")
         widget.toggle.setChecked(True)
@@ -193,7 +192,7 @@ def test_through_napari_plugin_proxy(make_napari_viewer_proxy, qtbot):
 
     viewer = make_napari_viewer_proxy()  # NAPARI_ENSURE_PLUGIN_MAIN_THREAD=1
     viewer.add_image(disk_image(), name="cells")
-    set_click_model(session_for(viewer), threshold_click_unet())
+    session_for(viewer).set_click_model(threshold_click_unet())
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*[Pp]rivate attribute.*")
         widget = ClickWidget(viewer)

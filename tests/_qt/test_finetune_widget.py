@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from _click_models import threshold_click_unet
 from _qt_helpers import WAIT_MS, disks, threshold_unet
 
 import napari_unet._qt.finetune_widget as fw
@@ -22,11 +23,11 @@ def disk_labels(image: np.ndarray) -> np.ndarray:
     return ndi.label(image > 60)[0].astype(np.int32)
 
 
-def populate(viewer, steps: int):
-    """The threshold model, an image, its masks layer, and the Fine-tune widget on a step budget."""
+def populate(viewer, steps: int, image=None):
+    """The threshold models, an image, its masks layer, and the Fine-tune widget on a step budget."""
     session = session_for(viewer)
-    session.set_model(threshold_unet(), "threshold")
-    image = disks()
+    session.set_model(threshold_unet(), "threshold", click_model=threshold_click_unet())
+    image = disks() if image is None else image
     viewer.add_image(image, name="img")
     masks = viewer.add_labels(disk_labels(image), name="img masks")
     widget = fw.FinetuneWidget(viewer)
@@ -39,7 +40,7 @@ def populate(viewer, steps: int):
 @pytest.fixture
 def setup(make_napari_viewer):
     viewer = make_napari_viewer()
-    return viewer, *populate(viewer, steps=3)
+    return viewer, *populate(viewer, steps=4)  # 3 for the segmentation model, 1 for the click network
 
 
 def brush(masks, where=(30, 40), label=9) -> None:
@@ -60,7 +61,7 @@ def weights(model) -> torch.Tensor:
 
 def test_fine_tune_replaces_the_session_model_and_keeps_the_edits(qtbot, setup):
     viewer, widget, session, masks = setup
-    old = session.model
+    old, old_click = session.model, session.click_model
     brush(masks)  # the user corrects one object
     edited = masks.data.copy()
     assert widget.pairs.pairs() == [(viewer.layers["img"], masks)]
@@ -68,6 +69,11 @@ def test_fine_tune_replaces_the_session_model_and_keeps_the_edits(qtbot, setup):
     assert session.model is not old and session.history[-1].model is old
     card = session.model.card
     assert card.name.endswith("(fine-tuned)") and card.provenance["steps"] == 3
+    # the click network learnt from the same correction, in the same budget
+    assert session.click_model is not old_click and session.history[-1].click_model is old_click
+    assert session.click_model.card.provenance["steps"] == 1
+    assert not torch.equal(weights(session.click_model), weights(old_click))
+    assert "click tool's network learnt for 1 steps" in widget.status.text()
     assert "pixels outside your corrections" in widget.status.text()
     painted = edited == 9
     np.testing.assert_array_equal(masks.data[painted], 9)  # the correction survived the refresh
@@ -116,6 +122,8 @@ def test_stop_keeps_the_weights_trained_so_far(qtbot, setup):
     assert 2 <= steps < 10_000
     assert "stopped" in widget.status.text()
     assert not torch.equal(weights(session.model), weights(session.history[-1].model))
+    assert session.click_model is session.history[-1].click_model  # stopped before its turn
+    assert "click network was left as it was (stopped before its turn)" in widget.status.text()
 
 
 def test_pause_holds_training_and_resume_continues(qtbot, setup):
@@ -139,16 +147,17 @@ def test_pause_holds_training_and_resume_continues(qtbot, setup):
 
 def test_revert_goes_back_to_the_previous_model(qtbot, setup):
     viewer, widget, session, masks = setup
-    old = session.model
+    old, old_click = session.model, session.click_model
     widget.mode.setCurrentText(WHOLE)
     train(qtbot, widget)
-    assert session.model is not old
+    assert session.model is not old and session.click_model is not old_click
     widget.revert_button.click()
     assert session.model is old and session.model_name == "threshold"
+    assert session.click_model is old_click  # both networks go back
     assert not widget.revert_button.isEnabled()
 
 
-def test_saved_model_loads_with_its_provenance(qtbot, setup, tmp_path):
+def test_saved_model_loads_with_its_provenance(qtbot, setup, tmp_path, make_napari_viewer):
     viewer, widget, session, masks = setup
     widget.mode.setCurrentText(WHOLE)
     train(qtbot, widget)
@@ -159,6 +168,13 @@ def test_saved_model_loads_with_its_provenance(qtbot, setup, tmp_path):
     assert provenance["base_model"] == model_card(session.history[-1].model).name
     assert provenance["steps"] == 3 and provenance["fine_tuned_on"].endswith("annotated objects")
     assert loaded.card.name.endswith("(fine-tuned)")
+    click = load_model(tmp_path / "tuned_click.safetensors")  # the click network beside it
+    assert click.card.task == "click" and click.card.provenance["base_model"] == "threshold-click"
+    assert torch.equal(weights(click), weights(session.click_model))
+    assert "tuned_click.safetensors" in widget.status.text()
+    other = session_for(make_napari_viewer())  # loading the model brings its click network too
+    other.load_model(path)
+    assert torch.equal(weights(other.ensure_click_model()), weights(click))
 
 
 def test_closing_the_viewer_while_training_aborts_and_keeps_the_model(qtbot, setup):
@@ -182,11 +198,11 @@ def test_an_error_during_training_leaves_the_old_model(qtbot, setup, monkeypatch
         raise RuntimeError("boom")
 
     viewer, widget, session, masks = setup
-    old = session.model
+    old, old_click = session.model, session.click_model
     widget.mode.setCurrentText(WHOLE)
     monkeypatch.setattr(fw, "finetune_job", broken)
     train(qtbot, widget)
-    assert session.model is old and not session.history
+    assert session.model is old and session.click_model is old_click and not session.history
     assert any("boom" in str(n.message) for n in notifications)
     assert "previous model is still in use" in widget.status.text()
     assert widget.run_button.isEnabled()
@@ -276,3 +292,47 @@ def test_masks_made_after_the_widget_opened_are_picked(qtbot, make_napari_viewer
     assert widget.pairs.pairs() == [] and not widget.run_button.isEnabled()
     masks = viewer.add_labels(disk_labels(disks()), name="img masks")  # as Segment does
     assert widget.pairs.pairs() == [(image, masks)] and widget.run_button.isEnabled()
+
+
+def test_an_error_in_the_click_networks_turn_leaves_both_models(qtbot, setup, monkeypatch, notifications):
+    import napari_unet.finetune_click as fc
+
+    def broken(*args, **kwargs):  # one real step of the click network, then a failure
+        yield next(real(*args, **kwargs))
+        raise RuntimeError("click boom")
+
+    real = fc.train_click_iter
+
+    viewer, widget, session, masks = setup
+    old, old_click = session.model, session.click_model
+    widget.mode.setCurrentText(WHOLE)
+    monkeypatch.setattr(fc, "train_click_iter", broken)
+    train(qtbot, widget)
+    assert session.model is old and session.click_model is old_click and not session.history
+    assert any("click boom" in str(n.message) for n in notifications)
+    assert len(widget.plot.steps) == 3  # the segmentation model had trained
+    assert "previous model is still in use" in widget.status.text()
+
+
+def test_a_held_out_strip_is_scored_in_the_loss_plot(qtbot, make_napari_viewer):
+    viewer = make_napari_viewer()
+    widget, session, _ = populate(viewer, steps=4, image=disks(shape=(140, 64), n=18))  # 6 rows: 3 held out
+    widget.mode.setCurrentText(WHOLE)
+    widget.run_button.click()
+    assert "held out to score the training" in widget.status.text()
+    qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
+    assert widget.plot.val and widget.plot.val[-1][0] == 3  # scored at the end of its 3 steps
+    validation = session.model.card.provenance["validation"]
+    assert validation["objects"] == 3
+    assert "AP@0.5 on 3 held-out objects" in widget.status.text()
+    # the strip was never trained on: 15 of the 18 objects taught the network
+    assert session.model.card.provenance["fine_tuned_on"] == "15 annotated objects"
+
+
+def test_too_few_objects_for_validation_says_so(qtbot, setup):
+    viewer, widget, session, masks = setup
+    widget.mode.setCurrentText(WHOLE)
+    widget.run_button.click()
+    assert "Too few to hold some out for validation" in widget.status.text()
+    qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
+    assert not widget.plot.val and "validation" not in session.model.card.provenance

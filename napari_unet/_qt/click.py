@@ -252,11 +252,12 @@ class ClickTool:
             self._queue.appendleft(obj)  # more clicks came: their pass supersedes this one
             return
         change = object_change(plane_of(obj.layer, obj.plane), obj, result, self.preserve_labels)
+        checked = _in_plane(change.checked, obj.plane)
+        before = np.array(obj.layer.data[checked], copy=True)
         if change.where[0].size:
             obj.layer.data_setitem(_in_plane(change.where, obj.plane), change.values)
-        edits = getattr(self.session, "edits", None)
-        if edits is not None:  # the clicked object counts as checked by the user (fine-tuning)
-            edits.mark(obj.layer, _in_plane(change.checked, obj.plane))
+        # the clicked object counts as checked by the user (fine-tuning), until undone
+        self.session.edits.mark(obj.layer, checked, before)
         obj.written = change.written
         self.written.emit(obj.label)
         n = int(change.written.mask.sum())

@@ -2,14 +2,16 @@
 
 napari 0.9 emits ``Labels.events.paint`` with a list of history atoms for every
 committed change. The brush, eraser, fill bucket and polygon record mask atoms
-(``slice_key`` + ``mask``); ``data_setitem`` — the Segment widget's undoable writes,
-fine-tuning's refresh, scripts — records ``(indices, old, new)`` tuples. So mask atoms
-are the user's corrections and tuples are programs overwriting pixels, which are then
-no longer the user's. The click tool, which writes through ``data_setitem``, reports
-its objects with :meth:`EditLog.mark`.
+(``slice_key``, ``mask``, ``new_value``); ``data_setitem`` — the Segment widget's
+undoable writes, fine-tuning's refresh, scripts — records ``(indices, old, new)``
+tuples. Mask atoms are the user's corrections; the click tool, which writes through
+``data_setitem``, reports its objects with :meth:`EditLog.mark`.
 
-Undo and redo emit no paint event: an undone stroke stays marked. That errs on the
-side of "checked": the region is trained on with the labels it has now.
+Undo and redo emit no event, so an edit is not trusted to still be there: a pixel
+counts as edited while the layer still holds the value the edit wrote. Undo puts the
+old value back, and the pixel stops counting; redo brings both back. A program that
+overwrites an edited pixel (Segment again) ends the edit the same way, and undoing
+that write brings it back.
 """
 
 from __future__ import annotations
@@ -25,9 +27,22 @@ from .session import unwrap
 
 @dataclass(frozen=True, eq=False)
 class _Edit:
-    where: tuple  # a box of slices, or a numpy multi-index
-    mask: np.ndarray | None  # the changed pixels within a box; None = all of ``where``
-    by_user: bool  # False: a program overwrote these pixels
+    where: tuple  # a box of slices (strokes), or a numpy multi-index (clicks)
+    mask: np.ndarray | None  # a stroke's changed pixels within its box; None = the whole box
+    new: np.ndarray | int  # what the edit wrote there
+    changed: np.ndarray | None = None  # a click: which of its pixels it changed (the rest it confirmed)
+
+    def holds(self, data) -> np.ndarray:
+        """Bool per pixel of ``where`` (within ``mask``): the edit is still in the layer."""
+        region = np.asarray(data[self.where])
+        values = region if self.mask is None else region[self.mask]
+        held = values == self.new
+        if self.changed is None:  # a stroke: pixel by pixel
+            return held
+        # a click counts as a whole: while any pixel it changed holds (undo reverts them
+        # all), or, if it changed nothing, while the object it confirmed is unchanged
+        whole = held[self.changed].any() if self.changed.any() else held.all()
+        return np.full(held.shape, bool(whole))
 
 
 class EditLog:
@@ -40,22 +55,27 @@ class EditLog:
             self._watch(layer)
 
     def edited(self, layer) -> np.ndarray | None:
-        """Bool mask (the layer's shape) of pixels the user painted or clicked; None if none."""
+        """Bool mask (the layer's shape) of pixels the user painted or clicked and that
+        still hold what they wrote (not undone, not overwritten); None if none."""
         edits = self._edits.get(unwrap(layer))
         if not edits:
             return None
-        out = np.zeros(np.shape(layer.data), bool)
+        data = layer.data
+        out = np.zeros(np.shape(data), bool)
         for edit in edits:
+            held = edit.holds(data)
             if edit.mask is None:
-                out[edit.where] = edit.by_user
+                out[edit.where] |= held
             else:
-                out[edit.where][edit.mask] = edit.by_user  # a box is a view: writes land in ``out``
+                out[edit.where][edit.mask] |= held  # a box is a view: writes land in ``out``
         return out if out.any() else None
 
-    def mark(self, layer, where) -> None:
-        """Count ``where`` (a bool mask of the layer's shape, or an index) as corrected by the user."""
-        where = np.nonzero(where) if np.asarray(where).dtype == bool else where
-        self._edits.setdefault(unwrap(layer), []).append(_Edit(tuple(where), None, True))
+    def mark(self, layer, where, before: np.ndarray) -> None:
+        """Count ``where`` (an index of the layer) as corrected by the user, who just wrote
+        it; ``before`` holds its values before the write."""
+        where = tuple(np.asarray(ix) for ix in where)
+        new = np.array(layer.data[where], copy=True)
+        self._edits.setdefault(unwrap(layer), []).append(_Edit(where, None, new, new != np.asarray(before)))
 
     def clear(self, layer) -> None:
         self._edits.pop(unwrap(layer), None)
@@ -67,16 +87,10 @@ class EditLog:
             layer.events.data.connect(self._on_data)
 
     def _on_paint(self, event) -> None:
-        layer = unwrap(event.source)
-        edits = self._edits.setdefault(layer, [])
-        for atom in event.value:
-            if hasattr(atom, "slice_key"):  # brush, eraser, fill, polygon
-                edits.append(_Edit(tuple(atom.slice_key), atom.mask, True))
-            elif edits:  # a program overwrote pixels; before any edit there is nothing to undo
-                edits.append(_Edit(tuple(atom[0]), None, False))
-        if not edits:
-            del self._edits[layer]
+        strokes = [_Edit(tuple(atom.slice_key), atom.mask, atom.new_value)
+                   for atom in event.value if hasattr(atom, "slice_key")]  # brush, eraser, fill, polygon
+        if strokes:
+            self._edits.setdefault(unwrap(event.source), []).extend(strokes)
 
     def _on_data(self, event) -> None:
         self.clear(event.source)  # new data replaced the layer: earlier edits are gone
-

@@ -201,3 +201,16 @@ def test_through_napari_plugin_proxy(make_napari_viewer_proxy, qtbot):
         click(unwrap(viewer), (30, 80))
         settle(qtbot, widget)
     assert np.array_equal(viewer.layers["cells masks"].data == 1, disk((96, 128), (30, 80)))
+
+
+def test_an_undone_click_is_no_longer_an_edit(clicker, qtbot):
+    viewer, widget = clicker()
+    click(viewer, CENTRES[0])
+    settle(qtbot, widget)
+    log = session_for(viewer).edits
+    edited = log.edited(masks(viewer))
+    assert edited is not None and edited[disk((96, 128), CENTRES[0])].all()  # the object counts as checked
+    masks(viewer).undo()
+    assert log.edited(masks(viewer)) is None
+    masks(viewer).redo()
+    assert log.edited(masks(viewer))[CENTRES[0]]

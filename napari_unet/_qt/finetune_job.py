@@ -17,7 +17,7 @@ from ..progress import Progress
 from ..training import TrainConfig, TrainProgress
 from .annotations import TrainingSet, merge_outside
 from .jobs import segment_job, torch_threads
-from .layers import model_input, write_labels
+from .layers import compact_labels, model_input, write_labels
 
 
 @dataclass(frozen=True)
@@ -84,43 +84,88 @@ def release_memory(device: str) -> None:
 
 @dataclass(frozen=True, eq=False)
 class Refresh:
-    """Where a fine-tuned model's prediction goes: an image (or one plane) and its labels layer."""
+    """Where a fine-tuned model's prediction goes: an image (or planes of a stack) and its labels layer."""
 
     image_layer: object
     labels_layer: object
-    plane: int | None
+    planes: tuple[int, ...] | None  # None: a 2D image
 
-    def input(self, n_channels: int):
+    def inputs(self, n_channels: int) -> list:
+        """The ``ModelInput`` of each plane to segment (the image itself if 2D)."""
         source = model_input(self.image_layer, n_channels)
-        return source.plane(self.plane) if self.plane is not None else source
+        return [source] if self.planes is None else [source.plane(z) for z in self.planes]
 
 
-def refresh_job(inputs: list, model, device: str) -> Generator[Progress, None, list[np.ndarray]]:
-    """Segment each ``ModelInput`` with the new model; returns their labels."""
-    out = []
-    for source in inputs:
-        seg = yield from segment_job(np.asarray(source.data), model, channel_axis=source.channel_axis, device=device)
-        out.append(seg.labels)
+def segmented_planes(labels, shown: int) -> tuple[int, ...]:
+    """The planes of a stack to redraw: every one holding masks (it was segmented), and the one on screen."""
+    data = np.asarray(labels)
+    having = data.reshape(len(data), -1).any(axis=1)
+    having[shown] = True
+    return tuple(int(z) for z in np.flatnonzero(having))
+
+
+def refresh_job(inputs: list[list], model, device: str) -> Generator[Progress, None, list[list[np.ndarray]]]:
+    """Segment each target's ``ModelInput`` planes with the new model; returns their labels.
+
+    Progress counts planes (tiles when there is a single 2D image), so a long stack shows
+    how far it has got; the worker can stop between tiles.
+    """
+    total = sum(len(planes) for planes in inputs)
+    out, done = [], 0
+    for planes in inputs:
+        out.append([])
+        for source in planes:
+            job = segment_job(np.asarray(source.data), model, channel_axis=source.channel_axis, device=device)
+            while True:
+                try:
+                    step = next(job)
+                except StopIteration as end:
+                    out[-1].append(end.value.labels)
+                    break
+                yield step if total == 1 else Progress(done, total, "new masks")
+            done += 1
+            if total > 1:
+                yield Progress(done, total, "new masks")
     return out
 
 
-def write_refreshed(target: Refresh, labels: np.ndarray, data: TrainingSet, edits, margin: int) -> int | None:
-    """Write ``labels`` into the target's layer except where the user corrected.
+def write_refreshed(target: Refresh, results: list[np.ndarray], data: TrainingSet, edits, margin: int) -> int | None:
+    """Write the new labels into the target's layer (every refreshed plane) except where the user corrected.
 
     Protected: the pixels trained on, and every object the user edited (also during
-    training) with ``margin``. One undo step on the layer. Returns the pixels changed, or
-    None (nothing written) when the new ids do not fit the layer's dtype.
+    training) with ``margin``. New ids are unique across the stack. One undo step on the
+    layer. Returns the pixels changed, or None (nothing written) when the new ids do not
+    fit the layer's dtype.
     """
-    layer, plane = target.labels_layer, target.plane
-    current = np.asarray(layer.data[plane] if plane is not None else layer.data)
-    protected = data.annotated_in(layer, plane, current.shape)
+    layer = target.labels_layer
     edited = edits.edited(layer)
-    if edited is not None:
-        edited = edited[plane] if plane is not None else edited
-        protected |= edited_region(current, edited, margin)
-    merged = merge_outside(current, labels, protected, int(np.max(layer.data, initial=0)))
-    if plane is None:
+    if target.planes is None:
+        current = np.asarray(layer.data)
+        merged = merge_outside(current, results[0], _protected(data, layer, None, current, edited, margin))
         return write_labels(layer, merged)
     full = np.array(layer.data)
-    full[plane] = merged
+    top, limit = int(full.max(initial=0)), np.iinfo(full.dtype).max
+    for z, labels in zip(target.planes, results):
+        merged = merge_outside(full[z], labels, _protected(data, layer, z, full[z], edited, margin), top)
+        top = max(top, int(merged.max(initial=0)))
+        if top > limit:
+            return None
+        full[z] = merged
     return write_labels(layer, full)
+
+
+def _protected(data: TrainingSet, layer, plane: int | None, current: np.ndarray, edited, margin: int) -> np.ndarray:
+    protected = data.annotated_in(layer, plane, current.shape)
+    if edited is not None:
+        protected |= edited_region(current, edited[plane] if plane is not None else edited, margin)
+    return protected
+
+
+def new_layer_labels(target: Refresh, results: list[np.ndarray]) -> np.ndarray:
+    """Data for a new masks layer of the target's shape: its refreshed planes, ids unique across them."""
+    if target.planes is None:
+        return results[0]
+    out = np.zeros(np.shape(target.labels_layer.data), np.int64)
+    for z, labels in zip(target.planes, results):
+        out[z] = np.where(labels > 0, labels.astype(np.int64) + int(out.max(initial=0)), 0)
+    return compact_labels(out)

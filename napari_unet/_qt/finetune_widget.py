@@ -25,10 +25,18 @@ from ..finetune_click import SEGMENTATION
 from ..holdout import MIN_OBJECTS
 from ..modelfile import model_card, save_model
 from .annotations import MODES, REGION, TrainingSet, snapshot
-from .finetune_job import Refresh, TrainStep, finetune_job, refresh_job, write_refreshed
+from .finetune_job import (
+    Refresh,
+    TrainStep,
+    finetune_job,
+    new_layer_labels,
+    refresh_job,
+    segmented_planes,
+    write_refreshed,
+)
 from .finetune_settings import FinetuneSettings
 from .jobs import start_job
-from .layers import masks_name, model_channels, new_labels, spatial_transform
+from .layers import masks_name, model_channels, model_input, spatial_transform
 from .layers import displayed_plane as shown_plane
 from .lossplot import LossPlot
 from .pairs import PairPicker
@@ -174,7 +182,7 @@ class FinetuneWidget(QWidget):
             else:
                 self.bar.setFormat(f"click network: %v/%m {unit}")
         else:
-            self.bar.setFormat("new masks %v/%m")
+            self.bar.setFormat("new masks: plane %v/%m" if step.stage == "new masks" else "new masks %v/%m")
 
     def _trained(self, result) -> None:
         seg, click = result.model, result.click
@@ -202,18 +210,20 @@ class FinetuneWidget(QWidget):
 
     # -- after training ---------------------------------------------------------------
     def _refresh(self, model) -> None:
-        """Segment what the user looks at with the new model, off the main thread."""
+        """Segment again, off the main thread, what was segmented: the images, or every
+        plane of a stack that holds masks (and the one on screen)."""
         data, n_channels = self._data, model_channels(model)
         targets = []
         for image, labels in dict.fromkeys((p.image_layer, p.labels_layer) for p in data.parts):
             if image in self.viewer.layers and labels in self.viewer.layers:
-                source = Refresh(image, labels, None).input(n_channels)
-                plane = shown_plane(self.viewer, image, source.spatial_axes) if source.is_stack else None
-                targets.append(Refresh(image, labels, plane))
+                source = model_input(image, n_channels)
+                planes = (segmented_planes(labels.data, shown_plane(self.viewer, image, source.spatial_axes))
+                          if source.is_stack else None)
+                targets.append(Refresh(image, labels, planes))
         if not targets:
             return
         self._stop = None  # Stop now skips the refresh
-        self._start(refresh_job, [t.input(n_channels) for t in targets], model, self.session.device,
+        self._start(refresh_job, [t.inputs(n_channels) for t in targets], model, self.session.device,
                     desc="Refreshing masks", on_result=lambda results: self._write(targets, results, data, model),
                     on_error=lambda exc: self._say(f"The new model is in use, but its masks failed: {exc}"))
 
@@ -224,20 +234,20 @@ class FinetuneWidget(QWidget):
         for target, labels in zip(targets, results):
             if target.labels_layer not in self.viewer.layers:
                 continue
+            planes = "" if target.planes is None else f" ({len(target.planes)} planes)"
             if self.after.currentText() == NEW_LAYER:
-                notes.append(self._write_new_layer(target, labels))
+                notes.append(self._write_new_layer(target, labels) + planes)
             else:
                 changed = write_refreshed(target, labels, data, self.session.edits, self.settings.margin.value())
-                notes.append(f"'{target.labels_layer.name}': {changed} pixels outside your corrections "
+                notes.append(f"'{target.labels_layer.name}'{planes}: {changed} pixels outside your corrections "
                              "(Ctrl+Z undoes)" if changed is not None else f"'{target.labels_layer.name}' "
                              "left as it was: its type holds too few ids (pick 'add a new layer')")
         self._say(self.status.text() + "\nNew masks: " + "; ".join(notes))
 
     def _write_new_layer(self, target: Refresh, labels) -> str:
-        source = target.input(model_channels(self.session.model))
-        shape = tuple(target.labels_layer.data.shape)
+        source = model_input(target.image_layer, model_channels(self.session.model))
         name = f"{masks_name(target.image_layer)} (fine-tuned)"
-        self.viewer.add_labels(new_labels(labels, shape, target.plane), name=name,
+        self.viewer.add_labels(new_layer_labels(target, labels), name=name,
                                **spatial_transform(target.image_layer, source.spatial_axes))
         return f"in the new layer '{name}'"
 

@@ -244,22 +244,54 @@ def test_merge_outside_never_cuts_or_overwrites_protected_objects():
     assert merged[4, 4] == 5 and not (merged == 2 + 5).any()  # no trace of the dropped one
 
 
-def test_a_stack_learns_from_the_displayed_plane_and_refreshes_it(qtbot, make_napari_viewer):
+def stack_viewer(make_napari_viewer, labels_of):
+    """A 3-plane stack of disks, its masks (``labels_of(labels)`` edits them first), plane 2 on screen."""
     viewer = make_napari_viewer()
-    session_for(viewer).set_model(threshold_unet(), "threshold")
+    session_for(viewer).set_model(threshold_unet(), "threshold", click_model=threshold_click_unet())
     stack = np.stack([disks(seed=z) for z in range(3)])
     viewer.add_image(stack, name="img")
     labels = np.stack([disk_labels(plane) for plane in stack])
-    labels[1:] += np.where(labels[1:] > 0, 10, 0).astype(np.int32)  # unique ids across planes
+    labels[1:] += np.where(labels[1:] > 0, 10 * np.arange(1, 3)[:, None, None], 0).astype(np.int32)  # unique ids
+    labels_of(labels)
     masks = viewer.add_labels(labels.copy(), name="img masks")
     viewer.dims.set_point(0, 2)
     widget = fw.FinetuneWidget(viewer)
     widget.settings.unit.setCurrentText("steps")
-    widget.settings.budget.setValue(2)
+    widget.settings.budget.setValue(4)
+    return viewer, widget, masks, labels
+
+
+def test_a_stack_learns_from_the_displayed_plane(qtbot, make_napari_viewer):
+    viewer, widget, masks, labels = stack_viewer(make_napari_viewer, lambda labels: None)
     train(qtbot, widget)
     assert session_for(viewer).model.card.provenance["fine_tuned_on"] == "6 annotated objects"
-    np.testing.assert_array_equal(masks.data[:2], labels[:2])  # other planes untouched
     np.testing.assert_array_equal(masks.data[2], labels[2])  # all of plane 2 was the user's
+
+
+def test_the_refresh_redraws_every_segmented_plane_around_the_edits(qtbot, make_napari_viewer):
+    def old_masks(labels):
+        labels[0][labels[0] == labels[0][30, 51]] = 0  # the old prediction missed a disk on plane 0
+        labels[1] = 0  # plane 1 was never segmented
+
+    viewer, widget, masks, labels = stack_viewer(make_napari_viewer, old_masks)
+    masks.brush_size = 5
+    masks.paint((0, 9, 9), 99)  # the user corrects an object on plane 0 (not the plane on screen)
+    corrected = masks.data[0].copy()
+    touched = np.isin(corrected, [99, labels[0][9, 14]])
+    bars = []
+    widget.bar.valueChanged.connect(lambda _: bars.append((widget.bar.format(), widget.bar.maximum())))
+    train(qtbot, widget)
+    assert ("new masks: plane %v/%m", 2) in bars  # a worker job over planes 0 and 2, with progress
+    assert "(2 planes)" in widget.status.text()
+    np.testing.assert_array_equal(masks.data[0][touched], corrected[touched])  # the correction is kept
+    assert masks.data[0][30, 51] > 0  # the missed disk was found on plane 0, off screen
+    assert not masks.data[1].any()  # never segmented: left alone
+    np.testing.assert_array_equal(masks.data[2] > 0, labels[2] > 0)  # plane 2 redrawn, same disks
+    new = set(np.unique(masks.data[0])) - set(np.unique(corrected))
+    assert new and not new & set(np.unique(masks.data[2]))  # ids unique across the planes
+    masks.undo()  # the whole refresh is one undo step
+    np.testing.assert_array_equal(masks.data[0], corrected)
+    np.testing.assert_array_equal(masks.data[2], labels[2])
 
 
 def test_through_the_plugin_proxy_on_the_main_thread(qtbot, make_napari_viewer_proxy):
@@ -336,3 +368,16 @@ def test_too_few_objects_for_validation_says_so(qtbot, setup):
     assert "Too few to hold some out for validation" in widget.status.text()
     qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
     assert not widget.plot.val and "validation" not in session.model.card.provenance
+
+
+def test_a_new_layer_for_a_stack_holds_every_refreshed_plane():
+    from napari.layers import Labels
+
+    from napari_unet._qt.finetune_job import Refresh, new_layer_labels
+
+    layer = Labels(np.zeros((3, 4, 4), np.int32))
+    plane = np.zeros((4, 4), np.int32)
+    plane[1:3, 1:3] = 1
+    data = new_layer_labels(Refresh(None, layer, (0, 2)), [plane, plane])
+    assert data.shape == (3, 4, 4) and not data[1].any()
+    assert set(np.unique(data[0])) == {0, 1} and set(np.unique(data[2])) == {0, 2}  # unique ids

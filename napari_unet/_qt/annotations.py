@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from napari.layers import Labels, Shapes
 
 from ..finetune import count_objects, edited_region
 from ..images import to_planes
 from .layers import displayed_plane, model_input
+from .regions import region_mask
 
 AUTO = "edited regions, else everything"
 WHOLE = "whole image or stack"
@@ -76,8 +76,8 @@ def snapshot(viewer, pairs, mode: str, n_channels: int, edits, *, region=None, m
             raise ValueError(f"'{labels_layer.name}' has shape {labels.shape}, '{image_layer.name}' {spatial}")
         edited = edits.edited(labels_layer)
         used = _resolve(mode, edited, source.is_stack)
-        region_mask = _region_mask(region, spatial) if used == REGION else None
-        for plane in _planes(viewer, image_layer, source, used, labels, edited, region_mask):
+        inside = region_mask(region, image_layer, source.spatial_axes, spatial) if used == REGION else None
+        for plane in _planes(viewer, image_layer, source, used, labels, edited, inside):
             image = source.plane(plane) if plane is not None else source
             lab = np.array(labels[plane] if plane is not None else labels, copy=True)
             chw = to_planes(np.asarray(image.data), n_channels, image.channel_axis)[0][0].copy()
@@ -85,7 +85,7 @@ def snapshot(viewer, pairs, mode: str, n_channels: int, edits, *, region=None, m
             if used == EDITED:
                 ann = edited_region(lab, edited[plane] if plane is not None else edited, margin)
             elif used == REGION:
-                ann = region_mask[plane] if plane is not None else region_mask
+                ann = inside[plane] if plane is not None else inside
             parts.append(Part(chw, lab, ann, image_layer, labels_layer, plane))
         modes.append(used)
     data = TrainingSet(tuple(parts), tuple(modes))
@@ -102,7 +102,7 @@ def _resolve(mode: str, edited, is_stack: bool) -> str:
     return mode
 
 
-def _planes(viewer, image_layer, source, mode: str, labels, edited, region_mask) -> list[int | None]:
+def _planes(viewer, image_layer, source, mode: str, labels, edited, inside) -> list[int | None]:
     """The planes of a stack that hold annotations ([None] for a 2D image)."""
     if mode == EDITED and edited is None:
         return []
@@ -110,22 +110,8 @@ def _planes(viewer, image_layer, source, mode: str, labels, edited, region_mask)
         return [None]
     if mode == PLANE:
         return [displayed_plane(viewer, image_layer, source.spatial_axes)]
-    having = {WHOLE: labels, EDITED: edited, REGION: region_mask}[mode]
+    having = {WHOLE: labels, EDITED: edited, REGION: inside}[mode]
     return [int(z) for z in range(len(having)) if np.any(having[z])]
-
-
-def _region_mask(region, shape: tuple[int, ...]) -> np.ndarray:
-    """Bool mask of a Labels (non-zero pixels) or Shapes (inside any shape) region layer."""
-    if isinstance(region, Labels) and tuple(region.data.shape) == shape:
-        return np.asarray(region.data) > 0
-    if isinstance(region, Shapes) and region.ndim == len(shape):
-        return region.to_labels(labels_shape=shape) > 0
-    name = getattr(region, "name", None)
-    raise ValueError(
-        f"the region layer {name!r} does not cover the image (shape {shape}); draw the region "
-        "in a Shapes layer or paint it in a Labels layer of the image's shape"
-        if name else "pick a region layer (Shapes or Labels) or another choice of what to learn from"
-    )
 
 
 def _nothing_to_learn(mode: str) -> str:

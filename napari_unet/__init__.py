@@ -1,12 +1,13 @@
 """napari-unet: U-Net segmentation for napari, usable from scripts with no Qt.
 
 Public API: :func:`segment`, :func:`predict`, :func:`load_model`, :func:`save_model`,
-:class:`UNet` (and, as they land, :func:`segment_click`, :func:`finetune`).
+:class:`UNet`, :func:`segment_click`, :func:`finetune` and :func:`finetune_click`.
 """
 
 from . import _gl_guard  # noqa: F401  (first: before anything imports torchvision)
 from .clicks import segment_click
 from .finetune import finetune, finetune_iter
+from .finetune_click import finetune_click, finetune_click_iter
 from .instances import InstanceParams, instances_from_probabilities
 from .model import UNet, UNetConfig
 from .modelfile import ModelFileError, load_model, save_model
@@ -17,6 +18,8 @@ __all__ = [
     "InstanceParams",
     "finetune",
     "finetune_iter",
+    "finetune_click",
+    "finetune_click_iter",
     "ModelFileError",
     "Segmentation",
     "UNet",

@@ -327,7 +327,9 @@ def test_masks_made_after_the_widget_opened_are_picked(qtbot, make_napari_viewer
 
 
 def test_an_error_in_the_click_networks_turn_leaves_both_models(qtbot, setup, monkeypatch, notifications):
-    import napari_unet.finetune_click as fc
+    import importlib
+
+    fc = importlib.import_module("napari_unet.finetune_click")  # the package's finetune_click is the function
 
     def broken(*args, **kwargs):  # one real step of the click network, then a failure
         yield next(real(*args, **kwargs))

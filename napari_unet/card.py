@@ -18,6 +18,7 @@ class ModelCard:
     channels: tuple[str, ...] = ("intensity",)  # what each image input channel holds
     click_channels: int = 0  # extra input channels (after the image's) that encode clicks
     normalization: tuple[float, float] = (1.0, 99.8)  # percentiles mapped to 0 and 1
+    postprocess: dict[str, Any] = field(default_factory=dict)  # InstanceParams tuned for this model
     provenance: dict[str, Any] = field(default_factory=dict)  # trained on what, when, how long
 
     def to_dict(self) -> dict:

@@ -33,11 +33,13 @@ def add_segment(sub) -> None:
 
 
 def run_segment(args) -> int:
+    from dataclasses import replace
+
     from tqdm import tqdm
 
-    from .instances import InstanceParams
+    from .instances import model_params
     from .io import expand_inputs, read_image, write_labels
-    from .modelfile import load_model
+    from .modelfile import load_model, model_card
     from .segment import segment_iter
 
     model = load_model(args.model)
@@ -46,7 +48,7 @@ def run_segment(args) -> int:
         _error(f"{item}: no such file, or no images in that folder")
     args.output.mkdir(parents=True, exist_ok=True)
     sizes = {"min_size": args.min_size, "min_relative_size": args.min_relative_size}
-    params = InstanceParams(**{k: v for k, v in sizes.items() if v is not None})
+    params = replace(model_params(model_card(model)), **{k: v for k, v in sizes.items() if v is not None})
     failed = len(missing)
     for path in files:
         out = args.output / f"{path.stem}_masks.tif"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -18,6 +18,13 @@ class InstanceParams:
     min_size: int = 10  # objects with fewer pixels are removed
     min_relative_size: float = 0.15  # ... and those under this fraction of the plane's median object area
     fill_holes: bool = True  # holes inside the foreground join the surrounding object
+
+
+def model_params(card) -> InstanceParams:
+    """The post-processing settings tuned for a model (its card's ``postprocess``), the
+    defaults for any setting the card does not name."""
+    known = {f.name for f in fields(InstanceParams)}
+    return replace(InstanceParams(), **{k: v for k, v in card.postprocess.items() if k in known})
 
 
 def instances_from_probabilities(

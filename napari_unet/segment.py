@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .instances import InstanceParams, instances_from_probabilities
+from .instances import InstanceParams, instances_from_probabilities, model_params
 from .model import UNet
 from .modelfile import load_model, model_card
 from .predict import predict_iter
@@ -34,15 +34,17 @@ def segment_iter(
 ) -> Generator[Progress, None, Segmentation]:
     """Predict, then post-process; yields :class:`Progress` and returns a :class:`Segmentation`.
 
-    Keyword arguments (``tile_size``, ``overlap``, ``batch_size``) go to
-    :func:`napari_unet.predict.predict_iter`.
+    ``params=None`` uses the post-processing settings tuned for the model (its card's
+    ``postprocess``; see :func:`napari_unet.instances.model_params`). Keyword arguments
+    (``tile_size``, ``overlap``, ``batch_size``) go to :func:`napari_unet.predict.predict_iter`.
     """
     model = load_model() if model is None else model
     probs = yield from predict_iter(
         image, model, channel_axis=channel_axis, device=device, **predict_kwargs
     )
     yield Progress(0, 1, "instances")
-    labels = instances_from_probabilities(probs, params or InstanceParams(), model_card(model).task)
+    card = model_card(model)
+    labels = instances_from_probabilities(probs, params or model_params(card), card.task)
     yield Progress(1, 1, "instances")
     return Segmentation(labels, probs)
 

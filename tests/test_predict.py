@@ -162,3 +162,21 @@ def test_semantic_models_give_class_maps(rng):
     model = UNet(1, 4, base_channels=4, depth=2).eval()
     labels = segment(rng.random((30, 30)), model)
     assert labels.dtype == np.int32 and set(np.unique(labels)) <= {0, 1, 2, 3}
+
+
+def test_a_model_card_carries_its_tuned_post_processing(rng, tmp_path):
+    from dataclasses import replace as _replace
+
+    from napari_unet.instances import model_params
+    from napari_unet.modelfile import load_model, model_card, save_model
+
+    model = UNet(1, 3, base_channels=4, depth=2).eval()
+    model.card = _replace(model_card(model), postprocess={"foreground_threshold": 0.999, "min_size": 3, "unknown": 1})
+    model = load_model(save_model(model, tmp_path / "m.safetensors"))  # survives the file
+    params = model_params(model_card(model))
+    assert (params.foreground_threshold, params.min_size) == (0.999, 3)
+    assert params.interior_threshold == InstanceParams().interior_threshold  # not named: the default
+    # segment() without params uses the card's: nothing is that surely foreground
+    image = rng.random((40, 40)).astype(np.float32)
+    assert segment(image, model).max() == 0
+    assert segment(image, model, params=InstanceParams(foreground_threshold=0.01, min_relative_size=0)).max() > 0

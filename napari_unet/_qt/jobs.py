@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import threading
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -13,7 +14,7 @@ import torch
 from napari.qt.threading import create_worker
 from napari.utils import progress
 
-from ..devices import gui_threads
+from ..devices import gui_threads, lower_thread_priority
 from ..instances import instances_from_probabilities
 from ..progress import Progress
 from ..segment import Segmentation, segment_iter
@@ -24,7 +25,15 @@ STAGES = {"predict": "predicting tiles", "instances": "separating objects"}
 
 @contextmanager
 def torch_threads(n: int) -> Iterator[None]:
-    """Limit torch's CPU threads while the block runs, so the viewer keeps a core."""
+    """Torch on ``n`` CPU threads while the block runs; in a worker thread, at background priority.
+
+    The worker thread's priority is lowered for good (see
+    :func:`napari_unet.devices.lower_thread_priority`), before torch starts its OpenMP
+    threads, which inherit it: the UI thread wins a core whenever it needs one. The
+    main thread is never lowered.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        lower_thread_priority()
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:

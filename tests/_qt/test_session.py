@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 import warnings
 
 import numpy as np
@@ -12,7 +14,7 @@ import napari_unet._qt.segment_widget as sw
 from napari_unet import modelfile
 from napari_unet._qt.segment_widget import SegmentWidget
 from napari_unet._qt.session import Prediction, session_for
-from napari_unet.devices import available_devices, gui_threads
+from napari_unet.devices import BACKGROUND_NICE, available_devices, gui_threads, thread_priorities
 
 
 def test_one_session_per_viewer(make_napari_viewer, make_napari_viewer_proxy):
@@ -70,22 +72,31 @@ def test_missing_default_model_is_said_in_the_widget(make_napari_viewer, monkeyp
     assert "no such model file" in widget.status.text()
 
 
-def test_gui_runs_leave_the_viewer_a_core(qtbot, viewer_widget, monkeypatch):
-    threads = []
+def test_gui_runs_use_the_viewers_thread_policy(qtbot, viewer_widget, monkeypatch):
+    seen = []
     real = sw.segment_job
 
     def spy(image, model, **kwargs):
         job = real(image, model, **kwargs)
         step = next(job)  # torch_threads is in force once the job has started
-        threads.append(torch.get_num_threads())
+        seen.append((torch.get_num_threads(), thread_nice()))
         yield step
         return (yield from job)
 
     monkeypatch.setattr(sw, "segment_job", spy)
     viewer, widget = viewer_widget
     viewer.add_image(disks(), name="img")
+    main_nice = thread_nice()
     run_segment(qtbot, widget)
-    assert threads == [gui_threads()]
+    worker_nice = max(main_nice, BACKGROUND_NICE) if thread_priorities() else main_nice
+    assert seen == [(gui_threads(), worker_nice)]  # every core, at background priority (Linux)
+    assert thread_nice() == main_nice  # the UI thread keeps its priority
+
+
+def thread_nice() -> int:
+    if not thread_priorities():
+        return 0
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
 
 def test_plugin_proxy_main_thread_and_no_private_access(qtbot, make_napari_viewer_proxy, model_file):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import threading
 from collections.abc import Callable, Generator, Iterator
@@ -72,11 +73,41 @@ def warm_labels_layer() -> None:
     """Make napari import what its first Labels layer needs (pandas and more, ~1 s).
 
     Done once in a worker, so the first result shown does not freeze the viewer. An
-    unattached layer is a plain object: no viewer or Qt widget is touched.
+    unattached layer is a plain object: no viewer or Qt widget is touched. Also makes
+    vispy's dash patterns for line visuals (pure numpy, ~60 ms the first time, then
+    cached), which napari needs for a Labels layer's polygon overlay.
     """
     from napari.layers import Labels
 
     Labels(np.zeros((2, 2), np.uint16))
+    try:
+        from vispy.visuals.line.dash_atlas import DashAtlas
+    except ImportError:  # vispy moved it: the first polygon overlay just costs more
+        return
+    DashAtlas()
+
+
+LABELS_IMPORTS = ("pandas", "scipy.linalg", "skimage.color")  # what napari's first Labels layer imports
+
+
+@cache
+def warm_up_in_background() -> None:
+    """Import what :func:`warm_labels_layer` needs in a thread of its own, once per process.
+
+    Those imports load compiled modules that hold the GIL for ~0.3-0.5 s in all,
+    freezing the UI thread too: better while a widget opens than as the first Segment
+    starts. Only imports (they are thread-safe): making a layer here could race napari's
+    first layer on the main thread (pint's unit registry is set up lazily).
+    """
+
+    def imports() -> None:
+        for name in LABELS_IMPORTS:
+            try:
+                importlib.import_module(name)
+            except ImportError:  # napari stopped needing it: nothing to warm
+                pass
+
+    threading.Thread(target=imports, name="napari-unet warm-up", daemon=True).start()
 
 
 def segment_job(image, model, **kwargs) -> Generator[Progress, None, Segmentation]:
@@ -86,6 +117,25 @@ def segment_job(image, model, **kwargs) -> Generator[Progress, None, Segmentatio
     with torch_threads(gui_threads()):
         result = yield from segment_iter(image, model, **kwargs)
     return replace(result, labels=compact_labels(result.labels))
+
+
+def set_bar(bar, value: int, maximum: int | None = None, text: str | None = None) -> None:
+    """Move a ``QProgressBar`` with an ordinary (queued, coalesced) repaint.
+
+    ``QProgressBar.setValue`` repaints at once, inside the call and holding the GIL; in
+    a window with napari's OpenGL canvas that recomposes the whole window (~25 ms with
+    software OpenGL, ~0.3 s the first time the bar shows), and the worker waits too.
+    With updates off during the change, Qt paints the bar with the next frame instead.
+    """
+    bar.setUpdatesEnabled(False)
+    try:
+        if maximum is not None:
+            bar.setMaximum(maximum)
+        bar.setValue(value)
+        if text is not None:
+            bar.setFormat(text)
+    finally:
+        bar.setUpdatesEnabled(True)  # schedules the repaint
 
 
 class JobError(Exception):

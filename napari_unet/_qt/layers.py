@@ -6,10 +6,12 @@ core never sees a layer, only arrays.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from napari.layers import Labels
+from qtpy.QtCore import QTimer
 
 from ..images import validate_image
 from ..modelfile import model_card
@@ -153,6 +155,42 @@ def write_labels(layer, labels: np.ndarray, plane: int | None = None) -> int | N
         with layer.block_history():
             layer.data_setitem(where, labels[changed])
     return int(where[0].size)
+
+
+LATER_OVERLAYS = ("polygon", "brush_stroke")  # Labels' drawing-tool overlays, made after the layer shows
+TURN_GAP_MS = 10  # between the steps of showing a new layer: the window repaints in between
+
+
+def add_labels_in_turns(viewer, data: np.ndarray, alive: Callable[[], bool] = lambda: True, **kwargs) -> Labels:
+    """Add a Labels layer to ``viewer`` over several event-loop turns, none much longer
+    than drawing one frame; returns the layer, already in the layer list.
+
+    Added in one go, a 2048² layer holds the UI thread for 0.15-0.3 s: napari makes its
+    controls and vispy nodes, its polygon and brush overlays (~60 ms the first time),
+    uploads the texture and draws. Here the layer is appended hidden and without those
+    overlays; it is shown, then its overlays are made, in later turns. ``alive`` is asked
+    before each later step (e.g. whether the viewer is still open); a layer removed in
+    between is left alone. Other keyword arguments go to ``Labels``.
+    """
+    layer = Labels(data, visible=False, **kwargs)
+    overlays = getattr(layer, "_overlays", {})  # napari's own attribute; skipped if it ever goes
+    later = [overlays[key] for key in LATER_OVERLAYS if key in overlays and overlays[key].visible]
+    for overlay in later:
+        overlay.visible = False
+    viewer.add_layer(layer)
+    layer.set_view_slice()  # napari skips slicing hidden layers; edits before it shows need a slice
+    steps = [lambda: setattr(layer, "visible", True)]
+    steps += [lambda overlay=overlay: setattr(overlay, "visible", True) for overlay in later]
+
+    def next_step() -> None:
+        if not steps or not alive() or layer not in viewer.layers:
+            return
+        steps.pop(0)()
+        if steps:
+            QTimer.singleShot(TURN_GAP_MS, next_step)
+
+    QTimer.singleShot(TURN_GAP_MS, next_step)
+    return layer
 
 
 def compact_labels(labels: np.ndarray) -> np.ndarray:

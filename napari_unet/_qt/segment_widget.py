@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import weakref
 
 import numpy as np
@@ -20,9 +21,18 @@ from qtpy.QtWidgets import (
 
 from ..modelfile import model_card
 from ..progress import Progress
-from .jobs import STAGES, instances_job, segment_job, software_opengl, start_job
+from .jobs import (
+    STAGES,
+    instances_job,
+    segment_job,
+    set_bar,
+    software_opengl,
+    start_job,
+    warm_up_in_background,
+)
 from .layers import (
     ModelInput,
+    add_labels_in_turns,
     displayed_plane,
     find_masks,
     masks_name,
@@ -40,6 +50,7 @@ from .settings import AdvancedSettings
 PLANE, STACK = "displayed plane", "whole stack"
 REPLACE, NEW_LAYER = "replace (undoable)", "add a new layer"
 RECOMPUTE_DELAY_MS = 150  # a spin box held down recomputes once it settles
+PROGRESS_INTERVAL_S = 0.25  # the bar moves at most 4 times a second: each move repaints the window
 
 
 class SegmentWidget(QWidget):
@@ -54,6 +65,7 @@ class SegmentWidget(QWidget):
         self._model_error = ""  # why no model could be loaded, shown in the widget
         self._recomputing = None  # the running threshold recompute
         self._outputs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # image -> masks
+        self._shown_step = (0.0, "")  # when the bar last moved, and the stage it showed
 
         self.image = ImageLayerPicker(napari_viewer, self.session)
         self.model = ModelPicker(self.session)
@@ -99,6 +111,7 @@ class SegmentWidget(QWidget):
         napari_viewer.layers.events.removed.connect(self._on_layer_removed)
 
         software_opengl()  # asks OpenGL once, now rather than at the first Segment
+        warm_up_in_background()
         if self.session.model is None:
             try:
                 self.session.ensure_model()
@@ -166,9 +179,11 @@ class SegmentWidget(QWidget):
         self.cancel() if self._worker is not None else self.segment()
 
     def _progress(self, step: Progress) -> None:
-        self.bar.setMaximum(max(step.total, 1))
-        self.bar.setValue(step.done)
-        self.bar.setFormat(f"{STAGES.get(step.stage, step.stage)} %v/%m")
+        now = time.monotonic()
+        if step.stage == self._shown_step[1] and now - self._shown_step[0] < PROGRESS_INTERVAL_S:
+            return
+        self._shown_step = (now, step.stage)
+        set_bar(self.bar, step.done, max(step.total, 1), f"{STAGES.get(step.stage, step.stage)} %v/%m")
 
     def _show_result(self, layer, source: ModelInput, plane, prediction: Prediction, labels) -> None:
         if layer not in self.viewer.layers:
@@ -194,8 +209,10 @@ class SegmentWidget(QWidget):
                 f"({changed} pixels changed): Ctrl+Z on that layer brings back what was there."
             )
         else:  # no layer to replace, the user asked for a new one, or the ids do not fit it
-            target = self.viewer.add_labels(
+            target = add_labels_in_turns(
+                self.viewer,
                 new_labels(labels, shape, plane),
+                alive=lambda: not self.session.closed,
                 name=masks_name(layer),
                 **spatial_transform(layer, source.spatial_axes),
             )
@@ -290,7 +307,7 @@ class SegmentWidget(QWidget):
             widget.setEnabled(not running)
         self.run_button.setText("Cancel" if running else "Segment")
         self.bar.setVisible(running)
-        self.bar.setValue(0)
+        set_bar(self.bar, 0)
         self._update_state()
 
     def _on_layer_removed(self, event) -> None:

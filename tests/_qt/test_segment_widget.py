@@ -211,3 +211,32 @@ def test_napari_progress_bar_unless_software_opengl(qtbot, viewer_widget, monkey
         progress._all_instances.events.changed.disconnect(added)
     assert bool(seen) is not software  # the widget's own bar shows progress either way
     assert viewer.layers["img masks"].data.max() == 6
+
+
+def test_new_masks_layer_is_shown_over_later_turns_and_stays_editable(qtbot, make_napari_viewer):
+    from napari_unet._qt.layers import LATER_OVERLAYS, add_labels_in_turns
+
+    viewer = make_napari_viewer()
+    data = np.zeros((64, 64), np.uint16)
+    layer = add_labels_in_turns(viewer, data, name="masks", scale=(2, 2))
+    assert layer in viewer.layers and np.array_equal(layer.scale, (2, 2))
+    layer.data_setitem((np.array([5]), np.array([6])), 3)  # editable before it shows
+    assert layer.data[5, 6] == 3
+    qtbot.waitUntil(lambda: layer.visible and all(layer._overlays[k].visible for k in LATER_OVERLAYS))
+    layer.mode = "polygon"  # napari's drawing tools have their overlays
+
+    closed = add_labels_in_turns(viewer, data, alive=lambda: False, name="late")
+    qtbot.wait(100)
+    assert not closed.visible  # nothing touched once the viewer is going
+
+
+def test_set_bar_moves_the_bar_and_leaves_it_painting(qtbot):
+    from qtpy.QtWidgets import QProgressBar
+
+    from napari_unet._qt.jobs import set_bar
+
+    bar = QProgressBar()
+    qtbot.addWidget(bar)
+    set_bar(bar, 3, 8, "tiles %v/%m")
+    assert (bar.value(), bar.maximum(), bar.text()) == (3, 8, "tiles 3/8")
+    assert bar.updatesEnabled()

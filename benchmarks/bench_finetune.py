@@ -229,8 +229,9 @@ NOTES = [
     "  6 images, light augmentation beat the generalist one (mean AP@0.5 0.29 vs 0.15; before 0.07).",
     "  Gains vary a lot between images: AP over 4-12 objects moves in steps of 0.1.",
     "- Torch threads: on this shared 2-core machine, training with 2 threads (torch's default, the",
-    "  CLI's) was several times slower than with 1 whenever other jobs ran (oversubscription); the",
-    "  viewer uses every core but one, which is also the steadier choice here.",
+    "  CLI's) was several times slower than with 1 whenever other jobs ran in another session",
+    "  (a Linux autogroup gets its share whatever its nice value); the viewer trains on every core",
+    "  with its worker thread at nice 10 (Linux), so the UI thread still gets a core at once.",
     "- Stalls are gaps between ticks of a 10 ms QTimer minus the period, under Xvfb with software",
     "  OpenGL, while the widget trains (loss plot and progress bar redrawn every step).",
 ]

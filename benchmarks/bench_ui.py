@@ -142,7 +142,7 @@ def bench_gui(image, model, repeats: int) -> dict:
     widget = SegmentWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Segment")
     widget.device.setCurrentText("cpu")
-    settle(1.0)  # first draws done before measuring
+    settle(3.0)  # first draws and the widget's background imports done before measuring
     probe = Probe()
     probe.start()  # the noise floor: the idle viewer on this machine, as loaded as it is now
     settle(10.0)
@@ -242,21 +242,35 @@ How to read it:
   time too. That is the floor under any stall here; with a GPU driver it is a few ms.
 - The worker holds the GIL only briefly: run in a thread, tiled prediction and the
   instance post-processing leave the UI thread no gap over 30 ms (checked with a plain
-  Python probe thread). The stalls while the network runs are progress updates (one per
-  tile) and, on a loaded machine, waits for a CPU.
-- Showing the result: a new Labels layer costs napari ~0.15-0.3 s on the UI thread
-  (layer controls, vispy nodes, first texture upload), the first one in a session more;
-  replacing the masks in an existing layer (the default on the second run) is one
-  undoable write of the changed pixels. The labels are uint16 when the ids fit, which
-  napari draws without re-mapping every pixel (3x less UI time than int32 at 2048²).
+  Python probe thread). The stalls while the network runs are repaints and, on a loaded
+  machine, waits for a CPU. The widget's bar moves at most 4 times a second and without
+  Qt's immediate repaint (`QProgressBar.setValue` recomposes the whole GL window inside
+  the call, holding the GIL: ~0.3 s the first time the bar showed). The imports napari's
+  first Labels layer needs (pandas, scipy, skimage: ~0.4 s holding the GIL) run when the
+  widget opens, not at the first Segment.
+- Showing the result: a new Labels layer is added over several event-loop turns (appended
+  hidden without its polygon/brush overlays, then shown, then the overlays made); added
+  in one go it held the UI thread 0.15-0.3 s. The turn that appends it (napari's layer
+  controls and vispy nodes, ~50-70 ms here) is the largest left. Replacing the masks in
+  an existing layer (the default on the second run) is one undoable write of the changed
+  pixels. The labels are uint16 when the ids fit, which napari draws without re-mapping
+  every pixel (3x less UI time than int32 at 2048²).
 - napari's activity progress bar is not used with software OpenGL: its animated
   indicator recomposes the GL window on every frame; on 2 cores it made segmenting a
   1024² image take 40 s instead of 17 s. The widget's own bar shows the progress.
-- Torch threads: the viewer runs torch on every core but one (1 of 2 here). On a
-  machine shared with other work, 2 threads on 2 cores are slower than 1 (oversubscription);
-  compare the two `segment()` rows.
-- Re-thresholding: most of it is the core's watershed over the whole image (about 0.35 of
-  0.6 s at 2048² under load); the widget adds one undoable write of the changed pixels.
+- Torch threads: on Linux the viewer runs torch on every core, with its worker thread
+  (and the OpenMP threads torch starts from it, which inherit it) at nice 10, so the UI
+  thread gets a core whenever it needs one. Where threads have no priority of their own
+  (macOS, Windows) it keeps one core free instead. On this machine the other jobs run in
+  another session (a Linux autogroup), which gets half the CPU whatever its nice value:
+  there 2 torch threads are no faster than 1, for the viewer and the CLI alike.
+  Measured against the old policy (every core but one) with the widget on this 2048²
+  image, 3 runs each, twice, alternating, load average 3.8-4.6: every core but one took
+  8.9-12.6 s with the worst stall while the network ran 21-48 ms; every core at nice 10
+  took 8.8-13.6 s with 20-36 ms. Even here, and on an idle machine the second core is
+  worth ~1.7x (fine-tuning, see below), which the old policy gave up.
+- Re-thresholding: most of it is the core's watershed over the whole image; the widget
+  adds one undoable write of the changed pixels.
 """
 
 

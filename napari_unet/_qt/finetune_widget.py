@@ -35,7 +35,7 @@ from .finetune_job import (
     write_refreshed,
 )
 from .finetune_settings import FinetuneSettings
-from .jobs import start_job
+from .jobs import set_bar, start_job
 from .layers import masks_name, model_channels, model_input, spatial_transform
 from .layers import displayed_plane as shown_plane
 from .lossplot import LossPlot
@@ -172,8 +172,7 @@ class FinetuneWidget(QWidget):
             self._say("Stopping after this step; the best weights so far are kept…")
 
     def _progress(self, step) -> None:
-        self.bar.setMaximum(max(step.total, 1))
-        self.bar.setValue(step.done)
+        set_bar(self.bar, step.done, max(step.total, 1))
         if isinstance(step, TrainStep) and step.record is not None:
             unit = "s" if self.settings.budgets()["max_seconds"] else "steps"
             if step.stage == SEGMENTATION:
@@ -313,7 +312,7 @@ class FinetuneWidget(QWidget):
         self.stop_button.setEnabled(running)
         self.pause_button.setText("Pause")
         self.bar.setVisible(running)
-        self.bar.setValue(0)
+        set_bar(self.bar, 0)
         self._update_state()
 
     def _say(self, text: str) -> None:

@@ -19,6 +19,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..instances import model_params
 from ..modelfile import model_card
 from ..progress import Progress
 from .jobs import (
@@ -107,6 +108,7 @@ class SegmentWidget(QWidget):
         self.image.changed.connect(self._update_state)
         self.advanced.postprocess_changed.connect(self._recompute_timer.start)
         self.session.model_changed.connect(self._update_state)
+        self.session.model_changed.connect(self._show_model_settings)
         self.session.closing.connect(self._on_closing)
         napari_viewer.layers.events.removed.connect(self._on_layer_removed)
 
@@ -117,7 +119,20 @@ class SegmentWidget(QWidget):
                 self.session.ensure_model()
             except ValueError as exc:  # ModelFileError: the widget still opens and says why
                 self._model_error = f"{exc}. Load a model file to segment."
+        self._shown_postprocess: dict | None = None
+        self._show_model_settings()
         self._update_state()
+
+    def _show_model_settings(self) -> None:
+        """Show the post-processing settings tuned for a newly chosen model (its card's);
+        a fine-tuned version of the same model keeps what the user set."""
+        model = self.session.model
+        if model is None:
+            return
+        card = model_card(model)
+        if card.postprocess != self._shown_postprocess:
+            self._shown_postprocess = dict(card.postprocess)
+            self.advanced.set_params(model_params(card))
 
     @property
     def running(self) -> bool:

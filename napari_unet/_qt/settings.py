@@ -69,6 +69,21 @@ class AdvancedSettings(QCollapsible):
             fill_holes=self.fill_holes.isChecked(),
         )
 
+    def set_params(self, params: InstanceParams) -> None:
+        """Show ``params`` (a model's tuned settings) without a recompute per box."""
+        boxes = (self.interior, self.foreground, self.min_size, self.min_relative, self.fill_holes)
+        for box in boxes:
+            box.blockSignals(True)
+        try:
+            self.interior.setValue(params.interior_threshold)
+            self.foreground.setValue(params.foreground_threshold)
+            self.min_size.setValue(params.min_size)
+            self.min_relative.setValue(params.min_relative_size)
+            self.fill_holes.setChecked(params.fill_holes)
+        finally:
+            for box in boxes:
+                box.blockSignals(False)
+
     def predict_kwargs(self) -> dict:
         return {"tile_size": self.tile_size.value(), "overlap": self.overlap.value()}
 

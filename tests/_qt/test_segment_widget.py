@@ -240,3 +240,29 @@ def test_set_bar_moves_the_bar_and_leaves_it_painting(qtbot):
     set_bar(bar, 3, 8, "tiles %v/%m")
     assert (bar.value(), bar.maximum(), bar.text()) == (3, 8, "tiles 3/8")
     assert bar.updatesEnabled()
+
+
+def test_a_models_tuned_settings_are_shown_and_used(qtbot, viewer_widget, tmp_path):
+    """Loading a model whose card carries post-processing settings shows and uses them; a
+    fine-tuned version of it (same card) keeps what the user has set since."""
+    import copy
+    from dataclasses import replace
+
+    from _qt_helpers import threshold_unet
+
+    from napari_unet._qt.session import session_for
+    from napari_unet.modelfile import model_card, save_model
+
+    viewer, widget = viewer_widget
+    assert widget.advanced.min_size.value() == 10  # the threshold model's card names none
+    model = threshold_unet()
+    model.card = replace(model_card(model), postprocess={"min_size": 10_000, "interior_threshold": 0.35})
+    session = session_for(viewer)
+    session.load_model(save_model(model, tmp_path / "tuned.safetensors"))
+    assert (widget.advanced.min_size.value(), widget.advanced.interior.value()) == (10_000, 0.35)
+    viewer.add_image(disks(), name="img")
+    run_segment(qtbot, widget)
+    assert masks(viewer).data.max() == 0  # the card's minimum size removed every disk
+    widget.advanced.min_size.setValue(10)
+    session.set_model(copy.deepcopy(session.model))  # as fine-tuning does: same card
+    assert widget.advanced.min_size.value() == 10

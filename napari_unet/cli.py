@@ -112,6 +112,9 @@ def add_train(sub) -> None:
     p.add_argument("--val-every", type=int, default=200, help="steps between evaluations (default 200)")
     p.add_argument("--pool", type=int, default=0, help="synthetic: recycle N images (default 0: fresh)")
     p.add_argument("--resume", type=Path, help="continue from a checkpoint (its .state.pt beside it)")
+    p.add_argument("--init", type=Path,
+                   help="start from this model file's weights with a fresh schedule (e.g. train the shipped model on)")
+    p.add_argument("--warmup", type=float, default=0.03, help="share of the budget for the lr warm-up (default 0.03)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
@@ -124,17 +127,27 @@ def run_train(args) -> int:
     import torch
     from tqdm import tqdm
 
+    from dataclasses import replace
+
     from .data import SynthSource, load_folder
-    from .modelfile import load_model, save_model
     from .model import UNet
+    from .modelfile import load_model, model_card, save_model
     from .training import TrainConfig, train_iter
 
     cfg = TrainConfig(
         steps=args.steps, max_seconds=args.max_seconds, batch_size=args.batch_size,
         patch_size=args.patch_size, lr=args.lr, val_every=args.val_every, seed=args.seed,
         threads=args.threads, checkpoint=str(args.output), resume=args.resume and str(args.resume),
+        warmup=args.warmup,
     )
-    if args.resume:
+    if args.resume and args.init:
+        _error("give --resume (continue a run) or --init (start a new run from a model), not both")
+        return 2
+    if args.init:
+        model = load_model(args.init)
+        card = model_card(model)  # what the weights were before this run, kept apart from it
+        model.card = replace(card, provenance={"init": str(args.init), "init_provenance": card.provenance})
+    elif args.resume:
         from .checkpoint import model_path
 
         model = load_model(model_path(args.resume))  # the architecture; the state file has the weights
@@ -171,10 +184,6 @@ def run_train(args) -> int:
                 tqdm.write(f"step {rec.step} {rec.seconds:.0f}s loss {rec.loss:.3f} "
                            f"AP@0.5 {rec.val_ap50:.3f} AP@0.75 {rec.val_ap75:.3f}", file=sys.stderr)
     best = [r for r in result.history if r.step == result.best_step and r.val_ap50 is not None]
-    from dataclasses import replace
-
-    from .modelfile import model_card
-
     model.card = replace(model_card(model), name=args.name or args.output.stem)
     provenance = {
         "trained_on": trained_on,

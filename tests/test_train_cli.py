@@ -49,3 +49,20 @@ def test_cli_resumes_from_a_checkpoint(tmp_path):
     second = tmp_path / "b.safetensors"
     assert main(["train", *common, "-o", str(second), "--steps", "6", "--resume", str(tmp_path / "a.state.pt")]) == 0
     assert load_model(second).card.provenance["steps"] == 6
+
+
+def test_cli_trains_on_from_a_model_file(tmp_path, capsys):
+    """--init starts a new run from a model's weights (how the shipped model was trained on)."""
+    import torch
+
+    first, second = tmp_path / "first.safetensors", tmp_path / "second.safetensors"
+    common = ["--synthetic", "--batch-size", "2", "--patch-size", "48", "--val-size", "0", "--threads", "1"]
+    assert main(["train", "-o", str(first), "--base-channels", "4", "--depth", "2", "--steps", "2", *common]) == 0
+    assert main(["train", "-o", str(second), "--init", str(first), "--steps", "1", "--lr", "1e-9", *common]) == 0
+    a, b = load_model(first), load_model(second)
+    assert b.config == a.config
+    assert torch.allclose(a.inc[0].weight, b.inc[0].weight, atol=1e-6)  # the same weights, barely moved
+    prov = b.card.provenance
+    assert prov["init"] == str(first) and prov["init_provenance"]["steps"] == 2 and prov["steps"] == 1
+    code = main(["train", "-o", str(second), "--init", str(first), "--resume", str(first), *common])
+    assert code == 2 and "not both" in capsys.readouterr().err

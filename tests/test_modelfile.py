@@ -75,3 +75,15 @@ def test_header_is_readable_without_weights(tmp_path, tiny_model):
     header = read_header(path)
     assert header["config"]["base_channels"] == 4
     json.dumps(header)  # plain data, printable by `napari-unet info`
+
+
+def test_saved_files_get_ordinary_permissions(tmp_path, tiny_model):
+    import os
+    import stat
+
+    mask = os.umask(0o022)
+    try:
+        path = save_model(tiny_model, tmp_path / "m.safetensors")
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # readable by others, like any file the user saves

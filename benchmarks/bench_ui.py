@@ -248,10 +248,14 @@ How to read it:
   the call, holding the GIL: ~0.3 s the first time the bar showed). The imports napari's
   first Labels layer needs (pandas, scipy, skimage: ~0.4 s holding the GIL) run when the
   widget opens, not at the first Segment.
-- Showing the result: a new Labels layer is added over several event-loop turns (appended
-  hidden without its polygon/brush overlays, then shown, then the overlays made); added
-  in one go it held the UI thread 0.15-0.3 s. The turn that appends it (napari's layer
-  controls and vispy nodes, ~50-70 ms here) is the largest left. Replacing the masks in
+- Showing the result: a new Labels layer is added over several event-loop turns: appended
+  hidden and without its polygon and brush overlays (napari makes a vispy overlay for
+  each when a layer is added, visible or not: ~40 ms), the overlays put back one per
+  turn, then the layer shown; added in one go it held the UI thread 0.15-0.3 s. The turn
+  that appends it (napari's layer controls and vispy layer, ~30 ms) and the one that
+  shows it (texture upload and first draw, 30-50 ms) are the largest left: on a quiet
+  machine two runs gave a worst stall of 57 and 36 ms (67 ms before the overlays were
+  held back). Replacing the masks in
   an existing layer (the default on the second run) is one undoable write of the changed
   pixels. The labels are uint16 when the ids fit, which napari draws without re-mapping
   every pixel (3x less UI time than int32 at 2048²).

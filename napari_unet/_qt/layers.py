@@ -166,24 +166,30 @@ def add_labels_in_turns(viewer, data: np.ndarray, alive: Callable[[], bool] = la
     than drawing one frame; returns the layer, already in the layer list.
 
     Added in one go, a 2048² layer holds the UI thread for 0.15-0.3 s: napari makes its
-    controls and vispy nodes, its polygon and brush overlays (~60 ms the first time),
-    uploads the texture and draws. Here the layer is appended hidden and without those
-    overlays; it is shown, then its overlays are made, in later turns. ``alive`` is asked
+    controls and vispy nodes, a vispy overlay for each of its polygon and brush overlays
+    (~40 ms, visible or not), uploads the texture and draws. Here the layer is appended
+    hidden and without those two overlays; they are put back one per turn, then the layer
+    is shown. Until it shows nothing can paint or draw polygons on it. ``alive`` is asked
     before each later step (e.g. whether the viewer is still open); a layer removed in
-    between is left alone. Other keyword arguments go to ``Labels``.
+    between gets its overlays back and is left alone. Other keyword arguments go to ``Labels``.
     """
     layer = Labels(data, visible=False, **kwargs)
     overlays = getattr(layer, "_overlays", {})  # napari's own attribute; skipped if it ever goes
-    later = [overlays[key] for key in LATER_OVERLAYS if key in overlays and overlays[key].visible]
-    for overlay in later:
-        overlay.visible = False
-    viewer.add_layer(layer)
+    held = [(key, overlays.pop(key)) for key in LATER_OVERLAYS if key in overlays]
+    try:
+        viewer.add_layer(layer)
+    except BaseException:
+        overlays.update(held)
+        raise
     layer.set_view_slice()  # napari skips slicing hidden layers; edits before it shows need a slice
-    steps = [lambda: setattr(layer, "visible", True)]
-    steps += [lambda overlay=overlay: setattr(overlay, "visible", True) for overlay in later]
+    steps = [lambda key=key, overlay=overlay: overlays.__setitem__(key, overlay) for key, overlay in held]
+    steps.append(lambda: setattr(layer, "visible", True))
 
     def next_step() -> None:
-        if not steps or not alive() or layer not in viewer.layers:
+        if not steps:
+            return
+        if not alive() or layer not in viewer.layers:
+            overlays.update({k: o for k, o in held if k not in overlays})  # whole again, shown or not
             return
         steps.pop(0)()
         if steps:

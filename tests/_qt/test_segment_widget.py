@@ -224,10 +224,12 @@ def test_new_masks_layer_is_shown_over_later_turns_and_stays_editable(qtbot, mak
     assert layer.data[5, 6] == 3
     qtbot.waitUntil(lambda: layer.visible and all(layer._overlays[k].visible for k in LATER_OVERLAYS))
     layer.mode = "polygon"  # napari's drawing tools have their overlays
+    assert layer._overlays["polygon"].enabled
 
     closed = add_labels_in_turns(viewer, data, alive=lambda: False, name="late")
     qtbot.wait(100)
-    assert not closed.visible  # nothing touched once the viewer is going
+    assert not closed.visible  # not shown once the viewer is going ...
+    assert all(key in closed._overlays for key in LATER_OVERLAYS)  # ... but whole again
 
 
 def test_set_bar_moves_the_bar_and_leaves_it_painting(qtbot):

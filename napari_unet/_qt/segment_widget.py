@@ -64,6 +64,7 @@ class SegmentWidget(QWidget):
         self._worker = None  # the running Segment job
         self._running_layer = None  # its input layer
         self._model_error = ""  # why no model could be loaded, shown in the widget
+        self._shown_postprocess: dict | None = None  # the model settings the boxes were last set to
         self._recomputing = None  # the running threshold recompute
         self._outputs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # image -> masks
         self._shown_step = (0.0, "")  # when the bar last moved, and the stage it showed
@@ -119,7 +120,6 @@ class SegmentWidget(QWidget):
                 self.session.ensure_model()
             except ValueError as exc:  # ModelFileError: the widget still opens and says why
                 self._model_error = f"{exc}. Load a model file to segment."
-        self._shown_postprocess: dict | None = None
         self._show_model_settings()
         self._update_state()
 

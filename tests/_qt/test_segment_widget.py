@@ -268,3 +268,15 @@ def test_a_models_tuned_settings_are_shown_and_used(qtbot, viewer_widget, tmp_pa
     widget.advanced.min_size.setValue(10)
     session.set_model(copy.deepcopy(session.model))  # as fine-tuning does: same card
     assert widget.advanced.min_size.value() == 10
+
+
+def test_a_fresh_viewer_gets_the_shipped_model_and_its_thresholds(make_napari_viewer):
+    from napari_unet._qt.segment_widget import SegmentWidget
+    from napari_unet.instances import model_params
+    from napari_unet.modelfile import load_model, model_card
+
+    viewer = make_napari_viewer()  # no model in its session yet: the widget loads the shipped one
+    widget = SegmentWidget(viewer)
+    expected = model_params(model_card(load_model()))
+    assert (widget.advanced.interior.value(), widget.advanced.foreground.value()) == (
+        expected.interior_threshold, expected.foreground_threshold)

@@ -254,8 +254,9 @@ How to read it:
   turn, then the layer shown; added in one go it held the UI thread 0.15-0.3 s. The turn
   that appends it (napari's layer controls and vispy layer, ~30 ms) and the one that
   shows it (texture upload and first draw, 30-50 ms) are the largest left: on a quiet
-  machine two runs gave a worst stall of 57 and 36 ms (67 ms before the overlays were
-  held back). Replacing the masks in
+  machine four runs gave a worst stall of 57, 36 (the table above), 56 and 52 ms (67 ms
+  before the overlays were held back): the target of 50 ms is not reliably met with
+  software OpenGL. Replacing the masks in
   an existing layer (the default on the second run) is one undoable write of the changed
   pixels. The labels are uint16 when the ids fit, which napari draws without re-mapping
   every pixel (3x less UI time than int32 at 2048²).

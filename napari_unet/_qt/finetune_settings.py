@@ -11,6 +11,7 @@ from superqt import QCollapsible
 from ..finetune import FINETUNE_DEFAULTS
 from ..finetune_click import CLICK_FINETUNE_DEFAULTS, CLICK_SHARE
 from ..holdout import MIN_OBJECTS
+from .settings import FOLD_ICONS
 
 SECONDS, STEPS = "seconds", "steps"
 CPU_SECONDS = 60  # on a CPU a time budget: minutes, not hours, whatever the image size
@@ -22,7 +23,7 @@ class FinetuneSettings(QCollapsible):
     """Budget (seconds or steps), learning rate, frozen encoder, edit margin, click share, validation."""
 
     def __init__(self, device: str, parent: QWidget | None = None):
-        super().__init__("Advanced", parent)
+        super().__init__("Advanced", parent, **FOLD_ICONS)
         body = QWidget()
         form = QFormLayout(body)
         form.setContentsMargins(0, 0, 0, 0)

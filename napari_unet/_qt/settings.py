@@ -9,6 +9,7 @@ from superqt import QCollapsible
 from ..instances import InstanceParams
 
 _DEFAULT = InstanceParams()
+FOLD_ICONS = {"expandedIcon": "▼", "collapsedIcon": "▶"}  # every folded section of the widgets
 
 
 class AdvancedSettings(QCollapsible):
@@ -24,7 +25,7 @@ class AdvancedSettings(QCollapsible):
     postprocess_changed = Signal()
 
     def __init__(self, parent: QWidget | None = None):
-        super().__init__("Advanced", parent, expandedIcon="▼", collapsedIcon="▶")
+        super().__init__("Advanced", parent, **FOLD_ICONS)
         body = QWidget()
         form = QFormLayout(body)
         form.setContentsMargins(0, 0, 0, 0)

@@ -7,6 +7,7 @@ from collections.abc import Generator
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .devices import resolve_device
 from .images import normalize, to_planes
@@ -14,6 +15,8 @@ from .model import UNet
 from .modelfile import load_model, model_card
 from .progress import Progress, run
 from .tiling import blend_window, tile_slices
+
+MIN_ZOOM, MAX_ZOOM = 0.25, 4.0  # magnifications predict_iter accepts
 
 
 def predict_iter(
@@ -25,6 +28,7 @@ def predict_iter(
     tile_size: int = 512,
     overlap: float = 0.25,
     batch_size: int | None = None,
+    zoom: float = 1.0,
 ) -> Generator[Progress, None, np.ndarray]:
     """Predict class probabilities tile by tile, yielding :class:`Progress` after each batch.
 
@@ -43,6 +47,11 @@ def predict_iter(
         Square tile edge in pixels, and the fraction by which neighbouring tiles overlap.
     batch_size
         Tiles per forward pass; ``None`` picks 4 on GPUs and 1 on the CPU.
+    zoom
+        Magnification at which the network sees each plane (``2``: objects twice as
+        wide); the probabilities are brought back to the image's pixels. Networks
+        separate very small objects better magnified (see :func:`napari_unet.segment_iter`,
+        which picks it from the objects it finds).
 
     Returns
     -------
@@ -54,26 +63,47 @@ def predict_iter(
         raise ValueError(f"overlap must be in [0, 1), got {overlap}")
     if tile_size < 16:
         raise ValueError(f"tile_size must be at least 16 pixels, got {tile_size}")
+    if not MIN_ZOOM <= zoom <= MAX_ZOOM:
+        raise ValueError(f"zoom must be between {MIN_ZOOM} and {MAX_ZOOM}, got {zoom:g}")
     model = load_model() if model is None else model
     card = model_card(model)
     n_in = model.config.in_channels - card.click_channels
     planes, spatial = to_planes(image, n_in, channel_axis)
     dev = resolve_device(device)
     batch_size = batch_size or (4 if dev.type != "cpu" else 1)
-    tiles = tile_slices(planes.shape[-2:], tile_size, overlap)
-    out = np.empty((model.config.out_channels, len(planes), *planes.shape[-2:]), np.float32)
+    shape = tuple(planes.shape[-2:])
+    seen = zoomed_shape(shape, zoom)
+    tiles = tile_slices(seen, tile_size, overlap)
+    out = np.empty((model.config.out_channels, len(planes), *shape), np.float32)
     total = len(planes) * len(tiles)
     for p, plane in enumerate(planes):
-        x = normalize(plane, *card.normalization)
+        x = resample(normalize(plane, *card.normalization), seen)
         job = _predict_plane(model, x, tile_size, overlap, batch_size, dev)
         while True:
             try:
                 done = next(job)
             except StopIteration as stop:
-                out[:, p] = stop.value
+                out[:, p] = resample(stop.value, shape)
                 break
             yield Progress(p * len(tiles) + done, total, "predict")
     return out.reshape(out.shape[0], *spatial)
+
+
+def zoomed_shape(shape: tuple[int, int], zoom: float) -> tuple[int, int]:
+    """A plane's (Y, X) shape seen at ``zoom`` (at least one pixel)."""
+    return tuple(max(1, int(round(n * zoom))) for n in shape)
+
+
+def resample(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(C, Y, X) float32 resampled to (C, *shape): bilinear up, pixel averages down."""
+    if tuple(x.shape[-2:]) == tuple(shape):
+        return x
+    t = torch.from_numpy(np.ascontiguousarray(x))[None]
+    if all(n <= m for n, m in zip(shape, x.shape[-2:])):
+        t = F.interpolate(t, size=shape, mode="area")
+    else:
+        t = F.interpolate(t, size=shape, mode="bilinear", align_corners=False)
+    return t[0].numpy()
 
 
 def predict(image, model: UNet | None = None, **kwargs) -> np.ndarray:

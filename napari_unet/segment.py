@@ -11,8 +11,18 @@ import torch
 from .instances import InstanceParams, instances_from_probabilities, model_params
 from .model import UNet
 from .modelfile import load_model, model_card
-from .predict import predict_iter
+from .predict import MAX_ZOOM, MIN_ZOOM, predict_iter
 from .progress import Progress, run
+
+# Automatic zoom: the network finds objects best when they are 8-26 px across. Dense
+# fields of smaller nuclei merge in runs and large textured nuclei split; both are found
+# far better with the image resampled. When the objects of a first pass measure (median
+# equivalent diameter) under SMALL px, the image is predicted again magnified so they
+# measure SMALL_TO px (at most MAX_AUTO times, and ZOOM_PIXELS pixels per plane); over
+# LARGE px, shrunk so they measure LARGE_TO px (at least MIN_AUTO times).
+SMALL, SMALL_TO, MAX_AUTO = 8.0, 12.0, 3.0
+LARGE, LARGE_TO, MIN_AUTO = 26.0, 20.0, 0.4
+ZOOM_PIXELS = 2**26
 
 
 @dataclass(frozen=True)
@@ -20,7 +30,8 @@ class Segmentation:
     """Labels plus the probabilities they came from (kept to re-threshold without the network)."""
 
     labels: np.ndarray  # int32, the image's spatial shape, 0 = background
-    probabilities: np.ndarray  # float32, (n_classes, *spatial)
+    probabilities: np.ndarray  # float32, (n_classes, *spatial), at the image's pixels
+    zoom: float = 1.0  # the magnification the network saw the image at
 
 
 def segment_iter(
@@ -30,23 +41,69 @@ def segment_iter(
     channel_axis: int | None = None,
     device: str | torch.device | None = None,
     params: InstanceParams | None = None,
+    zoom: float | None = None,
     **predict_kwargs,
 ) -> Generator[Progress, None, Segmentation]:
     """Predict, then post-process; yields :class:`Progress` and returns a :class:`Segmentation`.
 
     ``params=None`` uses the post-processing settings tuned for the model (its card's
-    ``postprocess``; see :func:`napari_unet.instances.model_params`). Keyword arguments
-    (``tile_size``, ``overlap``, ``batch_size``) go to :func:`napari_unet.predict.predict_iter`.
+    ``postprocess``; see :func:`napari_unet.instances.model_params`). ``zoom=None``
+    resamples images of very small or large objects: when the objects found are under
+    8 px or over 26 px across, the network runs again on the image magnified to make
+    them ~12 px, or shrunk to make them ~20 px (:func:`auto_zoom`); a number fixes the
+    magnification (``1``: as it is).
+    Keyword arguments (``tile_size``, ``overlap``, ``batch_size``) go to
+    :func:`napari_unet.predict.predict_iter`.
     """
     model = load_model() if model is None else model
-    probs = yield from predict_iter(
-        image, model, channel_axis=channel_axis, device=device, **predict_kwargs
-    )
-    yield Progress(0, 1, "instances")
     card = model_card(model)
-    labels = instances_from_probabilities(probs, params or model_params(card), card.task)
+    params = params or model_params(card)
+    if zoom is not None and not MIN_ZOOM <= zoom <= MAX_ZOOM:
+        raise ValueError(f"zoom must be between {MIN_ZOOM} and {MAX_ZOOM}, got {zoom:g}")
+    kwargs = {"channel_axis": channel_axis, "device": device, **predict_kwargs}
+    probs = yield from predict_iter(image, model, zoom=zoom or 1.0, **kwargs)
+    labels = yield from _instances(probs, params, card.task)
+    if zoom is None and card.task == "instances":
+        zoom = auto_zoom(median_diameter(labels), probs.shape[-2:])
+        if zoom != 1.0:
+            probs = yield from predict_iter(image, model, zoom=zoom, **kwargs)
+            labels = yield from _instances(probs, params, card.task)
+    return Segmentation(labels, probs, zoom or 1.0)
+
+
+def _instances(probs, params, task) -> Generator[Progress, None, np.ndarray]:
+    yield Progress(0, 1, "instances")
+    labels = instances_from_probabilities(probs, params, task)
     yield Progress(1, 1, "instances")
-    return Segmentation(labels, probs)
+    return labels
+
+
+def median_diameter(labels: np.ndarray) -> float | None:
+    """Median equivalent diameter (px) of the objects in ``labels`` (None if there are none).
+
+    For a stack, the median over the objects of all planes, as 2D areas.
+    """
+    lab = np.asarray(labels)
+    planes = lab.reshape(-1, *lab.shape[-2:]) if lab.ndim > 2 else lab[None]
+    areas = np.concatenate([np.bincount(p.ravel())[1:] for p in planes])
+    areas = areas[areas > 0]
+    return float(2 * np.sqrt(np.median(areas) / np.pi)) if areas.size else None
+
+
+def auto_zoom(diameter: float | None, shape: tuple[int, ...]) -> float:
+    """The zoom for objects of median ``diameter`` px in planes of ``shape`` (Y, X).
+
+    1 (none) for objects :data:`SMALL` to :data:`LARGE` px across; smaller ones are
+    magnified to :data:`SMALL_TO` px (within :data:`MAX_AUTO` and :data:`ZOOM_PIXELS`),
+    larger ones shrunk to :data:`LARGE_TO` px (within :data:`MIN_AUTO`).
+    """
+    if diameter is None or SMALL <= diameter <= LARGE:
+        return 1.0
+    if diameter > LARGE:
+        return round(max(LARGE_TO / diameter, MIN_AUTO), 2)
+    fits = np.sqrt(ZOOM_PIXELS / (int(shape[-2]) * int(shape[-1])))
+    zoom = round(float(min(SMALL_TO / max(diameter, 1.0), MAX_AUTO, fits)), 2)
+    return zoom if zoom >= 1.25 else 1.0
 
 
 def segment(image, model: UNet | None = None, **kwargs) -> np.ndarray:
@@ -60,5 +117,6 @@ def segment(image, model: UNet | None = None, **kwargs) -> np.ndarray:
     >>> labels = segment(image)                        # 2D grayscale, any dtype
     >>> labels = segment(rgb)                          # (Y, X, 3)
     >>> labels = segment(stack, channel_axis=1)        # (Z, C, Y, X)
+    >>> labels = segment(tiny_nuclei, zoom=2)          # the network sees it magnified 2x
     """
     return run(segment_iter(image, model, **kwargs)).labels

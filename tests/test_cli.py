@@ -52,6 +52,19 @@ def test_missing_inputs_and_bad_model_are_one_line_errors(tmp_path, capsys):
     assert err.count("\n") == 1 and "no.safetensors" in err
 
 
+def test_zoom_option(tmp_path, model_file, rng, capsys):
+    tifffile.imwrite(tmp_path / "a.tif", rng.random((40, 50)).astype(np.float32))
+    args = ["segment", str(tmp_path / "a.tif"), "-o", str(tmp_path / "out"), "--model", str(model_file)]
+    assert main([*args, "--zoom", "2"]) == 0
+    assert "at zoom x2" in capsys.readouterr().out
+    assert tifffile.imread(tmp_path / "out" / "a_masks.tif").shape == (40, 50)
+    assert main([*args, "--zoom", "9", "--overwrite"]) == 1  # out of range: said per file
+    assert "zoom must be between" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # not a number: argparse's usage error
+        main([*args, "--zoom", "big"])
+    assert "expected 'auto' or a number" in capsys.readouterr().err
+
+
 def test_info_prints_the_config(model_file, capsys):
     assert main(["info", str(model_file)]) == 0
     assert '"base_channels": 4' in capsys.readouterr().out

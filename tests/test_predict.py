@@ -180,3 +180,67 @@ def test_a_model_card_carries_its_tuned_post_processing(rng, tmp_path):
     image = rng.random((40, 40)).astype(np.float32)
     assert segment(image, model).max() == 0
     assert segment(image, model, params=InstanceParams(foreground_threshold=0.01, min_relative_size=0)).max() > 0
+
+
+@pytest.mark.parametrize("zoom", [0.5, 2.0, 1.7])
+def test_zoomed_prediction_comes_back_at_the_image_pixels(tiny_model, rng, zoom):
+    image = rng.random((90, 130)).astype(np.float32)
+    steps = []
+    job = predict_iter(image, tiny_model, tile_size=64, overlap=0.25, zoom=zoom)
+    while True:
+        try:
+            steps.append(next(job))
+        except StopIteration as stop:
+            probs = stop.value
+            break
+    assert probs.shape == (3, 90, 130) and np.allclose(probs.sum(0), 1.0, atol=1e-4)
+    # the network sees the magnified plane: more tiles when magnified, fewer when shrunk
+    plain = sum(1 for _ in predict_iter(image, tiny_model, tile_size=64, overlap=0.25))
+    assert (steps[-1].total > plain) if zoom > 1 else (steps[-1].total < plain)
+
+
+def test_zoom_outside_its_range_is_a_clear_error(tiny_model):
+    for bad in (0.1, 5.0):
+        with pytest.raises(ValueError, match="zoom must be between"):
+            segment(np.zeros((32, 32), np.float32), tiny_model, zoom=bad)
+
+
+def _disks(diameter: float, shape=(256, 256), spacing: int = 2) -> np.ndarray:
+    labels = np.zeros(shape, np.int32)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    step = int(diameter) + spacing
+    n = 0
+    for cy in range(step, shape[0] - step, step):
+        for cx in range(step, shape[1] - step, step):
+            n += 1
+            labels[(yy - cy) ** 2 + (xx - cx) ** 2 <= (diameter / 2) ** 2] = n
+    return labels
+
+
+def test_median_diameter_and_the_automatic_zoom():
+    from napari_unet.segment import LARGE_TO, SMALL_TO, auto_zoom, median_diameter
+
+    assert median_diameter(np.zeros((20, 20), np.int32)) is None
+    assert abs(median_diameter(_disks(20)) - 20) < 1.0
+    assert abs(median_diameter(np.stack([_disks(6), _disks(6)])) - 6) < 1.0  # a stack: 2D areas
+    assert auto_zoom(None, (256, 256)) == auto_zoom(20.0, (256, 256)) == 1.0  # nothing to resample
+    assert auto_zoom(6.0, (256, 256)) == pytest.approx(SMALL_TO / 6.0, abs=0.01)
+    assert auto_zoom(2.0, (256, 256)) == 3.0  # at most 3x
+    assert auto_zoom(40.0, (256, 256)) == pytest.approx(LARGE_TO / 40.0, abs=0.01)  # large: shrunk
+    assert auto_zoom(500.0, (256, 256)) == 0.4  # at least 0.4x
+    assert auto_zoom(6.0, (8192, 8192)) == 1.0  # a magnified plane would not fit in memory
+
+
+def test_the_default_model_splits_dense_tiny_nuclei_better_magnified():
+    from napari_unet.metrics import mean_average_precision
+    from napari_unet.segment import segment_iter
+    from napari_unet.progress import run
+    from napari_unet.synth import SynthConfig, synth_image
+
+    config = SynthConfig(size=(5.0, 6.0), coverage=(0.35, 0.45), p_clustered=0.0)
+    sample = synth_image(np.random.default_rng(3), (256, 256), config)
+    auto = run(segment_iter(sample.image, device="cpu"))
+    plain = segment(sample.image, device="cpu", zoom=1)
+    ap_auto, ap_plain = (mean_average_precision([sample.labels], [p], (0.5,))[0] for p in (auto.labels, plain))
+    assert auto.zoom > 1.5 and auto.labels.shape == sample.labels.shape
+    assert ap_auto > ap_plain + 0.1, (ap_auto, ap_plain)

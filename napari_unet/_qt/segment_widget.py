@@ -177,7 +177,7 @@ class SegmentWidget(QWidget):
             desc=f"Segmenting {layer.name}",
             on_progress=self._progress,
             on_result=lambda seg: self._show_result(layer, source, plane, Prediction(
-                seg.probabilities, plane, version, task), seg.labels),
+                seg.probabilities, plane, version, task), seg.labels, seg.zoom),
             on_error=self._failed,
             on_finished=self._finished,
         )
@@ -200,7 +200,8 @@ class SegmentWidget(QWidget):
         self._shown_step = (now, step.stage)
         set_bar(self.bar, step.done, max(step.total, 1), f"{STAGES.get(step.stage, step.stage)} %v/%m")
 
-    def _show_result(self, layer, source: ModelInput, plane, prediction: Prediction, labels) -> None:
+    def _show_result(self, layer, source: ModelInput, plane, prediction: Prediction, labels,
+                     zoom: float = 1.0) -> None:
         if layer not in self.viewer.layers:
             self._say(f"'{layer.name}' was removed while it was segmented; the result was dropped.")
             return
@@ -210,6 +211,10 @@ class SegmentWidget(QWidget):
         replace = self.existing.currentText() == REPLACE
         target, message = self._write_masks(layer, source, plane, labels, replace)
         self.viewer.layers.selection.active = target
+        if zoom != 1.0:
+            auto = self.advanced.predict_kwargs()["zoom"] is None
+            why = f"The objects are {'small' if zoom > 1 else 'large'}, so the" if auto else "The"
+            message += f" {why} network saw the image at zoom ×{zoom:g} (Advanced › zoom)."
         self._say(message)
 
     def _write_masks(self, layer, source: ModelInput, plane, labels, replace: bool):

@@ -79,6 +79,21 @@ def test_threshold_change_recomputes_from_cache_without_the_network(qtbot, viewe
     assert labels.data.max() == 0
 
 
+def test_zoom_setting_and_the_automatic_zoom_are_said(qtbot, viewer_widget):
+    viewer, widget = viewer_widget
+    viewer.add_image(disks(), name="img")
+    widget.advanced.zoom.setCurrentText("2×")
+    run_segment(qtbot, widget)
+    assert masks(viewer).data.shape == (96, 128) and masks(viewer).data.max() == 6
+    assert "at zoom ×2 " in widget.status.text() and "small" not in widget.status.text()
+    viewer.add_image(disks((200, 200), n=3, radius=22), name="big")  # 44 px across: shrunk
+    widget.advanced.zoom.setCurrentText("auto")
+    widget.image.set_current(viewer.layers["big"])
+    run_segment(qtbot, widget)
+    assert masks(viewer, "big masks").data.max() == 3
+    assert "The objects are large" in widget.status.text()
+
+
 def test_probabilities_layer(qtbot, viewer_widget):
     viewer, widget = viewer_widget
     viewer.add_image(disks(), name="img", scale=(2, 2))

@@ -1,0 +1,215 @@
+"""Training batches for the click network: a window around one object, with simulated clicks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy import ndimage as ndi
+
+from .augment import augment, build_transform, crop
+from .batches import Batch
+from .clicks import ClickConfig, encode_clicks
+from .clicksim import next_click
+from .data import Sample, Source
+from .model import UNet
+from .targets import IGNORE_INDEX
+from .training import TrainConfig
+
+MIN_PIXELS = 4  # objects smaller than this in the window are not used
+
+
+@dataclass(frozen=True)
+class ClickSimConfig:
+    """How training windows and simulated clicks are drawn."""
+
+    p_object_window: float = 0.5  # window sized to the object (later clicks), else crop-sized at a click
+    window_jitter: tuple[float, float] = (0.75, 1.33)  # log-uniform factor on the window edge
+    centre_spread: float = 0.5  # first click: any interior point at least this fraction of the deepest
+    p_random: float = 0.3  # add 1-3 random clicks (positives inside, negatives around the object)
+    p_iterative: float = 0.35  # add 1..max_iterative clicks on the errors of the network in training
+    max_iterative: int = 3  # most clicks added by iterative simulation
+    p_perturbed: float = 0.3  # previous mask = the true one perturbed, plus a click on its error
+    max_perturbation: int = 3  # pixels (in the network input) of growth, shrinkage or shift
+    boundary_weight: float = 2.0  # extra loss weight on the object's border band: IoU lives there
+
+
+@dataclass(eq=False)
+class _Item:
+    """One training object while its clicks are simulated."""
+
+    image: torch.Tensor  # (C, P, P) augmented window
+    target: np.ndarray  # (P, P) bool, the object
+    annotated: np.ndarray  # (P, P) bool
+    clicks: list[tuple[int, int, bool]]
+    previous: np.ndarray | None = None  # (P, P) bool mask before the latest click
+
+
+class ClickSampler:
+    """Batches of (image + click channels, object class map, weights) for ``train_iter``.
+
+    Parameters
+    ----------
+    source
+        Whole normalised images with instance labels (any :class:`~napari_unet.data.Source`).
+    model
+        The network being trained; it answers the iterative clicks.
+    config
+        Patch and batch size, augmentation (from the :class:`TrainConfig`).
+    rng
+        The run's generator.
+    sim, clicks
+        Window and click sampling; click encoding (must match inference).
+    """
+
+    def __init__(self, source: Source, model: UNet, config: TrainConfig, rng: np.random.Generator,
+                 sim: ClickSimConfig = ClickSimConfig(), clicks: ClickConfig = ClickConfig()):
+        self.source, self.model, self.rng = source, model, rng
+        self.size, self.batch_size = config.patch_size, config.batch_size
+        self.sim, self.clicks = sim, clicks
+        self.transform = build_transform(config.augment, config.patch_size)
+
+    def __call__(self) -> Batch:
+        items = [self._item() for _ in range(self.batch_size)]
+        draws = self.rng.random(len(items))
+        sim = self.sim
+        for item, u in zip(items, draws):
+            if sim.p_iterative <= u < sim.p_iterative + sim.p_perturbed:
+                self._perturb(item)
+        rounds = [int(self.rng.integers(1, sim.max_iterative + 1)) if u < sim.p_iterative else 0
+                  for u in draws]
+        self._iterate(items, rounds)
+        x = torch.stack([self._input(item) for item in items])
+        classes, weights = zip(*(self._targets(item.target, item.annotated) for item in items))
+        return Batch(x, torch.from_numpy(np.stack(classes)), torch.from_numpy(np.stack(weights)))
+
+    # -- one object ---------------------------------------------------------------------
+    def _item(self):
+        for _ in range(50):
+            sample = self.source.sample(self.rng)
+            obj_id, box = self._pick_object(sample)
+            if obj_id is None:
+                continue
+            img, obj, ann = self._window(sample, obj_id, box)
+            if obj.sum() >= MIN_PIXELS:
+                return _Item(img, obj, ann, self._clicks(obj, ann))
+        raise ValueError("no labelled objects to click on in the training images; label some objects first")
+
+    def _pick_object(self, sample: Sample):
+        labels = sample.labels
+        boxes = ndi.find_objects(labels)
+        ids = np.array([i + 1 for i, b in enumerate(boxes) if b is not None])
+        if sample.annotated is not None and ids.size:  # only objects annotated in full
+            counts = np.bincount(labels.ravel(), minlength=len(boxes) + 1)
+            seen = np.bincount(labels[sample.annotated], minlength=len(boxes) + 1)
+            ids = ids[seen[ids] == counts[ids]]
+        if ids.size == 0:
+            return None, None
+        obj_id = int(ids[self.rng.integers(ids.size)])
+        return obj_id, boxes[obj_id - 1]
+
+    def _window(self, sample: Sample, obj_id: int, box):
+        sim, rng = self.sim, self.rng
+        (ys, xs) = box
+        h, w = ys.stop - ys.start, xs.stop - xs.start
+        jitter = float(np.exp(rng.uniform(*np.log(sim.window_jitter))))
+        if rng.random() < sim.p_object_window:
+            edge = max(self.clicks.min_window, self.clicks.context * max(h, w)) * jitter
+            centre = np.array([ys.start + h / 2, xs.start + w / 2]) + rng.normal(0, 0.1 * max(h, w), 2)
+        else:  # as for a first click: a crop-sized window centred on a point in the object
+            edge = self.size * jitter
+            local = sample.labels[ys, xs] == obj_id
+            pys, pxs = np.nonzero(local)
+            k = rng.integers(pys.size)
+            centre = np.array([ys.start + pys[k], xs.start + pxs[k]], dtype=float)
+        edge = int(round(min(edge, self.size * self.clicks.max_zoom)))
+        corner = (int(round(centre[0] - edge / 2)), int(round(centre[1] - edge / 2)))
+        annotated = sample.annotated if sample.annotated is not None else np.ones(sample.labels.shape, bool)
+        image = crop(sample.image, corner, edge)
+        obj = crop((sample.labels == obj_id).astype(np.int32), corner, edge)
+        ann = crop(annotated, corner, edge, fill=False)
+        img, obj, ann = augment(image, obj, ann, self.transform)
+        return img, (obj > 0) & ann, ann
+
+    def _clicks(self, obj: np.ndarray, ann: np.ndarray) -> list[tuple[int, int, bool]]:
+        rng, sim = self.rng, self.sim
+        dist = ndi.distance_transform_edt(np.pad(obj, 1))[1:-1, 1:-1]
+        ys, xs = np.nonzero(dist >= sim.centre_spread * dist.max())
+        k = rng.integers(ys.size)
+        clicks = [(int(ys[k]), int(xs[k]), True)]
+        if rng.random() < sim.p_random:
+            for _ in range(int(rng.integers(1, 4))):
+                positive = rng.random() < 0.4
+                if positive:
+                    pool = obj
+                else:  # around the object: neighbours and background within ~ its radius
+                    reach = int(max(3, dist.max()))
+                    pool = ndi.binary_dilation(obj, iterations=reach) & ~obj & ann
+                py, px = np.nonzero(pool)
+                if py.size:
+                    j = rng.integers(py.size)
+                    clicks.append((int(py[j]), int(px[j]), positive))
+        return clicks
+
+    # -- previous masks and the clicks that correct them ------------------------------------
+    def _perturb(self, item: _Item) -> None:
+        """A plausible earlier answer (the truth grown, shrunk, shifted or cut) and a click on its error."""
+        rng, k = self.rng, int(self.rng.integers(1, self.sim.max_perturbation + 1))
+        obj = item.target
+        kind = rng.integers(4)
+        if kind == 0:
+            prev = ndi.binary_dilation(obj, iterations=k)
+        elif kind == 1:
+            prev = ndi.binary_erosion(obj, iterations=k)
+        elif kind == 2:
+            prev = np.roll(obj, (int(rng.integers(-k, k + 1)), int(rng.integers(-k, k + 1))), axis=(0, 1))
+        else:  # part of the object missing, cut by a random straight line
+            yy, xx = np.nonzero(obj)
+            angle = rng.uniform(0, 2 * np.pi)
+            proj = yy * np.cos(angle) + xx * np.sin(angle)
+            cut = np.quantile(proj, rng.uniform(0.2, 0.6))
+            prev = obj.copy()
+            prev[yy[proj < cut], xx[proj < cut]] = False
+        self._correct(item, prev)
+
+    def _iterate(self, items: list[_Item], rounds: list[int]) -> None:
+        """Let the network in training answer, then click on its error, ``rounds[i]`` times."""
+        if not any(rounds):
+            return
+        modes = [m.training for m in self.model.modules()]
+        self.model.eval()
+        try:
+            for r in range(1, max(rounds) + 1):
+                todo = [i for i, n in enumerate(rounds) if n >= r]
+                x = torch.stack([self._input(items[i]) for i in todo])
+                dev = next(self.model.parameters()).device
+                with torch.no_grad():
+                    logits = self.model(x.to(dev).contiguous(memory_format=torch.channels_last))
+                preds = (logits[:, 1] > logits[:, 0]).cpu().numpy()
+                for i, pred in zip(todo, preds):
+                    self._correct(items[i], pred)
+        finally:
+            for m, mode in zip(self.model.modules(), modes):
+                m.training = mode
+
+    def _correct(self, item: _Item, previous: np.ndarray) -> None:
+        item.previous = previous & item.annotated
+        click = next_click(item.previous, item.target, item.annotated)
+        if click is not None:
+            item.clicks.append((int(click.y), int(click.x), click.positive))
+
+    def _input(self, item: _Item) -> torch.Tensor:
+        pos = [(y, x) for y, x, p in item.clicks if p]
+        neg = [(y, x) for y, x, p in item.clicks if not p]
+        clicks = torch.from_numpy(encode_clicks(pos, neg, self.size, self.clicks.sigma))
+        prev = item.previous if item.previous is not None else np.zeros((self.size, self.size), bool)
+        return torch.cat([item.image, clicks, torch.from_numpy(prev.astype(np.float32))[None]])
+
+    def _targets(self, obj: np.ndarray, ann: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        classes = obj.astype(np.int64)
+        band = ndi.binary_dilation(obj) & ~ndi.binary_erosion(obj)
+        weights = (1.0 + self.sim.boundary_weight * band).astype(np.float32)
+        classes[~ann] = IGNORE_INDEX
+        weights[~ann] = 0.0
+        return classes, weights

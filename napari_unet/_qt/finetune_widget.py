@@ -25,19 +25,11 @@ from ..finetune_click import SEGMENTATION
 from ..holdout import MIN_OBJECTS
 from ..modelfile import model_card, save_model
 from .annotations import MODES, REGION, TrainingSet, snapshot
-from .finetune_job import (
-    Refresh,
-    TrainStep,
-    finetune_job,
-    new_layer_labels,
-    refresh_job,
-    segmented_planes,
-    write_refreshed,
-)
+from .finetune_job import Refresh, TrainStep, finetune_job, refresh_job
+from .finetune_results import refresh_targets, trained_message, write_masks
 from .finetune_settings import FinetuneSettings
 from .jobs import set_bar, start_job
-from .layers import masks_name, model_channels, model_input, spatial_transform
-from .layers import displayed_plane as shown_plane
+from .layers import model_channels
 from .lossplot import LossPlot
 from .pairs import PairPicker
 from .session import session_for
@@ -188,11 +180,7 @@ class FinetuneWidget(QWidget):
         model = seg.model
         self.session.set_model(model, model_card(model).name, None,
                                click_model=click.model if click is not None else None)
-        how = "stopped" if seg.stopped or (click is not None and click.stopped) else "done"
-        clicks = (f"the click tool's network learnt for {click.steps} steps" if click is not None else
-                  f"the click network was left as it was ({result.click_note})")
-        self._say(f"Fine-tuning {how}: {seg.steps} steps in {seg.seconds:.0f} s; Segment now uses the new model, "
-                  f"{clicks} (Revert goes back).{_validation_note(model_card(model).provenance)}")
+        self._say(trained_message(result))
         self._refresh(model)
 
     def _failed(self, exc: Exception) -> None:
@@ -212,13 +200,7 @@ class FinetuneWidget(QWidget):
         """Segment again, off the main thread, what was segmented: the images, or every
         plane of a stack that holds masks (and the one on screen)."""
         data, n_channels = self._data, model_channels(model)
-        targets = []
-        for image, labels in dict.fromkeys((p.image_layer, p.labels_layer) for p in data.parts):
-            if image in self.viewer.layers and labels in self.viewer.layers:
-                source = model_input(image, n_channels)
-                planes = (segmented_planes(labels.data, shown_plane(self.viewer, image, source.spatial_axes))
-                          if source.is_stack else None)
-                targets.append(Refresh(image, labels, planes))
+        targets = refresh_targets(self.viewer, data, n_channels)
         if not targets:
             return
         self._stop = None  # Stop now skips the refresh
@@ -229,26 +211,9 @@ class FinetuneWidget(QWidget):
     def _write(self, targets: list[Refresh], results, data: TrainingSet, model) -> None:
         if self.session.model is not model:  # reverted meanwhile
             return
-        notes = []
-        for target, labels in zip(targets, results):
-            if target.labels_layer not in self.viewer.layers:
-                continue
-            planes = "" if target.planes is None else f" ({len(target.planes)} planes)"
-            if self.after.currentText() == NEW_LAYER:
-                notes.append(self._write_new_layer(target, labels) + planes)
-            else:
-                changed = write_refreshed(target, labels, data, self.session.edits, self.settings.margin.value())
-                notes.append(f"'{target.labels_layer.name}'{planes}: {changed} pixels outside your corrections "
-                             "(Ctrl+Z undoes)" if changed is not None else f"'{target.labels_layer.name}' "
-                             "left as it was: its type holds too few ids (pick 'add a new layer')")
+        notes = write_masks(self.viewer, targets, results, data, self.session.edits, self.settings.margin.value(),
+                            new_layer=self.after.currentText() == NEW_LAYER, n_channels=model_channels(model))
         self._say(self.status.text() + "\nNew masks: " + "; ".join(notes))
-
-    def _write_new_layer(self, target: Refresh, labels) -> str:
-        source = model_input(target.image_layer, model_channels(self.session.model))
-        name = f"{masks_name(target.image_layer)} (fine-tuned)"
-        self.viewer.add_labels(new_layer_labels(target, labels), name=name,
-                               **spatial_transform(target.image_layer, source.spatial_axes))
-        return f"in the new layer '{name}'"
 
     # -- models -------------------------------------------------------------------------
     def revert(self) -> None:
@@ -317,16 +282,6 @@ class FinetuneWidget(QWidget):
 
     def _say(self, text: str) -> None:
         self.status.setText(text)
-
-
-def _validation_note(provenance: dict) -> str:
-    scores = provenance.get("validation")
-    if not scores or "ap50_after" not in scores:
-        return ""
-    before, after = scores["ap50_before"], scores["ap50_after"]
-    worse = " The old model did better there: Revert goes back to it." if after < before else ""
-    return (f"\nAP@0.5 on {scores['objects']} held-out objects: {before:.2f} before, {after:.2f} after "
-            f"(the best weights were kept).{worse}")
 
 
 def _combo(items, tip: str) -> QComboBox:

@@ -95,15 +95,18 @@ def test_constant_image_gives_finite_probabilities(tiny_model):
     assert np.isfinite(probs).all()
 
 
-def test_predict_iter_reports_progress_to_the_total(tiny_model, rng):
-    job = predict_iter(rng.random((2, 200, 200)), tiny_model, tile_size=64, overlap=0.25)
+def _drive(job) -> tuple[list, object]:
+    """Run a generator job to the end: (what it yielded, what it returned)."""
     steps = []
     while True:
         try:
             steps.append(next(job))
         except StopIteration as stop:
-            result = stop.value
-            break
+            return steps, stop.value
+
+
+def test_predict_iter_reports_progress_to_the_total(tiny_model, rng):
+    steps, result = _drive(predict_iter(rng.random((2, 200, 200)), tiny_model, tile_size=64, overlap=0.25))
     assert all(isinstance(s, Progress) for s in steps)
     assert steps[-1].done == steps[-1].total == len(steps)
     assert result.shape == (3, 2, 200, 200)
@@ -185,14 +188,7 @@ def test_a_model_card_carries_its_tuned_post_processing(rng, tmp_path):
 @pytest.mark.parametrize("zoom", [0.5, 2.0, 1.7])
 def test_zoomed_prediction_comes_back_at_the_image_pixels(tiny_model, rng, zoom):
     image = rng.random((90, 130)).astype(np.float32)
-    steps = []
-    job = predict_iter(image, tiny_model, tile_size=64, overlap=0.25, zoom=zoom)
-    while True:
-        try:
-            steps.append(next(job))
-        except StopIteration as stop:
-            probs = stop.value
-            break
+    steps, probs = _drive(predict_iter(image, tiny_model, tile_size=64, overlap=0.25, zoom=zoom))
     assert probs.shape == (3, 90, 130) and np.allclose(probs.sum(0), 1.0, atol=1e-4)
     # the network sees the magnified plane: more tiles when magnified, fewer when shrunk
     plain = sum(1 for _ in predict_iter(image, tiny_model, tile_size=64, overlap=0.25))

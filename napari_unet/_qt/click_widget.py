@@ -7,6 +7,7 @@ from qtpy.QtWidgets import QCheckBox, QLabel, QPushButton, QVBoxLayout, QWidget
 from .click import TOGGLE_KEY, ClickTool
 from .pickers import ImageLayerPicker
 from .session import session_for
+from .status import StatusLabel
 
 HELP = (
     "Click an object to add it as a new label; click again to extend it.\n"
@@ -32,8 +33,7 @@ class ClickWidget(QWidget):
         self.end_button = QPushButton("End object (Esc)")
         self.help = QLabel(HELP)
         self.help.setWordWrap(True)
-        self.status = QLabel()
-        self.status.setWordWrap(True)
+        self.status = StatusLabel()
 
         layout = QVBoxLayout(self)
         for widget in (self.image, self.toggle, self.preserve, self.end_button, self.help, self.status):

@@ -7,13 +7,11 @@ from pathlib import Path
 
 from napari.layers import Labels, Shapes
 from napari.utils.notifications import notification_manager, show_error
-from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
-    QLabel,
     QProgressBar,
     QPushButton,
     QVBoxLayout,
@@ -33,6 +31,7 @@ from .layers import model_channels
 from .lossplot import LossPlot
 from .pairs import PairPicker
 from .session import session_for
+from .status import StatusLabel
 
 REFRESH, NEW_LAYER = "refresh the masks I did not correct", "add a new layer"
 
@@ -61,9 +60,7 @@ class FinetuneWidget(QWidget):
         self.stop_button.setToolTip("End now and keep the best weights so far")
         self.bar = QProgressBar()
         self.plot = LossPlot()
-        self.status = QLabel()
-        self.status.setWordWrap(True)
-        self.status.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)  # squeezed: clip below
+        self.status = StatusLabel()
         self.revert_button = QPushButton("Revert")
         self.revert_button.setToolTip("Go back to the model used before")
         self.save_button = QPushButton("Save model…")

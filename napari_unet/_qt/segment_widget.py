@@ -47,6 +47,7 @@ from .layers import (
 from .pickers import DevicePicker, ImageLayerPicker, ModelPicker
 from .session import Prediction, session_for, unwrap
 from .settings import AdvancedSettings
+from .status import StatusLabel
 
 PLANE, STACK = "displayed plane", "whole stack"
 REPLACE, NEW_LAYER = "replace (undoable)", "add a new layer"
@@ -81,8 +82,7 @@ class SegmentWidget(QWidget):
         self.run_button = QPushButton("Segment")
         self.bar = QProgressBar()
         self.bar.setVisible(False)
-        self.status = QLabel()
-        self.status.setWordWrap(True)
+        self.status = StatusLabel()
 
         form = self._form = QFormLayout()
         form.addRow("image", self.image)

@@ -28,7 +28,7 @@ from _docs import write_section
 from bench_ui import Probe  # the same probe as the Plugin section
 
 from napari_unet import load_model, segment
-from napari_unet.cli import _cpu_name  # the CPU's model name, as the train CLI records it
+from napari_unet.cli_train import _cpu_name  # the CPU's model name, as the train CLI records it
 from napari_unet._qt.demo import settle, wait_until
 from napari_unet._qt.jobs import torch_threads
 from napari_unet.devices import cpu_count, gui_threads

@@ -13,7 +13,6 @@ and from a recycled pool, since that runs in the same thread.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch

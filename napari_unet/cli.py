@@ -12,8 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-# _cpu_name too: benchmarks/bench_finetune.py imports it from here
-from .cli_train import _cpu_name, add_finetune, add_train  # noqa: F401
+from .cli_train import add_finetune, add_train
 
 
 def _error(message: str) -> None:

@@ -21,8 +21,7 @@ from collections.abc import Generator
 from dataclasses import replace
 
 from .card import ModelCard
-# MIN_PIXELS too: finetune_click imports it from here
-from .clickbatches import MIN_PIXELS, ClickSampler, ClickSimConfig  # noqa: F401
+from .clickbatches import ClickSampler, ClickSimConfig
 from .clicks import ClickConfig
 from .data import Source
 from .losses import LossConfig

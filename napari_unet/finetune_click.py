@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .clicktrain import MIN_PIXELS, click_train_config, train_click_iter
+from .clickbatches import MIN_PIXELS
+from .clicktrain import click_train_config, train_click_iter
 from .data import ArraySource
 from .finetune import FINETUNE_DEFAULTS, _card_after, _inputs, _with_budget, finetune_iter
 from .model import UNet

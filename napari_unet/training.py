@@ -21,8 +21,7 @@ from .batches import Batch, PatchSampler
 from .checkpoint import load_state, model_path, save_state, state_path
 from .data import Source
 from .devices import resolve_device
-# _mostly_inside too: tests/test_finetune.py imports it from here
-from .evaluation import ValImage, _mostly_inside, evaluate  # noqa: F401
+from .evaluation import ValImage, evaluate
 from .losses import LossConfig, segmentation_loss
 from .model import UNet
 from .modelfile import load_model, save_model

@@ -234,7 +234,7 @@ def test_validation_scores_the_run_and_stop_keeps_the_best(tiny_model):
 
 
 def test_validation_scores_only_the_held_out_pixels(tiny_model):
-    from napari_unet.training import ValImage, _mostly_inside, evaluate
+    from napari_unet.evaluation import ValImage, _mostly_inside, evaluate
 
     labels = np.zeros((20, 20), np.int32)
     labels[2:6, 2:6], labels[10:18, 10:18] = 1, 2

@@ -6,7 +6,6 @@ import threading
 import time
 
 import numpy as np
-import pytest
 from _qt_helpers import WAIT_MS, disks, run_segment
 
 import napari_unet._qt.segment_widget as sw

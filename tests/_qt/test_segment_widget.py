@@ -293,5 +293,6 @@ def test_a_fresh_viewer_gets_the_shipped_model_and_its_thresholds(make_napari_vi
     viewer = make_napari_viewer()  # no model in its session yet: the widget loads the shipped one
     widget = SegmentWidget(viewer)
     expected = model_params(model_card(load_model()))
-    assert (widget.advanced.interior.value(), widget.advanced.foreground.value()) == (
-        expected.interior_threshold, expected.foreground_threshold)
+    assert (widget.advanced.interior.value(), widget.advanced.foreground.value(),
+            widget.advanced.min_relative.value()) == (
+        expected.interior_threshold, expected.foreground_threshold, expected.min_relative_size)

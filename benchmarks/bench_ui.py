@@ -236,6 +236,9 @@ def report(size, model_name, t_cli, t_one, gui) -> str:
 NOTES = """\
 How to read it:
 
+- The sample's nuclei are ~28 px across, so automatic zoom (docs/segmenting.md) segments
+  this image a second time, shrunk 0.71x: both the CLI and the widget take ~8.5 s where one
+  pass took ~5 s (5.2 s through the widget with zoom off).
 - On this machine every repaint of the window goes through software OpenGL (Mesa llvmpipe):
   napari draws one frame of the canvas in the time in the table, and any widget change (a
   progress step, a button turning into Cancel) recomposes the whole window in about that
@@ -251,11 +254,15 @@ How to read it:
 - Showing the result: a new Labels layer is added over several event-loop turns: appended
   hidden and without its polygon and brush overlays (napari makes a vispy overlay for
   each when a layer is added, visible or not: ~40 ms), the overlays put back one per
-  turn, then the layer shown; added in one go it held the UI thread 0.15-0.3 s. The turn
-  that appends it (napari's layer controls and vispy layer, ~30 ms) and the one that
-  shows it (texture upload and first draw, 30-50 ms) are the largest left: on a quiet
-  machine four runs gave a worst stall of 57, 36 (the table above), 56 and 52 ms (67 ms
-  before the overlays were held back): the target of 50 ms is not reliably met with
+  turn, then the layer shown; added in one go it held the UI thread 0.15-0.3 s. Timed
+  step by step on a quiet machine, napari's `add_layer` of the hidden layer takes
+  29-45 ms (its vispy layer, a 2D and a 3D node, ~45 %; the layer controls ~15 %;
+  selecting the new layer is not the cost: deferring it changed nothing) and each
+  repaint after a change 20-30 ms here; showing it 30-40 ms. When the repaint after the
+  append falls in the same probe gap as the append, the stall is 60-75 ms: five quiet runs
+  of this benchmark on 2026-11-25 gave 72, 74, 62, 76 and 66 (the table above) ms (63 and
+  68 ms with zoom off; a frame took 15 ms that day against 11 ms when four runs gave 57,
+  36, 56 and 52 ms). The target of 50 ms is not met with
   software OpenGL. Replacing the masks in
   an existing layer (the default on the second run) is one undoable write of the changed
   pixels. The labels are uint16 when the ids fit, which napari draws without re-mapping

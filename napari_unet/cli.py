@@ -90,7 +90,7 @@ def _zoom(text: str) -> float | None:
 
 
 def _tile_bar(bar, step) -> None:
-    if step.stage == "predict":
+    if step.stage in ("predict", "zoom"):
         bar.total, bar.n = step.total, step.done
         bar.refresh()
 

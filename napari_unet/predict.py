@@ -49,9 +49,9 @@ def predict_iter(
         Tiles per forward pass; ``None`` picks 4 on GPUs and 1 on the CPU.
     zoom
         Magnification at which the network sees each plane (``2``: objects twice as
-        wide); the probabilities are brought back to the image's pixels. Networks
-        separate very small objects better magnified (see :func:`napari_unet.segment_iter`,
-        which picks it from the objects it finds).
+        wide, ``0.5``: half); the probabilities are brought back to the image's pixels.
+        Networks separate very small objects better magnified and large ones better
+        shrunk (see :func:`napari_unet.segment_iter`, which picks it from the objects it finds).
 
     Returns
     -------

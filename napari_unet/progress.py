@@ -18,6 +18,16 @@ class Progress:
     stage: str = "predict"
 
 
+def restaged(job: Generator[Progress, None, R], stage: str) -> Generator[Progress, None, R]:
+    """``job``'s progress under another stage name; returns what ``job`` returns."""
+    while True:
+        try:
+            step = next(job)
+        except StopIteration as stop:
+            return stop.value
+        yield Progress(step.done, step.total, stage)
+
+
 def run(job: Generator[object, None, R]) -> R:
     """Run a generator job to the end and return what it returns."""
     while True:

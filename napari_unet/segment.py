@@ -12,7 +12,7 @@ from .instances import InstanceParams, instances_from_probabilities, model_param
 from .model import UNet
 from .modelfile import load_model, model_card
 from .predict import MAX_ZOOM, MIN_ZOOM, predict_iter
-from .progress import Progress, run
+from .progress import Progress, restaged, run
 
 # Automatic zoom: the network finds objects best when they are 8-26 px across. Dense
 # fields of smaller nuclei merge in runs and large textured nuclei split; both are found
@@ -52,8 +52,8 @@ def segment_iter(
     8 px or over 26 px across, the network runs again on the image magnified to make
     them ~12 px, or shrunk to make them ~20 px (:func:`auto_zoom`); a number fixes the
     magnification (``1``: as it is).
-    Keyword arguments (``tile_size``, ``overlap``, ``batch_size``) go to
-    :func:`napari_unet.predict.predict_iter`.
+    The second pass reports its progress as stage ``"zoom"``. Keyword arguments
+    (``tile_size``, ``overlap``, ``batch_size``) go to :func:`napari_unet.predict.predict_iter`.
     """
     model = load_model() if model is None else model
     card = model_card(model)
@@ -66,7 +66,7 @@ def segment_iter(
     if zoom is None and card.task == "instances":
         zoom = auto_zoom(median_diameter(labels), probs.shape[-2:])
         if zoom != 1.0:
-            probs = yield from predict_iter(image, model, zoom=zoom, **kwargs)
+            probs = yield from restaged(predict_iter(image, model, zoom=zoom, **kwargs), "zoom")
             labels = yield from _instances(probs, params, card.task)
     return Segmentation(labels, probs, zoom or 1.0)
 

@@ -21,7 +21,7 @@ from ..progress import Progress
 from ..segment import Segmentation, segment_iter
 from .layers import compact_labels
 
-STAGES = {"predict": "predicting tiles", "instances": "separating objects"}
+STAGES = {"predict": "predicting tiles", "zoom": "predicting tiles at the new zoom", "instances": "separating objects"}
 
 
 @contextmanager

@@ -11,7 +11,7 @@ import torch
 from .instances import InstanceParams, instances_from_probabilities, model_params
 from .model import UNet
 from .modelfile import load_model, model_card
-from .predict import MAX_ZOOM, MIN_ZOOM, predict_iter
+from .predict import predict_iter
 from .progress import Progress, restaged, run
 
 # Automatic zoom: the network finds objects best when they are 8-26 px across. Dense
@@ -58,17 +58,16 @@ def segment_iter(
     model = load_model() if model is None else model
     card = model_card(model)
     params = params or model_params(card)
-    if zoom is not None and not MIN_ZOOM <= zoom <= MAX_ZOOM:
-        raise ValueError(f"zoom must be between {MIN_ZOOM} and {MAX_ZOOM}, got {zoom:g}")
     kwargs = {"channel_axis": channel_axis, "device": device, **predict_kwargs}
-    probs = yield from predict_iter(image, model, zoom=zoom or 1.0, **kwargs)
+    used = 1.0 if zoom is None else zoom  # predict_iter checks its range before any work
+    probs = yield from predict_iter(image, model, zoom=used, **kwargs)
     labels = yield from _instances(probs, params, card.task)
     if zoom is None and card.task == "instances":
-        zoom = auto_zoom(median_diameter(labels), probs.shape[-2:])
-        if zoom != 1.0:
-            probs = yield from restaged(predict_iter(image, model, zoom=zoom, **kwargs), "zoom")
+        used = auto_zoom(median_diameter(labels), probs.shape[-2:])
+        if used != 1.0:
+            probs = yield from restaged(predict_iter(image, model, zoom=used, **kwargs), "zoom")
             labels = yield from _instances(probs, params, card.task)
-    return Segmentation(labels, probs, zoom or 1.0)
+    return Segmentation(labels, probs, used)
 
 
 def _instances(probs, params, task) -> Generator[Progress, None, np.ndarray]:

@@ -164,6 +164,8 @@ class SegmentWidget(QWidget):
             plane = displayed_plane(self.viewer, layer, source.spatial_axes)
             job_input = source.plane(plane)
         version, task = self.session.model_version, model_card(model).task
+        run_settings = self.advanced.predict_kwargs()  # as they are now: the message says which zoom
+        auto_zoom = run_settings["zoom"] is None
         where = f" (plane {plane})" if plane is not None else ""
         self._worker = start_job(
             self.session,
@@ -173,11 +175,11 @@ class SegmentWidget(QWidget):
             channel_axis=job_input.channel_axis,
             device=self.session.device,
             params=self.advanced.params(),
-            **self.advanced.predict_kwargs(),
+            **run_settings,
             desc=f"Segmenting {layer.name}",
             on_progress=self._progress,
             on_result=lambda seg: self._show_result(layer, source, plane, Prediction(
-                seg.probabilities, plane, version, task), seg.labels, seg.zoom),
+                seg.probabilities, plane, version, task), seg.labels, seg.zoom, auto_zoom),
             on_error=self._failed,
             on_finished=self._finished,
         )
@@ -201,7 +203,7 @@ class SegmentWidget(QWidget):
         set_bar(self.bar, step.done, max(step.total, 1), f"{STAGES.get(step.stage, step.stage)} %v/%m")
 
     def _show_result(self, layer, source: ModelInput, plane, prediction: Prediction, labels,
-                     zoom: float = 1.0) -> None:
+                     zoom: float = 1.0, auto_zoom: bool = True) -> None:
         if layer not in self.viewer.layers:
             self._say(f"'{layer.name}' was removed while it was segmented; the result was dropped.")
             return
@@ -212,8 +214,7 @@ class SegmentWidget(QWidget):
         target, message = self._write_masks(layer, source, plane, labels, replace)
         self.viewer.layers.selection.active = target
         if zoom != 1.0:
-            auto = self.advanced.predict_kwargs()["zoom"] is None
-            why = f"The objects are {'small' if zoom > 1 else 'large'}, so the" if auto else "The"
+            why = f"The objects are {'small' if zoom > 1 else 'large'}, so the" if auto_zoom else "The"
             message += f" {why} network saw the image at zoom ×{zoom:g} (Advanced › zoom)."
         self._say(message)
 

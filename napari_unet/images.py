@@ -81,6 +81,12 @@ def to_planes(image, n_channels: int, channel_axis: int | None = None) -> tuple[
     return np.moveaxis(arr, -1, 1), spatial
 
 
+def spatial_shape(image, n_channels: int, channel_axis: int | None = None) -> tuple[int, ...]:
+    """The shape of ``image`` without its channel axis, as :func:`to_planes` reads it."""
+    image = np.asarray(image)
+    return tuple(_layout(image.shape, image.dtype, n_channels, channel_axis)[1])
+
+
 def normalize(image: np.ndarray, low: float = 1.0, high: float = 99.8) -> np.ndarray:
     """Map the ``low``/``high`` percentiles of each channel to 0 and 1 (float32).
 

@@ -31,30 +31,75 @@ def instances_from_probabilities(
     probabilities: np.ndarray,
     params: InstanceParams = InstanceParams(),
     task: str = "instances",
+    shape: tuple[int, ...] | None = None,
 ) -> np.ndarray:
-    """Turn (n_classes, *spatial) probabilities into int32 labels of shape ``spatial``.
+    """Turn (n_classes, *spatial) probabilities into int32 labels of shape ``shape``.
 
     For ``task="instances"`` (classes background / interior / boundary) touching objects
     are separated by a watershed seeded from the interiors; stacks are processed plane by
     plane with ids unique across the stack. Any other task gives the arg-max class map.
+
+    ``shape`` (default: the probabilities' own) is the image's spatial shape when the
+    network saw it resampled (``zoom``): objects are then found at the pixels the network
+    saw, where neighbours that touch are still apart, and brought to the image's pixels
+    with :func:`labels_to_shape`; ``min_size`` counts the image's pixels.
     """
     probs = np.asarray(probabilities)
+    shape = tuple(probs.shape[1:]) if shape is None else tuple(shape)
+    if probs.ndim - 1 != len(shape) or probs.shape[1:-2] != shape[:-2]:
+        raise ValueError(f"probabilities of spatial shape {probs.shape[1:]} cannot make labels of shape {shape}")
     if task != "instances":
-        return np.argmax(probs, axis=0).astype(np.int32)
+        return labels_to_shape(np.argmax(probs, axis=0).astype(np.int32), shape)
     if probs.shape[0] != 3:
         raise ValueError(
             f"instance post-processing needs 3 classes (background, interior, boundary), "
             f"got {probs.shape[0]}"
         )
+    area = np.prod(probs.shape[-2:]) / np.prod(shape[-2:])  # network pixels per image pixel
+    params = replace(params, min_size=max(1, int(round(params.min_size * area))))
     if probs.ndim == 3:
-        return _instances_2d(probs, params)
-    labels = np.zeros(probs.shape[1:], np.int32)
+        return labels_to_shape(_instances_2d(probs, params), shape)
+    labels = np.zeros(shape, np.int32)
     offset = 0
     for z in range(probs.shape[1]):
-        plane = _instances_2d(probs[:, z], params)
+        plane = labels_to_shape(_instances_2d(probs[:, z], params), shape[1:])
         labels[z] = np.where(plane > 0, plane + offset, 0)
         offset += int(plane.max())
     return labels
+
+
+def labels_to_shape(labels: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Resample a 2D label image to ``shape`` (Y, X), renumbered 1..n.
+
+    Each output pixel takes the label most of it covers, counted on a k × k grid of
+    samples (k odd, at least the scale factor; ties go to the central sample), so
+    objects keep their outlines when a magnified result is brought back; a larger
+    ``shape`` is the nearest sample.
+    """
+    labels = np.asarray(labels)
+    if tuple(labels.shape) == tuple(shape):
+        return labels
+    factor = [n / m for n, m in zip(labels.shape, shape)]
+    k = max(1, int(np.ceil(max(factor) - 1e-6)))
+    k += 1 - k % 2
+    offsets = [k // 2] + [j for j in range(k) if j != k // 2]  # the centre first
+    rows = [_sample_index(shape[0], factor[0], (j + 0.5) / k, labels.shape[0]) for j in offsets]
+    cols = [_sample_index(shape[1], factor[1], (i + 0.5) / k, labels.shape[1]) for i in offsets]
+    samples = [labels[r[:, None], c[None, :]] for r in rows for c in cols]
+    best = samples[0]
+    if len(samples) > 1:
+        votes = np.zeros(best.shape, np.int16)
+        for candidate in samples:
+            n = sum((s == candidate).astype(np.int16) for s in samples)
+            wins = n > votes
+            best = np.where(wins, candidate, best)
+            votes = np.where(wins, n, votes)
+    return _drop_small(best, 1)
+
+
+def _sample_index(n: int, factor: float, offset: float, limit: int) -> np.ndarray:
+    """Indices into an axis ``factor`` times longer, ``offset`` (0-1) into each of ``n`` pixels."""
+    return np.minimum(((np.arange(n) + offset) * factor).astype(np.intp), limit - 1)
 
 
 def _instances_2d(probs: np.ndarray, params: InstanceParams) -> np.ndarray:

@@ -29,6 +29,7 @@ def predict_iter(
     overlap: float = 0.25,
     batch_size: int | None = None,
     zoom: float = 1.0,
+    keep_zoom: bool = False,
 ) -> Generator[Progress, None, np.ndarray]:
     """Predict class probabilities tile by tile, yielding :class:`Progress` after each batch.
 
@@ -52,12 +53,15 @@ def predict_iter(
         wide, ``0.5``: half); the probabilities are brought back to the image's pixels.
         Networks separate very small objects better magnified and large ones better
         shrunk (see :func:`napari_unet.segment_iter`, which picks it from the objects it finds).
+    keep_zoom
+        Return the probabilities at the pixels the network saw (each plane
+        :func:`zoomed_shape`), not brought back to the image's.
 
     Returns
     -------
     np.ndarray
         float32 probabilities shaped (n_classes, *spatial), spatial being the image's
-        shape without its channel axis.
+        shape without its channel axis (its last two, Y and X, zoomed with ``keep_zoom``).
     """
     if not 0.0 <= overlap < 1.0:
         raise ValueError(f"overlap must be in [0, 1), got {overlap}")
@@ -74,7 +78,8 @@ def predict_iter(
     shape = tuple(planes.shape[-2:])
     seen = zoomed_shape(shape, zoom)
     tiles = tile_slices(seen, tile_size, overlap)
-    out = np.empty((model.config.out_channels, len(planes), *shape), np.float32)
+    back = seen if keep_zoom else shape
+    out = np.empty((model.config.out_channels, len(planes), *back), np.float32)
     total = len(planes) * len(tiles)
     for p, plane in enumerate(planes):
         x = resample(normalize(plane, *card.normalization), seen)
@@ -83,10 +88,10 @@ def predict_iter(
             try:
                 done = next(job)
             except StopIteration as stop:
-                out[:, p] = resample(stop.value, shape)
+                out[:, p] = resample(stop.value, back)
                 break
             yield Progress(p * len(tiles) + done, total, "predict")
-    return out.reshape(out.shape[0], *spatial)
+    return out.reshape(out.shape[0], *spatial[:-2], *back)
 
 
 def zoomed_shape(shape: tuple[int, int], zoom: float) -> tuple[int, int]:
@@ -104,6 +109,16 @@ def resample(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     else:
         t = F.interpolate(t, size=shape, mode="bilinear", align_corners=False)
     return t[0].numpy()
+
+
+def unzoom(probabilities: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """(C, *spatial) probabilities kept at the network's zoom brought to ``shape``, plane by plane."""
+    probs = np.asarray(probabilities)
+    if tuple(probs.shape[1:]) == tuple(shape):
+        return probs
+    planes = probs.reshape(probs.shape[0], -1, *probs.shape[-2:])
+    out = [resample(planes[:, p], tuple(shape[-2:])) for p in range(planes.shape[1])]
+    return np.stack(out, axis=1).reshape(probs.shape[0], *shape)
 
 
 def predict(image, model: UNet | None = None, **kwargs) -> np.ndarray:

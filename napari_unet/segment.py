@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .images import spatial_shape
 from .instances import InstanceParams, instances_from_probabilities, model_params
 from .model import UNet
 from .modelfile import load_model, model_card
@@ -20,8 +21,8 @@ from .progress import Progress, restaged, run
 # equivalent diameter) under SMALL px, the image is predicted again magnified so they
 # measure SMALL_TO px (at most MAX_AUTO times, and ZOOM_PIXELS pixels per plane); over
 # LARGE px, shrunk so they measure LARGE_TO px (at least MIN_AUTO times).
-SMALL, SMALL_TO, MAX_AUTO = 8.0, 12.0, 3.0
-LARGE, LARGE_TO, MIN_AUTO = 26.0, 20.0, 0.4
+SMALL, SMALL_TO, MAX_AUTO = 10.0, 13.0, 3.0
+LARGE, LARGE_TO, MIN_AUTO = 22.0, 18.0, 0.4
 ZOOM_PIXELS = 2**26
 
 
@@ -30,8 +31,8 @@ class Segmentation:
     """Labels plus the probabilities they came from (kept to re-threshold without the network)."""
 
     labels: np.ndarray  # int32, the image's spatial shape, 0 = background
-    probabilities: np.ndarray  # float32, (n_classes, *spatial), at the image's pixels
-    zoom: float = 1.0  # the magnification the network saw the image at
+    probabilities: np.ndarray  # float32 (n_classes, *spatial), at the pixels the network saw
+    zoom: float = 1.0  # the magnification the network saw the image at (Y and X of probabilities)
 
 
 def segment_iter(
@@ -60,19 +61,21 @@ def segment_iter(
     params = params or model_params(card)
     kwargs = {"channel_axis": channel_axis, "device": device, **predict_kwargs}
     used = 1.0 if zoom is None else zoom  # predict_iter checks its range before any work
-    probs = yield from predict_iter(image, model, zoom=used, **kwargs)
-    labels = yield from _instances(probs, params, card.task)
+    probs = yield from predict_iter(image, model, zoom=used, keep_zoom=True, **kwargs)
+    shape = spatial_shape(image, model.config.in_channels - card.click_channels, channel_axis)
+    labels = yield from _instances(probs, params, card.task, shape)
     if zoom is None and card.task == "instances":
-        used = auto_zoom(median_diameter(labels), probs.shape[-2:])
+        used = auto_zoom(median_diameter(labels), shape[-2:])
         if used != 1.0:
-            probs = yield from restaged(predict_iter(image, model, zoom=used, **kwargs), "zoom")
-            labels = yield from _instances(probs, params, card.task)
+            second = predict_iter(image, model, zoom=used, keep_zoom=True, **kwargs)
+            probs = yield from restaged(second, "zoom")
+            labels = yield from _instances(probs, params, card.task, shape)
     return Segmentation(labels, probs, used)
 
 
-def _instances(probs, params, task) -> Generator[Progress, None, np.ndarray]:
+def _instances(probs, params, task, shape) -> Generator[Progress, None, np.ndarray]:
     yield Progress(0, 1, "instances")
-    labels = instances_from_probabilities(probs, params, task)
+    labels = instances_from_probabilities(probs, params, task, shape)
     yield Progress(1, 1, "instances")
     return labels
 

@@ -195,6 +195,50 @@ def test_zoomed_prediction_comes_back_at_the_image_pixels(tiny_model, rng, zoom)
     assert (steps[-1].total > plain) if zoom > 1 else (steps[-1].total < plain)
 
 
+def test_labels_found_magnified_come_back_with_their_outlines():
+    from napari_unet.instances import labels_to_shape
+
+    truth = _disks(9.0, (60, 80), spacing=1)  # touching-close disks 9 px across
+    for factor in (2, 3):
+        back = labels_to_shape(np.kron(truth, np.ones((factor, factor), np.int32)), truth.shape)
+        assert np.array_equal(back, truth)  # an exact multiple: every object, every pixel
+    zoomed = labels_to_shape(truth, (103, 137))  # 1.72x: nearest samples
+    back = labels_to_shape(zoomed, truth.shape)
+    assert back.max() == truth.max() and (back == truth).mean() > 0.97
+    assert labels_to_shape(truth, truth.shape) is truth
+
+
+def test_post_processing_at_the_network_zoom_gives_labels_at_the_image_pixels():
+    # two touching squares seen magnified 2x: the boundary between them is 2 px wide there
+    probs = np.zeros((3, 60, 120), np.float32)
+    probs[0] = 1
+    for x0 in (10, 60):
+        probs[:, 10:50, x0 : x0 + 50] = np.array([0, 0, 1])[:, None, None]
+        probs[:, 16:44, x0 + 6 : x0 + 44] = np.array([0, 1, 0])[:, None, None]
+    labels = instances_from_probabilities(probs, InstanceParams(min_size=1), shape=(30, 60))
+    assert labels.shape == (30, 60) and labels.max() == 2
+    assert (labels[5:25, 5:30] == labels[15, 15]).mean() > 0.9
+    # min_size counts the image's pixels: a 20x25-px object is kept at 500, dropped at 501
+    for min_size, kept in ((500, 2), (501, 0)):
+        params = InstanceParams(min_size=min_size, min_relative_size=0)
+        assert instances_from_probabilities(probs, params, shape=(30, 60)).max() == kept
+    stack = np.stack([probs, probs], axis=1)  # (3, 2, 60, 120): planes keep unique ids
+    assert instances_from_probabilities(stack, InstanceParams(min_size=1), shape=(2, 30, 60)).max() == 4
+    with pytest.raises(ValueError, match="cannot make labels of shape"):
+        instances_from_probabilities(stack, shape=(3, 30, 60))
+
+
+def test_segmentation_keeps_the_probabilities_the_network_saw(tiny_model, rng):
+    from napari_unet.predict import unzoom
+    from napari_unet.progress import run
+    from napari_unet.segment import segment_iter
+
+    image = rng.random((50, 70)).astype(np.float32)
+    seg = run(segment_iter(image, tiny_model, zoom=2.0, tile_size=64))
+    assert seg.labels.shape == (50, 70) and seg.probabilities.shape == (3, 100, 140)
+    assert np.allclose(unzoom(seg.probabilities, (50, 70)), predict(image, tiny_model, zoom=2.0, tile_size=64))
+
+
 def test_zoom_outside_its_range_is_a_clear_error(tiny_model):
     for bad in (0.1, 5.0):
         with pytest.raises(ValueError, match="zoom must be between"):

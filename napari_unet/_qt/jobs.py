@@ -158,9 +158,9 @@ def _guarded(job: Callable[..., Generator]) -> Callable[..., Generator]:
     return guarded
 
 
-def instances_job(probabilities, params, task: str):
+def instances_job(probabilities, params, task: str, shape=None):
     """Instances from cached probabilities, made ready for a layer off the UI thread."""
-    return compact_labels(instances_from_probabilities(probabilities, params, task))
+    return compact_labels(instances_from_probabilities(probabilities, params, task, shape))
 
 
 def start_job(

@@ -21,6 +21,7 @@ from qtpy.QtWidgets import (
 
 from ..instances import model_params
 from ..modelfile import model_card
+from ..predict import unzoom
 from ..progress import Progress
 from .jobs import (
     STAGES,
@@ -179,7 +180,7 @@ class SegmentWidget(QWidget):
             desc=f"Segmenting {layer.name}",
             on_progress=self._progress,
             on_result=lambda seg: self._show_result(layer, source, plane, Prediction(
-                seg.probabilities, plane, version, task), seg.labels, seg.zoom, auto_zoom),
+                seg.probabilities, plane, version, task, seg.labels.shape), seg.labels, seg.zoom, auto_zoom),
             on_error=self._failed,
             on_finished=self._finished,
         )
@@ -209,7 +210,7 @@ class SegmentWidget(QWidget):
             return
         self.session.store_prediction(layer, prediction)
         if self.show_probabilities.isChecked():
-            show_probabilities(self.viewer, layer, source, plane, prediction.probabilities)
+            show_probabilities(self.viewer, layer, source, plane, unzoom(prediction.probabilities[:1], labels.shape))
         replace = self.existing.currentText() == REPLACE
         target, message = self._write_masks(layer, source, plane, labels, replace)
         self.viewer.layers.selection.active = target
@@ -291,6 +292,7 @@ class SegmentWidget(QWidget):
             prediction.probabilities,
             self.advanced.params(),
             prediction.task,
+            prediction.shape,
             desc="Recomputing masks",
             show_progress=False,
             on_result=write,

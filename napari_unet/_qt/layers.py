@@ -92,7 +92,9 @@ def spatial_transform(layer, spatial_axes: tuple[int, ...]) -> dict:
 
 
 def show_probabilities(viewer, image_layer, source: ModelInput, plane, probabilities) -> None:
-    """Show P(not background) as ``<image> probabilities`` (replaced on each run)."""
+    """Show P(not background) as ``<image> probabilities`` (replaced on each run).
+
+    ``probabilities`` start with P(background) and are at the image's pixels."""
     foreground = 1.0 - probabilities[0]
     shape = tuple(np.shape(source.data)[ax] for ax in source.spatial_axes)
     name = f"{image_layer.name} probabilities"
@@ -110,8 +112,17 @@ def show_probabilities(viewer, image_layer, source: ModelInput, plane, probabili
     else:
         viewer.add_image(
             data, name=name, colormap="magma", opacity=0.5, blending="additive",
-            contrast_limits=(0.0, 1.0), **spatial_transform(image_layer, source.spatial_axes),
+            contrast_limits=(0.0, 1.0), metadata={OUTPUT: "probabilities"},
+            **spatial_transform(image_layer, source.spatial_axes),
         )
+
+
+OUTPUT = "napari_unet"  # metadata key of the image layers napari-unet makes
+
+
+def is_output(layer) -> bool:
+    """Whether ``layer`` is one napari-unet made (the pickers do not jump to it)."""
+    return OUTPUT in getattr(layer, "metadata", {})
 
 
 def masks_name(image_layer) -> str:

@@ -11,7 +11,7 @@ from qtpy.QtWidgets import QComboBox, QFileDialog, QLabel, QVBoxLayout, QWidget
 
 from ..devices import available_devices
 from ..modelfile import DEFAULT_MODEL, ModelFileError
-from .layers import model_channels, model_input
+from .layers import is_output, model_channels, model_input
 
 LOAD_FILE = "Load model file…"
 _DEFAULT = "shipped"  # item data of the model shipped with the package
@@ -81,7 +81,8 @@ class ImageLayerPicker(QWidget):
         self.combo.clear()
         self.combo.addItems(names)
         active = self.viewer.layers.selection.active
-        for pick in (keep, getattr(active, "name", None)):
+        follow = active is not None and not is_output(active)
+        for pick in (keep, active.name if follow else None):
             if pick in names:
                 self.combo.setCurrentText(pick)
         self.combo.blockSignals(False)
@@ -100,7 +101,7 @@ class ImageLayerPicker(QWidget):
         layer = event.value
         if layer is not None and layer.name in self._rejected:
             self._update_note()
-        elif layer is not None:
+        elif layer is not None and not is_output(layer):
             self.set_current(layer)
 
     def _watch_layer(self, event_or_layer) -> None:

@@ -83,9 +83,18 @@ def test_zoom_setting_and_the_automatic_zoom_are_said(qtbot, viewer_widget):
     viewer, widget = viewer_widget
     viewer.add_image(disks(), name="img")
     widget.advanced.zoom.setCurrentText("2×")
+    widget.show_probabilities.setChecked(True)
     run_segment(qtbot, widget)
     assert masks(viewer).data.shape == (96, 128) and masks(viewer).data.max() == 6
+    assert viewer.layers["img probabilities"].data.shape == (96, 128)  # at the image's pixels
     assert "at zoom ×2 " in widget.status.text() and "small" not in widget.status.text()
+    # the cache holds the magnified probabilities: re-thresholding gives the image's pixels
+    assert widget.image.current_layer() is viewer.layers["img"]  # not the probabilities layer
+    widget.advanced.min_size.setValue(10_000)
+    qtbot.waitUntil(lambda: masks(viewer).data.max() == 0, timeout=10_000)
+    widget.advanced.min_size.setValue(10)
+    qtbot.waitUntil(lambda: masks(viewer).data.max() == 6, timeout=10_000)
+    assert masks(viewer).data.shape == (96, 128)
     viewer.add_image(disks((200, 200), n=3, radius=22), name="big")  # 44 px across: shrunk
     widget.advanced.zoom.setCurrentText("auto")
     widget.image.set_current(viewer.layers["big"])

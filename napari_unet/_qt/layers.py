@@ -7,6 +7,7 @@ core never sees a layer, only arrays.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -188,7 +189,8 @@ def add_labels_in_turns(viewer, data: np.ndarray, alive: Callable[[], bool] = la
     overlays = getattr(layer, "_overlays", {})  # napari's own attribute; skipped if it ever goes
     held = [(key, overlays.pop(key)) for key in LATER_OVERLAYS if key in overlays]
     try:
-        viewer.add_layer(layer)
+        with paint_later(getattr(getattr(viewer, "window", None), "_qt_window", None)):
+            viewer.add_layer(layer)
     except BaseException:
         overlays.update(held)
         raise
@@ -208,6 +210,32 @@ def add_labels_in_turns(viewer, data: np.ndarray, alive: Callable[[], bool] = la
 
     QTimer.singleShot(TURN_GAP_MS, next_step)
     return layer
+
+
+@contextmanager
+def paint_later(window):
+    """Hold ``window``'s repaints for the block and let them happen on the next turn.
+
+    Adding a layer makes napari update the layer list, the controls and the canvas;
+    painted right after, in the same turn, the window stays busy ~25 ms longer (a
+    2048² layer: 55-65 ms in all, against 30-40 ms with the paint on a turn of its own,
+    where input and timers get in first). ``None`` (no Qt window) holds nothing.
+    """
+    if window is None:
+        yield
+        return
+    window.setUpdatesEnabled(False)
+    try:
+        yield
+    finally:
+        QTimer.singleShot(0, lambda: _updates_on(window))
+
+
+def _updates_on(window) -> None:
+    try:
+        window.setUpdatesEnabled(True)  # schedules the repaint
+    except RuntimeError:  # the window was closed and deleted in between
+        pass
 
 
 def compact_labels(labels: np.ndarray) -> np.ndarray:

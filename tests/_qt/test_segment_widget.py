@@ -242,8 +242,11 @@ def test_new_masks_layer_is_shown_over_later_turns_and_stays_editable(qtbot, mak
 
     viewer = make_napari_viewer()
     data = np.zeros((64, 64), np.uint16)
+    window = viewer.window._qt_window
     layer = add_labels_in_turns(viewer, data, name="masks", scale=(2, 2))
     assert layer in viewer.layers and np.array_equal(layer.scale, (2, 2))
+    assert not window.updatesEnabled()  # its repaint waits for the next turn ...
+    qtbot.waitUntil(window.updatesEnabled)  # ... and comes then
     layer.data_setitem((np.array([5]), np.array([6])), 3)  # editable before it shows
     assert layer.data[5, 6] == 3
     qtbot.waitUntil(lambda: layer.visible and all(layer._overlays[k].visible for k in LATER_OVERLAYS))

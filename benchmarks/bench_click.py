@@ -4,10 +4,12 @@
     bash run.sh bench bench_click --write-docs    # also (re)write "Click-to-segment" in docs/benchmarks.md
     bash run.sh bench bench_click --parts quality # only NoC (no Qt)
 
-Measures, on the CPU, with the shipped click model (napari_unet/models/nuclei_click.safetensors):
+Measures, on the CPU, with the shipped click model (napari_unet/models/nuclei_click.safetensors)
+and, answering lone first clicks as in the viewer, the shipped nuclei model:
 - quality on held-out synthetic images (default generator settings, seeds never used
   in training): the simulated user of :mod:`napari_unet.clicksim` clicks up to 20 times
-  per object; NoC@85 / NoC@90 are the mean clicks to reach IoU 0.85 / 0.90;
+  per object; NoC@85 / NoC@90 are the mean clicks to reach IoU 0.85 / 0.90 (also with
+  the click network alone, on the same objects);
 - the core's cost per click against the image size (normalising once, then crops);
 - in the viewer, a 2048² image: click -> mask in the Labels layer, clicked one by one
   (p50 / p95), and a burst of clicks on different objects 40 ms apart while a 10 ms
@@ -30,6 +32,7 @@ from napari_unet._qt.demo import settle, wait_until
 from napari_unet.clicks import CLICK_MODEL, ClickSegmenter, farthest_point, load_click_model
 from napari_unet.clicksim import clicks_to_reach, interact
 from napari_unet.devices import cpu_count, gui_threads
+from napari_unet.modelfile import load_model
 from napari_unet.sample import nuclei_sample
 from napari_unet.synth import synth_dataset
 
@@ -38,21 +41,29 @@ SIZE_BINS = ((0, 10), (10, 25), (25, 1000))  # equivalent diameter, px
 
 
 def bench_quality(n_images: int, per_image: int, max_clicks: int = 20, model_path: str | None = None) -> dict:
-    model = load_click_model(model_path)
+    """NoC as the viewer answers clicks (the segmentation model answers lone first clicks),
+    and, on the same objects, with the click network alone (under ``"net_only"``)."""
+    model, seg_model = load_click_model(model_path), load_model()
     rng = np.random.default_rng(0)
-    rows = []  # (diameter, ious)
+    rows, alone = [], []  # (diameter, ious)
     for sample in synth_dataset(n_images, HELD_OUT_SEED, (256, 256)):
-        segmenter = ClickSegmenter(sample.image, model, device="cpu")
+        segmenter = ClickSegmenter(sample.image, model, device="cpu", segmentation_model=seg_model)
+        net_only = ClickSegmenter(sample.image, model, device="cpu")
         ids = np.unique(sample.labels)[1:]
         for obj in rng.choice(ids, size=min(per_image, ids.size), replace=False):
             target = sample.labels == obj
-            ious = interact(segmenter, target, max_clicks, stop_iou=0.9)
-            rows.append((2 * np.sqrt(target.sum() / np.pi), ious))
+            diameter = 2 * np.sqrt(target.sum() / np.pi)
+            rows.append((diameter, interact(segmenter, target, max_clicks, stop_iou=0.9)))
+            alone.append((diameter, interact(net_only, target, max_clicks, stop_iou=0.9)))
+    return {**_noc_figures(rows, max_clicks), "images": n_images, "net_only": _noc_figures(alone, max_clicks)}
+
+
+def _noc_figures(rows, max_clicks: int) -> dict:
     def noc(t, sel=None):
         picked = [r for r in rows if sel is None or sel[0] <= r[0] < sel[1]]
         return float(np.mean([clicks_to_reach(i, t, max_clicks) for _, i in picked])) if picked else float("nan")
     return {
-        "objects": len(rows), "images": n_images,
+        "objects": len(rows),
         "noc85": noc(0.85), "noc90": noc(0.90),
         "iou1": float(np.mean([i[0] for _, i in rows])),
         "fail85": float(np.mean([max(i) < 0.85 for _, i in rows])),
@@ -63,12 +74,12 @@ def bench_quality(n_images: int, per_image: int, max_clicks: int = 20, model_pat
 
 
 def bench_core(sizes=(512, 2048, 4096), clicks: int = 20) -> list[tuple[int, float, float]]:
-    model = load_click_model()
+    model, seg_model = load_click_model(), load_model()
     out = []
     for size in sizes:
         sample = nuclei_sample((size, size), seed=5)
         t = time.perf_counter()
-        segmenter = ClickSegmenter(sample.image, model, device="cpu")
+        segmenter = ClickSegmenter(sample.image, model, device="cpu", segmentation_model=seg_model)
         prepare = time.perf_counter() - t
         points = _object_points(sample.labels, clicks)
         segmenter.predict([points[0]])  # warm-up
@@ -176,8 +187,11 @@ def report(quality, core, viewer) -> str:
         for lo, hi, n, n85, n90 in q["bins"]:
             span = f"< {hi}" if lo == 0 else (f"≥ {lo}" if hi >= 1000 else f"{lo}–{hi}")
             lines.append(f"| ... objects {span} px across ({n}): NoC@85 / NoC@90 | {n85:.2f} / {n90:.2f} | |")
+        a = q["net_only"]
+        lines.append(f"| the same objects, click network alone (no segmentation model): NoC@85 / NoC@90 / "
+                     f"first-click IoU | {a['noc85']:.2f} / {a['noc90']:.2f} / {a['iou1']:.3f} | |")
     for size, prepare, per_click in core:
-        lines.append(f"| core, {size}² uint16: normalise once / per click (median) | "
+        lines.append(f"| core, {size}² uint16: normalise once / per first click (median) | "
                      f"{1000 * prepare:.0f} ms / {1000 * per_click:.0f} ms | |")
     if viewer:
         v = viewer

@@ -5,7 +5,7 @@ import pytest
 import torch
 from _click_models import disk_image, threshold_click_unet
 
-from napari_unet.clicks import CLICK_MODEL, ClickSegmenter, encode_clicks, segment_click
+from napari_unet.clicks import CLICK_MODEL, ClickSegmenter, encode_clicks, farthest_point, segment_click
 from napari_unet.clicksim import Click, clicks_to_reach, first_click, interact, iou, next_click
 from napari_unet.clicktrain import ClickSampler, click_train_config, new_click_model, train_click_iter
 from napari_unet.data import ArraySource
@@ -95,7 +95,7 @@ def test_protocol_clicks():
 
 def test_interact_reaches_the_threshold_model_answer(click_model):
     image = disk_image()
-    target = segment_click(image, [(70, 50)], model=click_model)
+    target = segment_click(image, [(70, 50)], model=click_model, segmentation_model=None)
     ious = interact(ClickSegmenter(image, click_model), target, max_clicks=5)
     assert ious[0] == 1.0 and len(ious) == 1
 
@@ -113,6 +113,30 @@ def test_shipped_model_finds_clicked_objects():
             scores.append(iou(segmenter.predict([(first.y, first.x)]).full(), target))
     # measured: mean IoU 0.87 (median 0.94) after one click on these 23 objects
     assert np.mean(scores) > 0.7
+
+
+@pytest.mark.skipif(not CLICK_MODEL.exists(), reason="the shipped click model has not been trained")
+def test_a_lone_first_click_is_answered_by_the_segmentation_model():
+    from napari_unet import load_model, segment
+
+    seg_model = load_model()
+    sample = synth_image(101, (256, 256), sample_config())
+    image, labels = sample.image[:96, :96], sample.labels[:96, :96]  # the window is the whole image
+    both = ClickSegmenter(image, segmentation_model=seg_model)
+    alone = ClickSegmenter(image)
+    auto = segment(image, seg_model)
+    obj = auto == np.argmax(np.bincount(auto.ravel())[1:]) + 1  # its largest object
+    point = farthest_point(obj)
+    answer = both.predict([point])
+    assert np.array_equal(answer.full(), obj)
+    assert iou(answer.full(), labels == labels[point]) > 0.7  # measured 0.92
+    # with a negative click, or on a mask already there, the click network answers
+    negative = both.predict([point], [(point[0], point[1] + 1)])
+    assert np.array_equal(negative.full(), alone.predict([point], [(point[0], point[1] + 1)]).full())
+    assert np.array_equal(segment_click(image, [point], segmentation_model=None), alone.predict([point]).full())
+    assert np.array_equal(segment_click(image, [point]), answer.full())  # the shipped model by default
+    with pytest.raises(ValueError, match="segmentation_model is a model"):
+        segment_click(image, [point], segmentation_model="nuclei")
 
 
 def _blobs(seed=0):

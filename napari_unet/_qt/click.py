@@ -62,6 +62,7 @@ class ClickTool:
         self.viewer, self.session, self._image_layer = viewer, session, image_layer
         self.enabled = False
         self.preserve_labels = True  # never paint over another object's pixels
+        self.first_from_model = True  # the segmentation model answers a lone first click
         self.current: ClickedObject | None = None
         self._queue: deque[ClickedObject | Prepare] = deque()
         self._running: ClickedObject | Prepare | None = None
@@ -217,30 +218,32 @@ class ClickTool:
         item = self._running = self._queue.popleft()
         try:
             model = self.session.ensure_click_model()
+            # the session's segmentation model answers lone first clicks (see ClickSegmenter)
+            seg_model = self.session.ensure_model() if self.first_from_model else None
             source = model_input(item.image, model_channels(model))
         except ValueError as exc:
             self._running = None
             return self._say(str(exc))
         if item.plane is not None:
             source = source.plane(item.plane)
-        key = (id(item.image), id(item.image.data), item.plane, id(model), self.session.device)
+        key = (id(item.image), id(item.image.data), item.plane, id(model), id(seg_model), self.session.device)
         request, on_result = None, lambda _: None
         if isinstance(item, ClickedObject):
             pos = [(c.y, c.x) for c in item.clicks if c.positive]
             neg = [(c.y, c.x) for c in item.clicks if not c.positive]
             request, n_clicks = (pos, neg, current_mask(item)), len(item.clicks)
             on_result = lambda result: self._write(item, result, n_clicks)  # noqa: E731
-        start_job(self.session, self._predict, key, source, model, request, desc="click",
+        start_job(self.session, self._predict, key, source, (model, seg_model), request, desc="click",
                   show_progress=False, on_result=on_result, on_error=self._failed,
                   on_finished=self._finished)
 
-    def _predict(self, key, source, model, request) -> ObjectMask | None:
+    def _predict(self, key, source, models, request) -> ObjectMask | None:
         """Worker thread: the mask for a request's clicks (the image is normalised once per plane)."""
         with torch_threads(gui_threads()):
             segmenter = self._segmenters.get(key)
             if segmenter is None:
-                segmenter = ClickSegmenter(source.data, model, channel_axis=source.channel_axis,
-                                           device=self.session.device)
+                segmenter = ClickSegmenter(source.data, models[0], channel_axis=source.channel_axis,
+                                           device=self.session.device, segmentation_model=models[1])
                 self._segmenters = {key: segmenter}  # one plane at a time: the cache is small
             return segmenter.predict(*request) if request is not None else None
 

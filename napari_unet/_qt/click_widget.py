@@ -30,19 +30,28 @@ class ClickWidget(QWidget):
         self.preserve = QCheckBox("keep other objects' pixels")
         self.preserve.setChecked(True)
         self.preserve.setToolTip("Off: a clicked object may take pixels from its neighbours")
+        self.first_from_model = QCheckBox("first click: the segmentation model's object")
+        self.first_from_model.setChecked(True)
+        self.first_from_model.setToolTip(
+            "A lone click on a new object takes the object the segmentation model finds there "
+            "(sharper outlines); later clicks refine it with the click network. Off: the click "
+            "network answers every click")
         self.end_button = QPushButton("End object (Esc)")
         self.help = QLabel(HELP)
         self.help.setWordWrap(True)
         self.status = StatusLabel()
 
         layout = QVBoxLayout(self)
-        for widget in (self.image, self.toggle, self.preserve, self.end_button, self.help, self.status):
+        widgets = (self.image, self.toggle, self.preserve, self.first_from_model, self.end_button, self.help,
+                   self.status)
+        for widget in widgets:
             layout.addWidget(widget)
         layout.addStretch(1)
 
         self.toggle.toggled.connect(self.tool.set_enabled)
         self.tool.enabled_changed.connect(self._show_enabled)
         self.preserve.toggled.connect(lambda on: setattr(self.tool, "preserve_labels", on))
+        self.first_from_model.toggled.connect(lambda on: setattr(self.tool, "first_from_model", on))
         self.end_button.clicked.connect(self.tool.end_object)
         self.tool.message.connect(self._say)
         tool = self.tool  # not self: the lambdas must not keep the widget alive

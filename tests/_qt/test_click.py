@@ -31,6 +31,7 @@ def clicker(make_napari_viewer, qtbot):
         session_for(viewer).set_click_model(threshold_click_unet())
         widget = ClickWidget(viewer)
         viewer.window.add_dock_widget(widget, name="Click")
+        widget.first_from_model.setChecked(False)  # the threshold model answers every click
         widget.toggle.setChecked(True)
         return viewer, widget
 
@@ -55,6 +56,22 @@ def settle(qtbot, widget):
 
 def masks(viewer):
     return viewer.layers["cells masks"]
+
+
+def test_a_first_click_takes_the_segmentation_models_object(clicker, qtbot):
+    from napari_unet import segment_click
+
+    viewer, widget = clicker()
+    session = session_for(viewer)
+    widget.first_from_model.setChecked(True)
+    click(viewer, (70, 50))
+    settle(qtbot, widget)
+    expected = segment_click(disk_image(), [(70, 50)], model=session.click_model, segmentation_model=session.model)
+    assert np.array_equal(masks(viewer).data == 1, expected)
+    assert (expected & disk((96, 128), (70, 50))).sum() / (expected | disk((96, 128), (70, 50))).sum() > 0.8
+    click(viewer, (70, 58), modifiers=["Shift"])  # a negative click refines it: the click network
+    settle(qtbot, widget)
+    assert (masks(viewer).data == 1).sum() < expected.sum()
 
 
 def test_click_adds_a_label_and_undo_removes_it(clicker, qtbot):
@@ -196,6 +213,7 @@ def test_through_napari_plugin_proxy(make_napari_viewer_proxy, qtbot):
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*[Pp]rivate attribute.*")
         widget = ClickWidget(viewer)
+        widget.first_from_model.setChecked(False)  # the threshold model answers
         widget.toggle.setChecked(True)
         settle(qtbot, widget)
         click(unwrap(viewer), (30, 80))

@@ -30,6 +30,8 @@ def add_train(sub) -> None:
                    help="start from this model file's weights with a fresh schedule (e.g. train the shipped model on)")
     p.add_argument("--warmup", type=float, default=0.03, help="share of the budget for the lr warm-up (default 0.03)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--scale", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                   help="augmentation zoom range, log-uniform (default 0.7 1.4)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
     p.set_defaults(func=run_train)
@@ -55,6 +57,12 @@ def run_train(args) -> int:
         threads=args.threads, checkpoint=str(args.output), resume=args.resume and str(args.resume),
         warmup=args.warmup,
     )
+    if args.scale:
+        low, high = args.scale
+        if not 0.1 <= low <= high <= 10:
+            _error(f"--scale needs 0.1 <= LOW <= HIGH <= 10, got {low:g} {high:g}")
+            return 2
+        cfg = replace(cfg, augment=replace(cfg.augment, scale=(low, high)))
     if args.resume and args.init:
         _error("give --resume (continue a run) or --init (start a new run from a model), not both")
         return 2
@@ -136,7 +144,8 @@ def _train_command(args) -> str:
     for key, value in vars(args).items():
         if key in ("func", "command", "synthetic") or value is None or value is False:
             continue
-        parts += [f"--{key.replace('_', '-')}", str(value)]
+        values = value if isinstance(value, list) else [value]  # nargs options: --scale LOW HIGH
+        parts += [f"--{key.replace('_', '-')}", *map(str, values)]
     if args.synthetic:
         parts.insert(2, "--synthetic")
     return " ".join(parts)

@@ -19,6 +19,16 @@ def test_cli_trains_a_tiny_synthetic_model_end_to_end(tmp_path, capsys):
     assert "4 steps" in capsys.readouterr().out
 
 
+def test_cli_takes_an_augmentation_zoom_range(tmp_path, capsys):
+    out = tmp_path / "zoomed.safetensors"
+    args = ["train", "--synthetic", "-o", str(out), "--base-channels", "4", "--depth", "2",
+            "--steps", "2", "--batch-size", "2", "--patch-size", "48", "--val-size", "0", "--threads", "1"]
+    assert main([*args, "--scale", "0.8", "2.5"]) == 0
+    assert "--scale 0.8 2.5" in read_header(out)["card"]["provenance"]["command"]
+    assert main([*args, "--scale", "2", "1"]) == 2
+    assert "--scale needs 0.1 <= LOW <= HIGH <= 10, got 2 1" in capsys.readouterr().err
+
+
 def test_cli_trains_from_a_folder_with_an_ignore_value(tmp_path):
     rng = np.random.default_rng(0)
     labels = np.zeros((40, 40), np.uint16)

@@ -85,16 +85,32 @@ def labels_to_shape(labels: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     offsets = [k // 2] + [j for j in range(k) if j != k // 2]  # the centre first
     rows = [_sample_index(shape[0], factor[0], (j + 0.5) / k, labels.shape[0]) for j in offsets]
     cols = [_sample_index(shape[1], factor[1], (i + 0.5) / k, labels.shape[1]) for i in offsets]
-    samples = [labels[r[:, None], c[None, :]] for r in rows for c in cols]
-    best = samples[0]
-    if len(samples) > 1:
-        votes = np.zeros(best.shape, np.int16)
-        for candidate in samples:
-            n = sum((s == candidate).astype(np.int16) for s in samples)
-            wins = n > votes
-            best = np.where(wins, candidate, best)
-            votes = np.where(wins, n, votes)
-    return _drop_small(best, 1)
+    out = np.empty(shape, labels.dtype)
+    for top in range(0, shape[0], CHUNK_ROWS):  # k² samples of a band of rows at a time
+        band = slice(top, top + CHUNK_ROWS)
+        out[band] = _majority([labels[r[band, None], c[None, :]] for r in rows for c in cols])
+    return _drop_small(out, 1)
+
+
+CHUNK_ROWS = 256
+
+
+def _majority(samples: list[np.ndarray]) -> np.ndarray:
+    """Per pixel, the value most of ``samples`` hold; ties go to the earliest sample."""
+    if len(samples) == 1:
+        return samples[0]
+    votes = [np.ones(samples[0].shape, np.int16) for _ in samples]
+    for i, a in enumerate(samples):
+        for j in range(i + 1, len(samples)):
+            same = a == samples[j]
+            votes[i] += same
+            votes[j] += same
+    best, most = samples[0].copy(), votes[0]
+    for candidate, n in zip(samples[1:], votes[1:]):
+        wins = n > most
+        best[wins] = candidate[wins]
+        most = np.maximum(most, n)
+    return best
 
 
 def _sample_index(n: int, factor: float, offset: float, limit: int) -> np.ndarray:

@@ -120,7 +120,7 @@ def refresh_job(inputs: list[list], model, device: str) -> Generator[Progress, N
                 try:
                     step = next(job)
                 except StopIteration as end:
-                    out[-1].append(end.value.labels)
+                    out[-1].append(end.value[0].labels)
                     break
                 yield step if total == 1 else Progress(done, total, "new masks")
             done += 1

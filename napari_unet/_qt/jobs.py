@@ -17,6 +17,7 @@ from napari.utils import progress
 
 from ..devices import gui_threads, lower_thread_priority
 from ..instances import instances_from_probabilities
+from ..predict import unzoom
 from ..progress import Progress
 from ..segment import Segmentation, segment_iter
 from .layers import compact_labels
@@ -110,13 +111,16 @@ def warm_up_in_background() -> None:
     threading.Thread(target=imports, name="napari-unet warm-up", daemon=True).start()
 
 
-def segment_job(image, model, **kwargs) -> Generator[Progress, None, Segmentation]:
+def segment_job(image, model, *, foreground: bool = False, **kwargs
+                ) -> Generator[Progress, None, tuple[Segmentation, np.ndarray | None]]:
     """:func:`napari_unet.segment.segment_iter` with torch on :func:`gui_threads` threads,
-    and labels made ready for a layer here rather than on the UI thread."""
+    and labels made ready for a layer here rather than on the UI thread; with
+    ``foreground``, also 1 - P(background) at the image's pixels (else None)."""
     warm_labels_layer()
     with torch_threads(gui_threads()):
         result = yield from segment_iter(image, model, **kwargs)
-    return replace(result, labels=compact_labels(result.labels))
+    shown = 1.0 - unzoom(result.probabilities[:1], result.labels.shape)[0] if foreground else None
+    return replace(result, labels=compact_labels(result.labels)), shown
 
 
 def set_bar(bar, value: int, maximum: int | None = None, text: str | None = None) -> None:

@@ -92,11 +92,9 @@ def spatial_transform(layer, spatial_axes: tuple[int, ...]) -> dict:
     }
 
 
-def show_probabilities(viewer, image_layer, source: ModelInput, plane, probabilities) -> None:
-    """Show P(not background) as ``<image> probabilities`` (replaced on each run).
-
-    ``probabilities`` start with P(background) and are at the image's pixels."""
-    foreground = 1.0 - probabilities[0]
+def show_probabilities(viewer, image_layer, source: ModelInput, plane, foreground) -> None:
+    """Show ``foreground`` (1 - P(background), at the image's pixels) as ``<image> probabilities``
+    (replaced on each run)."""
     shape = tuple(np.shape(source.data)[ax] for ax in source.spatial_axes)
     name = f"{image_layer.name} probabilities"
     existing = viewer.layers[name] if name in viewer.layers else None

@@ -21,7 +21,6 @@ from qtpy.QtWidgets import (
 
 from ..instances import model_params
 from ..modelfile import model_card
-from ..predict import unzoom
 from ..progress import Progress
 from .jobs import (
     STAGES,
@@ -176,11 +175,13 @@ class SegmentWidget(QWidget):
             channel_axis=job_input.channel_axis,
             device=self.session.device,
             params=self.advanced.params(),
+            foreground=self.show_probabilities.isChecked(),
             **run_settings,
             desc=f"Segmenting {layer.name}",
             on_progress=self._progress,
-            on_result=lambda seg: self._show_result(layer, source, plane, Prediction(
-                seg.probabilities, plane, version, task, seg.labels.shape), seg.labels, seg.zoom, auto_zoom),
+            on_result=lambda result: self._show_result(layer, source, plane, Prediction(
+                result[0].probabilities, plane, version, task, result[0].labels.shape), result[0].labels,
+                result[0].zoom, auto_zoom, result[1]),
             on_error=self._failed,
             on_finished=self._finished,
         )
@@ -204,13 +205,13 @@ class SegmentWidget(QWidget):
         set_bar(self.bar, step.done, max(step.total, 1), f"{STAGES.get(step.stage, step.stage)} %v/%m")
 
     def _show_result(self, layer, source: ModelInput, plane, prediction: Prediction, labels,
-                     zoom: float = 1.0, auto_zoom: bool = True) -> None:
+                     zoom: float = 1.0, auto_zoom: bool = True, foreground=None) -> None:
         if layer not in self.viewer.layers:
             self._say(f"'{layer.name}' was removed while it was segmented; the result was dropped.")
             return
         self.session.store_prediction(layer, prediction)
-        if self.show_probabilities.isChecked():
-            show_probabilities(self.viewer, layer, source, plane, unzoom(prediction.probabilities[:1], labels.shape))
+        if foreground is not None:
+            show_probabilities(self.viewer, layer, source, plane, foreground)
         replace = self.existing.currentText() == REPLACE
         target, message = self._write_masks(layer, source, plane, labels, replace)
         self.viewer.layers.selection.active = target

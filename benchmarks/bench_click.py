@@ -167,7 +167,8 @@ def bench_viewer(size: int, n_single: int, n_burst: int) -> dict:
 def report(quality, core, viewer) -> str:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     lines = [
-        f"Click model {CLICK_MODEL.name}; CPU: {platform.processor() or platform.machine()}, {cpu_count()} cores "
+        f"Click model {CLICK_MODEL.name}, lone first clicks answered by the shipped nuclei model "
+        f"(ClickSegmenter(segmentation_model=load_model()), as in the viewer); CPU: {platform.processor() or platform.machine()}, {cpu_count()} cores "
         f"shared with other jobs (load average {load:.1f} when run), torch {torch.__version__}, "
         f"{gui_threads()} torch thread(s) in the viewer.",
         "",

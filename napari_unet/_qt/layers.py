@@ -16,6 +16,7 @@ from qtpy.QtCore import QTimer
 
 from ..images import validate_image
 from ..modelfile import model_card
+from .session import main_window
 
 
 @dataclass(frozen=True)
@@ -187,7 +188,7 @@ def add_labels_in_turns(viewer, data: np.ndarray, alive: Callable[[], bool] = la
     overlays = getattr(layer, "_overlays", {})  # napari's own attribute; skipped if it ever goes
     held = [(key, overlays.pop(key)) for key in LATER_OVERLAYS if key in overlays]
     try:
-        with paint_later(getattr(getattr(viewer, "window", None), "_qt_window", None)):
+        with paint_later(main_window(viewer)):
             viewer.add_layer(layer)
     except BaseException:
         overlays.update(held)

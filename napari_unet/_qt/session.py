@@ -36,6 +36,11 @@ def unwrap(obj):
     return getattr(obj, "__wrapped__", obj)
 
 
+def main_window(viewer):
+    """napari's Qt main window of ``viewer`` (a proxy too), or None; napari has no public hook."""
+    return getattr(getattr(unwrap(viewer), "window", None), "_qt_window", None)
+
+
 def session_for(viewer: napari.Viewer) -> Session:
     """The viewer's session, created on first use."""
     viewer = unwrap(viewer)
@@ -218,7 +223,7 @@ class _CloseWatcher(QObject):
     """
 
     def __init__(self, viewer, on_close):
-        window = getattr(getattr(viewer, "window", None), "_qt_window", None)  # no public hook
+        window = main_window(viewer)
         super().__init__(window)  # owned by the window: no reference back to it from here,
         self._on_close = on_close  # or the weakly keyed session would keep the viewer alive
         if window is not None:

@@ -19,6 +19,7 @@ class ModelCard:
     click_channels: int = 0  # extra input channels (after the image's) that encode clicks
     normalization: tuple[float, float] = (1.0, 99.8)  # percentiles mapped to 0 and 1
     postprocess: dict[str, Any] = field(default_factory=dict)  # InstanceParams tuned for this model
+    zoom: float | None = None  # the zoom it segments at (set by fine-tuning); None: automatic
     provenance: dict[str, Any] = field(default_factory=dict)  # trained on what, when, how long
 
     def to_dict(self) -> dict:

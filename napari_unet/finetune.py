@@ -85,6 +85,7 @@ def finetune_iter(
     config: TrainConfig = FINETUNE_DEFAULTS,
     stop: threading.Event | None = None,
     validate: bool = False,
+    zoom: float | None = None,
 ) -> Generator[TrainProgress, None, TrainResult]:
     """Fine-tune a copy of ``model`` on corrected labels; yields progress, returns the result.
 
@@ -107,6 +108,11 @@ def finetune_iter(
         every ``config.val_every`` steps (0: :data:`VAL_EVERY`) and keep the best-scoring
         weights; with fewer,
         train on everything as without.
+    zoom
+        For a model whose card names no ``zoom``: the magnification to learn at, kept in
+        the fine-tuned card so that it segments at it too; ``None``: the one automatic
+        zoom picks for the annotated objects (:func:`training_zoom`). A model fine-tuned
+        before keeps its own.
 
     Returns
     -------
@@ -120,6 +126,10 @@ def finetune_iter(
     if n_objects == 0:
         raise ValueError("the labels hold no annotated objects; correct or draw some objects first")
     channels = model.config.in_channels - card.click_channels
+    if card.zoom is not None or zoom is None:
+        zoom = card.zoom if card.zoom is not None else training_zoom(labels, annotated)
+    if zoom != 1.0:  # learn the objects at the size the network will see them
+        images, labels, annotated = _zoomed(images, labels, annotated, zoom, channel_axis)
     held = hold_out(images, labels, annotated, channels=channels, channel_axis=channel_axis) if validate else None
     source = ArraySource(
         images, labels, held.annotated if held else annotated,
@@ -136,8 +146,46 @@ def finetune_iter(
     result = yield from train_iter(student, source, config, device=device, stop=stop,
                                    val=held.val if held else None)
     trained_on = count_objects(labels, held.annotated) if held else n_objects
-    result.model.card = _card_after(card, trained_on, result, _validation(held, before, result))
+    result.model.card = replace(_card_after(card, trained_on, result, _validation(held, before, result)), zoom=zoom)
     return result
+
+
+def training_zoom(labels: Sequence[np.ndarray], annotated: Sequence[np.ndarray | None] | None = None) -> float:
+    """The zoom at which to learn from ``labels`` and then segment: what automatic zoom
+    (:func:`napari_unet.segment.auto_zoom`) picks for the median size of their objects
+    (those inside ``annotated``, when given).
+
+    Fine-tuned at the image's scale on objects that automatic zoom then resamples, the
+    network learns a size it never sees again (large nuclei: AP@0.5 0.73 before, 0.29 after).
+    """
+    from .segment import auto_zoom
+
+    annotated = annotated if annotated is not None else [None] * len(labels)
+    planes = [np.asarray(lab) if a is None else np.where(a, lab, 0) for lab, a in zip(labels, annotated)]
+    sizes = np.concatenate([np.bincount(np.asarray(p, np.int64).ravel())[1:] for p in planes])
+    sizes = sizes[sizes > 0]
+    if sizes.size == 0:
+        return 1.0
+    largest = max((np.shape(lab)[-2:] for lab in labels), key=lambda s: s[0] * s[1])
+    return auto_zoom(float(2 * np.sqrt(np.median(sizes) / np.pi)), largest)
+
+
+def _zoomed(images, labels, annotated, zoom: float, channel_axis: int | None):
+    """Images (bilinear / area), labels (majority) and annotated masks (nearest) at ``zoom``."""
+    from .instances import labels_to_shape
+    from .predict import resample, zoomed_shape
+
+    out = [], [], []
+    for image, lab, ann in zip(images, labels, annotated):
+        shape = zoomed_shape(np.shape(lab)[-2:], zoom)
+        img = np.asarray(image, np.float32)
+        axis = -1 if channel_axis is None and img.ndim == 3 else channel_axis  # RGB(A): the last axis
+        chans = img[None] if axis is None else np.moveaxis(img, axis, 0)
+        chans = resample(chans, shape)
+        out[0].append(chans[0] if axis is None else np.moveaxis(chans, 0, axis))
+        out[1].append(labels_to_shape(np.asarray(lab), shape))
+        out[2].append(None if ann is None else labels_to_shape(np.asarray(ann, np.int32), shape) > 0)
+    return out
 
 
 def finetune(model: UNet, images, labels, **kwargs) -> UNet:

@@ -145,6 +145,7 @@ def finetune_both_iter(
     click_config: TrainConfig = CLICK_FINETUNE_DEFAULTS,
     stop: threading.Event | None = None,
     validate: bool = False,
+    zoom: float | None = None,
 ) -> Generator[FinetuneStep, None, Finetuned]:
     """Fine-tune the segmentation model, then the click network, in one budget.
 
@@ -161,7 +162,7 @@ def finetune_both_iter(
     if note:  # the segmentation model takes the whole budget
         seg_budget = split_budget(max_steps, max_seconds, 0.0, config.steps)[0]
     seg = yield from _tagged(SEGMENTATION, finetune_iter(model, images, labels, **seg_budget, **common,
-                                                         config=config, validate=validate))
+                                                         config=config, validate=validate, zoom=zoom))
     if not note and seg.stopped:
         note = "stopped before its turn"
     if note:

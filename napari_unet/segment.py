@@ -50,9 +50,10 @@ def segment_iter(
     ``params=None`` uses the post-processing settings tuned for the model (its card's
     ``postprocess``; see :func:`napari_unet.instances.model_params`). ``zoom=None``
     resamples images of very small or large objects: when the objects found are under
-    8 px or over 26 px across, the network runs again on the image magnified to make
-    them ~12 px, or shrunk to make them ~20 px (:func:`auto_zoom`); a number fixes the
-    magnification (``1``: as it is).
+    10 px or over 22 px across, the network runs again on the image magnified to make
+    them ~13 px, or shrunk to make them ~18 px (:func:`auto_zoom`); a model fine-tuned
+    at a zoom (its card's ``zoom``) sees every image at that zoom instead. A number
+    fixes the magnification (``1``: as it is).
     The second pass reports its progress as stage ``"zoom"``. Keyword arguments
     (``tile_size``, ``overlap``, ``batch_size``) go to :func:`napari_unet.predict.predict_iter`.
     """
@@ -60,6 +61,8 @@ def segment_iter(
     card = model_card(model)
     params = params or model_params(card)
     kwargs = {"channel_axis": channel_axis, "device": device, **predict_kwargs}
+    if zoom is None and card.zoom is not None:  # fine-tuned at a zoom: it sees images there
+        zoom = card.zoom
     used = 1.0 if zoom is None else zoom  # predict_iter checks its range before any work
     probs = yield from predict_iter(image, model, zoom=used, keep_zoom=True, **kwargs)
     shape = spatial_shape(image, model.config.in_channels - card.click_channels, channel_axis)

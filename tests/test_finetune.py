@@ -117,6 +117,40 @@ def click_model():
     return threshold_click_unet()
 
 
+def _disk_labels(shape, diameter, n=4):
+    labels = np.zeros(shape, np.int32)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    for i in range(n):
+        cy, cx = (i // 2 + 0.5) * shape[0] / 2, (i % 2 + 0.5) * shape[1] / 2
+        labels[(yy - cy) ** 2 + (xx - cx) ** 2 <= (diameter / 2) ** 2] = i + 1
+    return labels
+
+
+def test_fine_tuning_learns_and_keeps_the_zoom_its_objects_call_for(tmp_path, tiny_model, rng):
+    from napari_unet.finetune import training_zoom
+    from napari_unet.progress import run
+    from napari_unet.segment import LARGE_TO, segment_iter
+
+    big = _disk_labels((200, 200), 40)  # 40 px objects: automatic zoom would shrink them
+    assert training_zoom([big]) == pytest.approx(LARGE_TO / 40, abs=0.01)
+    assert training_zoom([_disk_labels((200, 200), 16)]) == 1.0  # in range: as they are
+    half = np.zeros(big.shape, bool)
+    half[:, :100] = True  # only the annotated objects count
+    assert training_zoom([np.where(half, big, _disk_labels((200, 200), 16))], [half]) == training_zoom([big])
+
+    image = (big > 0) * 100.0 + rng.normal(10, 2, big.shape)
+    tuned = finetune(tiny_model, [image], [big], max_steps=2)
+    zoom = tuned.card.zoom
+    assert zoom == pytest.approx(LARGE_TO / 40, abs=0.01)
+    assert load_model(save_model(tuned, tmp_path / "z.safetensors")).card.zoom == zoom  # in the file
+    # the fine-tuned model sees every image at that zoom, in one pass; a number given still wins
+    seg = run(segment_iter(image, tuned))
+    assert seg.zoom == zoom and seg.labels.shape == image.shape
+    assert run(segment_iter(image, tuned, zoom=1.0)).zoom == 1.0
+    again = finetune(tuned, [image[:150, :150]], [big[:150, :150]], max_steps=1)
+    assert again.card.zoom == zoom  # fine-tuning a fine-tuned model keeps its zoom
+
+
 def test_click_network_fine_tunes_on_whole_annotated_objects(tiny_model, click_model, pair):
     image, labels = pair
     before = _weights(click_model).clone()

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..finetune import count_objects, edited_region
+from ..finetune import count_objects, edited_region, training_zoom
 from ..images import to_planes
 from .layers import displayed_plane, model_input
 from .regions import region_mask
@@ -52,6 +52,8 @@ class TrainingSet:
             "labels": [p.labels for p in self.parts],
             "annotated": [p.annotated for p in self.parts],
             "channel_axis": 0,  # every part is (C, Y, X)
+            # the scale of the objects: every mask of the layers, not only the corrected ones
+            "zoom": training_zoom([p.labels for p in self.parts]),
         }
 
     def annotated_in(self, labels_layer, plane: int | None, shape: tuple[int, ...]) -> np.ndarray:

@@ -165,7 +165,8 @@ class SegmentWidget(QWidget):
             job_input = source.plane(plane)
         version, task = self.session.model_version, model_card(model).task
         run_settings = self.advanced.predict_kwargs()  # as they are now: the message says which zoom
-        auto_zoom = run_settings["zoom"] is None
+        # why the network sees the image at its zoom: the objects' size, the model's own, or the setting
+        reason = "set" if run_settings["zoom"] is not None else ("model" if model_card(model).zoom else "auto")
         where = f" (plane {plane})" if plane is not None else ""
         self._worker = start_job(
             self.session,
@@ -181,7 +182,7 @@ class SegmentWidget(QWidget):
             on_progress=self._progress,
             on_result=lambda result: self._show_result(layer, source, plane, Prediction(
                 result[0].probabilities, plane, version, task, result[0].labels.shape), result[0].labels,
-                result[0].zoom, auto_zoom, result[1]),
+                result[0].zoom, reason, result[1]),
             on_error=self._failed,
             on_finished=self._finished,
         )
@@ -205,7 +206,7 @@ class SegmentWidget(QWidget):
         set_bar(self.bar, step.done, max(step.total, 1), f"{STAGES.get(step.stage, step.stage)} %v/%m")
 
     def _show_result(self, layer, source: ModelInput, plane, prediction: Prediction, labels,
-                     zoom: float = 1.0, auto_zoom: bool = True, foreground=None) -> None:
+                     zoom: float = 1.0, reason: str = "auto", foreground=None) -> None:
         if layer not in self.viewer.layers:
             self._say(f"'{layer.name}' was removed while it was segmented; the result was dropped.")
             return
@@ -216,8 +217,13 @@ class SegmentWidget(QWidget):
         target, message = self._write_masks(layer, source, plane, labels, replace)
         self.viewer.layers.selection.active = target
         if zoom != 1.0:
-            why = f"The objects are {'small' if zoom > 1 else 'large'}, so the" if auto_zoom else "The"
-            message += f" {why} network saw the image at zoom ×{zoom:g} (Advanced › zoom)."
+            if reason == "auto":
+                message += (f" The objects are {'small' if zoom > 1 else 'large'}, so the network saw the "
+                            f"image at zoom ×{zoom:g} (Advanced › zoom).")
+            elif reason == "model":
+                message += f" The network saw the image at zoom ×{zoom:g}, the zoom it was fine-tuned at."
+            else:
+                message += f" The network saw the image at zoom ×{zoom:g} (Advanced › zoom)."
         self._say(message)
 
     def _write_masks(self, layer, source: ModelInput, plane, labels, replace: bool):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 from napari.layers import Image, Labels
@@ -101,6 +103,17 @@ def test_zoom_setting_and_the_automatic_zoom_are_said(qtbot, viewer_widget):
     run_segment(qtbot, widget)
     assert masks(viewer, "big masks").data.max() == 3
     assert "The objects are large" in widget.status.text()
+    from dataclasses import replace
+
+    from napari_unet._qt.session import session_for
+    from napari_unet.modelfile import model_card
+
+    session = session_for(viewer)
+    tuned = copy.deepcopy(session.model)
+    tuned.card = replace(model_card(tuned), zoom=1.5)  # as fine-tuning on small objects leaves it
+    session.set_model(tuned)
+    run_segment(qtbot, widget)  # zoom on auto: the model's own zoom, one pass
+    assert "at zoom ×1.5, the zoom it was fine-tuned at" in widget.status.text()
 
 
 def test_probabilities_layer(qtbot, viewer_widget):

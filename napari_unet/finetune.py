@@ -126,8 +126,10 @@ def finetune_iter(
     if n_objects == 0:
         raise ValueError("the labels hold no annotated objects; correct or draw some objects first")
     channels = model.config.in_channels - card.click_channels
-    if card.zoom is not None or zoom is None:
-        zoom = card.zoom if card.zoom is not None else training_zoom(labels, annotated)
+    if card.zoom is not None:  # fine-tuned before: it keeps the zoom it segments at
+        zoom = card.zoom
+    elif zoom is None:
+        zoom = training_zoom(labels, annotated)
     if zoom != 1.0:  # learn the objects at the size the network will see them
         images, labels, annotated = _zoomed(images, labels, annotated, zoom, channel_axis)
     held = hold_out(images, labels, annotated, channels=channels, channel_axis=channel_axis) if validate else None

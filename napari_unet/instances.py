@@ -49,7 +49,7 @@ def instances_from_probabilities(
     if probs.ndim - 1 != len(shape) or probs.shape[1:-2] != shape[:-2]:
         raise ValueError(f"probabilities of spatial shape {probs.shape[1:]} cannot make labels of shape {shape}")
     if task != "instances":
-        return labels_to_shape(np.argmax(probs, axis=0).astype(np.int32), shape)
+        return labels_to_shape(np.argmax(probs, axis=0).astype(np.int32), shape, renumber=False)
     if probs.shape[0] != 3:
         raise ValueError(
             f"instance post-processing needs 3 classes (background, interior, boundary), "
@@ -68,8 +68,8 @@ def instances_from_probabilities(
     return labels
 
 
-def labels_to_shape(labels: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Resample a 2D label image to ``shape`` (Y, X), renumbered 1..n.
+def labels_to_shape(labels: np.ndarray, shape: tuple[int, ...], renumber: bool = True) -> np.ndarray:
+    """Resample a 2D label image to ``shape`` (Y, X), renumbered 1..n (``renumber``; off for class maps).
 
     Each output pixel takes the label most of it covers, counted on a k × k grid of
     samples (k odd, at least the scale factor; ties go to the central sample), so
@@ -89,7 +89,7 @@ def labels_to_shape(labels: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     for top in range(0, shape[0], CHUNK_ROWS):  # k² samples of a band of rows at a time
         band = slice(top, top + CHUNK_ROWS)
         out[band] = _majority([labels[r[band, None], c[None, :]] for r in rows for c in cols])
-    return _drop_small(out, 1)
+    return _drop_small(out, 1) if renumber else out
 
 
 CHUNK_ROWS = 256

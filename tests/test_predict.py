@@ -165,6 +165,10 @@ def test_semantic_models_give_class_maps(rng):
     model = UNet(1, 4, base_channels=4, depth=2).eval()
     labels = segment(rng.random((30, 30)), model)
     assert labels.dtype == np.int32 and set(np.unique(labels)) <= {0, 1, 2, 3}
+    probs = np.zeros((4, 40, 60), np.float32)
+    probs[0], probs[3, 10:30, 20:40] = 1, 2  # class 3 only, seen at zoom 2: still class 3
+    classes = instances_from_probabilities(probs, task="semantic", shape=(20, 30))
+    assert set(np.unique(classes)) == {0, 3} and (classes == 3).sum() == 100
 
 
 def test_a_model_card_carries_its_tuned_post_processing(rng, tmp_path):

@@ -29,7 +29,7 @@ def add_segment(sub) -> None:
     p.add_argument("--overlap", type=float, default=0.25, help="tile overlap fraction (default 0.25)")
     p.add_argument("--zoom", type=_zoom, default=None, metavar="auto|X",
                    help="magnification the network sees the image at (default auto: images of objects "
-                        "under 8 px across are segmented again magnified; 1 = never)")
+                        "under 10 px or over 22 px across are segmented again resampled; 1 = never)")
     p.add_argument("--channel-axis", type=int, default=None, help="axis holding channels, if any")
     p.add_argument("--min-size", type=int, default=None, help="remove objects smaller than this (pixels)")
     p.add_argument("--min-relative-size", type=float, default=None,

@@ -15,7 +15,7 @@ from .modelfile import load_model, model_card
 from .predict import predict_iter
 from .progress import Progress, restaged, run
 
-# Automatic zoom: the network finds objects best when they are 8-26 px across. Dense
+# Automatic zoom: the network finds objects best when they are 10-22 px across. Dense
 # fields of smaller nuclei merge in runs and large textured nuclei split; both are found
 # far better with the image resampled. When the objects of a first pass measure (median
 # equivalent diameter) under SMALL px, the image is predicted again magnified so they

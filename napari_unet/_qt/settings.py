@@ -37,8 +37,9 @@ class AdvancedSettings(QCollapsible):
         self.zoom.addItems(list(ZOOMS))
         self.zoom.setToolTip(
             "Magnification at which the network sees the image. auto: when the objects found "
-            "are under 8 px across the image is segmented again magnified (dense small nuclei "
-            "split far better), over 26 px shrunk (large textured nuclei split less)"
+            "are under 10 px across the image is segmented again magnified (dense small nuclei "
+            "split far better), over 22 px shrunk (large textured nuclei split less); a "
+            "fine-tuned model sees images at the zoom it was fine-tuned at"
         )
         self.interior = _spin(
             QDoubleSpinBox(), 0.05, 0.95, _DEFAULT.interior_threshold, 0.05,

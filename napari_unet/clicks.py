@@ -27,6 +27,7 @@ from .devices import resolve_device
 from .images import normalize, to_planes
 from .model import UNet
 from .modelfile import MODELS_DIR, load_model, model_card
+from .segment import segment
 
 CLICK_MODEL = MODELS_DIR / "nuclei_click.safetensors"
 Point = tuple[float, float]  # (y, x) in pixels of the image
@@ -236,8 +237,6 @@ class ClickSegmenter:
     def _segmented_object(self, point: Point) -> ObjectMask | None:
         """The segmentation model's object under ``point`` in a window around it, or None
         when there is none or it reaches a side of the window inside the image."""
-        from .segment import segment  # segment -> predict -> ...: imported when first used
-
         edge = self.config.auto_window
         (y, x), (h, w) = (int(round(v)) for v in point), self.shape
         y0, x0 = max(0, min(y - edge // 2, h - edge)), max(0, min(x - edge // 2, w - edge))

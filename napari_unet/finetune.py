@@ -24,6 +24,9 @@ from .model import UNet
 from .modelfile import model_card
 from .progress import run
 from .holdout import annotated_ids, hold_out
+from .instances import labels_to_shape
+from .predict import resample, zoomed_shape
+from .segment import auto_zoom
 from .training import TrainConfig, TrainProgress, TrainResult, evaluate, train_iter
 
 # Settings that suit a few corrected images: a short run, a gentle learning rate, and
@@ -160,8 +163,6 @@ def training_zoom(labels: Sequence[np.ndarray], annotated: Sequence[np.ndarray |
     Fine-tuned at the image's scale on objects that automatic zoom then resamples, the
     network learns a size it never sees again (large nuclei: AP@0.5 0.73 before, 0.29 after).
     """
-    from .segment import auto_zoom
-
     annotated = annotated if annotated is not None else [None] * len(labels)
     planes = [np.asarray(lab) if a is None else np.where(a, lab, 0) for lab, a in zip(labels, annotated)]
     sizes = np.concatenate([np.bincount(np.asarray(p, np.int64).ravel())[1:] for p in planes])
@@ -174,9 +175,6 @@ def training_zoom(labels: Sequence[np.ndarray], annotated: Sequence[np.ndarray |
 
 def _zoomed(images, labels, annotated, zoom: float, channel_axis: int | None):
     """Images (bilinear / area), labels (majority) and annotated masks (nearest) at ``zoom``."""
-    from .instances import labels_to_shape
-    from .predict import resample, zoomed_shape
-
     out = [], [], []
     for image, lab, ann in zip(images, labels, annotated):
         shape = zoomed_shape(np.shape(lab)[-2:], zoom)

@@ -241,10 +241,7 @@ class ClickSegmenter:
         (y, x), (h, w) = (int(round(v)) for v in point), self.shape
         y0, x0 = max(0, min(y - edge // 2, h - edge)), max(0, min(x - edge // 2, w - edge))
         window = self._raw[:, y0 : y0 + edge, x0 : x0 + edge]
-        if window.shape[0] == 1:
-            labels = segment(window[0], self.segmentation_model, device=self.device)
-        else:
-            labels = segment(window, self.segmentation_model, channel_axis=0, device=self.device)
+        labels = segment(window, self.segmentation_model, channel_axis=0, device=self.device)
         label = labels[y - y0, x - x0]
         if label == 0:
             return None
@@ -253,9 +250,7 @@ class ClickSegmenter:
                    mask[-1].any() and y0 + edge < h, mask[:, -1].any() and x0 + edge < w]
         if any(reaches):  # the object may go on beyond the window
             return None
-        ys, xs = np.nonzero(mask)
-        top, left = int(ys.min()), int(xs.min())
-        return ObjectMask(mask[top : ys.max() + 1, left : xs.max() + 1], (y0 + top, x0 + left), self.shape)
+        return _clip(mask, (y0, x0), self.shape)
 
     def _object_window(self, box) -> tuple[tuple[float, float], float]:
         """Centre and edge of the window for an object with bounding box ``box``."""

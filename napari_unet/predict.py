@@ -17,6 +17,7 @@ from .progress import Progress, run
 from .tiling import blend_window, tile_slices
 
 MIN_ZOOM, MAX_ZOOM = 0.25, 4.0  # magnifications predict_iter accepts
+VIEWS = 8  # test-time augmentation: the tile, mirrored and rotated (the dihedral group)
 
 
 def predict_iter(
@@ -30,6 +31,7 @@ def predict_iter(
     batch_size: int | None = None,
     zoom: float = 1.0,
     keep_zoom: bool = False,
+    tta: bool = False,
 ) -> Generator[Progress, None, np.ndarray]:
     """Predict class probabilities tile by tile, yielding :class:`Progress` after each batch.
 
@@ -56,6 +58,10 @@ def predict_iter(
     keep_zoom
         Return the probabilities at the pixels the network saw (each plane
         :func:`zoomed_shape`), not brought back to the image's.
+    tta
+        Test-time augmentation: each tile is predicted in its 8 mirrored and rotated
+        views and the probabilities are averaged (as nnU-Net's mirroring). Eight times
+        the work, for slightly more accurate objects (:doc:`benchmarks`).
 
     Returns
     -------
@@ -83,7 +89,7 @@ def predict_iter(
     total = len(planes) * len(tiles)
     for p, plane in enumerate(planes):
         x = resample(normalize(plane, *card.normalization), seen)
-        job = _predict_plane(model, x, tile_size, overlap, batch_size, dev)
+        job = _predict_plane(model, x, tile_size, overlap, batch_size, dev, VIEWS if tta else 1)
         while True:
             try:
                 done = next(job)
@@ -126,11 +132,11 @@ def predict(image, model: UNet | None = None, **kwargs) -> np.ndarray:
     return run(predict_iter(image, model, **kwargs))
 
 
-def _predict_plane(model, x, tile, overlap, batch, dev) -> Generator[int, None, np.ndarray]:
+def _predict_plane(model, x, tile, overlap, batch, dev, views=1) -> Generator[int, None, np.ndarray]:
     """One normalised (C, Y, X) plane; on GPU out-of-memory, shrink the work and retry."""
     while True:
         try:
-            return (yield from _tiled(model, x, tile, overlap, batch, dev))
+            return (yield from _tiled(model, x, tile, overlap, batch, dev, views))
         except torch.OutOfMemoryError:
             if dev.type == "cuda":
                 torch.cuda.empty_cache()
@@ -145,7 +151,30 @@ def _predict_plane(model, x, tile, overlap, batch, dev) -> Generator[int, None, 
                 raise
 
 
-def _tiled(model, x, tile, overlap, batch, dev) -> Generator[int, None, np.ndarray]:
+def view(x: torch.Tensor, k: int, inverse: bool = False) -> torch.Tensor:
+    """The ``k``-th of the 8 mirrored/rotated views of (..., Y, X) ``x`` (0: itself), or,
+    with ``inverse``, what undoes it: bit 4 transposes Y and X, bit 1 flips X, bit 2 flips Y."""
+    if k & 4 and not inverse:
+        x = x.transpose(-1, -2)
+    dims = [d for bit, d in ((1, -1), (2, -2)) if k & bit]
+    if dims:
+        x = x.flip(dims)
+    if k & 4 and inverse:
+        x = x.transpose(-1, -2)
+    return x
+
+
+def _probabilities(model, xb: torch.Tensor, views: int) -> torch.Tensor:
+    """Softmax of the model on a batch, averaged over its first ``views`` views."""
+    total = None
+    for k in range(views):
+        xk = view(xb, k).contiguous(memory_format=torch.channels_last)
+        p = view(torch.softmax(model(xk).float(), dim=1), k, inverse=True)
+        total = p if total is None else total.add_(p)
+    return total.div_(views)
+
+
+def _tiled(model, x, tile, overlap, batch, dev, views=1) -> Generator[int, None, np.ndarray]:
     slices = tile_slices(x.shape[-2:], tile, overlap)
     acc = np.zeros((model.config.out_channels, *x.shape[-2:]), np.float32)
     weight = np.zeros(x.shape[-2:], np.float32)
@@ -159,7 +188,7 @@ def _tiled(model, x, tile, overlap, batch, dev) -> Generator[int, None, np.ndarr
         xb = torch.from_numpy(np.stack([x[(slice(None), *s)] for s in group]))
         xb = xb.to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), torch.autocast(dev.type, dtype=amp_dtype, enabled=use_amp):
-            probs = torch.softmax(model(xb).float(), dim=1).mul_(window_t).cpu().numpy()
+            probs = _probabilities(model, xb, views).mul_(window_t).cpu().numpy()
         for s, p in zip(group, probs):
             acc[(slice(None), *s)] += p
             weight[s] += window

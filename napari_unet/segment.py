@@ -43,6 +43,7 @@ def segment_iter(
     device: str | torch.device | None = None,
     params: InstanceParams | None = None,
     zoom: float | None = None,
+    tta: bool = False,
     **predict_kwargs,
 ) -> Generator[Progress, None, Segmentation]:
     """Predict, then post-process; yields :class:`Progress` and returns a :class:`Segmentation`.
@@ -53,8 +54,12 @@ def segment_iter(
     10 px or over 22 px across, the network runs again on the image magnified to make
     them ~13 px, or shrunk to make them ~18 px (:func:`auto_zoom`); a model fine-tuned
     at a zoom (its card's ``zoom``) sees every image at that zoom instead. A number
-    fixes the magnification (``1``: as it is).
-    The second pass reports its progress as stage ``"zoom"``. Keyword arguments
+    fixes the magnification (``1``: as it is). ``tta`` averages the network's output
+    over each tile's 8 mirrored and rotated views (8 times the work; see
+    :func:`napari_unet.predict.predict_iter`); with automatic zoom the first pass, which
+    only measures the objects, goes without.
+    A second pass reports its progress as stage ``"zoom"`` (``"tta"`` when only ``tta``
+    makes it). Keyword arguments
     (``tile_size``, ``overlap``, ``batch_size``) go to :func:`napari_unet.predict.predict_iter`.
     """
     model = load_model() if model is None else model
@@ -64,14 +69,15 @@ def segment_iter(
     if zoom is None and card.zoom is not None:  # fine-tuned at a zoom: it sees images there
         zoom = card.zoom
     used = 1.0 if zoom is None else zoom  # predict_iter checks its range before any work
-    probs = yield from predict_iter(image, model, zoom=used, keep_zoom=True, **kwargs)
+    auto = zoom is None and card.task == "instances"  # a first pass measures the objects
+    probs = yield from predict_iter(image, model, zoom=used, keep_zoom=True, tta=tta and not auto, **kwargs)
     shape = spatial_shape(image, model.config.in_channels - card.click_channels, channel_axis)
     labels = yield from _instances(probs, params, card.task, shape)
-    if zoom is None and card.task == "instances":
+    if auto:
         used = auto_zoom(median_diameter(labels), shape[-2:])
-        if used != 1.0:
-            second = predict_iter(image, model, zoom=used, keep_zoom=True, **kwargs)
-            probs = yield from restaged(second, "zoom")
+        if used != 1.0 or tta:
+            second = predict_iter(image, model, zoom=used, keep_zoom=True, tta=tta, **kwargs)
+            probs = yield from restaged(second, "zoom" if used != 1.0 else "tta")
             labels = yield from _instances(probs, params, card.task, shape)
     return Segmentation(labels, probs, used)
 
@@ -123,5 +129,6 @@ def segment(image, model: UNet | None = None, **kwargs) -> np.ndarray:
     >>> labels = segment(rgb)                          # (Y, X, 3)
     >>> labels = segment(stack, channel_axis=1)        # (Z, C, Y, X)
     >>> labels = segment(tiny_nuclei, zoom=2)          # the network sees it magnified 2x
+    >>> labels = segment(image, tta=True)              # 8 views averaged: slower, a little better
     """
     return run(segment_iter(image, model, **kwargs)).labels

@@ -65,6 +65,17 @@ def test_zoom_option(tmp_path, model_file, rng, capsys):
     assert "expected 'auto' or a number" in capsys.readouterr().err
 
 
+def test_tta_option_gives_the_labels_of_segment_with_tta(tmp_path, model_file, rng):
+    from napari_unet.modelfile import load_model
+    from napari_unet.segment import segment
+
+    image = rng.random((40, 50)).astype(np.float32)
+    tifffile.imwrite(tmp_path / "a.tif", image)
+    assert main(["segment", str(tmp_path / "a.tif"), "-o", str(tmp_path), "--model", str(model_file), "--tta"]) == 0
+    expected = segment(image, load_model(model_file), tta=True, device="auto")
+    assert np.array_equal(tifffile.imread(tmp_path / "a_masks.tif"), expected)
+
+
 def test_info_prints_the_config(model_file, capsys):
     assert main(["info", str(model_file)]) == 0
     assert '"base_channels": 4' in capsys.readouterr().out

@@ -22,7 +22,8 @@ from ..progress import Progress
 from ..segment import Segmentation, segment_iter
 from .layers import compact_labels
 
-STAGES = {"predict": "predicting tiles", "zoom": "predicting tiles at the new zoom", "instances": "separating objects"}
+STAGES = {"predict": "predicting tiles", "zoom": "predicting tiles at the new zoom",
+          "tta": "predicting tiles in 8 views", "instances": "separating objects"}
 
 
 @contextmanager

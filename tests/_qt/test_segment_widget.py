@@ -116,6 +116,18 @@ def test_zoom_setting_and_the_automatic_zoom_are_said(qtbot, viewer_widget):
     assert "at zoom ×1.5, the zoom it was fine-tuned at" in widget.status.text()
 
 
+def test_test_time_augmentation_setting_reaches_the_network_pass(qtbot, viewer_widget):
+    viewer, widget = viewer_widget
+    viewer.add_image(disks(), name="img")
+    widget.advanced.tta.setChecked(True)
+    assert widget.advanced.predict_kwargs()["tta"] is True
+    seen = []
+    widget.bar.valueChanged.connect(lambda _: seen.append(widget.bar.format()))
+    run_segment(qtbot, widget)
+    assert masks(viewer).data.max() == 6  # the threshold model sees the same disks in every view
+    assert any("8 views" in text for text in seen), set(seen)
+
+
 def test_probabilities_layer(qtbot, viewer_widget):
     viewer, widget = viewer_widget
     viewer.add_image(disks(), name="img", scale=(2, 2))

@@ -85,7 +85,8 @@ def predict_iter(
     seen = zoomed_shape(shape, zoom)
     tiles = tile_slices(seen, tile_size, overlap)
     back = seen if keep_zoom else shape
-    out = np.empty((model.config.out_channels, len(planes), *back), np.float32)
+    # one plane is returned as it comes from the tiles: no second copy of the largest array
+    out = None if len(planes) == 1 else np.empty((model.config.out_channels, len(planes), *back), np.float32)
     total = len(planes) * len(tiles)
     for p, plane in enumerate(planes):
         x = resample(normalize(plane, *card.normalization), seen)
@@ -94,9 +95,13 @@ def predict_iter(
             try:
                 done = next(job)
             except StopIteration as stop:
-                out[:, p] = resample(stop.value, back)
+                if out is None:
+                    out = resample(stop.value, back)[:, None]
+                else:
+                    out[:, p] = resample(stop.value, back)
                 break
             yield Progress(p * len(tiles) + done, total, "predict")
+        del x, job  # the next plane's input is made after this one's is freed
     return out.reshape(out.shape[0], *spatial[:-2], *back)
 
 

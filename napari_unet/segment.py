@@ -76,6 +76,7 @@ def segment_iter(
     if auto:
         used = auto_zoom(median_diameter(labels), shape[-2:])
         if used != 1.0 or tta:
+            probs = None  # freed before the second pass allocates its own
             second = predict_iter(image, model, zoom=used, keep_zoom=True, tta=tta, **kwargs)
             probs = yield from restaged(second, "zoom" if used != 1.0 else "tta")
             labels = yield from _instances(probs, params, card.task, shape)

@@ -9,6 +9,7 @@ import torch
 
 from .augment import AugmentConfig, augment, build_transform, crop, random_window
 from .data import Sample, Source
+from .segment import auto_zoom, median_diameter
 from .targets import TargetConfig, make_targets
 
 
@@ -62,6 +63,8 @@ class PatchSampler:
         """One augmented patch: image tensor, class map, weights."""
         lo, hi = np.log(self.augment_config.scale)
         scale = float(np.exp(self.rng.uniform(lo, hi)))
+        if self.augment_config.object_zoom:
+            scale *= max(1.0, auto_zoom(median_diameter(sample.labels), sample.labels.shape))
         window = max(8, int(round(self.patch_size / scale)))
         shape = sample.labels.shape
         center = None

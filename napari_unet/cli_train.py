@@ -32,6 +32,8 @@ def add_train(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--scale", type=float, nargs=2, metavar=("LOW", "HIGH"),
                    help="augmentation zoom range, log-uniform (default 0.7 1.4)")
+    p.add_argument("--object-zoom", action="store_true",
+                   help="magnify images of small objects as automatic zoom will show them (see docs/models.md)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
     p.set_defaults(func=run_train)
@@ -63,6 +65,8 @@ def run_train(args) -> int:
             _error(f"--scale needs 0.1 <= LOW <= HIGH <= 10, got {low:g} {high:g}")
             return 2
         cfg = replace(cfg, augment=replace(cfg.augment, scale=(low, high)))
+    if args.object_zoom:
+        cfg = replace(cfg, augment=replace(cfg.augment, object_zoom=True))
     if args.resume and args.init:
         _error("give --resume (continue a run) or --init (start a new run from a model), not both")
         return 2
@@ -144,7 +148,7 @@ def _train_command(args) -> str:
     for key, value in vars(args).items():
         if key in ("func", "command", "synthetic") or value is None or value is False:
             continue
-        values = value if isinstance(value, list) else [value]  # nargs options: --scale LOW HIGH
+        values = [] if value is True else value if isinstance(value, list) else [value]  # flags; --scale LOW HIGH
         parts += [f"--{key.replace('_', '-')}", *map(str, values)]
     if args.synthetic:
         parts.insert(2, "--synthetic")

@@ -78,3 +78,32 @@ def test_augmentation_moves_image_and_labels_together():
         inside = lab > 0
         assert img[0].numpy()[inside].mean() > 0.9  # object pixels stay bright
         assert img[0].numpy()[~inside & ann].mean() < 0.1
+
+
+def test_object_zoom_magnifies_small_objects_as_automatic_zoom_will():
+    from dataclasses import replace
+
+    from scipy import ndimage as ndi
+
+    from napari_unet.batches import PatchSampler
+    from napari_unet.data import ArraySource
+
+    def discs(step, radius):  # discs of ``radius`` px on a grid of ``step`` px, a 192² image
+        yy, xx = np.mgrid[:192, :192]
+        cy, cx = (yy + step // 2) // step, (xx + step // 2) // step
+        inside = (yy - cy * step) ** 2 + (xx - cx * step) ** 2 <= radius**2
+        return np.where(inside, cy * 100 + cx + 1, 0).astype(np.int32)
+
+    fixed = AugmentConfig(scale=(1, 1), flips=False, rotate90=False, affine_p=0, elastic_p=0,
+                          blur_p=0, gamma=(1, 1), contrast=(1, 1), brightness=0, noise=(0, 0))
+
+    def largest_object(labels, object_zoom):  # pixels of the largest object in a 64² patch
+        source = ArraySource([(labels > 0).astype(np.float32)], [labels])
+        sampler = PatchSampler(source, 64, 1, replace(fixed, object_zoom=object_zoom),
+                               rng=np.random.default_rng(0))
+        parts, _ = ndi.label(sampler.patch(source.samples[0])[1] > 0)  # interior + boundary
+        return np.bincount(parts.ravel())[1:].max()
+
+    small, large = discs(16, 3), discs(48, 12)  # ~7 px and ~25 px across
+    assert largest_object(small, True) > 3 * largest_object(small, False)  # magnified ~1.9x
+    assert largest_object(large, True) == largest_object(large, False)  # large: as they are

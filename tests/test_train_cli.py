@@ -25,6 +25,9 @@ def test_cli_takes_an_augmentation_zoom_range(tmp_path, capsys):
             "--steps", "2", "--batch-size", "2", "--patch-size", "48", "--val-size", "0", "--threads", "1"]
     assert main([*args, "--scale", "0.8", "2.5"]) == 0
     assert "--scale 0.8 2.5" in read_header(out)["card"]["provenance"]["command"]
+    assert main([*args, "--object-zoom"]) == 0
+    command = read_header(out)["card"]["provenance"]["command"]
+    assert " --object-zoom " in f"{command} " and "True" not in command  # a flag, as typed
     assert main([*args, "--scale", "2", "1"]) == 2
     assert "--scale needs 0.1 <= LOW <= HIGH <= 10, got 2 1" in capsys.readouterr().err
 

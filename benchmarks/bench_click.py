@@ -30,7 +30,7 @@ from bench_ui import Probe
 
 from napari_unet._qt.demo import settle, wait_until
 from napari_unet.clicks import CLICK_MODEL, ClickSegmenter, farthest_point, load_click_model
-from napari_unet.clicksim import clicks_to_reach, interact
+from napari_unet.clicksim import clicks_to_reach, interact, iou, next_click
 from napari_unet.devices import cpu_count, gui_threads
 from napari_unet.modelfile import load_model
 from napari_unet.sample import nuclei_sample
@@ -40,12 +40,15 @@ HELD_OUT_SEED = 2024  # training draws its pool from seed 1
 SIZE_BINS = ((0, 10), (10, 25), (25, 1000))  # equivalent diameter, px
 
 
-def bench_quality(n_images: int, per_image: int, max_clicks: int = 20, model_path: str | None = None) -> dict:
+def bench_quality(n_images: int, per_image: int, max_clicks: int = 20, model_path: str | None = None,
+                  seg_path: str | None = None) -> dict:
     """NoC as the viewer answers clicks (the segmentation model answers lone first clicks),
-    and, on the same objects, with the click network alone (under ``"net_only"``)."""
-    model, seg_model = load_click_model(model_path), load_model()
+    and, on the same objects, with the click network alone (under ``"net_only"``) and with
+    an oracle that answers every later click by fixing the whole error region under it
+    (under ``"oracle"``: how far better corrections alone could take the first masks)."""
+    model, seg_model = load_click_model(model_path), load_model(seg_path)
     rng = np.random.default_rng(0)
-    rows, alone = [], []  # (diameter, ious)
+    rows, alone, oracle = [], [], []  # (diameter, ious)
     for sample in synth_dataset(n_images, HELD_OUT_SEED, (256, 256)):
         segmenter = ClickSegmenter(sample.image, model, device="cpu", segmentation_model=seg_model)
         net_only = ClickSegmenter(sample.image, model, device="cpu")
@@ -55,7 +58,28 @@ def bench_quality(n_images: int, per_image: int, max_clicks: int = 20, model_pat
             diameter = 2 * np.sqrt(target.sum() / np.pi)
             rows.append((diameter, interact(segmenter, target, max_clicks, stop_iou=0.9)))
             alone.append((diameter, interact(net_only, target, max_clicks, stop_iou=0.9)))
-    return {**_noc_figures(rows, max_clicks), "images": n_images, "net_only": _noc_figures(alone, max_clicks)}
+            first = segmenter.predict([farthest_point(target)]).full()
+            oracle.append((diameter, fix_regions(first, target, max_clicks)))
+    return {**_noc_figures(rows, max_clicks), "images": n_images, "net_only": _noc_figures(alone, max_clicks),
+            "oracle": _noc_figures(oracle, max_clicks)}
+
+
+def fix_regions(mask: np.ndarray, target: np.ndarray, max_clicks: int) -> list[float]:
+    """IoUs of a perfect corrector: from ``mask`` (the first click's answer), each click of
+    the protocol makes the whole connected error region under it right, and nothing else."""
+    from scipy import ndimage as ndi
+
+    ious = [iou(mask, target)]
+    while len(ious) < max_clicks and ious[-1] < 0.9:
+        click = next_click(mask, target)
+        if click is None:
+            break
+        error = (target & ~mask) if click.positive else (mask & ~target)
+        parts, _ = ndi.label(error)
+        region = parts == parts[click.y, click.x]
+        mask = mask | region if click.positive else mask & ~region
+        ious.append(iou(mask, target))
+    return ious
 
 
 def _noc_figures(rows, max_clicks: int) -> dict:
@@ -191,6 +215,9 @@ def report(quality, core, viewer) -> str:
         a = q["net_only"]
         lines.append(f"| the same objects, click network alone (no segmentation model): NoC@85 / NoC@90 / "
                      f"first-click IoU | {a['noc85']:.2f} / {a['noc90']:.2f} / {a['iou1']:.3f} | |")
+        o = q["oracle"]
+        lines.append(f"| the same first masks, each later click fixing the whole error region under it "
+                     f"(a perfect corrector): NoC@85 / NoC@90 | {o['noc85']:.2f} / {o['noc90']:.2f} | |")
     for size, prepare, per_click in core:
         lines.append(f"| core, {size}² uint16: normalise once / per first click (median) | "
                      f"{1000 * prepare:.0f} ms / {1000 * per_click:.0f} ms | |")
@@ -235,11 +262,12 @@ def main() -> None:
     parser.add_argument("--clicks", type=int, default=30, help="clicks timed one by one in the viewer")
     parser.add_argument("--burst", type=int, default=20, help="clicks in the burst")
     parser.add_argument("--model", help="click model file for the quality part (default: the shipped one)")
+    parser.add_argument("--seg-model", help="segmentation model answering first clicks (default: the shipped one)")
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
     torch.set_num_threads(gui_threads())  # as in the viewer
-    quality = bench_quality(args.images, args.objects, model_path=args.model) if "quality" in parts else None
+    quality = bench_quality(args.images, args.objects, model_path=args.model, seg_path=args.seg_model) if "quality" in parts else None
     core = bench_core() if "core" in parts else []
     viewer = bench_viewer(args.size, args.clicks, args.burst) if "viewer" in parts else None
     text = report(quality, core, viewer)

@@ -20,18 +20,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 
 import numpy as np
 import torch
-from _docs import write_section
+from _docs import cpu_description, write_section
 from bench_ui import Probe
 
 from napari_unet._qt.demo import settle, wait_until
 from napari_unet.clicks import CLICK_MODEL, ClickSegmenter, farthest_point, load_click_model
 from napari_unet.clicksim import clicks_to_reach, interact, iou, next_click
-from napari_unet.devices import cpu_count, gui_threads
+from napari_unet.devices import gui_threads
 from napari_unet.modelfile import load_model
 from napari_unet.sample import nuclei_sample
 from napari_unet.synth import synth_dataset
@@ -192,7 +191,7 @@ def report(quality, core, viewer) -> str:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     lines = [
         f"Click model {CLICK_MODEL.name}, lone first clicks answered by the shipped nuclei model "
-        f"(ClickSegmenter(segmentation_model=load_model()), as in the viewer); CPU: {platform.processor() or platform.machine()}, {cpu_count()} cores "
+        f"(ClickSegmenter(segmentation_model=load_model()), as in the viewer); CPU: {cpu_description()} "
         f"shared with other jobs (load average {load:.1f} when run), torch {torch.__version__}, "
         f"{gui_threads()} torch thread(s) in the viewer.",
         "",
@@ -246,7 +245,9 @@ never reached). Held-out images are drawn with the generator's default (widest) 
 nuclei range from 5 to ~100 px across, many dim, blurred, overlapping or cut by the image edge;
 up to 12 objects per image are drawn at random. Latency is from the mouse press (through
 napari's mouse callbacks) to the mask written into the Labels layer, under Xvfb with software
-OpenGL; stalls are gaps between ticks of a 10 ms QTimer, minus the period."""
+OpenGL; stalls are gaps between ticks of a 10 ms QTimer, minus the period. The perfect-corrector row keeps the
+same first answers and lets every later click fix exactly the connected error region under
+it (what no model can know): what better corrections alone could give."""
 
 
 def write_docs(text: str, command: str) -> None:

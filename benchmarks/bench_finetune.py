@@ -24,14 +24,13 @@ import time
 
 import numpy as np
 import torch
-from _docs import write_section
+from _docs import cpu_description, write_section
 from bench_ui import Probe  # the same probe as the Plugin section
 
 from napari_unet import load_model, segment
-from napari_unet.cli_train import _cpu_name  # the CPU's model name, as the train CLI records it
 from napari_unet._qt.demo import settle, wait_until
 from napari_unet._qt.jobs import torch_threads
-from napari_unet.devices import cpu_count, gui_threads
+from napari_unet.devices import gui_threads
 from napari_unet.clicks import ClickSegmenter, load_click_model
 from napari_unet.clicksim import clicks_to_reach, interact
 from napari_unet.finetune import finetune_iter
@@ -174,7 +173,7 @@ def in_viewer(model, image, labels, seconds: float) -> dict:
 
 def report(model_name: str, args, rows: list[dict], frozen: list[dict], ui: dict | None, speeds: dict) -> str:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    lines = [f"{model_name[0].upper()}{model_name[1:]}; CPU: {_cpu_name()}, {cpu_count()} cores (shared with other "
+    lines = [f"{model_name[0].upper()}{model_name[1:]}; CPU: {cpu_description()} (shared with other "
              f"jobs), torch {torch.__version__} on the CPU; load average at the end: {load:.1f}.", ""]
     if rows:
         b, a = np.mean([r["before"] for r in rows]), np.mean([r["after"] for r in rows])

@@ -13,13 +13,13 @@ peak memory for a 4096² image (in a fresh process); the seed configuration's th
 from __future__ import annotations
 
 import argparse
-import platform
 import subprocess
 import sys
 import time
 
 import numpy as np
 import torch
+from _docs import cpu_description
 from torch.utils.flop_counter import FlopCounterMode
 
 from napari_unet import UNet, instances_from_probabilities, predict
@@ -104,7 +104,7 @@ def main() -> None:
     if args.memory_child:
         return peak_memory_child(args.base, args.device)
 
-    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+    print(f"machine: {cpu_description()}, {torch.get_num_threads()} torch threads, "
           f"device {dev}" + (f" ({torch.cuda.get_device_name()})" if dev.type == "cuda" else ""))
     print(f"torch {torch.__version__}")
     mm = matmul_gflops(dev)

@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import re
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from _docs import cpu_description
 
 from napari_unet import UNet, instances_from_probabilities, load_model, segment
-from napari_unet.devices import cpu_count, gui_threads
+from napari_unet.devices import gui_threads
 from napari_unet.modelfile import ModelFileError
 from napari_unet._qt.demo import settle, wait_until
 from napari_unet.sample import nuclei_sample
@@ -200,7 +200,7 @@ def report(size, model_name, t_cli, t_one, gui) -> str:
 
     lines = [
         f"Image {size}x{size} uint16 (the sample generator), {model_name}, "
-        f"CPU: {platform.processor() or platform.machine()}, {cpu_count()} cores, torch "
+        f"CPU: {cpu_description()}, torch "
         f"{torch.__version__}, Xvfb + Mesa llvmpipe (software OpenGL); load average when run: "
         f"{load:.1f}. Stalls are gaps between ticks of a {PROBE_MS} ms QTimer, minus the period; "
         "\"own\" leaves out the time the UI thread waited for a CPU that other processes held "

@@ -169,6 +169,20 @@ def view(x: torch.Tensor, k: int, inverse: bool = False) -> torch.Tensor:
     return x
 
 
+def ready(model: torch.nn.Module, dev: torch.device) -> torch.nn.Module:
+    """``model`` on ``dev``, channels_last, in eval mode. Checking costs far less than
+    ``.to().eval()``, which walks every module and tensor even when nothing moves: a click's
+    small windows would pay that walk on every pass."""
+    tensors = [*model.parameters(), *model.buffers()]
+    placed = all(t.device == dev and (t.dim() != 4 or t.is_contiguous(memory_format=torch.channels_last))
+                 for t in tensors)
+    if not placed:
+        model = model.to(dev, memory_format=torch.channels_last)
+    if any(m.training for m in model.modules()):
+        model = model.eval()
+    return model
+
+
 def _probabilities(model, xb: torch.Tensor, views: int) -> torch.Tensor:
     """Softmax of the model on a batch, averaged over its first ``views`` views."""
     total = None
@@ -185,7 +199,7 @@ def _tiled(model, x, tile, overlap, batch, dev, views=1) -> Generator[int, None,
     weight = np.zeros(x.shape[-2:], np.float32)
     window = blend_window(*x[(0, *slices[0])].shape)
     window_t = torch.tensor(window, device=dev)  # a copy: the cached window is read-only
-    model = model.to(dev, memory_format=torch.channels_last).eval()
+    model = ready(model, dev)
     use_amp = dev.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     for start in range(0, len(slices), batch):

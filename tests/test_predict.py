@@ -327,3 +327,14 @@ def test_test_time_augmentation_with_the_automatic_zoom_measures_the_objects_fir
     assert stages.count("predict") == 1 and {"zoom", "tta"} & set(stages), set(stages)
     ap = mean_average_precision([sample.labels], [seg.labels], (0.5,))[0]
     assert ap > 0.6, ap  # measured 0.82 (a plain pass: 0.81)
+
+
+def test_a_model_left_in_training_mode_predicts_with_its_running_statistics(tiny_model, rng):
+    # a model straight from a training loop is in train mode: BatchNorm would normalise each
+    # tile by its own statistics, so the same pixels would change with the tiling
+    image = rng.random((64, 64)).astype(np.float32)
+    expected = predict(image, tiny_model)
+    tiny_model.train()
+    got = predict(image, tiny_model)
+    assert not tiny_model.training
+    assert np.allclose(got, expected, atol=1e-6)

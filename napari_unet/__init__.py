@@ -4,15 +4,15 @@ Public API: :func:`segment`, :func:`predict`, :func:`load_model`, :func:`save_mo
 :class:`UNet`, :func:`segment_click`, :func:`finetune` and :func:`finetune_click`.
 """
 
-from . import _gl_guard  # noqa: F401  (first: before anything imports torchvision)
-from .clicks import segment_click
-from .finetune import finetune, finetune_iter
-from .finetune_click import finetune_click, finetune_click_iter
-from .instances import InstanceParams, instances_from_probabilities
-from .model import UNet, UNetConfig
-from .modelfile import ModelFileError, load_model, save_model
-from .predict import predict, predict_iter
-from .segment import Segmentation, segment, segment_iter
+from napari_unet import _gl_guard  # noqa: F401  (first: before anything imports torchvision)
+from napari_unet.clicks import segment_click
+from napari_unet.finetune import finetune, finetune_iter
+from napari_unet.finetune_click import finetune_click, finetune_click_iter
+from napari_unet.instances import InstanceParams, instances_from_probabilities
+from napari_unet.model import UNet, UNetConfig
+from napari_unet.modelfile import ModelFileError, load_model, save_model
+from napari_unet.predict import predict, predict_iter
+from napari_unet.segment import Segmentation, segment, segment_iter
 
 __all__ = [
     "InstanceParams",

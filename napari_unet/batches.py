@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .augment import AugmentConfig, augment, build_transform, crop, random_window
-from .data import Sample, Source
-from .segment import auto_zoom, median_diameter
-from .targets import TargetConfig, make_targets
+from napari_unet.augment import AugmentConfig, augment, build_transform, crop, random_window
+from napari_unet.data import Sample, Source
+from napari_unet.segment import auto_zoom, median_diameter
+from napari_unet.targets import TargetConfig, make_targets
 
 
 @dataclass(frozen=True)

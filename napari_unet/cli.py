@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from .cli_train import add_finetune, add_train
+from napari_unet.cli_train import add_finetune, add_train
 
 
 def _error(message: str) -> None:
@@ -46,10 +46,10 @@ def run_segment(args) -> int:
 
     from tqdm import tqdm
 
-    from .instances import model_params
-    from .io import expand_inputs, read_image, write_labels
-    from .modelfile import load_model, model_card
-    from .segment import segment_iter
+    from napari_unet.instances import model_params
+    from napari_unet.io import expand_inputs, read_image, write_labels
+    from napari_unet.modelfile import load_model, model_card
+    from napari_unet.segment import segment_iter
 
     model = load_model(args.model)
     files, missing = expand_inputs(args.inputs)
@@ -105,7 +105,7 @@ def add_info(sub) -> None:
 
 
 def run_info(args) -> int:
-    from .modelfile import DEFAULT_MODEL, read_header
+    from napari_unet.modelfile import DEFAULT_MODEL, read_header
 
     header = read_header(args.model or DEFAULT_MODEL)
     print(json.dumps(header, indent=2))
@@ -121,7 +121,7 @@ def add_demo(sub) -> None:
 
 
 def run_demo(args) -> int:
-    from ._qt.demo import run_demo as demo
+    from napari_unet._qt.demo import run_demo as demo
 
     return demo(screenshot=args.screenshot, model=args.model, timeout=args.timeout)
 

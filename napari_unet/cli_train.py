@@ -47,11 +47,11 @@ def run_train(args) -> int:
 
     from dataclasses import replace
 
-    from .cli import _error
-    from .data import SynthSource, load_folder
-    from .model import UNet
-    from .modelfile import load_model, model_card, save_model
-    from .training import TrainConfig, train_iter
+    from napari_unet.cli import _error
+    from napari_unet.data import SynthSource, load_folder
+    from napari_unet.model import UNet
+    from napari_unet.modelfile import load_model, model_card, save_model
+    from napari_unet.training import TrainConfig, train_iter
 
     cfg = TrainConfig(
         steps=args.steps, max_seconds=args.max_seconds, batch_size=args.batch_size,
@@ -75,14 +75,14 @@ def run_train(args) -> int:
         card = model_card(model)  # what the weights were before this run, kept apart from it
         model.card = replace(card, provenance={"init": str(args.init), "init_provenance": card.provenance})
     elif args.resume:
-        from .checkpoint import model_path
+        from napari_unet.checkpoint import model_path
 
         model = load_model(model_path(args.resume))  # the architecture; the state file has the weights
     else:
         model = UNet(1, 3, base_channels=args.base_channels, depth=args.depth)
     val = None
     if args.synthetic:
-        from . import synth
+        from napari_unet import synth
 
         side = int(round(args.patch_size / cfg.augment.scale[0])) + 1  # windows never need padding
         data = SynthSource(shape=(side, side), pool=args.pool, seed=args.seed)
@@ -178,11 +178,11 @@ def add_finetune(sub) -> None:
 def run_finetune(args) -> int:
     from tqdm import tqdm
 
-    from .cli import drive
-    from .clicks import load_click_model
-    from .finetune_click import CLICK_SHARE, finetune_both_iter
-    from .io import read_image
-    from .modelfile import load_model, save_model
+    from napari_unet.cli import drive
+    from napari_unet.clicks import load_click_model
+    from napari_unet.finetune_click import CLICK_SHARE, finetune_both_iter
+    from napari_unet.io import read_image
+    from napari_unet.modelfile import load_model, save_model
 
     for name in ("labels", "annotated"):
         given = getattr(args, name)

@@ -8,14 +8,14 @@ import numpy as np
 import torch
 from scipy import ndimage as ndi
 
-from .augment import augment, build_transform, crop
-from .batches import Batch
-from .clicks import ClickConfig, encode_clicks
-from .clicksim import next_click
-from .data import Sample, Source
-from .model import UNet
-from .targets import IGNORE_INDEX
-from .training import TrainConfig
+from napari_unet.augment import augment, build_transform, crop
+from napari_unet.batches import Batch
+from napari_unet.clicks import ClickConfig, encode_clicks
+from napari_unet.clicksim import next_click
+from napari_unet.data import Sample, Source
+from napari_unet.model import UNet
+from napari_unet.targets import IGNORE_INDEX
+from napari_unet.training import TrainConfig
 
 MIN_PIXELS = 4  # objects smaller than this in the window are not used
 

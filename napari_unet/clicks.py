@@ -23,11 +23,11 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage as ndi
 
-from .devices import resolve_device
-from .images import normalize, to_planes
-from .model import UNet
-from .modelfile import MODELS_DIR, load_model, model_card
-from .segment import segment
+from napari_unet.devices import resolve_device
+from napari_unet.images import normalize, to_planes
+from napari_unet.model import UNet
+from napari_unet.modelfile import MODELS_DIR, load_model, model_card
+from napari_unet.segment import segment
 
 CLICK_MODEL = MODELS_DIR / "nuclei_click.safetensors"
 Point = tuple[float, float]  # (y, x) in pixels of the image

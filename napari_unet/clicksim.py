@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-from .clicks import ClickSegmenter, ObjectMask, farthest_point
+from napari_unet.clicks import ClickSegmenter, ObjectMask, farthest_point
 
 
 @dataclass(frozen=True)

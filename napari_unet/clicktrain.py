@@ -20,14 +20,14 @@ import threading
 from collections.abc import Generator
 from dataclasses import replace
 
-from .card import ModelCard
-from .clickbatches import ClickSampler, ClickSimConfig
-from .clicks import ClickConfig
-from .data import Source
-from .losses import LossConfig
-from .model import UNet
-from .modelfile import load_model
-from .training import TrainConfig, TrainProgress, TrainResult, train_iter
+from napari_unet.card import ModelCard
+from napari_unet.clickbatches import ClickSampler, ClickSimConfig
+from napari_unet.clicks import ClickConfig
+from napari_unet.data import Source
+from napari_unet.losses import LossConfig
+from napari_unet.model import UNet
+from napari_unet.modelfile import load_model
+from napari_unet.training import TrainConfig, TrainProgress, TrainResult, train_iter
 
 
 def click_train_config(**overrides) -> TrainConfig:
@@ -64,8 +64,8 @@ def train_click_iter(model: UNet, data: Source, config: TrainConfig | None = Non
 
 def main(argv: list[str] | None = None) -> None:
     """Train the shipped click model on synthetic nuclei (see the module docstring)."""
-    from .data import SynthSource
-    from .progress import run
+    from napari_unet.data import SynthSource
+    from napari_unet.progress import run
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("-o", "--output", required=True, help="model file to write (checkpointed as it trains)")

@@ -15,8 +15,8 @@ from typing import Protocol
 
 import numpy as np
 
-from .images import normalize, to_planes
-from .io import read_image
+from napari_unet.images import normalize, to_planes
+from napari_unet.io import read_image
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png")
 MASK_SUFFIX = "_masks"  # Cellpose's naming: cell01.tif + cell01_masks.tif
@@ -135,7 +135,7 @@ class SynthSource:
         seed: int = 0,
         normalization: tuple[float, float] = (1.0, 99.8),
     ):
-        from . import synth  # imported here: only synthetic training needs the generator
+        from napari_unet import synth  # imported here: only synthetic training needs the generator
 
         self._synth = synth
         self.config = config if config is not None else synth.SynthConfig()

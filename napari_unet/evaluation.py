@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .model import UNet
+from napari_unet.model import UNet
 
 
 @dataclass(frozen=True)
@@ -22,8 +22,8 @@ class ValImage:
 
 def evaluate(model: UNet, val: Sequence[tuple[np.ndarray, np.ndarray] | ValImage], device=None) -> tuple[float, float]:
     """AP@0.5 and AP@0.75 of ``model`` on (image, labels) pairs or :class:`ValImage`, via :func:`segment`."""
-    from .metrics import mean_average_precision
-    from .segment import segment
+    from napari_unet.metrics import mean_average_precision
+    from napari_unet.segment import segment
 
     items = [v if isinstance(v, ValImage) else ValImage(*v) for v in val]
     trues, preds = [], []

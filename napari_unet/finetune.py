@@ -17,17 +17,17 @@ import numpy as np
 import torch
 from scipy import ndimage as ndi
 
-from .augment import AugmentConfig
-from .card import ModelCard
-from .data import ArraySource
-from .model import UNet
-from .modelfile import model_card
-from .progress import run
-from .holdout import annotated_ids, hold_out
-from .instances import labels_to_shape
-from .predict import resample, zoomed_shape
-from .segment import auto_zoom
-from .training import TrainConfig, TrainProgress, TrainResult, evaluate, train_iter
+from napari_unet.augment import AugmentConfig
+from napari_unet.card import ModelCard
+from napari_unet.data import ArraySource
+from napari_unet.model import UNet
+from napari_unet.modelfile import model_card
+from napari_unet.progress import run
+from napari_unet.holdout import annotated_ids, hold_out
+from napari_unet.instances import labels_to_shape
+from napari_unet.predict import resample, zoomed_shape
+from napari_unet.segment import auto_zoom
+from napari_unet.training import TrainConfig, TrainProgress, TrainResult, evaluate, train_iter
 
 # Settings that suit a few corrected images: a short run, a gentle learning rate, and
 # BatchNorm statistics kept from the base model (a handful of patches estimate them badly).

@@ -18,14 +18,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .clickbatches import MIN_PIXELS
-from .clicktrain import click_train_config, train_click_iter
-from .data import ArraySource
-from .finetune import FINETUNE_DEFAULTS, _card_after, _inputs, _with_budget, finetune_iter
-from .model import UNet
-from .modelfile import model_card
-from .progress import run
-from .training import TrainConfig, TrainProgress, TrainResult
+from napari_unet.clickbatches import MIN_PIXELS
+from napari_unet.clicktrain import click_train_config, train_click_iter
+from napari_unet.data import ArraySource
+from napari_unet.finetune import FINETUNE_DEFAULTS, _card_after, _inputs, _with_budget, finetune_iter
+from napari_unet.model import UNet
+from napari_unet.modelfile import model_card
+from napari_unet.progress import run
+from napari_unet.training import TrainConfig, TrainProgress, TrainResult
 
 # A quarter of the budget: the click network is smaller than the segmentation model and
 # starts from a model that already finds objects; what it learns is the new look of the

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-from .images import to_planes
-from .training import ValImage
+from napari_unet.images import to_planes
+from napari_unet.training import ValImage
 
 MIN_OBJECTS = 16  # annotated objects needed before any are held out (fewer: all are trained on)
 FRACTION = 0.25  # share of the annotated objects held out (at least MIN_VAL_OBJECTS)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .targets import IGNORE_INDEX
+from napari_unet.targets import IGNORE_INDEX
 
 
 @dataclass(frozen=True)

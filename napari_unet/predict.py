@@ -9,12 +9,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .devices import resolve_device
-from .images import normalize, to_planes
-from .model import UNet
-from .modelfile import load_model, model_card
-from .progress import Progress, run
-from .tiling import blend_window, tile_slices
+from napari_unet.devices import resolve_device
+from napari_unet.images import normalize, to_planes
+from napari_unet.model import UNet
+from napari_unet.modelfile import load_model, model_card
+from napari_unet.progress import Progress, run
+from napari_unet.tiling import blend_window, tile_slices
 
 MIN_ZOOM, MAX_ZOOM = 0.25, 4.0  # magnifications predict_iter accepts
 VIEWS = 8  # test-time augmentation: the tile, mirrored and rotated (the dihedral group)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .synth import SynthConfig, SynthSample, synth_image
+from napari_unet.synth import SynthConfig, SynthSample, synth_image
 
 
 def sample_config() -> SynthConfig:

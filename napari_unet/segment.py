@@ -8,12 +8,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .images import spatial_shape
-from .instances import InstanceParams, instances_from_probabilities, model_params
-from .model import UNet
-from .modelfile import load_model, model_card
-from .predict import predict_iter
-from .progress import Progress, restaged, run
+from napari_unet.images import spatial_shape
+from napari_unet.instances import InstanceParams, instances_from_probabilities, model_params
+from napari_unet.model import UNet
+from napari_unet.modelfile import load_model, model_card
+from napari_unet.predict import predict_iter
+from napari_unet.progress import Progress, restaged, run
 
 # Automatic zoom: the network finds objects best when they are 10-22 px across. Dense
 # fields of smaller nuclei merge in runs and large textured nuclei split; both are found

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import ndimage as ndi
 
-from .synth_objects import (
+from napari_unet.synth_objects import (
     Range,
     draw_objects,
     log_uniform,

@@ -13,7 +13,7 @@ from scipy.spatial import cKDTree
 from skimage.measure import label as connected_components
 
 if TYPE_CHECKING:
-    from .synth import SynthConfig
+    from napari_unet.synth import SynthConfig
 
 Range = tuple[float, float]
 

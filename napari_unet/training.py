@@ -16,17 +16,17 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from .augment import AugmentConfig
-from .batches import Batch, PatchSampler
-from .checkpoint import load_state, model_path, save_state, state_path
-from .data import Source
-from .devices import resolve_device
-from .evaluation import ValImage, evaluate
-from .losses import LossConfig, segmentation_loss
-from .model import UNet
-from .modelfile import load_model, save_model
-from .progress import run
-from .targets import TargetConfig
+from napari_unet.augment import AugmentConfig
+from napari_unet.batches import Batch, PatchSampler
+from napari_unet.checkpoint import load_state, model_path, save_state, state_path
+from napari_unet.data import Source
+from napari_unet.devices import resolve_device
+from napari_unet.evaluation import ValImage, evaluate
+from napari_unet.losses import LossConfig, segmentation_loss
+from napari_unet.model import UNet
+from napari_unet.modelfile import load_model, save_model
+from napari_unet.progress import run
+from napari_unet.targets import TargetConfig
 
 # Builds the step's batch source from the data, the config and the run's generator
 # (so resumed runs continue its state); the default cuts instance patches.

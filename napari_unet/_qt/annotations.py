@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..finetune import count_objects, edited_region, training_zoom
-from ..images import to_planes
-from .layers import displayed_plane, model_input
-from .regions import region_mask
+from napari_unet.finetune import count_objects, edited_region, training_zoom
+from napari_unet.images import to_planes
+from napari_unet._qt.layers import displayed_plane, model_input
+from napari_unet._qt.regions import region_mask
 
 AUTO = "edited regions, else everything"
 WHOLE = "whole image or stack"

@@ -18,10 +18,10 @@ from napari.layers import Labels
 from napari.utils.notifications import notification_manager, show_error
 from psygnal import Signal
 
-from ..clicks import ClickSegmenter, ObjectMask, farthest_point
-from ..clicksim import Click
-from ..devices import gui_threads
-from .click_objects import (
+from napari_unet.clicks import ClickSegmenter, ObjectMask, farthest_point
+from napari_unet.clicksim import Click
+from napari_unet.devices import gui_threads
+from napari_unet._qt.click_objects import (
     ClickedObject,
     Prepare,
     current_mask,
@@ -32,8 +32,8 @@ from .click_objects import (
     object_change,
     plane_of,
 )
-from .jobs import start_job, torch_threads
-from .layers import displayed_plane, find_masks, masks_name, model_channels, model_input, spatial_transform
+from napari_unet._qt.jobs import start_job, torch_threads
+from napari_unet._qt.layers import displayed_plane, find_masks, masks_name, model_channels, model_input, spatial_transform
 
 TOGGLE_KEY = "k"  # switches click mode on and off (free in napari's default keymap)
 DRAG_PX = 4  # a press that moves more canvas pixels than this is a pan, not a click

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..clicks import ObjectMask
-from ..clicksim import Click
+from napari_unet.clicks import ObjectMask
+from napari_unet.clicksim import Click
 
 if TYPE_CHECKING:
     from napari.layers import Labels

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from napari.layers import Labels
 
-from .session import unwrap
+from napari_unet._qt.session import unwrap
 
 
 @dataclass(frozen=True, eq=False)

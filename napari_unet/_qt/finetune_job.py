@@ -10,14 +10,14 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from ..devices import gui_threads, resolve_device
-from ..finetune import edited_region
-from ..finetune_click import SEGMENTATION, Finetuned, finetune_both_iter
-from ..progress import Progress
-from ..training import TrainConfig, TrainProgress
-from .annotations import TrainingSet, merge_outside
-from .jobs import segment_job, torch_threads
-from .layers import compact_labels, model_input, write_labels
+from napari_unet.devices import gui_threads, resolve_device
+from napari_unet.finetune import edited_region
+from napari_unet.finetune_click import SEGMENTATION, Finetuned, finetune_both_iter
+from napari_unet.progress import Progress
+from napari_unet.training import TrainConfig, TrainProgress
+from napari_unet._qt.annotations import TrainingSet, merge_outside
+from napari_unet._qt.jobs import segment_job, torch_threads
+from napari_unet._qt.layers import compact_labels, model_input, write_labels
 
 
 @dataclass(frozen=True)

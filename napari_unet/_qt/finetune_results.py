@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from ..modelfile import model_card
-from .annotations import TrainingSet
-from .finetune_job import Refresh, new_layer_labels, segmented_planes, write_refreshed
-from .layers import masks_name, model_input, spatial_transform
-from .layers import displayed_plane as shown_plane
+from napari_unet.modelfile import model_card
+from napari_unet._qt.annotations import TrainingSet
+from napari_unet._qt.finetune_job import Refresh, new_layer_labels, segmented_planes, write_refreshed
+from napari_unet._qt.layers import masks_name, model_input, spatial_transform
+from napari_unet._qt.layers import displayed_plane as shown_plane
 
 
 def trained_message(result) -> str:

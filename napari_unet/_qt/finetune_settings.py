@@ -8,10 +8,10 @@ from dataclasses import replace
 from qtpy.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QSpinBox, QWidget
 from superqt import QCollapsible
 
-from ..finetune import FINETUNE_DEFAULTS
-from ..finetune_click import CLICK_FINETUNE_DEFAULTS, CLICK_SHARE
-from ..holdout import MIN_OBJECTS
-from .settings import FOLD_ICONS
+from napari_unet.finetune import FINETUNE_DEFAULTS
+from napari_unet.finetune_click import CLICK_FINETUNE_DEFAULTS, CLICK_SHARE
+from napari_unet.holdout import MIN_OBJECTS
+from napari_unet._qt.settings import FOLD_ICONS
 
 SECONDS, STEPS = "seconds", "steps"
 CPU_SECONDS = 60  # on a CPU a time budget: minutes, not hours, whatever the image size

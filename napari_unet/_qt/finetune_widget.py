@@ -18,20 +18,20 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..clicks import click_model_beside
-from ..finetune_click import SEGMENTATION
-from ..holdout import MIN_OBJECTS
-from ..modelfile import model_card, save_model
-from .annotations import MODES, REGION, TrainingSet, snapshot
-from .finetune_job import Refresh, TrainStep, finetune_job, refresh_job
-from .finetune_results import refresh_targets, trained_message, write_masks
-from .finetune_settings import FinetuneSettings
-from .jobs import set_bar, start_job
-from .layers import model_channels
-from .lossplot import LossPlot
-from .pairs import PairPicker
-from .session import session_for
-from .status import StatusLabel
+from napari_unet.clicks import click_model_beside
+from napari_unet.finetune_click import SEGMENTATION
+from napari_unet.holdout import MIN_OBJECTS
+from napari_unet.modelfile import model_card, save_model
+from napari_unet._qt.annotations import MODES, REGION, TrainingSet, snapshot
+from napari_unet._qt.finetune_job import Refresh, TrainStep, finetune_job, refresh_job
+from napari_unet._qt.finetune_results import refresh_targets, trained_message, write_masks
+from napari_unet._qt.finetune_settings import FinetuneSettings
+from napari_unet._qt.jobs import set_bar, start_job
+from napari_unet._qt.layers import model_channels
+from napari_unet._qt.lossplot import LossPlot
+from napari_unet._qt.pairs import PairPicker
+from napari_unet._qt.session import session_for
+from napari_unet._qt.status import StatusLabel
 
 REFRESH, NEW_LAYER = "refresh the masks I did not correct", "add a new layer"
 

@@ -15,12 +15,12 @@ import torch
 from napari.qt.threading import create_worker
 from napari.utils import progress
 
-from ..devices import gui_threads, lower_thread_priority
-from ..instances import instances_from_probabilities
-from ..predict import unzoom
-from ..progress import Progress
-from ..segment import Segmentation, segment_iter
-from .layers import compact_labels
+from napari_unet.devices import gui_threads, lower_thread_priority
+from napari_unet.instances import instances_from_probabilities
+from napari_unet.predict import unzoom
+from napari_unet.progress import Progress
+from napari_unet.segment import Segmentation, segment_iter
+from napari_unet._qt.layers import compact_labels
 
 STAGES = {"predict": "predicting tiles", "zoom": "predicting tiles at the new zoom",
           "tta": "predicting tiles in 8 views", "instances": "separating objects"}

@@ -14,9 +14,9 @@ import numpy as np
 from napari.layers import Labels
 from qtpy.QtCore import QTimer
 
-from ..images import validate_image
-from ..modelfile import model_card
-from .session import main_window
+from napari_unet.images import validate_image
+from napari_unet.modelfile import model_card
+from napari_unet._qt.session import main_window
 
 
 @dataclass(frozen=True)

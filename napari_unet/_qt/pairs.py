@@ -7,7 +7,7 @@ from napari.layers import Image, Labels
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QCheckBox, QComboBox, QGridLayout, QLabel, QWidget
 
-from .layers import masks_name, model_channels, model_input
+from napari_unet._qt.layers import masks_name, model_channels, model_input
 
 NONE = "—"
 

@@ -9,9 +9,9 @@ from napari.utils.notifications import show_error
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QComboBox, QFileDialog, QLabel, QVBoxLayout, QWidget
 
-from ..devices import available_devices
-from ..modelfile import DEFAULT_MODEL, ModelFileError
-from .layers import is_output, model_channels, model_input
+from napari_unet.devices import available_devices
+from napari_unet.modelfile import DEFAULT_MODEL, ModelFileError
+from napari_unet._qt.layers import is_output, model_channels, model_input
 
 LOAD_FILE = "Load model file…"
 _DEFAULT = "shipped"  # item data of the model shipped with the package

@@ -19,10 +19,10 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..instances import model_params
-from ..modelfile import model_card
-from ..progress import Progress
-from .jobs import (
+from napari_unet.instances import model_params
+from napari_unet.modelfile import model_card
+from napari_unet.progress import Progress
+from napari_unet._qt.jobs import (
     STAGES,
     instances_job,
     segment_job,
@@ -31,7 +31,7 @@ from .jobs import (
     start_job,
     warm_up_in_background,
 )
-from .layers import (
+from napari_unet._qt.layers import (
     ModelInput,
     add_labels_in_turns,
     displayed_plane,
@@ -44,10 +44,10 @@ from .layers import (
     spatial_transform,
     write_labels,
 )
-from .pickers import DevicePicker, ImageLayerPicker, ModelPicker
-from .session import Prediction, session_for, unwrap
-from .settings import AdvancedSettings
-from .status import StatusLabel
+from napari_unet._qt.pickers import DevicePicker, ImageLayerPicker, ModelPicker
+from napari_unet._qt.session import Prediction, session_for, unwrap
+from napari_unet._qt.settings import AdvancedSettings
+from napari_unet._qt.status import StatusLabel
 
 PLANE, STACK = "displayed plane", "whole stack"
 REPLACE, NEW_LAYER = "replace (undoable)", "add a new layer"

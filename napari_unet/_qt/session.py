@@ -18,14 +18,14 @@ import numpy as np
 from psygnal import Signal
 from qtpy.QtCore import QEvent, QObject
 
-from ..devices import available_devices
-from ..clicks import click_model_beside, load_click_model
-from ..modelfile import DEFAULT_MODEL, load_model, model_card
+from napari_unet.devices import available_devices
+from napari_unet.clicks import click_model_beside, load_click_model
+from napari_unet.modelfile import DEFAULT_MODEL, load_model, model_card
 
 if TYPE_CHECKING:
     import napari
 
-    from ..model import UNet
+    from napari_unet.model import UNet
 
 _SESSIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 HISTORY_LENGTH = 3  # earlier models kept for Session.revert (each holds a copy of the weights)
@@ -91,7 +91,7 @@ class Session:
     closing = Signal()
 
     def __init__(self, viewer: napari.Viewer):
-        from .edits import EditLog  # edits.py uses this module's unwrap
+        from napari_unet._qt.edits import EditLog  # edits.py uses this module's unwrap
 
         self._viewer = weakref.ref(viewer)
         self.model: UNet | None = None

@@ -4,7 +4,7 @@
     bash run.sh bench bench_click --write-docs    # also (re)write "Click-to-segment" in docs/benchmarks.md
     bash run.sh bench bench_click --parts quality # only NoC (no Qt)
 
-Measures, on the CPU, with the shipped click model (napari_unet/models/nuclei_click.safetensors)
+Measures, on the CPU, with the shipped click model (napari_unet/model/weights/nuclei_click.safetensors)
 and, answering lone first clicks as in the viewer, the shipped nuclei model:
 - quality on held-out synthetic images (default generator settings, seeds never used
   in training): the simulated user of :mod:`napari_unet.clicksim` clicks up to 20 times
@@ -31,7 +31,7 @@ from napari_unet._qt.demo import settle, wait_until
 from napari_unet.clicks import CLICK_MODEL, ClickSegmenter, farthest_point, load_click_model
 from napari_unet.clicksim import clicks_to_reach, interact, iou, next_click
 from napari_unet.devices import gui_threads
-from napari_unet.modelfile import load_model
+from napari_unet.model.files import load_model
 from napari_unet.sample import nuclei_sample
 from napari_unet.synth import synth_dataset
 

@@ -26,7 +26,7 @@ from _docs import cpu_description
 
 from napari_unet import UNet, instances_from_probabilities, load_model, segment
 from napari_unet.devices import gui_threads
-from napari_unet.modelfile import ModelFileError
+from napari_unet.model.files import ModelFileError
 from napari_unet._qt.demo import settle, wait_until
 from napari_unet.sample import nuclei_sample
 

@@ -9,8 +9,8 @@ from napari_unet.clicks import segment_click
 from napari_unet.finetune import finetune, finetune_iter
 from napari_unet.finetune_click import finetune_click, finetune_click_iter
 from napari_unet.instances import InstanceParams, instances_from_probabilities
-from napari_unet.model import UNet, UNetConfig
-from napari_unet.modelfile import ModelFileError, load_model, save_model
+from napari_unet.model.unet import UNet, UNetConfig
+from napari_unet.model.files import ModelFileError, load_model, save_model
 from napari_unet.predict import predict, predict_iter
 from napari_unet.segment import Segmentation, segment, segment_iter
 

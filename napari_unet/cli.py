@@ -48,7 +48,7 @@ def run_segment(args) -> int:
 
     from napari_unet.instances import model_params
     from napari_unet.io import expand_inputs, read_image, write_labels
-    from napari_unet.modelfile import load_model, model_card
+    from napari_unet.model.files import load_model, model_card
     from napari_unet.segment import segment_iter
 
     model = load_model(args.model)
@@ -105,7 +105,7 @@ def add_info(sub) -> None:
 
 
 def run_info(args) -> int:
-    from napari_unet.modelfile import DEFAULT_MODEL, read_header
+    from napari_unet.model.files import DEFAULT_MODEL, read_header
 
     header = read_header(args.model or DEFAULT_MODEL)
     print(json.dumps(header, indent=2))

@@ -49,8 +49,8 @@ def run_train(args) -> int:
 
     from napari_unet.cli import _error
     from napari_unet.data import SynthSource, load_folder
-    from napari_unet.model import UNet
-    from napari_unet.modelfile import load_model, model_card, save_model
+    from napari_unet.model.unet import UNet
+    from napari_unet.model.files import load_model, model_card, save_model
     from napari_unet.training import TrainConfig, train_iter
 
     cfg = TrainConfig(
@@ -75,7 +75,7 @@ def run_train(args) -> int:
         card = model_card(model)  # what the weights were before this run, kept apart from it
         model.card = replace(card, provenance={"init": str(args.init), "init_provenance": card.provenance})
     elif args.resume:
-        from napari_unet.checkpoint import model_path
+        from napari_unet.model.checkpoint import model_path
 
         model = load_model(model_path(args.resume))  # the architecture; the state file has the weights
     else:
@@ -182,7 +182,7 @@ def run_finetune(args) -> int:
     from napari_unet.clicks import load_click_model
     from napari_unet.finetune_click import CLICK_SHARE, finetune_both_iter
     from napari_unet.io import read_image
-    from napari_unet.modelfile import load_model, save_model
+    from napari_unet.model.files import load_model, save_model
 
     for name in ("labels", "annotated"):
         given = getattr(args, name)

@@ -13,7 +13,7 @@ from napari_unet.batches import Batch
 from napari_unet.clicks import ClickConfig, encode_clicks
 from napari_unet.clicksim import next_click
 from napari_unet.data import Sample, Source
-from napari_unet.model import UNet
+from napari_unet.model.unet import UNet
 from napari_unet.targets import IGNORE_INDEX
 from napari_unet.training import TrainConfig
 

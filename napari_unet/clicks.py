@@ -25,8 +25,8 @@ from scipy import ndimage as ndi
 
 from napari_unet.devices import resolve_device
 from napari_unet.images import normalize, to_planes
-from napari_unet.model import UNet
-from napari_unet.modelfile import MODELS_DIR, load_model, model_card
+from napari_unet.model.unet import UNet
+from napari_unet.model.files import MODELS_DIR, load_model, model_card
 from napari_unet.segment import segment
 
 CLICK_MODEL = MODELS_DIR / "nuclei_click.safetensors"

@@ -20,13 +20,13 @@ import threading
 from collections.abc import Generator
 from dataclasses import replace
 
-from napari_unet.card import ModelCard
+from napari_unet.model.card import ModelCard
 from napari_unet.clickbatches import ClickSampler, ClickSimConfig
 from napari_unet.clicks import ClickConfig
 from napari_unet.data import Source
 from napari_unet.losses import LossConfig
-from napari_unet.model import UNet
-from napari_unet.modelfile import load_model
+from napari_unet.model.unet import UNet
+from napari_unet.model.files import load_model
 from napari_unet.training import TrainConfig, TrainProgress, TrainResult, train_iter
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from napari_unet.model import UNet
+from napari_unet.model.unet import UNet
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,10 @@ import torch
 from scipy import ndimage as ndi
 
 from napari_unet.augment import AugmentConfig
-from napari_unet.card import ModelCard
+from napari_unet.model.card import ModelCard
 from napari_unet.data import ArraySource
-from napari_unet.model import UNet
-from napari_unet.modelfile import model_card
+from napari_unet.model.unet import UNet
+from napari_unet.model.files import model_card
 from napari_unet.progress import run
 from napari_unet.holdout import annotated_ids, hold_out
 from napari_unet.instances import labels_to_shape

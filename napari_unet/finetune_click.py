@@ -22,8 +22,8 @@ from napari_unet.clickbatches import MIN_PIXELS
 from napari_unet.clicktrain import click_train_config, train_click_iter
 from napari_unet.data import ArraySource
 from napari_unet.finetune import FINETUNE_DEFAULTS, _card_after, _inputs, _with_budget, finetune_iter
-from napari_unet.model import UNet
-from napari_unet.modelfile import model_card
+from napari_unet.model.unet import UNet
+from napari_unet.model.files import model_card
 from napari_unet.progress import run
 from napari_unet.training import TrainConfig, TrainProgress, TrainResult
 

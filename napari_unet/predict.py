@@ -11,8 +11,8 @@ import torch.nn.functional as F
 
 from napari_unet.devices import resolve_device
 from napari_unet.images import normalize, to_planes
-from napari_unet.model import UNet
-from napari_unet.modelfile import load_model, model_card
+from napari_unet.model.unet import UNet
+from napari_unet.model.files import load_model, model_card
 from napari_unet.progress import Progress, run
 from napari_unet.tiling import blend_window, tile_slices
 

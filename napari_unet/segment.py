@@ -10,8 +10,8 @@ import torch
 
 from napari_unet.images import spatial_shape
 from napari_unet.instances import InstanceParams, instances_from_probabilities, model_params
-from napari_unet.model import UNet
-from napari_unet.modelfile import load_model, model_card
+from napari_unet.model.unet import UNet
+from napari_unet.model.files import load_model, model_card
 from napari_unet.predict import predict_iter
 from napari_unet.progress import Progress, restaged, run
 

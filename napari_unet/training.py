@@ -18,13 +18,13 @@ import torch
 
 from napari_unet.augment import AugmentConfig
 from napari_unet.batches import Batch, PatchSampler
-from napari_unet.checkpoint import load_state, model_path, save_state, state_path
+from napari_unet.model.checkpoint import load_state, model_path, save_state, state_path
 from napari_unet.data import Source
 from napari_unet.devices import resolve_device
 from napari_unet.evaluation import ValImage, evaluate
 from napari_unet.losses import LossConfig, segmentation_loss
-from napari_unet.model import UNet
-from napari_unet.modelfile import load_model, save_model
+from napari_unet.model.unet import UNet
+from napari_unet.model.files import load_model, save_model
 from napari_unet.progress import run
 from napari_unet.targets import TargetConfig
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from napari_unet.card import ModelCard
-from napari_unet.model import UNet
+from napari_unet.model.card import ModelCard
+from napari_unet.model.unet import UNet
 
 
 def blank_unet(in_channels: int, out_channels: int) -> UNet:

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_unet.model import UNet
+from napari_unet.model.unet import UNet
 
 
 @pytest.fixture

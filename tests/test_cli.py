@@ -66,7 +66,7 @@ def test_zoom_option(tmp_path, model_file, rng, capsys):
 
 
 def test_tta_option_gives_the_labels_of_segment_with_tta(tmp_path, model_file, rng):
-    from napari_unet.modelfile import load_model
+    from napari_unet.model.files import load_model
     from napari_unet.segment import segment
 
     image = rng.random((40, 50)).astype(np.float32)

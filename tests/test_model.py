@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from napari_unet.model import UNet, UNetConfig
+from napari_unet.model.unet import UNet, UNetConfig
 
 
 def test_seed_configuration_has_the_articles_parameter_count():

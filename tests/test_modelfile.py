@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from napari_unet import ModelFileError, UNet, load_model, save_model
-from napari_unet.card import ModelCard
-from napari_unet.modelfile import read_header
+from napari_unet.model.card import ModelCard
+from napari_unet.model.files import read_header
 
 
 def test_round_trip_keeps_weights_config_and_card(tmp_path, tiny_model):

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from napari_unet import InstanceParams, instances_from_probabilities, predict, predict_iter, segment
-from napari_unet.model import UNet
+from napari_unet.model.unet import UNet
 from napari_unet.progress import Progress
 
 
@@ -175,7 +175,7 @@ def test_a_model_card_carries_its_tuned_post_processing(rng, tmp_path):
     from dataclasses import replace as _replace
 
     from napari_unet.instances import model_params
-    from napari_unet.modelfile import load_model, model_card, save_model
+    from napari_unet.model.files import load_model, model_card, save_model
 
     model = UNet(1, 3, base_channels=4, depth=2).eval()
     model.card = _replace(model_card(model), postprocess={"foreground_threshold": 0.999, "min_size": 3, "unknown": 1})

@@ -2,7 +2,7 @@ import numpy as np
 import tifffile
 
 from napari_unet.cli import main
-from napari_unet.modelfile import load_model, read_header
+from napari_unet.model.files import load_model, read_header
 
 
 def test_cli_trains_a_tiny_synthetic_model_end_to_end(tmp_path, capsys):

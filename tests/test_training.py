@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from napari_unet.data import ArraySource, SynthSource
-from napari_unet.model import UNet
-from napari_unet.modelfile import load_model
+from napari_unet.model.unet import UNet
+from napari_unet.model.files import load_model
 from napari_unet.training import TrainConfig, learning_rate, train, train_iter
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from napari_unet.modelfile import model_card
+from napari_unet.model.files import model_card
 from napari_unet._qt.annotations import TrainingSet
 from napari_unet._qt.finetune_job import Refresh, new_layer_labels, segmented_planes, write_refreshed
 from napari_unet._qt.layers import masks_name, model_input, spatial_transform

@@ -15,7 +15,7 @@ from napari.layers import Labels
 from qtpy.QtCore import QTimer
 
 from napari_unet.images import validate_image
-from napari_unet.modelfile import model_card
+from napari_unet.model.files import model_card
 from napari_unet._qt.session import main_window
 
 

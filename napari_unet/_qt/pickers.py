@@ -10,7 +10,7 @@ from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QComboBox, QFileDialog, QLabel, QVBoxLayout, QWidget
 
 from napari_unet.devices import available_devices
-from napari_unet.modelfile import DEFAULT_MODEL, ModelFileError
+from napari_unet.model.files import DEFAULT_MODEL, ModelFileError
 from napari_unet._qt.layers import is_output, model_channels, model_input
 
 LOAD_FILE = "Load model file…"

@@ -20,7 +20,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_unet.instances import model_params
-from napari_unet.modelfile import model_card
+from napari_unet.model.files import model_card
 from napari_unet.progress import Progress
 from napari_unet._qt.jobs import (
     STAGES,

@@ -20,12 +20,12 @@ from qtpy.QtCore import QEvent, QObject
 
 from napari_unet.devices import available_devices
 from napari_unet.clicks import click_model_beside, load_click_model
-from napari_unet.modelfile import DEFAULT_MODEL, load_model, model_card
+from napari_unet.model.files import DEFAULT_MODEL, load_model, model_card
 
 if TYPE_CHECKING:
     import napari
 
-    from napari_unet.model import UNet
+    from napari_unet.model.unet import UNet
 
 _SESSIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 HISTORY_LENGTH = 3  # earlier models kept for Session.revert (each holds a copy of the weights)

@@ -7,7 +7,7 @@ import torch
 
 from _click_models import blank_unet
 
-from napari_unet.model import UNet
+from napari_unet.model.unet import UNet
 
 WAIT_MS = 60_000  # generous: two shared CPU cores
 

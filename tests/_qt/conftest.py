@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from _qt_helpers import threshold_unet
 
-from napari_unet.modelfile import save_model
+from napari_unet.model.files import save_model
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import napari_unet._qt.finetune_widget as fw
 from napari_unet import load_model
 from napari_unet._qt.annotations import EDITED, REGION, WHOLE, merge_outside
 from napari_unet._qt.session import session_for
-from napari_unet.modelfile import model_card
+from napari_unet.model.files import model_card
 from napari_unet.progress import Progress
 
 

@@ -106,7 +106,7 @@ def test_zoom_setting_and_the_automatic_zoom_are_said(qtbot, viewer_widget):
     from dataclasses import replace
 
     from napari_unet._qt.session import session_for
-    from napari_unet.modelfile import model_card
+    from napari_unet.model.files import model_card
 
     session = session_for(viewer)
     tuned = copy.deepcopy(session.model)
@@ -193,8 +193,8 @@ def test_incompatible_layers_are_explained(viewer_widget):
 
 
 def test_wrong_channel_count_is_explained(qtbot, viewer_widget, tmp_path):
-    from napari_unet.model import UNet
-    from napari_unet.modelfile import save_model
+    from napari_unet.model.unet import UNet
+    from napari_unet.model.files import save_model
 
     viewer, widget = viewer_widget
     viewer.add_image(np.zeros((16, 16, 3), np.uint8), name="rgb", rgb=True)
@@ -305,7 +305,7 @@ def test_a_models_tuned_settings_are_shown_and_used(qtbot, viewer_widget, tmp_pa
     from _qt_helpers import threshold_unet
 
     from napari_unet._qt.session import session_for
-    from napari_unet.modelfile import model_card, save_model
+    from napari_unet.model.files import model_card, save_model
 
     viewer, widget = viewer_widget
     assert widget.advanced.min_size.value() == 10  # the threshold model's card names none
@@ -325,7 +325,7 @@ def test_a_models_tuned_settings_are_shown_and_used(qtbot, viewer_widget, tmp_pa
 def test_a_fresh_viewer_gets_the_shipped_model_and_its_thresholds(make_napari_viewer):
     from napari_unet._qt.segment_widget import SegmentWidget
     from napari_unet.instances import model_params
-    from napari_unet.modelfile import load_model, model_card
+    from napari_unet.model.files import load_model, model_card
 
     viewer = make_napari_viewer()  # no model in its session yet: the widget loads the shipped one
     widget = SegmentWidget(viewer)

@@ -116,7 +116,7 @@ def test_a_click_model_is_refused_with_a_message(viewer_widget, tmp_path):
 
     from _qt_helpers import threshold_unet
 
-    from napari_unet.modelfile import model_card
+    from napari_unet.model.files import model_card
 
     viewer, widget = viewer_widget
     viewer.add_image(disks(), name="img")

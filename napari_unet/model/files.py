@@ -16,11 +16,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from napari_unet.card import ModelCard
-from napari_unet.model import UNet, UNetConfig
+from napari_unet.model.card import ModelCard
+from napari_unet.model.unet import UNet, UNetConfig
 
 FORMAT = "napari-unet/1"
-MODELS_DIR = Path(__file__).parent / "models"
+MODELS_DIR = Path(__file__).parent / "weights"
 DEFAULT_MODEL = MODELS_DIR / "nuclei.safetensors"
 
 

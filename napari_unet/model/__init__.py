@@ -1,0 +1,7 @@
+"""The network and its files: the U-Net, its card, model files, training checkpoints.
+
+- :mod:`.unet`: :class:`~.unet.UNet` and its :class:`~.unet.UNetConfig`.
+- :mod:`.card`: :class:`~.card.ModelCard`, what a model means (task, classes, normalisation).
+- :mod:`.files`: safetensors model files (load, save, header), the shipped models.
+- :mod:`.checkpoint`: resume state of a training run.
+"""

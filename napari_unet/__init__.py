@@ -8,11 +8,11 @@ from napari_unet import _gl_guard  # noqa: F401  (first: before anything imports
 from napari_unet.clicks import segment_click
 from napari_unet.finetune import finetune, finetune_iter
 from napari_unet.finetune_click import finetune_click, finetune_click_iter
-from napari_unet.instances import InstanceParams, instances_from_probabilities
+from napari_unet.inference.instances import InstanceParams, instances_from_probabilities
 from napari_unet.model.unet import UNet, UNetConfig
 from napari_unet.model.files import ModelFileError, load_model, save_model
-from napari_unet.predict import predict, predict_iter
-from napari_unet.segment import Segmentation, segment, segment_iter
+from napari_unet.inference.predict import predict, predict_iter
+from napari_unet.inference.segment import Segmentation, segment, segment_iter
 
 __all__ = [
     "InstanceParams",

@@ -26,7 +26,7 @@ class AugmentConfig:
 
     scale: tuple[float, float] = (0.7, 1.4)  # zoom, log-uniform (the generator already varies sizes)
     # magnify windows of images whose objects are small by the zoom automatic zoom gives
-    # them (napari_unet.segment.auto_zoom), before the jitter above: the network then learns
+    # them (napari_unet.inference.segment.auto_zoom), before the jitter above: the network then learns
     # small objects as it is shown them, magnified (shrinking would need larger images)
     object_zoom: bool = False
     flips: bool = True  # horizontal and vertical flips (microscopy has no up or left)

@@ -9,7 +9,8 @@ import torch
 
 from napari_unet.augment import AugmentConfig, augment, build_transform, crop, random_window
 from napari_unet.data import Sample, Source
-from napari_unet.segment import auto_zoom, median_diameter
+from napari_unet.inference.zoom import auto_zoom
+from napari_unet.labels import median_diameter
 from napari_unet.targets import TargetConfig, make_targets
 
 

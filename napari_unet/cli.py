@@ -46,10 +46,10 @@ def run_segment(args) -> int:
 
     from tqdm import tqdm
 
-    from napari_unet.instances import model_params
+    from napari_unet.inference.instances import model_params
     from napari_unet.io import expand_inputs, read_image, write_labels
     from napari_unet.model.files import load_model, model_card
-    from napari_unet.segment import segment_iter
+    from napari_unet.inference.segment import segment_iter
 
     model = load_model(args.model)
     files, missing = expand_inputs(args.inputs)

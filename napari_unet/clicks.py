@@ -24,10 +24,10 @@ import torch.nn.functional as F
 from scipy import ndimage as ndi
 
 from napari_unet.devices import resolve_device
-from napari_unet.images import normalize, to_planes
+from napari_unet.inference.images import normalize, to_planes
 from napari_unet.model.unet import UNet
 from napari_unet.model.files import MODELS_DIR, load_model, model_card
-from napari_unet.segment import segment
+from napari_unet.inference.segment import segment
 
 CLICK_MODEL = MODELS_DIR / "nuclei_click.safetensors"
 Point = tuple[float, float]  # (y, x) in pixels of the image
@@ -310,7 +310,7 @@ def segment_click(image, positive: Sequence[Point], negative: Sequence[Point] = 
     model
         A click network; ``None`` loads the shipped nuclei click model.
     channel_axis, device
-        As in :func:`napari_unet.segment`.
+        As in :func:`napari_unet.inference.segment`.
     segmentation_model
         The segmentation model that answers a lone positive click (see
         :class:`ClickSegmenter`): ``"shipped"`` the nuclei model, ``None`` none (the click

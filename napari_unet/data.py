@@ -15,7 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
-from napari_unet.images import normalize, to_planes
+from napari_unet.inference.images import normalize, to_planes
 from napari_unet.io import read_image
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png")

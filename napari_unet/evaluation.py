@@ -14,7 +14,7 @@ from napari_unet.model.unet import UNet
 class ValImage:
     """A held-out image of which only the annotated pixels are scored."""
 
-    image: np.ndarray  # any layout :func:`~napari_unet.segment.segment` takes
+    image: np.ndarray  # any layout :func:`~napari_unet.inference.segment.segment` takes
     labels: np.ndarray  # instance labels of its spatial shape
     annotated: np.ndarray | None = None  # bool; predicted objects mostly outside are not scored
     channel_axis: int | None = None
@@ -23,7 +23,7 @@ class ValImage:
 def evaluate(model: UNet, val: Sequence[tuple[np.ndarray, np.ndarray] | ValImage], device=None) -> tuple[float, float]:
     """AP@0.5 and AP@0.75 of ``model`` on (image, labels) pairs or :class:`ValImage`, via :func:`segment`."""
     from napari_unet.metrics import mean_average_precision
-    from napari_unet.segment import segment
+    from napari_unet.inference.segment import segment
 
     items = [v if isinstance(v, ValImage) else ValImage(*v) for v in val]
     trues, preds = [], []

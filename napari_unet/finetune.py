@@ -24,9 +24,7 @@ from napari_unet.model.unet import UNet
 from napari_unet.model.files import model_card
 from napari_unet.progress import run
 from napari_unet.holdout import annotated_ids, hold_out
-from napari_unet.instances import labels_to_shape
-from napari_unet.predict import resample, zoomed_shape
-from napari_unet.segment import auto_zoom
+from napari_unet.inference.zoom import auto_zoom, labels_to_shape, resample, zoomed_shape
 from napari_unet.training import TrainConfig, TrainProgress, TrainResult, evaluate, train_iter
 
 # Settings that suit a few corrected images: a short run, a gentle learning rate, and
@@ -157,7 +155,7 @@ def finetune_iter(
 
 def training_zoom(labels: Sequence[np.ndarray], annotated: Sequence[np.ndarray | None] | None = None) -> float:
     """The zoom at which to learn from ``labels`` and then segment: what automatic zoom
-    (:func:`napari_unet.segment.auto_zoom`) picks for the median size of their objects
+    (:func:`napari_unet.inference.segment.auto_zoom`) picks for the median size of their objects
     (those inside ``annotated``, when given).
 
     Fine-tuned at the image's scale on objects that automatic zoom then resamples, the

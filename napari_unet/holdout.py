@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-from napari_unet.images import to_planes
+from napari_unet.inference.images import to_planes
 from napari_unet.training import ValImage
 
 MIN_OBJECTS = 16  # annotated objects needed before any are held out (fewer: all are trained on)

@@ -67,7 +67,7 @@ def test_zoom_option(tmp_path, model_file, rng, capsys):
 
 def test_tta_option_gives_the_labels_of_segment_with_tta(tmp_path, model_file, rng):
     from napari_unet.model.files import load_model
-    from napari_unet.segment import segment
+    from napari_unet.inference.segment import segment
 
     image = rng.random((40, 50)).astype(np.float32)
     tifffile.imwrite(tmp_path / "a.tif", image)
@@ -89,7 +89,7 @@ def test_console_script_runs(model_file):
 
 def test_core_imports_no_qt():
     code = (
-        "import sys, napari_unet, napari_unet.cli, napari_unet.segment, napari_unet.io;"
+        "import sys, napari_unet, napari_unet.cli, napari_unet.inference.segment, napari_unet.io;"
         "bad = [m for m in sys.modules if m.split('.')[0] in "
         "('qtpy', 'PyQt5', 'PyQt6', 'PySide2', 'PySide6', 'magicgui', 'superqt', 'vispy')];"
         "print(bad); sys.exit(1 if bad else 0)"

@@ -129,7 +129,8 @@ def _disk_labels(shape, diameter, n=4):
 def test_fine_tuning_learns_and_keeps_the_zoom_its_objects_call_for(tmp_path, tiny_model, rng):
     from napari_unet.finetune import training_zoom
     from napari_unet.progress import run
-    from napari_unet.segment import LARGE_TO, segment_iter
+    from napari_unet.inference.segment import segment_iter
+    from napari_unet.inference.zoom import LARGE_TO
 
     big = _disk_labels((200, 200), 40)  # 40 px objects: automatic zoom would shrink them
     assert training_zoom([big]) == pytest.approx(LARGE_TO / 40, abs=0.01)

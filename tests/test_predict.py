@@ -20,7 +20,7 @@ def test_tiled_matches_untiled_away_from_tile_borders(tiny_model, rng):
 
 def test_single_tile_is_exactly_the_untiled_pass(tiny_model, rng):
     image = rng.random((70, 90)).astype(np.float32)
-    from napari_unet.images import normalize
+    from napari_unet.inference.images import normalize
 
     x = torch.from_numpy(normalize(image))[None, None]
     with torch.inference_mode():
@@ -174,7 +174,7 @@ def test_semantic_models_give_class_maps(rng):
 def test_a_model_card_carries_its_tuned_post_processing(rng, tmp_path):
     from dataclasses import replace as _replace
 
-    from napari_unet.instances import model_params
+    from napari_unet.inference.instances import model_params
     from napari_unet.model.files import load_model, model_card, save_model
 
     model = UNet(1, 3, base_channels=4, depth=2).eval()
@@ -200,7 +200,7 @@ def test_zoomed_prediction_comes_back_at_the_image_pixels(tiny_model, rng, zoom)
 
 
 def test_labels_found_magnified_come_back_with_their_outlines():
-    from napari_unet.instances import labels_to_shape
+    from napari_unet.inference.zoom import labels_to_shape
 
     truth = _disks(9.0, (60, 80), spacing=1)  # touching-close disks 9 px across
     for factor in (2, 3):
@@ -233,9 +233,9 @@ def test_post_processing_at_the_network_zoom_gives_labels_at_the_image_pixels():
 
 
 def test_segmentation_keeps_the_probabilities_the_network_saw(tiny_model, rng):
-    from napari_unet.predict import unzoom
+    from napari_unet.inference.zoom import unzoom
     from napari_unet.progress import run
-    from napari_unet.segment import segment_iter
+    from napari_unet.inference.segment import segment_iter
 
     image = rng.random((50, 70)).astype(np.float32)
     seg = run(segment_iter(image, tiny_model, zoom=2.0, tile_size=64))
@@ -262,7 +262,8 @@ def _disks(diameter: float, shape=(256, 256), spacing: int = 2) -> np.ndarray:
 
 
 def test_median_diameter_and_the_automatic_zoom():
-    from napari_unet.segment import LARGE_TO, SMALL_TO, auto_zoom, median_diameter
+    from napari_unet.inference.zoom import LARGE_TO, SMALL_TO, auto_zoom
+    from napari_unet.labels import median_diameter
 
     assert median_diameter(np.zeros((20, 20), np.int32)) is None
     assert abs(median_diameter(_disks(20)) - 20) < 1.0
@@ -277,7 +278,7 @@ def test_median_diameter_and_the_automatic_zoom():
 
 def test_the_default_model_splits_dense_tiny_nuclei_better_magnified():
     from napari_unet.metrics import mean_average_precision
-    from napari_unet.segment import segment_iter
+    from napari_unet.inference.segment import segment_iter
     from napari_unet.synth import SynthConfig, synth_image
 
     config = SynthConfig(size=(5.0, 6.0), coverage=(0.35, 0.45), p_clustered=0.0)
@@ -292,8 +293,8 @@ def test_the_default_model_splits_dense_tiny_nuclei_better_magnified():
 
 
 def test_test_time_augmentation_averages_the_eight_views(tiny_model, rng):
-    from napari_unet.images import normalize
-    from napari_unet.predict import view
+    from napari_unet.inference.images import normalize
+    from napari_unet.inference.predict import view
 
     image = rng.random((64, 64)).astype(np.float32)
     x = torch.from_numpy(normalize(image))[None, None]
@@ -317,7 +318,7 @@ def test_test_time_augmentation_gives_the_same_answer_for_a_rotated_or_mirrored_
 
 def test_test_time_augmentation_with_the_automatic_zoom_measures_the_objects_first():
     from napari_unet.metrics import mean_average_precision
-    from napari_unet.segment import segment_iter
+    from napari_unet.inference.segment import segment_iter
     from napari_unet.synth import synth_image
 
     sample = synth_image(np.random.default_rng(6), (192, 192))  # 54 nuclei

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from napari_unet.finetune import count_objects, edited_region, training_zoom
-from napari_unet.images import to_planes
+from napari_unet.inference.images import to_planes
 from napari_unet._qt.layers import displayed_plane, model_input
 from napari_unet._qt.regions import region_mask
 

@@ -17,7 +17,8 @@ from napari_unet.progress import Progress
 from napari_unet.training import TrainConfig, TrainProgress
 from napari_unet._qt.annotations import TrainingSet, merge_outside
 from napari_unet._qt.jobs import segment_job, torch_threads
-from napari_unet._qt.layers import compact_labels, model_input, write_labels
+from napari_unet._qt.layers import model_input, write_labels
+from napari_unet.labels import compact_labels
 
 
 @dataclass(frozen=True)

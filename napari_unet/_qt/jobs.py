@@ -16,11 +16,11 @@ from napari.qt.threading import create_worker
 from napari.utils import progress
 
 from napari_unet.devices import gui_threads, lower_thread_priority
-from napari_unet.instances import instances_from_probabilities
-from napari_unet.predict import unzoom
+from napari_unet.inference.instances import instances_from_probabilities
+from napari_unet.inference.zoom import unzoom
 from napari_unet.progress import Progress
-from napari_unet.segment import Segmentation, segment_iter
-from napari_unet._qt.layers import compact_labels
+from napari_unet.inference.segment import Segmentation, segment_iter
+from napari_unet.labels import compact_labels
 
 STAGES = {"predict": "predicting tiles", "zoom": "predicting tiles at the new zoom",
           "tta": "predicting tiles in 8 views", "instances": "separating objects"}
@@ -114,7 +114,7 @@ def warm_up_in_background() -> None:
 
 def segment_job(image, model, *, foreground: bool = False, **kwargs
                 ) -> Generator[Progress, None, tuple[Segmentation, np.ndarray | None]]:
-    """:func:`napari_unet.segment.segment_iter` with torch on :func:`gui_threads` threads,
+    """:func:`napari_unet.inference.segment.segment_iter` with torch on :func:`gui_threads` threads,
     and labels made ready for a layer here rather than on the UI thread; with
     ``foreground``, also 1 - P(background) at the image's pixels (else None)."""
     warm_labels_layer()

@@ -14,7 +14,7 @@ import numpy as np
 from napari.layers import Labels
 from qtpy.QtCore import QTimer
 
-from napari_unet.images import validate_image
+from napari_unet.inference.images import validate_image
 from napari_unet.model.files import model_card
 from napari_unet._qt.session import main_window
 
@@ -235,17 +235,6 @@ def _updates_on(window) -> None:
         window.setUpdatesEnabled(True)  # schedules the repaint
     except RuntimeError:  # the window was closed and deleted in between
         pass
-
-
-def compact_labels(labels: np.ndarray) -> np.ndarray:
-    """uint16 labels when the ids fit, else the labels as they are (for any thread).
-
-    napari shows uint8/uint16 labels as they are, but maps every pixel of wider types
-    to a texture first: ~3x longer on the UI thread for a 2048² layer.
-    """
-    if labels.size and int(labels.max()) > np.iinfo(np.uint16).max:
-        return labels
-    return labels.astype(np.uint16, copy=False)
 
 
 def new_labels(labels: np.ndarray, full_shape: tuple[int, ...], plane: int | None) -> np.ndarray:

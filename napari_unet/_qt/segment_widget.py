@@ -19,7 +19,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_unet.instances import model_params
+from napari_unet.inference.instances import model_params
 from napari_unet.model.files import model_card
 from napari_unet.progress import Progress
 from napari_unet._qt.jobs import (

@@ -6,7 +6,7 @@ from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QSpinBox, QWidget
 from superqt import QCollapsible
 
-from napari_unet.instances import InstanceParams
+from napari_unet.inference.instances import InstanceParams
 
 _DEFAULT = InstanceParams()
 FOLD_ICONS = {"expandedIcon": "▼", "collapsedIcon": "▶"}  # every folded section of the widgets

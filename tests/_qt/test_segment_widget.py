@@ -324,7 +324,7 @@ def test_a_models_tuned_settings_are_shown_and_used(qtbot, viewer_widget, tmp_pa
 
 def test_a_fresh_viewer_gets_the_shipped_model_and_its_thresholds(make_napari_viewer):
     from napari_unet._qt.segment_widget import SegmentWidget
-    from napari_unet.instances import model_params
+    from napari_unet.inference.instances import model_params
     from napari_unet.model.files import load_model, model_card
 
     viewer = make_napari_viewer()  # no model in its session yet: the widget loads the shipped one

@@ -7,16 +7,15 @@ from collections.abc import Generator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from napari_unet.devices import resolve_device
-from napari_unet.images import normalize, to_planes
+from napari_unet.inference.images import normalize, to_planes
 from napari_unet.model.unet import UNet
 from napari_unet.model.files import load_model, model_card
 from napari_unet.progress import Progress, run
-from napari_unet.tiling import blend_window, tile_slices
+from napari_unet.inference.tiling import blend_window, tile_slices
+from napari_unet.inference.zoom import MAX_ZOOM, MIN_ZOOM, resample, zoomed_shape
 
-MIN_ZOOM, MAX_ZOOM = 0.25, 4.0  # magnifications predict_iter accepts
 VIEWS = 8  # test-time augmentation: the tile, mirrored and rotated (the dihedral group)
 
 
@@ -103,33 +102,6 @@ def predict_iter(
             yield Progress(p * len(tiles) + done, total, "predict")
         del x, job  # the next plane's input is made after this one's is freed
     return out.reshape(out.shape[0], *spatial[:-2], *back)
-
-
-def zoomed_shape(shape: tuple[int, int], zoom: float) -> tuple[int, int]:
-    """A plane's (Y, X) shape seen at ``zoom`` (at least one pixel)."""
-    return tuple(max(1, int(round(n * zoom))) for n in shape)
-
-
-def resample(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """(C, Y, X) float32 resampled to (C, *shape): bilinear up, pixel averages down."""
-    if tuple(x.shape[-2:]) == tuple(shape):
-        return x
-    t = torch.from_numpy(np.ascontiguousarray(x))[None]
-    if all(n <= m for n, m in zip(shape, x.shape[-2:])):
-        t = F.interpolate(t, size=shape, mode="area")
-    else:
-        t = F.interpolate(t, size=shape, mode="bilinear", align_corners=False)
-    return t[0].numpy()
-
-
-def unzoom(probabilities: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """(C, *spatial) probabilities kept at the network's zoom brought to ``shape``, plane by plane."""
-    probs = np.asarray(probabilities)
-    if tuple(probs.shape[1:]) == tuple(shape):
-        return probs
-    planes = probs.reshape(probs.shape[0], -1, *probs.shape[-2:])
-    out = [resample(planes[:, p], tuple(shape[-2:])) for p in range(planes.shape[1])]
-    return np.stack(out, axis=1).reshape(probs.shape[0], *shape)
 
 
 def predict(image, model: UNet | None = None, **kwargs) -> np.ndarray:

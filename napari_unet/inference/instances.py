@@ -8,6 +8,9 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
+from napari_unet.inference.zoom import labels_to_shape
+from napari_unet.labels import drop_small
+
 
 @dataclass(frozen=True)
 class InstanceParams:
@@ -68,56 +71,6 @@ def instances_from_probabilities(
     return labels
 
 
-def labels_to_shape(labels: np.ndarray, shape: tuple[int, ...], renumber: bool = True) -> np.ndarray:
-    """Resample a 2D label image to ``shape`` (Y, X), renumbered 1..n (``renumber``; off for class maps).
-
-    Each output pixel takes the label most of it covers, counted on a k × k grid of
-    samples (k odd, at least the scale factor; ties go to the central sample), so
-    objects keep their outlines when a magnified result is brought back; a larger
-    ``shape`` is the nearest sample.
-    """
-    labels = np.asarray(labels)
-    if tuple(labels.shape) == tuple(shape):
-        return labels
-    factor = [n / m for n, m in zip(labels.shape, shape)]
-    k = max(1, int(np.ceil(max(factor) - 1e-6)))
-    k += 1 - k % 2
-    offsets = [k // 2] + [j for j in range(k) if j != k // 2]  # the centre first
-    rows = [_sample_index(shape[0], factor[0], (j + 0.5) / k, labels.shape[0]) for j in offsets]
-    cols = [_sample_index(shape[1], factor[1], (i + 0.5) / k, labels.shape[1]) for i in offsets]
-    out = np.empty(shape, labels.dtype)
-    for top in range(0, shape[0], CHUNK_ROWS):  # k² samples of a band of rows at a time
-        band = slice(top, top + CHUNK_ROWS)
-        out[band] = _majority([labels[r[band, None], c[None, :]] for r in rows for c in cols])
-    return _drop_small(out, 1) if renumber else out
-
-
-CHUNK_ROWS = 256
-
-
-def _majority(samples: list[np.ndarray]) -> np.ndarray:
-    """Per pixel, the value most of ``samples`` hold; ties go to the earliest sample."""
-    if len(samples) == 1:
-        return samples[0]
-    votes = [np.ones(samples[0].shape, np.int16) for _ in samples]
-    for i, a in enumerate(samples):
-        for j in range(i + 1, len(samples)):
-            same = a == samples[j]
-            votes[i] += same
-            votes[j] += same
-    best, most = samples[0].copy(), votes[0]
-    for candidate, n in zip(samples[1:], votes[1:]):
-        wins = n > most
-        best[wins] = candidate[wins]
-        most = np.maximum(most, n)
-    return best
-
-
-def _sample_index(n: int, factor: float, offset: float, limit: int) -> np.ndarray:
-    """Indices into an axis ``factor`` times longer, ``offset`` (0-1) into each of ``n`` pixels."""
-    return np.minimum(((np.arange(n) + offset) * factor).astype(np.intp), limit - 1)
-
-
 def _instances_2d(probs: np.ndarray, params: InstanceParams) -> np.ndarray:
     foreground = probs[0] < 1.0 - params.foreground_threshold
     if params.fill_holes:
@@ -147,17 +100,4 @@ def _instances_2d(probs: np.ndarray, params: InstanceParams) -> np.ndarray:
         lut[ids] = np.arange(next_id, next_id + len(ids), dtype=np.int32)
         labels[box][region] = lut[flooded[region]]
         next_id += len(ids)
-    return _drop_small(labels, params.min_size, params.min_relative_size)
-
-
-def _drop_small(labels: np.ndarray, min_size: int, min_relative_size: float = 0.0) -> np.ndarray:
-    """Remove objects under ``min_size`` pixels or under ``min_relative_size`` times the
-    median object area (fragments and specks beside real objects), and renumber 1..n."""
-    sizes = np.bincount(labels.ravel())
-    keep = sizes >= max(min_size, 1)
-    keep[0] = False
-    if min_relative_size > 0 and keep.any():
-        keep &= sizes >= min_relative_size * np.median(sizes[keep])
-    lut = np.zeros(len(sizes), np.int32)
-    lut[keep] = np.arange(1, keep.sum() + 1, dtype=np.int32)
-    return lut[labels]
+    return drop_small(labels, params.min_size, params.min_relative_size)

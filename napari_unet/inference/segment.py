@@ -8,23 +8,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from napari_unet.images import spatial_shape
-from napari_unet.instances import InstanceParams, instances_from_probabilities, model_params
+from napari_unet.inference.images import spatial_shape
+from napari_unet.inference.instances import InstanceParams, instances_from_probabilities, model_params
 from napari_unet.model.unet import UNet
 from napari_unet.model.files import load_model, model_card
-from napari_unet.predict import predict_iter
+from napari_unet.inference.predict import predict_iter
+from napari_unet.inference.zoom import auto_zoom
+from napari_unet.labels import median_diameter
 from napari_unet.progress import Progress, restaged, run
-
-# Automatic zoom: the network finds objects best when they are 10-22 px across. Dense
-# fields of smaller nuclei merge in runs and large textured nuclei split; both are found
-# far better with the image resampled. When the objects of a first pass measure (median
-# equivalent diameter) under SMALL px, the image is predicted again magnified so they
-# measure SMALL_TO px (at most MAX_AUTO times, and ZOOM_PIXELS pixels per plane); over
-# LARGE px, shrunk so they measure LARGE_TO px (at least MIN_AUTO times).
-SMALL, SMALL_TO, MAX_AUTO = 10.0, 13.0, 3.0
-LARGE, LARGE_TO, MIN_AUTO = 22.0, 18.0, 0.4
-ZOOM_PIXELS = 2**26
-
 
 @dataclass(frozen=True)
 class Segmentation:
@@ -49,18 +40,18 @@ def segment_iter(
     """Predict, then post-process; yields :class:`Progress` and returns a :class:`Segmentation`.
 
     ``params=None`` uses the post-processing settings tuned for the model (its card's
-    ``postprocess``; see :func:`napari_unet.instances.model_params`). ``zoom=None``
+    ``postprocess``; see :func:`napari_unet.inference.instances.model_params`). ``zoom=None``
     resamples images of very small or large objects: when the objects found are under
     10 px or over 22 px across, the network runs again on the image magnified to make
     them ~13 px, or shrunk to make them ~18 px (:func:`auto_zoom`); a model fine-tuned
     at a zoom (its card's ``zoom``) sees every image at that zoom instead. A number
     fixes the magnification (``1``: as it is). ``tta`` averages the network's output
     over each tile's 8 mirrored and rotated views (8 times the work; see
-    :func:`napari_unet.predict.predict_iter`); with automatic zoom the first pass, which
+    :func:`napari_unet.inference.predict.predict_iter`); with automatic zoom the first pass, which
     only measures the objects, goes without.
     A second pass reports its progress as stage ``"zoom"`` (``"tta"`` when only ``tta``
     makes it). Keyword arguments
-    (``tile_size``, ``overlap``, ``batch_size``) go to :func:`napari_unet.predict.predict_iter`.
+    (``tile_size``, ``overlap``, ``batch_size``) go to :func:`napari_unet.inference.predict.predict_iter`.
     """
     model = load_model() if model is None else model
     card = model_card(model)
@@ -88,34 +79,6 @@ def _instances(probs, params, task, shape) -> Generator[Progress, None, np.ndarr
     labels = instances_from_probabilities(probs, params, task, shape)
     yield Progress(1, 1, "instances")
     return labels
-
-
-def median_diameter(labels: np.ndarray) -> float | None:
-    """Median equivalent diameter (px) of the objects in ``labels`` (None if there are none).
-
-    For a stack, the median over the objects of all planes, as 2D areas.
-    """
-    lab = np.asarray(labels)
-    planes = lab.reshape(-1, *lab.shape[-2:]) if lab.ndim > 2 else lab[None]
-    areas = np.concatenate([np.bincount(p.ravel())[1:] for p in planes])
-    areas = areas[areas > 0]
-    return float(2 * np.sqrt(np.median(areas) / np.pi)) if areas.size else None
-
-
-def auto_zoom(diameter: float | None, shape: tuple[int, ...]) -> float:
-    """The zoom for objects of median ``diameter`` px in planes of ``shape`` (Y, X).
-
-    1 (none) for objects :data:`SMALL` to :data:`LARGE` px across; smaller ones are
-    magnified to :data:`SMALL_TO` px (within :data:`MAX_AUTO` and :data:`ZOOM_PIXELS`),
-    larger ones shrunk to :data:`LARGE_TO` px (within :data:`MIN_AUTO`).
-    """
-    if diameter is None or SMALL <= diameter <= LARGE:
-        return 1.0
-    if diameter > LARGE:
-        return round(max(LARGE_TO / diameter, MIN_AUTO), 2)
-    fits = np.sqrt(ZOOM_PIXELS / (int(shape[-2]) * int(shape[-1])))
-    zoom = round(float(min(SMALL_TO / max(diameter, 1.0), MAX_AUTO, fits)), 2)
-    return zoom if zoom >= 1.25 else 1.0
 
 
 def segment(image, model: UNet | None = None, **kwargs) -> np.ndarray:

@@ -35,7 +35,7 @@ from napari_unet.clicks import ClickSegmenter, load_click_model
 from napari_unet.clicksim import clicks_to_reach, interact
 from napari_unet.finetune import finetune_iter
 from napari_unet.finetune_click import CLICK_SHARE, SEGMENTATION, finetune_both_iter
-from napari_unet.metrics import average_precision
+from napari_unet.training.metrics import average_precision
 from napari_unet.progress import run
 from napari_unet.synth import SynthConfig, synth_image
 

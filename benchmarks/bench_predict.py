@@ -24,7 +24,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from napari_unet import UNet, instances_from_probabilities, predict
 from napari_unet.devices import resolve_device
-from napari_unet.tiling import tile_slices
+from napari_unet.inference.tiling import tile_slices
 
 
 def best_of(fn, repeat: int = 3) -> float:
@@ -147,7 +147,7 @@ def main() -> None:
     except ImportError:
         print("MONAI not installed (pip install '.[bench]'): peer comparison skipped")
     else:
-        from napari_unet.images import normalize
+        from napari_unet.inference.images import normalize
 
         def monai_run():
             xt = torch.from_numpy(normalize(image))[None, None].to(dev)

@@ -20,10 +20,10 @@ from bench_predict import best_of, matmul_gflops  # same matmul measurement as t
 from torch.utils.flop_counter import FlopCounterMode
 
 from napari_unet import UNet
-from napari_unet.batches import PatchSampler
-from napari_unet.data import SynthSource
-from napari_unet.losses import segmentation_loss
-from napari_unet.training import TrainConfig
+from napari_unet.training.batches import PatchSampler
+from napari_unet.training.sources import SynthSource
+from napari_unet.training.losses import segmentation_loss
+from napari_unet.training.engine import TrainConfig
 
 
 def step_flops(model, batch) -> int:

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from classical import classical_segment
 
-from napari_unet.metrics import mean_average_precision
+from napari_unet.training.metrics import mean_average_precision
 from napari_unet.model.files import load_model
-from napari_unet.segment import segment
+from napari_unet.inference.segment import segment
 from napari_unet.synth import SynthConfig, synth_dataset, synth_image
 
 

@@ -48,10 +48,10 @@ def run_train(args) -> int:
     from dataclasses import replace
 
     from napari_unet.cli import _error
-    from napari_unet.data import SynthSource, load_folder
+    from napari_unet.training.sources import SynthSource, load_folder
     from napari_unet.model.unet import UNet
     from napari_unet.model.files import load_model, model_card, save_model
-    from napari_unet.training import TrainConfig, train_iter
+    from napari_unet.training.engine import TrainConfig, train_iter
 
     cfg = TrainConfig(
         steps=args.steps, max_seconds=args.max_seconds, batch_size=args.batch_size,

@@ -8,14 +8,14 @@ import numpy as np
 import torch
 from scipy import ndimage as ndi
 
-from napari_unet.augment import augment, build_transform, crop
-from napari_unet.batches import Batch
+from napari_unet.training.augment import augment, build_transform, crop
+from napari_unet.training.batches import Batch
 from napari_unet.clicks import ClickConfig, encode_clicks
 from napari_unet.clicksim import next_click
-from napari_unet.data import Sample, Source
+from napari_unet.training.sources import Sample, Source
 from napari_unet.model.unet import UNet
-from napari_unet.targets import IGNORE_INDEX
-from napari_unet.training import TrainConfig
+from napari_unet.training.targets import IGNORE_INDEX
+from napari_unet.training.engine import TrainConfig
 
 MIN_PIXELS = 4  # objects smaller than this in the window are not used
 
@@ -52,7 +52,7 @@ class ClickSampler:
     Parameters
     ----------
     source
-        Whole normalised images with instance labels (any :class:`~napari_unet.data.Source`).
+        Whole normalised images with instance labels (any :class:`~napari_unet.training.sources.Source`).
     model
         The network being trained; it answers the iterative clicks.
     config

@@ -1,6 +1,6 @@
 """Training the click network with simulated clicks, through the ordinary training engine.
 
-:class:`~napari_unet.clickbatches.ClickSampler` is a batch source for :func:`napari_unet.training.train_iter`
+:class:`~napari_unet.clickbatches.ClickSampler` is a batch source for :func:`napari_unet.training.engine.train_iter`
 (its ``batches`` hook): each sample is a window around one object, augmented like the
 automatic model's patches, with clicks placed the way :mod:`napari_unet.clicksim`'s
 simulated user places them — the first inside the object, some extra random ones, and
@@ -23,11 +23,11 @@ from dataclasses import replace
 from napari_unet.model.card import ModelCard
 from napari_unet.clickbatches import ClickSampler, ClickSimConfig
 from napari_unet.clicks import ClickConfig
-from napari_unet.data import Source
-from napari_unet.losses import LossConfig
+from napari_unet.training.sources import Source
+from napari_unet.training.losses import LossConfig
 from napari_unet.model.unet import UNet
 from napari_unet.model.files import load_model
-from napari_unet.training import TrainConfig, TrainProgress, TrainResult, train_iter
+from napari_unet.training.engine import TrainConfig, TrainProgress, TrainResult, train_iter
 
 
 def click_train_config(**overrides) -> TrainConfig:
@@ -64,7 +64,7 @@ def train_click_iter(model: UNet, data: Source, config: TrainConfig | None = Non
 
 def main(argv: list[str] | None = None) -> None:
     """Train the shipped click model on synthetic nuclei (see the module docstring)."""
-    from napari_unet.data import SynthSource
+    from napari_unet.training.sources import SynthSource
     from napari_unet.progress import run
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -17,15 +17,16 @@ import numpy as np
 import torch
 from scipy import ndimage as ndi
 
-from napari_unet.augment import AugmentConfig
+from napari_unet.training.augment import AugmentConfig
 from napari_unet.model.card import ModelCard
-from napari_unet.data import ArraySource
+from napari_unet.training.sources import ArraySource
 from napari_unet.model.unet import UNet
 from napari_unet.model.files import model_card
 from napari_unet.progress import run
-from napari_unet.holdout import annotated_ids, hold_out
+from napari_unet.training.holdout import annotated_ids, hold_out
 from napari_unet.inference.zoom import auto_zoom, labels_to_shape, resample, zoomed_shape
-from napari_unet.training import TrainConfig, TrainProgress, TrainResult, evaluate, train_iter
+from napari_unet.training.engine import TrainConfig, TrainProgress, TrainResult, train_iter
+from napari_unet.training.evaluation import evaluate
 
 # Settings that suit a few corrected images: a short run, a gentle learning rate, and
 # BatchNorm statistics kept from the base model (a handful of patches estimate them badly).
@@ -104,8 +105,8 @@ def finetune_iter(
     stop
         Set it from any thread to end after the current step, keeping the best weights.
     validate
-        With enough annotated objects (:data:`~napari_unet.holdout.MIN_OBJECTS`), hold a
-        strip of them out of training (:func:`~napari_unet.holdout.hold_out`), score it
+        With enough annotated objects (:data:`~napari_unet.training.holdout.MIN_OBJECTS`), hold a
+        strip of them out of training (:func:`~napari_unet.training.holdout.hold_out`), score it
         every ``config.val_every`` steps (0: :data:`VAL_EVERY`) and keep the best-scoring
         weights; with fewer,
         train on everything as without.

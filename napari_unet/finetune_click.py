@@ -20,12 +20,12 @@ import torch
 
 from napari_unet.clickbatches import MIN_PIXELS
 from napari_unet.clicktrain import click_train_config, train_click_iter
-from napari_unet.data import ArraySource
+from napari_unet.training.sources import ArraySource
 from napari_unet.finetune import FINETUNE_DEFAULTS, _card_after, _inputs, _with_budget, finetune_iter
 from napari_unet.model.unet import UNet
 from napari_unet.model.files import model_card
 from napari_unet.progress import run
-from napari_unet.training import TrainConfig, TrainProgress, TrainResult
+from napari_unet.training.engine import TrainConfig, TrainProgress, TrainResult
 
 # A quarter of the budget: the click network is smaller than the segmentation model and
 # starts from a model that already finds objects; what it learns is the new look of the

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
+IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")  # what read_image reads
+LOSSY_SUFFIXES = (".jpg", ".jpeg")  # never for labels: compression changes their values
 
 
 def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[str]]:

@@ -8,7 +8,7 @@ from _click_models import disk_image, threshold_click_unet
 from napari_unet.clicks import CLICK_MODEL, ClickSegmenter, encode_clicks, farthest_point, segment_click
 from napari_unet.clicksim import Click, clicks_to_reach, first_click, interact, iou, next_click
 from napari_unet.clicktrain import ClickSampler, click_train_config, new_click_model, train_click_iter
-from napari_unet.data import ArraySource
+from napari_unet.training.sources import ArraySource
 from napari_unet.progress import run
 from napari_unet.sample import sample_config
 from napari_unet.synth import synth_image

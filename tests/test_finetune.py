@@ -16,7 +16,7 @@ from napari_unet.finetune_click import (
     finetune_click,
     split_budget,
 )
-from napari_unet.holdout import hold_out
+from napari_unet.training.holdout import hold_out
 from napari_unet.progress import run
 from napari_unet.synth import synth_image
 
@@ -269,7 +269,7 @@ def test_validation_scores_the_run_and_stop_keeps_the_best(tiny_model):
 
 
 def test_validation_scores_only_the_held_out_pixels(tiny_model):
-    from napari_unet.evaluation import ValImage, _mostly_inside, evaluate
+    from napari_unet.training.evaluation import ValImage, _mostly_inside, evaluate
 
     labels = np.zeros((20, 20), np.int32)
     labels[2:6, 2:6], labels[10:18, 10:18] = 1, 2

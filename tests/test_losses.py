@@ -1,7 +1,7 @@
 import torch
 
-from napari_unet.losses import LossConfig, segmentation_loss
-from napari_unet.targets import IGNORE_INDEX
+from napari_unet.training.losses import LossConfig, segmentation_loss
+from napari_unet.training.targets import IGNORE_INDEX
 
 
 def _loss_and_grad(logits, classes, weights):

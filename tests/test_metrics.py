@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from napari_unet.metrics import average_precision, match_counts, mean_average_precision
+from napari_unet.training.metrics import average_precision, match_counts, mean_average_precision
 
 
 def square(shape=(32, 32), top=5, left=5, size=10, value=1, into=None) -> np.ndarray:

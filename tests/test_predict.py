@@ -277,7 +277,7 @@ def test_median_diameter_and_the_automatic_zoom():
 
 
 def test_the_default_model_splits_dense_tiny_nuclei_better_magnified():
-    from napari_unet.metrics import mean_average_precision
+    from napari_unet.training.metrics import mean_average_precision
     from napari_unet.inference.segment import segment_iter
     from napari_unet.synth import SynthConfig, synth_image
 
@@ -317,7 +317,7 @@ def test_test_time_augmentation_gives_the_same_answer_for_a_rotated_or_mirrored_
 
 
 def test_test_time_augmentation_with_the_automatic_zoom_measures_the_objects_first():
-    from napari_unet.metrics import mean_average_precision
+    from napari_unet.training.metrics import mean_average_precision
     from napari_unet.inference.segment import segment_iter
     from napari_unet.synth import synth_image
 

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from napari_unet.augment import AugmentConfig, augment, build_transform
-from napari_unet.targets import BOUNDARY, IGNORE_INDEX, INTERIOR, TargetConfig, make_targets
+from napari_unet.training.augment import AugmentConfig, augment, build_transform
+from napari_unet.training.targets import BOUNDARY, IGNORE_INDEX, INTERIOR, TargetConfig, make_targets
 
 
 def two_touching_squares() -> np.ndarray:
@@ -85,8 +85,8 @@ def test_object_zoom_magnifies_small_objects_as_automatic_zoom_will():
 
     from scipy import ndimage as ndi
 
-    from napari_unet.batches import PatchSampler
-    from napari_unet.data import ArraySource
+    from napari_unet.training.batches import PatchSampler
+    from napari_unet.training.sources import ArraySource
 
     def discs(step, radius):  # discs of ``radius`` px on a grid of ``step`` px, a 192² image
         yy, xx = np.mgrid[:192, :192]

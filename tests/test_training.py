@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from napari_unet.data import ArraySource, SynthSource
+from napari_unet.training.sources import ArraySource, SynthSource
 from napari_unet.model.unet import UNet
 from napari_unet.model.files import load_model
-from napari_unet.training import TrainConfig, learning_rate, train, train_iter
+from napari_unet.training.engine import TrainConfig, learning_rate, train, train_iter
 
 
 def tiny(seed: int = 0) -> UNet:
@@ -122,7 +122,7 @@ def test_array_source_checks_its_inputs():
 def test_folder_pairs_both_layouts_and_ignore_value(tmp_path):
     import tifffile
 
-    from napari_unet.data import find_pairs, load_folder
+    from napari_unet.training.sources import find_pairs, load_folder
 
     image, labels = blobs()
     tifffile.imwrite(tmp_path / "a.tif", image)

@@ -14,7 +14,7 @@ from napari_unet.devices import gui_threads, resolve_device
 from napari_unet.finetune import edited_region
 from napari_unet.finetune_click import SEGMENTATION, Finetuned, finetune_both_iter
 from napari_unet.progress import Progress
-from napari_unet.training import TrainConfig, TrainProgress
+from napari_unet.training.engine import TrainConfig, TrainProgress
 from napari_unet._qt.annotations import TrainingSet, merge_outside
 from napari_unet._qt.jobs import segment_job, torch_threads
 from napari_unet._qt.layers import model_input, write_labels

@@ -10,7 +10,7 @@ from superqt import QCollapsible
 
 from napari_unet.finetune import FINETUNE_DEFAULTS
 from napari_unet.finetune_click import CLICK_FINETUNE_DEFAULTS, CLICK_SHARE
-from napari_unet.holdout import MIN_OBJECTS
+from napari_unet.training.holdout import MIN_OBJECTS
 from napari_unet._qt.settings import FOLD_ICONS
 
 SECONDS, STEPS = "seconds", "steps"

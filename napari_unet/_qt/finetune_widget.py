@@ -20,7 +20,7 @@ from qtpy.QtWidgets import (
 
 from napari_unet.clicks import click_model_beside
 from napari_unet.finetune_click import SEGMENTATION
-from napari_unet.holdout import MIN_OBJECTS
+from napari_unet.training.holdout import MIN_OBJECTS
 from napari_unet.model.files import model_card, save_model
 from napari_unet._qt.annotations import MODES, REGION, TrainingSet, snapshot
 from napari_unet._qt.finetune_job import Refresh, TrainStep, finetune_job, refresh_job

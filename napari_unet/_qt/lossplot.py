@@ -6,7 +6,7 @@ from qtpy.QtCore import QPointF, QRectF, QSize, Qt
 from qtpy.QtGui import QColor, QPainter, QPainterPath, QPen
 from qtpy.QtWidgets import QSizePolicy, QWidget
 
-from napari_unet.training import TrainProgress
+from napari_unet.training.engine import TrainProgress
 
 SMOOTHING = 0.9  # EMA of the loss drawn over the noisy per-step values
 MARGIN = 6

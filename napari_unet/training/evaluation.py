@@ -7,7 +7,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from napari_unet.inference.segment import segment
+from napari_unet.labels import fraction_inside
 from napari_unet.model.unet import UNet
+from napari_unet.training.metrics import mean_average_precision
 
 
 @dataclass(frozen=True)
@@ -22,9 +25,6 @@ class ValImage:
 
 def evaluate(model: UNet, val: Sequence[tuple[np.ndarray, np.ndarray] | ValImage], device=None) -> tuple[float, float]:
     """AP@0.5 and AP@0.75 of ``model`` on (image, labels) pairs or :class:`ValImage`, via :func:`segment`."""
-    from napari_unet.metrics import mean_average_precision
-    from napari_unet.inference.segment import segment
-
     items = [v if isinstance(v, ValImage) else ValImage(*v) for v in val]
     trues, preds = [], []
     for v in items:
@@ -37,8 +37,6 @@ def evaluate(model: UNet, val: Sequence[tuple[np.ndarray, np.ndarray] | ValImage
 
 def _mostly_inside(labels: np.ndarray, annotated: np.ndarray) -> np.ndarray:
     """``labels`` without the objects that have less than half their pixels in ``annotated``."""
-    total = np.bincount(labels.ravel())
-    inside = np.bincount(labels[annotated], minlength=total.size)
-    keep = inside * 2 >= total
+    keep = fraction_inside(labels, annotated) >= 0.5
     keep[0] = True
     return np.where(keep[labels], labels, 0)

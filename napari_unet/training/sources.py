@@ -2,7 +2,7 @@
 
 Every source has ``sample(rng) -> Sample``: one whole image, already normalised the
 way prediction normalises it, with its instance labels and an optional annotated
-mask. :class:`~napari_unet.batches.PatchSampler` cuts, augments and batches them.
+mask. :class:`~napari_unet.training.batches.PatchSampler` cuts, augments and batches them.
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ from typing import Protocol
 import numpy as np
 
 from napari_unet.inference.images import normalize, to_planes
-from napari_unet.io import read_image
+from napari_unet.io import IMAGE_SUFFIXES, LOSSY_SUFFIXES, read_image
 
-IMAGE_SUFFIXES = (".tif", ".tiff", ".png")
 MASK_SUFFIX = "_masks"  # Cellpose's naming: cell01.tif + cell01_masks.tif
 
 
@@ -203,6 +202,9 @@ def load_folder(
     """
     images, labels, annotated = [], [], []
     for image_path, mask_path in find_pairs(folder):
+        if mask_path.suffix.lower() in LOSSY_SUFFIXES:
+            raise ValueError(f"{mask_path}: label images must be saved losslessly (TIFF or PNG); JPEG changes "
+                             "the label values at object borders")
         lab = read_image(mask_path)
         if lab.ndim != 2 or not np.issubdtype(lab.dtype, np.integer):
             raise ValueError(f"{mask_path}: labels must be a 2D integer image, got {lab.dtype} {lab.shape}")

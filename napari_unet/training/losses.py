@@ -1,6 +1,6 @@
 """Segmentation loss: boundary-weighted cross-entropy plus soft Dice, both masked.
 
-Pixels whose class is :data:`~napari_unet.targets.IGNORE_INDEX` contribute nothing to
+Pixels whose class is :data:`~napari_unet.training.targets.IGNORE_INDEX` contribute nothing to
 either term, neither to the value nor to the gradient, whatever the logits there.
 """
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from napari_unet.targets import IGNORE_INDEX
+from napari_unet.training.targets import IGNORE_INDEX
 
 
 @dataclass(frozen=True)

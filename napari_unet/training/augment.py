@@ -159,7 +159,7 @@ def augment(
     """Apply ``transform`` jointly to a (C, H, W) image window and its masks.
 
     Returns the image as a float32 tensor and labels (int32) and annotated (bool) as
-    numpy arrays, ready for :func:`napari_unet.targets.make_targets`.
+    numpy arrays, ready for :func:`napari_unet.training.targets.make_targets`.
     """
     img = tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)))
     masks = np.stack([labels.astype(np.int32, copy=False), annotated.astype(np.int32)])

@@ -16,7 +16,8 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from napari_unet.inference.images import to_planes
-from napari_unet.training import ValImage
+from napari_unet.labels import fraction_inside
+from napari_unet.training.evaluation import ValImage
 
 MIN_OBJECTS = 16  # annotated objects needed before any are held out (fewer: all are trained on)
 FRACTION = 0.25  # share of the annotated objects held out (at least MIN_VAL_OBJECTS)
@@ -93,18 +94,11 @@ def _strip(lab: np.ndarray, ann: np.ndarray, ids: np.ndarray, k: int) -> tuple[n
     coords = np.arange(lab.shape[axis])
     beyond = (coords >= cut)[None, :] if axis == 1 else (coords >= cut)[:, None]
     strip = ann & beyond
-    crossing = np.unique(lab[strip & ~_whole_in(lab, strip)])
+    whole = fraction_inside(lab, strip) == 1.0
+    whole[0] = True
+    crossing = np.unique(lab[strip & ~whole[lab]])
     val_mask = strip & ~np.isin(lab, crossing[crossing > 0])
     n_val = annotated_ids(lab, val_mask).size
     if n_val < MIN_VAL_OBJECTS:
         return None
     return val_mask, n_val
-
-
-def _whole_in(lab: np.ndarray, region: np.ndarray) -> np.ndarray:
-    """Pixels of objects that lie entirely inside ``region`` (and background)."""
-    total = np.bincount(lab.ravel())
-    inside = np.bincount(lab[region], minlength=total.size)
-    whole = inside == total
-    whole[0] = True
-    return whole[lab]

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from napari_unet.augment import AugmentConfig, augment, build_transform, crop, random_window
-from napari_unet.data import Sample, Source
+from napari_unet.training.augment import AugmentConfig, augment, build_transform, crop, random_window
+from napari_unet.training.sources import Sample, Source
 from napari_unet.inference.zoom import auto_zoom
 from napari_unet.labels import median_diameter
-from napari_unet.targets import TargetConfig, make_targets
+from napari_unet.training.targets import TargetConfig, make_targets
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class Batch:
 
 
 class PatchSampler:
-    """Turns samples from a :class:`~napari_unet.data.Source` into augmented batches.
+    """Turns samples from a :class:`~napari_unet.training.sources.Source` into augmented batches.
 
     Parameters
     ----------

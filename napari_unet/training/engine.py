@@ -16,17 +16,17 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from napari_unet.augment import AugmentConfig
-from napari_unet.batches import Batch, PatchSampler
+from napari_unet.training.augment import AugmentConfig
+from napari_unet.training.batches import Batch, PatchSampler
 from napari_unet.model.checkpoint import load_state, model_path, save_state, state_path
-from napari_unet.data import Source
+from napari_unet.training.sources import Source
 from napari_unet.devices import resolve_device
-from napari_unet.evaluation import ValImage, evaluate
-from napari_unet.losses import LossConfig, segmentation_loss
+from napari_unet.training.evaluation import ValImage, evaluate
+from napari_unet.training.losses import LossConfig, segmentation_loss
 from napari_unet.model.unet import UNet
 from napari_unet.model.files import load_model, save_model
 from napari_unet.progress import run
-from napari_unet.targets import TargetConfig
+from napari_unet.training.targets import TargetConfig
 
 # Builds the step's batch source from the data, the config and the run's generator
 # (so resumed runs continue its state); the default cuts instance patches.
@@ -130,8 +130,8 @@ def train_iter(
         The network to train, in place (a fresh :class:`UNet` or a loaded model to
         fine-tune).
     data
-        A source of samples (:class:`~napari_unet.data.ArraySource`,
-        :class:`~napari_unet.data.SynthSource`, :func:`~napari_unet.data.load_folder`).
+        A source of samples (:class:`~napari_unet.training.sources.ArraySource`,
+        :class:`~napari_unet.training.sources.SynthSource`, :func:`~napari_unet.training.sources.load_folder`).
     config
         Budgets, optimiser, schedule, checkpointing; see :class:`TrainConfig`.
     device

@@ -32,8 +32,8 @@ from napari_unet.clicks import CLICK_MODEL, ClickSegmenter, farthest_point, load
 from napari_unet.clicksim import clicks_to_reach, interact, iou, next_click
 from napari_unet.devices import gui_threads
 from napari_unet.model.files import load_model
-from napari_unet.sample import nuclei_sample
-from napari_unet.synth import synth_dataset
+from napari_unet.synth.sample import nuclei_sample
+from napari_unet.synth.images import synth_dataset
 
 HELD_OUT_SEED = 2024  # training draws its pool from seed 1
 SIZE_BINS = ((0, 10), (10, 25), (25, 1000))  # equivalent diameter, px

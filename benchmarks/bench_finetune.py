@@ -37,7 +37,8 @@ from napari_unet.finetune import finetune_iter
 from napari_unet.finetune_click import CLICK_SHARE, SEGMENTATION, finetune_both_iter
 from napari_unet.training.metrics import average_precision
 from napari_unet.progress import run
-from napari_unet.synth import SynthConfig, synth_image
+from napari_unet.synth.config import SynthConfig
+from napari_unet.synth.images import synth_image
 
 
 def task(seed: int, size: int):

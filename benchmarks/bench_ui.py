@@ -28,7 +28,7 @@ from napari_unet import UNet, instances_from_probabilities, load_model, segment
 from napari_unet.devices import gui_threads
 from napari_unet.model.files import ModelFileError
 from napari_unet._qt.demo import settle, wait_until
-from napari_unet.sample import nuclei_sample
+from napari_unet.synth.sample import nuclei_sample
 
 PROBE_MS = 10
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"

@@ -22,7 +22,8 @@ from classical import classical_segment
 from napari_unet.training.metrics import mean_average_precision
 from napari_unet.model.files import load_model
 from napari_unet.inference.segment import segment
-from napari_unet.synth import SynthConfig, synth_dataset, synth_image
+from napari_unet.synth.config import SynthConfig
+from napari_unet.synth.images import synth_dataset, synth_image
 
 
 def main(argv: list[str] | None = None) -> None:

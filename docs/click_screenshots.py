@@ -19,7 +19,7 @@ from scipy import ndimage as ndi  # noqa: E402
 
 from napari_unet._qt.demo import settle, wait_until  # noqa: E402
 from napari_unet.clicks import farthest_point  # noqa: E402
-from napari_unet.sample import nuclei_sample  # noqa: E402
+from napari_unet.synth.sample import nuclei_sample  # noqa: E402
 
 IMAGES = Path(__file__).resolve().parent / "images"
 REGION = (slice(300, 700), slice(420, 720))  # the part of the 1024² sample shown (portrait)

@@ -43,7 +43,8 @@ def main() -> None:
     import napari
 
     from napari_unet._qt.demo import settle, wait_until
-    from napari_unet.synth import SynthConfig, synth_image
+    from napari_unet.synth.config import SynthConfig
+    from napari_unet.synth.images import synth_image
 
     OUT.mkdir(exist_ok=True)
     sample = synth_image(100, (512, 512), SynthConfig().shifted())

@@ -20,7 +20,7 @@ from qtpy.QtWidgets import QDockWidget  # noqa: E402
 
 from napari_unet._qt.demo import settle, wait_until  # noqa: E402
 from napari_unet._qt.segment_widget import SegmentWidget  # noqa: E402
-from napari_unet.sample import nuclei_sample  # noqa: E402
+from napari_unet.synth.sample import nuclei_sample  # noqa: E402
 
 IMAGES = Path(__file__).resolve().parent / "images"
 SIZE = (1500, 950)

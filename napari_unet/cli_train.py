@@ -82,13 +82,13 @@ def run_train(args) -> int:
         model = UNet(1, 3, base_channels=args.base_channels, depth=args.depth)
     val = None
     if args.synthetic:
-        from napari_unet import synth
+        from napari_unet.synth.images import synth_dataset
 
         side = int(round(args.patch_size / cfg.augment.scale[0])) + 1  # windows never need padding
         data = SynthSource(shape=(side, side), pool=args.pool, seed=args.seed)
-        trained_on = f"synthetic nuclei (napari_unet.synth, SynthConfig defaults, {side}² images)"
+        trained_on = f"synthetic nuclei (napari_unet.synth.images, SynthConfig defaults, {side}² images)"
         if args.val is None and args.val_size:
-            val = [(s.image, s.labels) for s in synth.synth_dataset(args.val_size, 10_000 + args.seed, (256, 256))]
+            val = [(s.image, s.labels) for s in synth_dataset(args.val_size, 10_000 + args.seed, (256, 256))]
     else:
         data = load_folder(args.data, ignore_value=args.ignore_value)
         trained_on = f"{args.data} ({len(data)} images)"

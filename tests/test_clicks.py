@@ -10,8 +10,8 @@ from napari_unet.clicksim import Click, clicks_to_reach, first_click, interact, 
 from napari_unet.clicktrain import ClickSampler, click_train_config, new_click_model, train_click_iter
 from napari_unet.training.sources import ArraySource
 from napari_unet.progress import run
-from napari_unet.sample import sample_config
-from napari_unet.synth import synth_image
+from napari_unet.synth.sample import sample_config
+from napari_unet.synth.images import synth_image
 
 
 @pytest.fixture(scope="module")

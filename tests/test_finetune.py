@@ -18,7 +18,7 @@ from napari_unet.finetune_click import (
 )
 from napari_unet.training.holdout import hold_out
 from napari_unet.progress import run
-from napari_unet.synth import synth_image
+from napari_unet.synth.images import synth_image
 
 
 @pytest.fixture(scope="module")

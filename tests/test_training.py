@@ -142,7 +142,7 @@ def test_folder_pairs_both_layouts_and_ignore_value(tmp_path):
 
 
 def test_validation_scores_pick_the_best_weights(pool):
-    from napari_unet.synth import synth_dataset
+    from napari_unet.synth.images import synth_dataset
 
     val = [(s.image, s.labels) for s in synth_dataset(2, 99, (64, 64))]
     cfg = replace(FAST, steps=4, val_every=2)

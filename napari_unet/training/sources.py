@@ -17,6 +17,8 @@ import numpy as np
 
 from napari_unet.inference.images import normalize, to_planes
 from napari_unet.io import IMAGE_SUFFIXES, LOSSY_SUFFIXES, read_image
+from napari_unet.synth.config import SynthConfig
+from napari_unet.synth.images import synth_dataset, synth_image
 
 MASK_SUFFIX = "_masks"  # Cellpose's naming: cell01.tif + cell01_masks.tif
 
@@ -114,7 +116,7 @@ class SynthSource:
     Parameters
     ----------
     config
-        A :class:`napari_unet.synth.SynthConfig`; ``None`` = its defaults (widest ranges).
+        A :class:`napari_unet.synth.config.SynthConfig`; ``None`` = its defaults (widest ranges).
     shape
         Size of each generated image.
     pool
@@ -134,14 +136,11 @@ class SynthSource:
         seed: int = 0,
         normalization: tuple[float, float] = (1.0, 99.8),
     ):
-        from napari_unet import synth  # imported here: only synthetic training needs the generator
-
-        self._synth = synth
-        self.config = config if config is not None else synth.SynthConfig()
+        self.config = config if config is not None else SynthConfig()
         self.shape = tuple(shape)
         self.normalization = normalization
         self.pool = [
-            self._to_sample(s) for s in synth.synth_dataset(pool, seed, self.shape, self.config)
+            self._to_sample(s) for s in synth_dataset(pool, seed, self.shape, self.config)
         ] if pool else []
 
     def _to_sample(self, s) -> Sample:
@@ -151,7 +150,7 @@ class SynthSource:
     def sample(self, rng: np.random.Generator) -> Sample:
         if self.pool:
             return self.pool[int(rng.integers(len(self.pool)))]
-        return self._to_sample(self._synth.synth_image(rng, self.shape, self.config))
+        return self._to_sample(synth_image(rng, self.shape, self.config))
 
 
 def find_pairs(folder: str | os.PathLike) -> list[tuple[Path, Path]]:

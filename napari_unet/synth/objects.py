@@ -1,37 +1,16 @@
 """The nuclei of a synthetic image: placement, shapes, rasterisation, overlaps.
 
-Helpers of :mod:`napari_unet.synth`. Nuclei are kept as a dict of per-object arrays and
+Helpers of :mod:`napari_unet.synth.images`. Nuclei are kept as a dict of per-object arrays and
 rasterised together, in batches of similar box size, so no Python loop runs per nucleus.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 from scipy.spatial import cKDTree
 from skimage.measure import label as connected_components
 
-if TYPE_CHECKING:
-    from napari_unet.synth import SynthConfig
-
-Range = tuple[float, float]
-
-
-def uniform(rng: np.random.Generator, r: Range, n: int | None = None) -> np.ndarray | float:
-    """Uniform in ``r`` (``n`` values, or one)."""
-    return rng.uniform(r[0], r[1], n)
-
-
-def uniform_low(rng: np.random.Generator, r: Range) -> float:
-    """Uniform in ``r`` after squaring: low values common, high ones still drawn."""
-    return r[0] + (r[1] - r[0]) * rng.random() ** 2
-
-
-def log_uniform(rng: np.random.Generator, r: Range) -> float:
-    """Log-uniform in ``r``."""
-    return float(np.exp(rng.uniform(np.log(r[0]), np.log(r[1]))))
-
+from napari_unet.synth.config import SynthConfig, log_uniform, uniform
 
 def _centres(rng, cfg: SynthConfig, shape, n: int, d: float) -> np.ndarray:
     """Object centres, uniform or in clusters, then pushed apart to the packing distance."""

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from napari_unet.synth import SynthConfig, SynthSample, synth_image
+from napari_unet.synth.config import SynthConfig
+from napari_unet.synth.images import SynthSample, synth_image
 
 
 def sample_config() -> SynthConfig:

@@ -1,0 +1,7 @@
+"""Generated images with exact labels, for training, tests, benchmarks and the sample data.
+
+- :mod:`.config`: :class:`~.config.SynthConfig`, the ranges each image draws from.
+- :mod:`.objects`: placing, shaping and rasterising the nuclei of an image.
+- :mod:`.images`: one image (:func:`~.images.synth_image`) or a seeded set of them.
+- :mod:`.sample`: the sample image of napari's File › Open Sample.
+"""

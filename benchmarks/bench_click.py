@@ -7,7 +7,7 @@
 Measures, on the CPU, with the shipped click model (napari_unet/model/weights/nuclei_click.safetensors)
 and, answering lone first clicks as in the viewer, the shipped nuclei model:
 - quality on held-out synthetic images (default generator settings, seeds never used
-  in training): the simulated user of :mod:`napari_unet.clicksim` clicks up to 20 times
+  in training): the simulated user of :mod:`napari_unet.clicks.protocol` clicks up to 20 times
   per object; NoC@85 / NoC@90 are the mean clicks to reach IoU 0.85 / 0.90 (also with
   the click network alone, on the same objects);
 - the core's cost per click against the image size (normalising once, then crops);
@@ -28,8 +28,10 @@ from _docs import cpu_description, write_section
 from bench_ui import Probe
 
 from napari_unet._qt.demo import settle, wait_until
-from napari_unet.clicks import CLICK_MODEL, ClickSegmenter, farthest_point, load_click_model
-from napari_unet.clicksim import clicks_to_reach, interact, iou, next_click
+from napari_unet.clicks.segmenter import ClickSegmenter, farthest_point, load_click_model
+from napari_unet.clicks.types import Click
+from napari_unet.model.files import CLICK_MODEL
+from napari_unet.clicks.protocol import clicks_to_reach, interact, iou, next_click
 from napari_unet.devices import gui_threads
 from napari_unet.model.files import load_model
 from napari_unet.synth.sample import nuclei_sample
@@ -57,7 +59,7 @@ def bench_quality(n_images: int, per_image: int, max_clicks: int = 20, model_pat
             diameter = 2 * np.sqrt(target.sum() / np.pi)
             rows.append((diameter, interact(segmenter, target, max_clicks, stop_iou=0.9)))
             alone.append((diameter, interact(net_only, target, max_clicks, stop_iou=0.9)))
-            first = segmenter.predict([farthest_point(target)]).full()
+            first = segmenter.predict([Click(*farthest_point(target))]).full()
             oracle.append((diameter, fix_regions(first, target, max_clicks)))
     return {**_noc_figures(rows, max_clicks), "images": n_images, "net_only": _noc_figures(alone, max_clicks),
             "oracle": _noc_figures(oracle, max_clicks)}
@@ -105,11 +107,11 @@ def bench_core(sizes=(512, 2048, 4096), clicks: int = 20) -> list[tuple[int, flo
         segmenter = ClickSegmenter(sample.image, model, device="cpu", segmentation_model=seg_model)
         prepare = time.perf_counter() - t
         points = _object_points(sample.labels, clicks)
-        segmenter.predict([points[0]])  # warm-up
+        segmenter.predict([Click(*points[0])])  # warm-up
         times = []
         for p in points:
             t = time.perf_counter()
-            segmenter.predict([p])
+            segmenter.predict([Click(*p)])
             times.append(time.perf_counter() - t)
         out.append((size, prepare, float(np.median(times))))
     return out

@@ -31,8 +31,8 @@ from napari_unet import load_model, segment
 from napari_unet._qt.demo import settle, wait_until
 from napari_unet._qt.jobs import torch_threads
 from napari_unet.devices import gui_threads
-from napari_unet.clicks import ClickSegmenter, load_click_model
-from napari_unet.clicksim import clicks_to_reach, interact
+from napari_unet.clicks.segmenter import ClickSegmenter, load_click_model
+from napari_unet.clicks.protocol import clicks_to_reach, interact
 from napari_unet.finetune import finetune_iter
 from napari_unet.finetune_click import CLICK_SHARE, SEGMENTATION, finetune_both_iter
 from napari_unet.training.metrics import average_precision

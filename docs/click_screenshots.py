@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 from scipy import ndimage as ndi  # noqa: E402
 
 from napari_unet._qt.demo import settle, wait_until  # noqa: E402
-from napari_unet.clicks import farthest_point  # noqa: E402
+from napari_unet.clicks.segmenter import farthest_point  # noqa: E402
 from napari_unet.synth.sample import nuclei_sample  # noqa: E402
 
 IMAGES = Path(__file__).resolve().parent / "images"

@@ -21,7 +21,7 @@ from napari_unet.training.augment import AugmentConfig
 from napari_unet.model.card import ModelCard
 from napari_unet.training.sources import ArraySource
 from napari_unet.model.unet import UNet
-from napari_unet.model.files import model_card
+from napari_unet.model.files import image_channels, model_card
 from napari_unet.progress import run
 from napari_unet.training.holdout import annotated_ids, hold_out
 from napari_unet.inference.zoom import auto_zoom, labels_to_shape, resample, zoomed_shape
@@ -127,7 +127,7 @@ def finetune_iter(
     n_objects = count_objects(labels, annotated)
     if n_objects == 0:
         raise ValueError("the labels hold no annotated objects; correct or draw some objects first")
-    channels = model.config.in_channels - card.click_channels
+    channels = image_channels(model)
     if card.zoom is not None:  # fine-tuned before: it keeps the zoom it segments at
         zoom = card.zoom
     elif zoom is None:

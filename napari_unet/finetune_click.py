@@ -1,7 +1,7 @@
 """The click network learns from the same corrections as the segmentation model.
 
 :func:`finetune_click_iter` fine-tunes a copy of a click network on corrected labels
-with simulated clicks (:mod:`napari_unet.clicktrain`); only objects annotated in full
+with simulated clicks (:mod:`napari_unet.clicks.train`); only objects annotated in full
 are clicked on. :func:`finetune_both_iter` runs the segmentation model's fine-tuning,
 then the click network's, inside one budget: the click network gets
 :data:`CLICK_SHARE` of it. Neither model is modified in place; a run that fails or is
@@ -18,12 +18,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from napari_unet.clickbatches import MIN_PIXELS
-from napari_unet.clicktrain import click_train_config, train_click_iter
+from napari_unet.clicks.batches import MIN_PIXELS
+from napari_unet.clicks.train import click_train_config, train_click_iter
 from napari_unet.training.sources import ArraySource
 from napari_unet.finetune import FINETUNE_DEFAULTS, _card_after, _inputs, _with_budget, finetune_iter
 from napari_unet.model.unet import UNet
-from napari_unet.model.files import model_card
+from napari_unet.model.files import image_channels, model_card
 from napari_unet.progress import run
 from napari_unet.training.engine import TrainConfig, TrainProgress, TrainResult
 
@@ -82,7 +82,7 @@ def finetune_click_iter(
     if n_objects == 0:
         raise ValueError("no object is annotated in full, and the click network learns from whole "
                          "objects: correct whole objects, or annotate the area around them")
-    source = ArraySource(images, labels, annotated, channels=click_model.config.in_channels - card.click_channels,
+    source = ArraySource(images, labels, annotated, channels=image_channels(click_model),
                          channel_axis=channel_axis, normalization=card.normalization)
     student = copy.deepcopy(click_model)
     result = yield from train_click_iter(student, source, _with_budget(config, max_steps, max_seconds),
@@ -187,8 +187,7 @@ def _why_not(model: UNet, click_model: UNet | None, labels, annotated, budget: d
         return "no click network in use"
     if not budget["max_steps"] and not budget["max_seconds"]:
         return "its share of the budget is zero"
-    card, click_card = model_card(model), model_card(click_model)
-    have, want = model.config.in_channels - card.click_channels, click_model.config.in_channels - click_card.click_channels
+    have, want = image_channels(model), image_channels(click_model)
     if have != want:
         return f"it takes {want} image channel(s), the segmentation model {have}"
     if clickable_objects(labels, annotated) == 0:

@@ -18,22 +18,15 @@ from napari.layers import Labels
 from napari.utils.notifications import notification_manager, show_error
 from psygnal import Signal
 
-from napari_unet.clicks import ClickSegmenter, ObjectMask, farthest_point
-from napari_unet.clicksim import Click
+from napari_unet.clicks.segmenter import ClickSegmenter, farthest_point
+from napari_unet.clicks.types import ObjectMask
+from napari_unet.clicks.types import Click
 from napari_unet.devices import gui_threads
-from napari_unet._qt.click_objects import (
-    ClickedObject,
-    Prepare,
-    current_mask,
-    edited,
-    has_label,
-    label_window,
-    near,
-    object_change,
-    plane_of,
-)
+from napari_unet._qt.click_objects import ClickedObject, Prepare, current_mask, edited, has_label, near, plane_of
+from napari_unet.clicks.edits import label_window, object_change
 from napari_unet._qt.jobs import start_job, torch_threads
-from napari_unet._qt.layers import displayed_plane, find_masks, masks_name, model_channels, model_input, spatial_transform
+from napari_unet._qt.layers import displayed_plane, find_masks, masks_name, model_input, spatial_transform
+from napari_unet.model.files import image_channels
 
 TOGGLE_KEY = "k"  # switches click mode on and off (free in napari's default keymap)
 DRAG_PX = 4  # a press that moves more canvas pixels than this is a pan, not a click
@@ -135,7 +128,7 @@ class ClickTool:
             return self._say("Pick an image layer to click on.")
         try:
             model = self.session.ensure_click_model()
-            source = model_input(image, model_channels(model))
+            source = model_input(image, image_channels(model))
         except ValueError as exc:  # ModelFileError too
             return self._say(str(exc))
         if self.viewer.dims.ndisplay != 2:
@@ -203,7 +196,7 @@ class ClickTool:
         if image is None:
             return
         try:
-            source = model_input(image, model_channels(self.session.ensure_click_model()))
+            source = model_input(image, image_channels(self.session.ensure_click_model()))
         except ValueError:
             return  # the first click will say why
         self._labels(image, source, tuple(np.shape(source.data)[ax] for ax in source.spatial_axes))
@@ -220,7 +213,7 @@ class ClickTool:
             model = self.session.ensure_click_model()
             # the session's segmentation model answers lone first clicks (see ClickSegmenter)
             seg_model = self.session.ensure_model() if self.first_from_model else None
-            source = model_input(item.image, model_channels(model))
+            source = model_input(item.image, image_channels(model))
         except ValueError as exc:
             self._running = None
             return self._say(str(exc))
@@ -229,9 +222,7 @@ class ClickTool:
         key = (id(item.image), id(item.image.data), item.plane, id(model), id(seg_model), self.session.device)
         request, on_result = None, lambda _: None
         if isinstance(item, ClickedObject):
-            pos = [(c.y, c.x) for c in item.clicks if c.positive]
-            neg = [(c.y, c.x) for c in item.clicks if not c.positive]
-            request, n_clicks = (pos, neg, current_mask(item)), len(item.clicks)
+            request, n_clicks = (list(item.clicks), current_mask(item)), len(item.clicks)
             on_result = lambda result: self._write(item, result, n_clicks)  # noqa: E731
         start_job(self.session, self._predict, key, source, (model, seg_model), request, desc="click",
                   show_progress=False, on_result=on_result, on_error=self._failed,
@@ -254,7 +245,7 @@ class ClickTool:
         if len(obj.clicks) > n_clicks and obj not in self._queue:
             self._queue.appendleft(obj)  # more clicks came: their pass supersedes this one
             return
-        change = object_change(plane_of(obj.layer, obj.plane), obj, result, self.preserve_labels)
+        change = object_change(plane_of(obj.layer, obj.plane), obj.label, result, obj.written, self.preserve_labels)
         checked = _in_plane(change.checked, obj.plane)
         before = np.array(obj.layer.data[checked], copy=True)
         if change.where[0].size:

@@ -18,7 +18,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_unet.clicks import click_model_beside
+from napari_unet.model.files import click_model_beside
 from napari_unet.finetune_click import SEGMENTATION
 from napari_unet.training.holdout import MIN_OBJECTS
 from napari_unet.model.files import model_card, save_model
@@ -27,7 +27,7 @@ from napari_unet._qt.finetune_job import Refresh, TrainStep, finetune_job, refre
 from napari_unet._qt.finetune_results import refresh_targets, trained_message, write_masks
 from napari_unet._qt.finetune_settings import FinetuneSettings
 from napari_unet._qt.jobs import set_bar, start_job
-from napari_unet._qt.layers import model_channels
+from napari_unet.model.files import image_channels
 from napari_unet._qt.lossplot import LossPlot
 from napari_unet._qt.pairs import PairPicker
 from napari_unet._qt.session import session_for
@@ -107,7 +107,7 @@ class FinetuneWidget(QWidget):
             return
         try:
             model = self.session.ensure_model()
-            data = snapshot(self.viewer, self.pairs.pairs(), self.mode.currentText(), model_channels(model),
+            data = snapshot(self.viewer, self.pairs.pairs(), self.mode.currentText(), image_channels(model),
                             self.session.edits, region=self._region_layer(), margin=self.settings.margin.value())
         except ValueError as exc:
             self._say(f"Cannot fine-tune: {exc}")
@@ -196,7 +196,7 @@ class FinetuneWidget(QWidget):
     def _refresh(self, model) -> None:
         """Segment again, off the main thread, what was segmented: the images, or every
         plane of a stack that holds masks (and the one on screen)."""
-        data, n_channels = self._data, model_channels(model)
+        data, n_channels = self._data, image_channels(model)
         targets = refresh_targets(self.viewer, data, n_channels)
         if not targets:
             return
@@ -209,7 +209,7 @@ class FinetuneWidget(QWidget):
         if self.session.model is not model:  # reverted meanwhile
             return
         notes = write_masks(self.viewer, targets, results, data, self.session.edits, self.settings.margin.value(),
-                            new_layer=self.after.currentText() == NEW_LAYER, n_channels=model_channels(model))
+                            new_layer=self.after.currentText() == NEW_LAYER, n_channels=image_channels(model))
         self._say(self.status.text() + "\nNew masks: " + "; ".join(notes))
 
     # -- models -------------------------------------------------------------------------

@@ -41,11 +41,6 @@ class ModelInput:
         return ModelInput(self.data[picked], axis, self.spatial_axes[1:])
 
 
-def model_channels(model) -> int:
-    """Image channels the model takes (its inputs minus click channels)."""
-    return model.config.in_channels - model_card(model).click_channels
-
-
 def model_input(layer, n_channels: int) -> ModelInput:
     """How ``layer`` feeds a model taking ``n_channels``; raises ValueError saying why it can't.
 

@@ -7,7 +7,8 @@ from napari.layers import Image, Labels
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QCheckBox, QComboBox, QGridLayout, QLabel, QWidget
 
-from napari_unet._qt.layers import masks_name, model_channels, model_input
+from napari_unet._qt.layers import masks_name, model_input
+from napari_unet.model.files import image_channels
 
 NONE = "—"
 
@@ -65,7 +66,7 @@ class PairPicker(QWidget):
             if item.widget() is not None and item.widget() is not self.note:
                 item.widget().deleteLater()
         self._rows = {}
-        n_channels = model_channels(self.session.model) if self.session.model is not None else 1
+        n_channels = image_channels(self.session.model) if self.session.model is not None else 1
         for row, image in enumerate(layer for layer in self.viewer.layers if isinstance(layer, Image)):
             shape = _spatial_shape(image, n_channels)
             if shape is None:

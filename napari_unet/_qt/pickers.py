@@ -11,7 +11,8 @@ from qtpy.QtWidgets import QComboBox, QFileDialog, QLabel, QVBoxLayout, QWidget
 
 from napari_unet.devices import available_devices
 from napari_unet.model.files import DEFAULT_MODEL, ModelFileError
-from napari_unet._qt.layers import is_output, model_channels, model_input
+from napari_unet._qt.layers import is_output, model_input
+from napari_unet.model.files import image_channels
 
 LOAD_FILE = "Load model file…"
 _DEFAULT = "shipped"  # item data of the model shipped with the package
@@ -64,7 +65,7 @@ class ImageLayerPicker(QWidget):
 
     def refresh(self, *_) -> None:
         """Re-list the image layers; keep the pick when it is still listed."""
-        n_channels = model_channels(self.session.model) if self.session.model is not None else 1
+        n_channels = image_channels(self.session.model) if self.session.model is not None else 1
         keep = self.combo.currentText()
         self._rejected = {}
         names = []

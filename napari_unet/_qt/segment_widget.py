@@ -31,19 +31,8 @@ from napari_unet._qt.jobs import (
     start_job,
     warm_up_in_background,
 )
-from napari_unet._qt.layers import (
-    ModelInput,
-    add_labels_in_turns,
-    displayed_plane,
-    find_masks,
-    masks_name,
-    model_channels,
-    model_input,
-    new_labels,
-    show_probabilities,
-    spatial_transform,
-    write_labels,
-)
+from napari_unet._qt.layers import ModelInput, add_labels_in_turns, displayed_plane, find_masks, masks_name, model_input, new_labels, show_probabilities, spatial_transform, write_labels
+from napari_unet.model.files import image_channels
 from napari_unet._qt.pickers import DevicePicker, ImageLayerPicker, ModelPicker
 from napari_unet._qt.session import Prediction, session_for, unwrap
 from napari_unet._qt.settings import AdvancedSettings
@@ -154,7 +143,7 @@ class SegmentWidget(QWidget):
             model = self.session.ensure_model()
             if model_card(model).task == "click":
                 raise ValueError("this is a click-to-segment model; load a segmentation model here")
-            source = model_input(layer, model_channels(model))
+            source = model_input(layer, image_channels(model))
         except ValueError as exc:  # ModelFileError too
             self._say(str(exc))
             return
@@ -313,7 +302,7 @@ class SegmentWidget(QWidget):
         if model is not None:
             self._model_error = ""
             card = model_card(model)
-            n = model_channels(model)
+            n = image_channels(model)
             self.model_info.setText(f"{card.task} model, {n} channel{'s' * (n != 1)} in")
         else:
             self.model_info.setText(self._model_error or "no model loaded")
@@ -328,7 +317,7 @@ class SegmentWidget(QWidget):
         if layer is None or self.session.model is None:
             return False
         try:
-            return model_input(layer, model_channels(self.session.model)).is_stack
+            return model_input(layer, image_channels(self.session.model)).is_stack
         except ValueError:
             return False
 

@@ -19,7 +19,8 @@ from psygnal import Signal
 from qtpy.QtCore import QEvent, QObject
 
 from napari_unet.devices import available_devices
-from napari_unet.clicks import click_model_beside, load_click_model
+from napari_unet.clicks.segmenter import load_click_model
+from napari_unet.model.files import click_model_beside
 from napari_unet.model.files import DEFAULT_MODEL, load_model, model_card
 
 if TYPE_CHECKING:

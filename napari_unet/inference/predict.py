@@ -11,7 +11,7 @@ import torch
 from napari_unet.devices import resolve_device
 from napari_unet.inference.images import normalize, to_planes
 from napari_unet.model.unet import UNet
-from napari_unet.model.files import load_model, model_card
+from napari_unet.model.files import image_channels, load_model, model_card
 from napari_unet.progress import Progress, run
 from napari_unet.inference.tiling import blend_window, tile_slices
 from napari_unet.inference.zoom import MAX_ZOOM, MIN_ZOOM, resample, zoomed_shape
@@ -76,8 +76,7 @@ def predict_iter(
         raise ValueError(f"zoom must be between {MIN_ZOOM} and {MAX_ZOOM}, got {zoom:g}")
     model = load_model() if model is None else model
     card = model_card(model)
-    n_in = model.config.in_channels - card.click_channels
-    planes, spatial = to_planes(image, n_in, channel_axis)
+    planes, spatial = to_planes(image, image_channels(model), channel_axis)
     dev = resolve_device(device)
     batch_size = batch_size or (4 if dev.type != "cpu" else 1)
     shape = tuple(planes.shape[-2:])

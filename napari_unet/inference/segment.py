@@ -11,7 +11,7 @@ import torch
 from napari_unet.inference.images import spatial_shape
 from napari_unet.inference.instances import InstanceParams, instances_from_probabilities, model_params
 from napari_unet.model.unet import UNet
-from napari_unet.model.files import load_model, model_card
+from napari_unet.model.files import image_channels, load_model, model_card
 from napari_unet.inference.predict import predict_iter
 from napari_unet.inference.zoom import auto_zoom
 from napari_unet.labels import median_diameter
@@ -62,7 +62,7 @@ def segment_iter(
     used = 1.0 if zoom is None else zoom  # predict_iter checks its range before any work
     auto = zoom is None and card.task == "instances"  # a first pass measures the objects
     probs = yield from predict_iter(image, model, zoom=used, keep_zoom=True, tta=tta and not auto, **kwargs)
-    shape = spatial_shape(image, model.config.in_channels - card.click_channels, channel_axis)
+    shape = spatial_shape(image, image_channels(model), channel_axis)
     labels = yield from _instances(probs, params, card.task, shape)
     if auto:
         used = auto_zoom(median_diameter(labels), shape[-2:])

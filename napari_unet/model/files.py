@@ -21,7 +21,8 @@ from napari_unet.model.unet import UNet, UNetConfig
 
 FORMAT = "napari-unet/1"
 MODELS_DIR = Path(__file__).parent / "weights"
-DEFAULT_MODEL = MODELS_DIR / "nuclei.safetensors"
+DEFAULT_MODEL = MODELS_DIR / "nuclei.safetensors"  # the segmentation model napari-unet ships
+CLICK_MODEL = MODELS_DIR / "nuclei_click.safetensors"  # ... and its click network
 
 
 class ModelFileError(ValueError):
@@ -129,6 +130,17 @@ def model_card(model: UNet) -> ModelCard:
     task = "instances" if cfg.out_channels == 3 else "semantic"
     channels = tuple(f"channel {i}" for i in range(cfg.in_channels))
     return ModelCard(task=task, classes=classes, channels=channels)
+
+
+def image_channels(model: UNet) -> int:
+    """Image channels ``model`` takes: its inputs less the click channels of a click network."""
+    return model.config.in_channels - model_card(model).click_channels
+
+
+def click_model_beside(path: str | os.PathLike) -> Path:
+    """Where a click network saved with the segmentation model ``path`` goes: ``<name>_click.safetensors``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}_click{path.suffix or '.safetensors'}")
 
 
 def _read_bytes(path: Path) -> bytes:

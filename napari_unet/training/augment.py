@@ -138,18 +138,6 @@ def random_window(
     return corner[0], corner[1]
 
 
-def crop(array: np.ndarray, corner: tuple[int, int], size: int, fill: float = 0) -> np.ndarray:
-    """The ``size``² window at ``corner`` of the last two axes, padded with ``fill``."""
-    h, w = array.shape[-2:]
-    y0, x0 = corner
-    out = np.full(array.shape[:-2] + (size, size), fill, dtype=array.dtype)
-    ys, xs = max(y0, 0), max(x0, 0)
-    ye, xe = min(y0 + size, h), min(x0 + size, w)
-    if ye > ys and xe > xs:
-        out[..., ys - y0 : ye - y0, xs - x0 : xe - x0] = array[..., ys:ye, xs:xe]
-    return out
-
-
 def augment(
     image: np.ndarray,
     labels: np.ndarray,

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from napari_unet.training.augment import AugmentConfig, augment, build_transform, crop, random_window
+from napari_unet.training.augment import AugmentConfig, augment, build_transform, random_window
 from napari_unet.training.sources import Sample, Source
 from napari_unet.inference.zoom import auto_zoom
 from napari_unet.labels import median_diameter
 from napari_unet.training.targets import TargetConfig, make_targets
+from napari_unet.windows import crop
 
 
 @dataclass(frozen=True)

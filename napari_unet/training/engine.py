@@ -143,7 +143,7 @@ def train_iter(
         best weights. Without it the smoothed training loss does.
     batches
         Makes the batch source for another task (the click network's, see
-        :mod:`napari_unet.clicktrain`); ``None`` cuts instance-segmentation patches.
+        :mod:`napari_unet.clicks.train`); ``None`` cuts instance-segmentation patches.
 
     Returns
     -------

@@ -1,15 +1,15 @@
 """Training the click network with simulated clicks, through the ordinary training engine.
 
-:class:`~napari_unet.clickbatches.ClickSampler` is a batch source for :func:`napari_unet.training.engine.train_iter`
+:class:`~napari_unet.clicks.batches.ClickSampler` is a batch source for :func:`napari_unet.training.engine.train_iter`
 (its ``batches`` hook): each sample is a window around one object, augmented like the
-automatic model's patches, with clicks placed the way :mod:`napari_unet.clicksim`'s
+automatic model's patches, with clicks placed the way :mod:`napari_unet.clicks.protocol`'s
 simulated user places them — the first inside the object, some extra random ones, and
 for part of the batch a previous mask with a click on its largest error: the network
 being trained answers earlier clicks (iterative training, as in RITM), or the true
 mask is perturbed (grown, shrunk, shifted, cut), which is cheaper. The target is the object (class 1) against everything else;
 unannotated pixels are ignored, so fine-tuning can use partially labelled images.
 
-Run ``python -m napari_unet.clicktrain -o model.safetensors --minutes 18`` to train
+Run ``python -m napari_unet.clicks.train -o model.safetensors --minutes 18`` to train
 the shipped model from scratch on synthetic nuclei.
 """
 
@@ -21,8 +21,8 @@ from collections.abc import Generator
 from dataclasses import replace
 
 from napari_unet.model.card import ModelCard
-from napari_unet.clickbatches import ClickSampler, ClickSimConfig
-from napari_unet.clicks import ClickConfig
+from napari_unet.clicks.batches import ClickSampler, ClickSimConfig
+from napari_unet.clicks.segmenter import ClickConfig
 from napari_unet.training.sources import Source
 from napari_unet.training.losses import LossConfig
 from napari_unet.model.unet import UNet

@@ -12,21 +12,12 @@ the user's corrected labels.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage as ndi
 
-from napari_unet.clicks import ClickSegmenter, ObjectMask, farthest_point
-
-
-@dataclass(frozen=True)
-class Click:
-    """One click: a point (y, x) in pixels and whether it marks the object (positive) or not."""
-
-    y: float
-    x: float
-    positive: bool
+from napari_unet.clicks.segmenter import ClickSegmenter, farthest_point
+from napari_unet.clicks.types import Click, ObjectMask
 
 
 def first_click(target: np.ndarray) -> Click | None:
@@ -87,11 +78,7 @@ def interact(segmenter: ClickSegmenter, target: np.ndarray, max_clicks: int = 20
     previous: ObjectMask | None = None
     ious: list[float] = []
     while clicks[-1] is not None and len(ious) < max_clicks:
-        previous = segmenter.predict(
-            [(c.y, c.x) for c in clicks if c.positive],
-            [(c.y, c.x) for c in clicks if not c.positive],
-            previous,
-        )
+        previous = segmenter.predict(clicks, previous)
         ious.append(_iou_window(previous, target))
         if stop_iou is not None and ious[-1] >= stop_iou:
             break

@@ -8,10 +8,12 @@ import numpy as np
 import torch
 from scipy import ndimage as ndi
 
-from napari_unet.training.augment import augment, build_transform, crop
+from napari_unet.clicks.types import Click
+from napari_unet.training.augment import augment, build_transform
+from napari_unet.windows import crop
 from napari_unet.training.batches import Batch
-from napari_unet.clicks import ClickConfig, encode_clicks
-from napari_unet.clicksim import next_click
+from napari_unet.clicks.segmenter import ClickConfig, encode_clicks
+from napari_unet.clicks.protocol import next_click
 from napari_unet.training.sources import Sample, Source
 from napari_unet.model.unet import UNet
 from napari_unet.training.targets import IGNORE_INDEX
@@ -42,7 +44,7 @@ class _Item:
     image: torch.Tensor  # (C, P, P) augmented window
     target: np.ndarray  # (P, P) bool, the object
     annotated: np.ndarray  # (P, P) bool
-    clicks: list[tuple[int, int, bool]]
+    clicks: list[Click]
     previous: np.ndarray | None = None  # (P, P) bool mask before the latest click
 
 
@@ -132,12 +134,12 @@ class ClickSampler:
         img, obj, ann = augment(image, obj, ann, self.transform)
         return img, (obj > 0) & ann, ann
 
-    def _clicks(self, obj: np.ndarray, ann: np.ndarray) -> list[tuple[int, int, bool]]:
+    def _clicks(self, obj: np.ndarray, ann: np.ndarray) -> list[Click]:
         rng, sim = self.rng, self.sim
         dist = ndi.distance_transform_edt(np.pad(obj, 1))[1:-1, 1:-1]
         ys, xs = np.nonzero(dist >= sim.centre_spread * dist.max())
         k = rng.integers(ys.size)
-        clicks = [(int(ys[k]), int(xs[k]), True)]
+        clicks = [Click(int(ys[k]), int(xs[k]), True)]
         if rng.random() < sim.p_random:
             for _ in range(int(rng.integers(1, 4))):
                 positive = rng.random() < 0.4
@@ -149,7 +151,7 @@ class ClickSampler:
                 py, px = np.nonzero(pool)
                 if py.size:
                     j = rng.integers(py.size)
-                    clicks.append((int(py[j]), int(px[j]), positive))
+                    clicks.append(Click(int(py[j]), int(px[j]), positive))
         return clicks
 
     # -- previous masks and the clicks that correct them ------------------------------------
@@ -197,12 +199,10 @@ class ClickSampler:
         item.previous = previous & item.annotated
         click = next_click(item.previous, item.target, item.annotated)
         if click is not None:
-            item.clicks.append((int(click.y), int(click.x), click.positive))
+            item.clicks.append(click)
 
     def _input(self, item: _Item) -> torch.Tensor:
-        pos = [(y, x) for y, x, p in item.clicks if p]
-        neg = [(y, x) for y, x, p in item.clicks if not p]
-        clicks = torch.from_numpy(encode_clicks(pos, neg, self.size, self.clicks.sigma))
+        clicks = torch.from_numpy(encode_clicks(item.clicks, self.size, self.clicks.sigma))
         prev = item.previous if item.previous is not None else np.zeros((self.size, self.size), bool)
         return torch.cat([item.image, clicks, torch.from_numpy(prev.astype(np.float32))[None]])
 

@@ -33,8 +33,8 @@ from napari_unet._qt.jobs import torch_threads
 from napari_unet.devices import gui_threads
 from napari_unet.clicks.segmenter import ClickSegmenter, load_click_model
 from napari_unet.clicks.protocol import clicks_to_reach, interact
-from napari_unet.finetune import finetune_iter
-from napari_unet.finetune_click import CLICK_SHARE, SEGMENTATION, finetune_both_iter
+from napari_unet.finetune.segmentation import finetune_iter
+from napari_unet.finetune.both import CLICK_SHARE, SEGMENTATION, finetune_both_iter
 from napari_unet.training.metrics import average_precision
 from napari_unet.progress import run
 from napari_unet.synth.config import SynthConfig
@@ -88,7 +88,7 @@ def learn_from_edits(model, seeds: list[int], size: int, seconds: float, freeze_
     is ``CLICK_SHARE``); AP@0.5 and click NoC on the right half before -> after."""
     from dataclasses import replace
 
-    from napari_unet.finetune import FINETUNE_DEFAULTS
+    from napari_unet.finetune.segmentation import FINETUNE_DEFAULTS
 
     config = replace(FINETUNE_DEFAULTS, freeze_encoder=freeze_encoder)
     click_model = load_click_model()

@@ -180,7 +180,7 @@ def run_finetune(args) -> int:
 
     from napari_unet.cli import drive
     from napari_unet.clicks.segmenter import load_click_model
-    from napari_unet.finetune_click import CLICK_SHARE, finetune_both_iter
+    from napari_unet.finetune.both import CLICK_SHARE, finetune_both_iter
     from napari_unet.io import read_image
     from napari_unet.model.files import load_model, save_model
 

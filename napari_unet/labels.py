@@ -22,17 +22,20 @@ def fraction_inside(labels: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.divide(inside, total, out=np.zeros(total.size), where=total > 0)
 
 
-def median_diameter(labels: np.ndarray, where: np.ndarray | None = None) -> float | None:
+def median_diameter(labels, where=None) -> float | None:
     """Median equivalent diameter (px) of the objects in ``labels`` (None if there are none).
 
-    For a stack, the median over the objects of all planes, as 2D areas. With ``where``,
-    only the pixels inside it count.
+    ``labels`` is a label image or a list of them. For a stack, the median over the
+    objects of all planes, as 2D areas. With ``where`` (a mask, or one per image, None
+    for all pixels), only the pixels inside it count.
     """
-    lab = np.asarray(labels)
-    if where is not None:
-        lab = np.where(where, lab, 0)
-    planes = lab.reshape(-1, *lab.shape[-2:]) if lab.ndim > 2 else lab[None]
-    areas = np.concatenate([object_sizes(p)[1:] for p in planes])
+    images = list(labels) if isinstance(labels, (list, tuple)) else [labels]
+    masks = list(where) if isinstance(where, (list, tuple)) else [where] * len(images)
+    areas = [np.zeros(0, np.int64)]
+    for lab, mask in zip(images, masks):
+        lab = np.asarray(lab) if mask is None else np.where(mask, lab, 0)
+        areas += [object_sizes(p)[1:] for p in lab.reshape(-1, *lab.shape[-2:])]
+    areas = np.concatenate(areas)
     areas = areas[areas > 0]
     return float(2 * np.sqrt(np.median(areas) / np.pi)) if areas.size else None
 

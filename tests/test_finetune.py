@@ -7,15 +7,11 @@ import torch
 
 from napari_unet import load_model, save_model
 from napari_unet.cli import drive, main
-from napari_unet.finetune import count_objects, edited_region, finetune, finetune_iter
-from napari_unet.finetune_click import (
-    CLICK,
-    SEGMENTATION,
-    clickable_objects,
-    finetune_both_iter,
-    finetune_click,
-    split_budget,
-)
+from napari_unet.finetune.segmentation import finetune, finetune_iter
+from napari_unet.finetune.regions import count_objects, edited_region
+from napari_unet.finetune.clicks import finetune_click
+from napari_unet.finetune.regions import clickable_objects
+from napari_unet.finetune.both import CLICK, SEGMENTATION, finetune_both_iter, split_budget
 from napari_unet.training.holdout import hold_out
 from napari_unet.progress import run
 from napari_unet.synth.images import synth_image
@@ -127,7 +123,7 @@ def _disk_labels(shape, diameter, n=4):
 
 
 def test_fine_tuning_learns_and_keeps_the_zoom_its_objects_call_for(tmp_path, tiny_model, rng):
-    from napari_unet.finetune import training_zoom
+    from napari_unet.finetune.segmentation import training_zoom
     from napari_unet.progress import run
     from napari_unet.inference.segment import segment_iter
     from napari_unet.inference.zoom import LARGE_TO
@@ -245,7 +241,7 @@ def test_a_validation_strip_is_held_out_of_training():
 def test_validation_scores_the_run_and_stop_keeps_the_best(tiny_model):
     from dataclasses import replace
 
-    from napari_unet.finetune import FINETUNE_DEFAULTS
+    from napari_unet.finetune.segmentation import FINETUNE_DEFAULTS
 
     image, labels = grid(rows=6)
     stop = threading.Event()

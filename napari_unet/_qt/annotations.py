@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from napari_unet.finetune import count_objects, edited_region, training_zoom
+from napari_unet.finetune.segmentation import training_zoom
+from napari_unet.finetune.regions import count_objects, edited_region
 from napari_unet.inference.images import to_planes
 from napari_unet._qt.layers import displayed_plane, model_input
 from napari_unet._qt.regions import region_mask
@@ -37,7 +38,7 @@ class Part:
 
 @dataclass(frozen=True, eq=False)
 class TrainingSet:
-    """The snapshot handed to :func:`napari_unet.finetune.finetune_iter`."""
+    """The snapshot handed to :func:`napari_unet.finetune.segmentation.finetune_iter`."""
 
     parts: tuple[Part, ...]
     modes: tuple[str, ...]  # the mode each pair was read with (AUTO resolved)
@@ -123,21 +124,3 @@ def _nothing_to_learn(mode: str) -> str:
     if mode == REGION:
         return "the region layer covers no labelled objects: draw it over objects you corrected"
     return "the picked labels hold no objects: segment the image and correct the masks first"
-
-
-def merge_outside(current: np.ndarray, new: np.ndarray, protected: np.ndarray, max_id: int | None = None) -> np.ndarray:
-    """``new`` predictions wherever the user's labels are not protected, as whole objects.
-
-    Current objects that reach into ``protected`` are kept whole (never cut). A new object
-    that would overlap them is dropped, and what its pixels hold now stays (no hole where
-    nothing better came). New ids start above ``max_id`` (default: the largest current id;
-    pass the whole stack's for one plane).
-    """
-    touching = np.unique(current[protected])
-    keep = protected | np.isin(current, touching[touching > 0])
-    blocked = np.unique(new[keep])
-    dropped = np.isin(new, blocked[blocked > 0])
-    keep |= dropped
-    offset = max_id if max_id is not None else int(current.max(initial=0))
-    placed = np.where(new > 0, new.astype(np.int64) + offset, 0)
-    return np.where(keep, current, placed)  # int64: the caller checks the ids fit the layer

@@ -11,11 +11,12 @@ import numpy as np
 import torch
 
 from napari_unet.devices import gui_threads, resolve_device
-from napari_unet.finetune import edited_region
-from napari_unet.finetune_click import SEGMENTATION, Finetuned, finetune_both_iter
+from napari_unet.finetune.regions import edited_region
+from napari_unet.finetune.both import SEGMENTATION, Finetuned, finetune_both_iter
 from napari_unet.progress import Progress
 from napari_unet.training.engine import TrainConfig, TrainProgress
-from napari_unet._qt.annotations import TrainingSet, merge_outside
+from napari_unet._qt.annotations import TrainingSet
+from napari_unet.finetune.regions import merge_outside
 from napari_unet._qt.jobs import segment_job, torch_threads
 from napari_unet._qt.layers import model_input, write_labels
 from napari_unet.labels import compact_labels
@@ -43,7 +44,7 @@ def finetune_job(
     device: str,
     stop: threading.Event,
 ) -> Generator[TrainStep, None, Finetuned]:
-    """:func:`napari_unet.finetune_click.finetune_both_iter` on :func:`gui_threads` threads;
+    """:func:`napari_unet.finetune.clicks.finetune_both_iter` on :func:`gui_threads` threads;
     the results on the CPU.
 
     Progress counts the whole budget: the click network's steps (or seconds) follow the

@@ -8,8 +8,9 @@ from dataclasses import replace
 from qtpy.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QSpinBox, QWidget
 from superqt import QCollapsible
 
-from napari_unet.finetune import FINETUNE_DEFAULTS
-from napari_unet.finetune_click import CLICK_FINETUNE_DEFAULTS, CLICK_SHARE
+from napari_unet.finetune.segmentation import FINETUNE_DEFAULTS
+from napari_unet.finetune.clicks import CLICK_FINETUNE_DEFAULTS
+from napari_unet.finetune.both import CLICK_SHARE
 from napari_unet.training.holdout import MIN_OBJECTS
 from napari_unet._qt.settings import FOLD_ICONS
 
@@ -72,7 +73,7 @@ class FinetuneSettings(QCollapsible):
         self.budget.setValue(CPU_SECONDS if on_cpu else GPU_STEPS)
 
     def budgets(self) -> dict:
-        """``max_steps`` / ``max_seconds`` for :func:`napari_unet.finetune.finetune_iter`."""
+        """``max_steps`` / ``max_seconds`` for :func:`napari_unet.finetune.segmentation.finetune_iter`."""
         if self.unit.currentText() == SECONDS:
             return {"max_steps": None, "max_seconds": float(self.budget.value())}
         return {"max_steps": int(self.budget.value()), "max_seconds": None}

@@ -19,7 +19,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_unet.model.files import click_model_beside
-from napari_unet.finetune_click import SEGMENTATION
+from napari_unet.finetune.both import SEGMENTATION
 from napari_unet.training.holdout import MIN_OBJECTS
 from napari_unet.model.files import model_card, save_model
 from napari_unet._qt.annotations import MODES, REGION, TrainingSet, snapshot

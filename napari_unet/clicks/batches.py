@@ -9,6 +9,7 @@ import torch
 from scipy import ndimage as ndi
 
 from napari_unet.clicks.types import Click
+from napari_unet.labels import fraction_inside
 from napari_unet.training.augment import augment, build_transform
 from napari_unet.windows import crop
 from napari_unet.training.batches import Batch
@@ -103,9 +104,7 @@ class ClickSampler:
         boxes = ndi.find_objects(labels)
         ids = np.array([i + 1 for i, b in enumerate(boxes) if b is not None])
         if sample.annotated is not None and ids.size:  # only objects annotated in full
-            counts = np.bincount(labels.ravel(), minlength=len(boxes) + 1)
-            seen = np.bincount(labels[sample.annotated], minlength=len(boxes) + 1)
-            ids = ids[seen[ids] == counts[ids]]
+            ids = ids[fraction_inside(labels, sample.annotated)[ids] == 1.0]
         if ids.size == 0:
             return None, None
         obj_id = int(ids[self.rng.integers(ids.size)])

@@ -54,7 +54,7 @@ def hold_out(
     Parameters
     ----------
     images, labels, annotated
-        As given to :func:`napari_unet.finetune.finetune_iter` (2D, optional channel axis).
+        As given to :func:`napari_unet.finetune.segmentation.finetune_iter` (2D, optional channel axis).
     channels, channel_axis
         The model's image channels and the images' channel axis.
     min_objects

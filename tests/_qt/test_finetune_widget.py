@@ -10,7 +10,8 @@ from _qt_helpers import WAIT_MS, disks, threshold_unet
 
 import napari_unet._qt.finetune_widget as fw
 from napari_unet import load_model
-from napari_unet._qt.annotations import EDITED, REGION, WHOLE, merge_outside
+from napari_unet._qt.annotations import EDITED, REGION, WHOLE
+from napari_unet.finetune.regions import merge_outside
 from napari_unet._qt.session import session_for
 from napari_unet.model.files import model_card
 from napari_unet.progress import Progress
@@ -329,7 +330,7 @@ def test_masks_made_after_the_widget_opened_are_picked(qtbot, make_napari_viewer
 def test_an_error_in_the_click_networks_turn_leaves_both_models(qtbot, setup, monkeypatch, notifications):
     import importlib
 
-    fc = importlib.import_module("napari_unet.finetune_click")  # the package's finetune_click is the function
+    fc = importlib.import_module("napari_unet.finetune.clicks")  # the package's finetune_click is the function
 
     def broken(*args, **kwargs):  # one real step of the click network, then a failure
         yield next(real(*args, **kwargs))

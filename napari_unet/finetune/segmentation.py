@@ -15,15 +15,16 @@ from dataclasses import replace
 
 import numpy as np
 import torch
-from scipy import ndimage as ndi
 
 from napari_unet.training.augment import AugmentConfig
 from napari_unet.model.card import ModelCard
 from napari_unet.training.sources import ArraySource
 from napari_unet.model.unet import UNet
 from napari_unet.model.files import image_channels, model_card
+from napari_unet.labels import median_diameter
 from napari_unet.progress import run
-from napari_unet.training.holdout import annotated_ids, hold_out
+from napari_unet.finetune.regions import count_objects
+from napari_unet.training.holdout import hold_out
 from napari_unet.inference.zoom import auto_zoom, labels_to_shape, resample, zoomed_shape
 from napari_unet.training.engine import TrainConfig, TrainProgress, TrainResult, train_iter
 from napari_unet.training.evaluation import evaluate
@@ -45,33 +46,6 @@ FINETUNE_DEFAULTS = TrainConfig(
                           contrast=(0.9, 1.1), blur_p=0.0, noise=(0.0, 0.0)),
 )
 VAL_EVERY = 25  # steps between scores of a held-out patch (a small crop: cheap next to 25 steps)
-
-
-def edited_region(labels: np.ndarray, edited: np.ndarray, margin: int = 8) -> np.ndarray:
-    """Where a user has checked the labels: every object they touched, grown by ``margin``.
-
-    Parameters
-    ----------
-    labels
-        The corrected instance labels (2D).
-    edited
-        Bool mask of pixels the user painted, erased or clicked.
-    margin
-        Pixels around the touched objects that count as checked background.
-    """
-    edited = np.asarray(edited, bool)
-    if edited.shape != labels.shape:
-        raise ValueError(f"edited mask {edited.shape} does not match labels {labels.shape}")
-    touched = np.unique(labels[edited])
-    region = edited | np.isin(labels, touched[touched > 0])
-    if margin > 0 and region.any():
-        region = ndi.binary_dilation(region, iterations=margin)
-    return region
-
-
-def count_objects(labels: Sequence[np.ndarray], annotated: Sequence[np.ndarray | None]) -> int:
-    """Objects that have annotated pixels: what the network is learning from."""
-    return sum(annotated_ids(lab, ann).size for lab, ann in zip(labels, annotated))
 
 
 def finetune_iter(
@@ -122,7 +96,7 @@ def finetune_iter(
         ``.model`` is the fine-tuned copy, with its card's provenance filled in
         (``validation``: held-out objects and AP@0.5 before -> after, when validated).
     """
-    images, labels, annotated = _inputs(images, labels, annotated)
+    images, labels, annotated = as_lists(images, labels, annotated)
     card = model_card(model)
     n_objects = count_objects(labels, annotated)
     if n_objects == 0:
@@ -141,7 +115,7 @@ def finetune_iter(
     )
     smallest = min(min(s.labels.shape) for s in source.samples)
     config = replace(
-        _with_budget(config, max_steps, max_seconds),
+        with_budget(config, max_steps, max_seconds),
         patch_size=min(config.patch_size, max(64, 16 * (smallest // 16))),
         val_every=(config.val_every or VAL_EVERY) if held else config.val_every,
     )
@@ -150,7 +124,7 @@ def finetune_iter(
     result = yield from train_iter(student, source, config, device=device, stop=stop,
                                    val=held.val if held else None)
     trained_on = count_objects(labels, held.annotated) if held else n_objects
-    result.model.card = replace(_card_after(card, trained_on, result, _validation(held, before, result)), zoom=zoom)
+    result.model.card = replace(card_after(card, trained_on, result, _validation(held, before, result)), zoom=zoom)
     return result
 
 
@@ -162,14 +136,8 @@ def training_zoom(labels: Sequence[np.ndarray], annotated: Sequence[np.ndarray |
     Fine-tuned at the image's scale on objects that automatic zoom then resamples, the
     network learns a size it never sees again (large nuclei: AP@0.5 0.73 before, 0.29 after).
     """
-    annotated = annotated if annotated is not None else [None] * len(labels)
-    planes = [np.asarray(lab) if a is None else np.where(a, lab, 0) for lab, a in zip(labels, annotated)]
-    sizes = np.concatenate([np.bincount(np.asarray(p, np.int64).ravel())[1:] for p in planes])
-    sizes = sizes[sizes > 0]
-    if sizes.size == 0:
-        return 1.0
     largest = max((np.shape(lab)[-2:] for lab in labels), key=lambda s: s[0] * s[1])
-    return auto_zoom(float(2 * np.sqrt(np.median(sizes) / np.pi)), largest)
+    return auto_zoom(median_diameter(list(labels), None if annotated is None else list(annotated)), largest)
 
 
 def _zoomed(images, labels, annotated, zoom: float, channel_axis: int | None):
@@ -192,13 +160,14 @@ def finetune(model: UNet, images, labels, **kwargs) -> UNet:
     return run(finetune_iter(model, images, labels, **kwargs)).model
 
 
-def _inputs(images, labels, annotated) -> tuple[list, list, list]:
+def as_lists(images, labels, annotated) -> tuple[list, list, list]:
+    """Images, labels and annotated masks as lists (annotated: None per image when not given)."""
     images, labels = list(images), list(labels)
     annotated = list(annotated) if annotated is not None else [None] * len(images)
     return images, labels, annotated
 
 
-def _with_budget(config: TrainConfig, max_steps: int | None, max_seconds: float | None) -> TrainConfig:
+def with_budget(config: TrainConfig, max_steps: int | None, max_seconds: float | None) -> TrainConfig:
     """``config`` with the caller's budgets; a time budget alone lifts the step budget."""
     return replace(
         config,
@@ -217,7 +186,8 @@ def _validation(held, before: float | None, result: TrainResult) -> dict | None:
     return out
 
 
-def _card_after(card: ModelCard, n_objects: int, result: TrainResult, validation: dict | None = None) -> ModelCard:
+def card_after(card: ModelCard, n_objects: int, result: TrainResult, validation: dict | None = None) -> ModelCard:
+    """The card of a fine-tuned copy: its base, what it learnt from, how long, when."""
     provenance = {
         "base_model": card.name,
         "base_provenance": card.provenance,

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import torch
 
-from napari_unet.cli_train import _cpu_name
-from napari_unet.devices import cpu_count
+from napari_unet.devices import cpu_count, cpu_name
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
@@ -26,4 +25,4 @@ def write_section(title: str, body: str, path: Path = DOCS) -> None:
 def cpu_description() -> str:
     """The CPU as benchmark sections name it: model, vector extensions torch uses, cores
     (an AVX2-only and an AVX-512 EPYC differ 3.5-4x in convolution speed)."""
-    return f"{_cpu_name()} ({torch.backends.cpu.get_cpu_capability()}), {cpu_count()} cores"
+    return f"{cpu_name()} ({torch.backends.cpu.get_cpu_capability()}), {cpu_count()} cores"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import platform
 import sys
+from pathlib import Path
 import threading
 from functools import cache
 
@@ -40,6 +42,17 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
             f"{', '.join(available_devices())} (or 'auto')"
         )
     return dev
+
+
+def cpu_name() -> str:
+    """The CPU's model name (for benchmark figures and model provenance)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def cpu_count() -> int:

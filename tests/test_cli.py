@@ -6,7 +6,7 @@ import pytest
 import tifffile
 
 from napari_unet import save_model
-from napari_unet.cli import main
+from napari_unet.cli.main import main
 
 
 @pytest.fixture

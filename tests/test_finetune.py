@@ -6,7 +6,8 @@ import tifffile
 import torch
 
 from napari_unet import load_model, save_model
-from napari_unet.cli import drive, main
+from napari_unet.cli.main import main
+from napari_unet.progress import run
 from napari_unet.finetune.segmentation import finetune, finetune_iter
 from napari_unet.finetune.regions import count_objects, edited_region
 from napari_unet.finetune.clicks import finetune_click
@@ -173,7 +174,7 @@ def test_both_networks_share_one_budget(tiny_model, click_model, pair):
     assert split_budget(None, 60.0, 0.25) == ({"max_steps": None, "max_seconds": 45.0},
                                               {"max_steps": None, "max_seconds": 15.0})
     networks = []
-    result = drive(finetune_both_iter(tiny_model, click_model, [pair[0]], [pair[1]], max_steps=4),
+    result = run(finetune_both_iter(tiny_model, click_model, [pair[0]], [pair[1]], max_steps=4),
                    lambda step: networks.append(step.network))
     assert networks == [SEGMENTATION] * 3 + [CLICK]
     assert result.model.steps == 3 and result.click.steps == 1 and not result.click_note
@@ -182,7 +183,7 @@ def test_both_networks_share_one_budget(tiny_model, click_model, pair):
 def test_a_stop_in_the_segmentation_turn_leaves_the_click_network(tiny_model, click_model, pair):
     stop = threading.Event()
     job = finetune_both_iter(tiny_model, click_model, [pair[0]], [pair[1]], max_steps=100, stop=stop)
-    result = drive(job, lambda step: step.record.step == 2 and stop.set())
+    result = run(job, lambda step: step.record.step == 2 and stop.set())
     assert result.model.stopped and result.model.steps == 2
     assert result.click is None and "stopped" in result.click_note
 
@@ -255,7 +256,7 @@ def test_validation_scores_the_run_and_stop_keeps_the_best(tiny_model):
         if record.step == 5:
             stop.set()
 
-    result = drive(job, seen)
+    result = run(job, seen)
     assert scored == [2, 4] and result.stopped and result.steps == 5
     assert result.best_step in (2, 4)  # weights scored on the strip, not the last step's
     validation = result.model.card.provenance["validation"]

@@ -1,7 +1,7 @@
 import numpy as np
 import tifffile
 
-from napari_unet.cli import main
+from napari_unet.cli.main import main
 from napari_unet.model.files import load_model, read_header
 
 

@@ -9,13 +9,12 @@ being trained answers earlier clicks (iterative training, as in RITM), or the tr
 mask is perturbed (grown, shrunk, shifted, cut), which is cheaper. The target is the object (class 1) against everything else;
 unannotated pixels are ignored, so fine-tuning can use partially labelled images.
 
-Run ``python -m napari_unet.clicks.train -o model.safetensors --minutes 18`` to train
-the shipped model from scratch on synthetic nuclei.
+``napari-unet train --task click --synthetic -o model.safetensors`` trains one from
+scratch on generated nuclei (``scripts/train_shipped_models.sh`` has the shipped model's recipe).
 """
 
 from __future__ import annotations
 
-import argparse
 import threading
 from collections.abc import Generator
 from dataclasses import replace
@@ -62,29 +61,7 @@ def train_click_iter(model: UNet, data: Source, config: TrainConfig | None = Non
                                   batches=click_batches(model, sim)))
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Train the shipped click model on synthetic nuclei (see the module docstring)."""
-    from napari_unet.training.sources import SynthSource
-    from napari_unet.progress import run
-
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("-o", "--output", required=True, help="model file to write (checkpointed as it trains)")
-    p.add_argument("--minutes", type=float, default=18.0, help="time budget")
-    p.add_argument("--pool", type=int, default=500, help="synthetic 256² images generated up front")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    p.add_argument("--resume", help="checkpoint to continue from")
-    p.add_argument("--init", help="click model file to start from (default: random weights)")
-    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
-    args = p.parse_args(argv)
-    model = _widened(load_model(args.init)) if args.init else new_click_model()
-    config = click_train_config(steps=10**6, max_seconds=args.minutes * 60, threads=args.threads, lr=args.lr,
-                                checkpoint=args.output, resume=args.resume, val_every=200)
-    data = SynthSource(pool=args.pool, seed=1)
-    result = run(_log(train_click_iter(model, data, config)))
-    print(f"done: {result.steps} steps in {result.seconds:.0f} s, best step {result.best_step}", flush=True)
-
-
-def _widened(old: UNet) -> UNet:
+def widened(old: UNet) -> UNet:
     """A 2-click-channel model as a 3-channel one whose previous-mask input starts at zero weight."""
     if old.card is None or old.card.click_channels != 2:
         return old
@@ -96,19 +73,3 @@ def _widened(old: UNet) -> UNet:
     state["inc.0.weight"] = first
     model.load_state_dict(state)
     return model
-
-
-def _log(job):
-    step = None
-    while True:
-        try:
-            step = next(job)
-        except StopIteration as stop:
-            return stop.value
-        if step.step % 20 == 0:
-            print(f"step {step.step} loss {step.loss:.4f} lr {step.lr:.2e} {step.seconds:.0f}s", flush=True)
-        yield step
-
-
-if __name__ == "__main__":
-    main()

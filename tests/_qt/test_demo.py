@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from napari_unet.cli import main
+from napari_unet.cli.main import main
 
 
 def test_demo_screenshot(qapp, model_file, tmp_path, capsys):

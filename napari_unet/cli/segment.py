@@ -1,22 +1,20 @@
-"""`napari-unet` command line: the same core functions the widgets call.
-
-Each subcommand is an ``add_<name>(subparsers)`` function that registers its parser
-and sets ``func``; :func:`main` dispatches. ``train`` and ``finetune`` are in
-:mod:`napari_unet.cli_train`.
-"""
+"""`napari-unet segment`: images in, instance-label TIFFs out, one line per file."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
-from napari_unet.cli_train import add_finetune, add_train
+from tqdm import tqdm
 
-
-def _error(message: str) -> None:
-    print(f"napari-unet: {message}", file=sys.stderr)
+from napari_unet.cli.common import error
+from napari_unet.inference.instances import model_params
+from napari_unet.inference.segment import segment_iter
+from napari_unet.io import expand_inputs, read_image, write_labels
+from napari_unet.model.files import load_model, model_card
+from napari_unet.progress import run
 
 
 def add_segment(sub) -> None:
@@ -42,19 +40,10 @@ def add_segment(sub) -> None:
 
 
 def run_segment(args) -> int:
-    from dataclasses import replace
-
-    from tqdm import tqdm
-
-    from napari_unet.inference.instances import model_params
-    from napari_unet.io import expand_inputs, read_image, write_labels
-    from napari_unet.model.files import load_model, model_card
-    from napari_unet.inference.segment import segment_iter
-
     model = load_model(args.model)
     files, missing = expand_inputs(args.inputs)
     for item in missing:
-        _error(f"{item}: no such file, or no images in that folder")
+        error(f"{item}: no such file, or no images in that folder")
     args.output.mkdir(parents=True, exist_ok=True)
     sizes = {"min_size": args.min_size, "min_relative_size": args.min_relative_size}
     params = replace(model_params(model_card(model)), **{k: v for k, v in sizes.items() if v is not None})
@@ -62,7 +51,7 @@ def run_segment(args) -> int:
     for path in files:
         out = args.output / f"{path.stem}_masks.tif"
         if out.exists() and not args.overwrite:
-            _error(f"{out} exists; pass --overwrite to replace it")
+            error(f"{out} exists; pass --overwrite to replace it")
             failed += 1
             continue
         try:
@@ -72,12 +61,12 @@ def run_segment(args) -> int:
                 params=params, tile_size=args.tile_size, overlap=args.overlap, zoom=args.zoom, tta=args.tta,
             )
             with tqdm(desc=path.name, unit="tile", leave=False, file=sys.stderr) as bar:
-                result = drive(job, lambda step: _tile_bar(bar, step))
+                result = run(job, lambda step: _tile_bar(bar, step))
             write_labels(out, result.labels)
             zoomed = f", seen at zoom x{result.zoom:g}" if result.zoom != 1.0 else ""
             print(f"{path} -> {out} ({int(result.labels.max())} objects{zoomed})")
         except ValueError as exc:
-            _error(f"{path}: {exc}" if str(path) not in str(exc) else str(exc))
+            error(f"{path}: {exc}" if str(path) not in str(exc) else str(exc))
             failed += 1
     return 1 if failed else 0
 
@@ -96,66 +85,3 @@ def _tile_bar(bar, step) -> None:
     if step.stage in ("predict", "zoom", "tta"):
         bar.total, bar.n = step.total, step.done
         bar.refresh()
-
-
-def add_info(sub) -> None:
-    p = sub.add_parser("info", help="print a model file's architecture and card")
-    p.add_argument("model", nargs="?", type=Path, help="model file (default: the shipped model)")
-    p.set_defaults(func=run_info)
-
-
-def run_info(args) -> int:
-    from napari_unet.model.files import DEFAULT_MODEL, read_header
-
-    header = read_header(args.model or DEFAULT_MODEL)
-    print(json.dumps(header, indent=2))
-    return 0
-
-
-def add_demo(sub) -> None:
-    p = sub.add_parser("demo", help="open napari with the sample image, the widgets docked, segmented")
-    p.add_argument("--screenshot", type=Path, help="wait for the segmentation, save the window here, exit")
-    p.add_argument("--model", type=Path, help="model file (default: the shipped nuclei model)")
-    p.add_argument("--timeout", type=float, default=900.0, help="seconds to wait with --screenshot")
-    p.set_defaults(func=run_demo)
-
-
-def run_demo(args) -> int:
-    from napari_unet._qt.demo import run_demo as demo
-
-    return demo(screenshot=args.screenshot, model=args.model, timeout=args.timeout)
-
-
-def drive(job, on_progress):
-    """Run a generator job, passing each progress record to ``on_progress``; return its result."""
-    while True:
-        try:
-            on_progress(next(job))
-        except StopIteration as stop:
-            return stop.value
-
-
-COMMANDS = [add_segment, add_info, add_train, add_finetune, add_demo]
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``napari-unet`` console script."""
-    parser = argparse.ArgumentParser(
-        prog="napari-unet", description="U-Net segmentation for napari and the command line"
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    for add in COMMANDS:
-        add(sub)
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except (ValueError, OSError) as exc:  # ModelFileError is a ValueError
-        _error(str(exc))
-        return 2
-    except KeyboardInterrupt:
-        _error("interrupted")
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

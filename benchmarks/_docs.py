@@ -24,5 +24,6 @@ def write_section(title: str, body: str, path: Path = DOCS) -> None:
 
 def cpu_description() -> str:
     """The CPU as benchmark sections name it: model, vector extensions torch uses, cores
-    (an AVX2-only and an AVX-512 EPYC differ 3.5-4x in convolution speed)."""
+    (an AVX2-only and an AVX-512 EPYC differ 3.5-4x in convolution speed).
+    """
     return f"{cpu_name()} ({torch.backends.cpu.get_cpu_capability()}), {cpu_count()} cores"

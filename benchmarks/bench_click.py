@@ -28,14 +28,13 @@ from _docs import cpu_description, write_section
 from bench_ui import Probe
 
 from napari_unet._qt.demo import settle, wait_until
+from napari_unet._qt.threads import gui_threads
+from napari_unet.clicks.protocol import clicks_to_reach, interact, iou, next_click
 from napari_unet.clicks.segmenter import ClickSegmenter, farthest_point, load_click_model
 from napari_unet.clicks.types import Click
-from napari_unet.model.files import CLICK_MODEL
-from napari_unet.clicks.protocol import clicks_to_reach, interact, iou, next_click
-from napari_unet.devices import gui_threads
-from napari_unet.model.files import load_model
-from napari_unet.synth.sample import nuclei_sample
+from napari_unet.model.files import CLICK_MODEL, load_model
 from napari_unet.synth.images import synth_dataset
+from napari_unet.synth.sample import nuclei_sample
 
 HELD_OUT_SEED = 2024  # training draws its pool from seed 1
 SIZE_BINS = ((0, 10), (10, 25), (25, 1000))  # equivalent diameter, px
@@ -46,7 +45,8 @@ def bench_quality(n_images: int, per_image: int, max_clicks: int = 20, model_pat
     """NoC as the viewer answers clicks (the segmentation model answers lone first clicks),
     and, on the same objects, with the click network alone (under ``"net_only"``) and with
     an oracle that answers every later click by fixing the whole error region under it
-    (under ``"oracle"``: how far better corrections alone could take the first masks)."""
+    (under ``"oracle"``: how far better corrections alone could take the first masks).
+    """
     model, seg_model = load_click_model(model_path), load_model(seg_path)
     rng = np.random.default_rng(0)
     rows, alone, oracle = [], [], []  # (diameter, ious)
@@ -67,7 +67,8 @@ def bench_quality(n_images: int, per_image: int, max_clicks: int = 20, model_pat
 
 def fix_regions(mask: np.ndarray, target: np.ndarray, max_clicks: int) -> list[float]:
     """IoUs of a perfect corrector: from ``mask`` (the first click's answer), each click of
-    the protocol makes the whole connected error region under it right, and nothing else."""
+    the protocol makes the whole connected error region under it right, and nothing else.
+    """
     from scipy import ndimage as ndi
 
     ious = [iou(mask, target)]
@@ -138,7 +139,7 @@ def bench_viewer(size: int, n_single: int, n_burst: int) -> dict:
     from napari.utils.interactions import mouse_press_callbacks, mouse_release_callbacks
     from qtpy.QtCore import QTimer
 
-    from napari_unet._qt.click_widget import ClickWidget
+    from napari_unet._qt.click.widget import ClickWidget
 
     sample = nuclei_sample((size, size), seed=5)
     points = _object_points(sample.labels, n_single + n_burst + 1)

@@ -29,16 +29,15 @@ from bench_ui import Probe  # the same probe as the Plugin section
 
 from napari_unet import load_model, segment
 from napari_unet._qt.demo import settle, wait_until
-from napari_unet._qt.jobs import torch_threads
-from napari_unet.devices import gui_threads
-from napari_unet.clicks.segmenter import ClickSegmenter, load_click_model
+from napari_unet._qt.threads import gui_threads, torch_threads
 from napari_unet.clicks.protocol import clicks_to_reach, interact
-from napari_unet.finetune.segmentation import finetune_iter
+from napari_unet.clicks.segmenter import ClickSegmenter, load_click_model
 from napari_unet.finetune.both import CLICK_SHARE, SEGMENTATION, finetune_both_iter
-from napari_unet.training.metrics import average_precision
+from napari_unet.finetune.segmentation import finetune_iter
 from napari_unet.progress import run
 from napari_unet.synth.config import SynthConfig
 from napari_unet.synth.images import synth_image
+from napari_unet.training.metrics import average_precision
 
 
 def task(seed: int, size: int):
@@ -75,7 +74,8 @@ def ap_right(model, image, labels) -> float:
 
 def noc_right(click_model, seg_model, image, labels, max_clicks: int = 20) -> tuple[float, float]:
     """NoC@85 and NoC@90 (standard protocol) over the objects wholly inside the right half,
-    clicks answered as in the viewer (``seg_model`` answers lone first clicks)."""
+    clicks answered as in the viewer (``seg_model`` answers lone first clicks).
+    """
     half = image.shape[1] // 2
     segmenter = ClickSegmenter(image, click_model, device="cpu", segmentation_model=seg_model)
     ids = set(np.unique(labels[:, half:])) - set(np.unique(labels[:, :half])) - {0}
@@ -85,7 +85,8 @@ def noc_right(click_model, seg_model, image, labels, max_clicks: int = 20) -> tu
 
 def learn_from_edits(model, seeds: list[int], size: int, seconds: float, freeze_encoder: bool) -> list[dict]:
     """Both networks fine-tuned in one budget, as the widget does (the click network's share
-    is ``CLICK_SHARE``); AP@0.5 and click NoC on the right half before -> after."""
+    is ``CLICK_SHARE``); AP@0.5 and click NoC on the right half before -> after.
+    """
     from dataclasses import replace
 
     from napari_unet.finetune.segmentation import FINETUNE_DEFAULTS
@@ -129,8 +130,8 @@ def in_viewer(model, image, labels, seconds: float) -> dict:
     """Press Fine-tune (defaults, region = left half) with the probe running; time to new masks."""
     import napari
 
-    from napari_unet._qt.annotations import REGION
-    from napari_unet._qt.finetune_widget import FinetuneWidget
+    from napari_unet._qt.finetune.annotations import REGION
+    from napari_unet._qt.finetune.widget import FinetuneWidget
     from napari_unet._qt.session import session_for
 
     viewer = napari.Viewer(title="bench_finetune")

@@ -21,9 +21,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from napari_unet import UNet
 from napari_unet.training.batches import PatchSampler
-from napari_unet.training.sources import SynthSource
-from napari_unet.training.losses import segmentation_loss
 from napari_unet.training.engine import TrainConfig
+from napari_unet.training.losses import segmentation_loss
+from napari_unet.training.sources import SynthSource
 
 
 def step_flops(model, batch) -> int:

@@ -25,9 +25,9 @@ import torch
 from _docs import cpu_description
 
 from napari_unet import UNet, instances_from_probabilities, load_model, segment
-from napari_unet.devices import gui_threads
-from napari_unet.model.files import ModelFileError
 from napari_unet._qt.demo import settle, wait_until
+from napari_unet._qt.threads import gui_threads
+from napari_unet.model.files import ModelFileError
 from napari_unet.synth.sample import nuclei_sample
 
 PROBE_MS = 10
@@ -76,7 +76,8 @@ class Probe:
 
     def stop(self, split_at: float | None = None) -> dict:
         """Stall statistics (ms); with ``split_at`` (a perf_counter time), also the worst
-        stall of the ticks that ended before it and after it."""
+        stall of the ticks that ended before it and after it.
+        """
         self.timer.stop()
         self._tick()  # and so does the wait since the last one
         stalls = np.maximum(np.array(self.gaps) - PROBE_MS / 1000, 0) * 1000
@@ -114,7 +115,8 @@ def get_model(path: str | None):
 
 def bench_cli(image, model, repeats: int, threads: int | None = None) -> float:
     """``segment()`` as ``napari-unet segment`` runs it (torch's default threads), or with
-    ``threads`` torch threads."""
+    ``threads`` torch threads.
+    """
     before = torch.get_num_threads()
     torch.set_num_threads(threads or before)
     try:
@@ -132,7 +134,7 @@ def bench_cli(image, model, repeats: int, threads: int | None = None) -> float:
 def bench_gui(image, model, repeats: int) -> dict:
     import napari
 
-    from napari_unet._qt.segment_widget import SegmentWidget
+    from napari_unet._qt.segment.widget import SegmentWidget
     from napari_unet._qt.session import session_for
 
     viewer = napari.Viewer(title="bench_ui")

@@ -90,8 +90,8 @@ def _consecutive(labels: np.ndarray) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> None:
     """Print the baseline's mean AP on a held-out synthetic set."""
-    from napari_unet.training.metrics import mean_average_precision
     from napari_unet.synth.images import synth_dataset
+    from napari_unet.training.metrics import mean_average_precision
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=20, help="number of images")

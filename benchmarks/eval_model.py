@@ -19,11 +19,11 @@ import numpy as np
 import torch
 from classical import classical_segment
 
-from napari_unet.training.metrics import mean_average_precision
-from napari_unet.model.files import load_model
 from napari_unet.inference.segment import segment
+from napari_unet.model.files import load_model
 from napari_unet.synth.config import SynthConfig
 from napari_unet.synth.images import synth_dataset, synth_image
+from napari_unet.training.metrics import mean_average_precision
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 from qtpy.QtWidgets import QDockWidget  # noqa: E402
 
 from napari_unet._qt.demo import settle, wait_until  # noqa: E402
-from napari_unet._qt.segment_widget import SegmentWidget  # noqa: E402
+from napari_unet._qt.segment.widget import SegmentWidget  # noqa: E402
 from napari_unet.synth.sample import nuclei_sample  # noqa: E402
 
 IMAGES = Path(__file__).resolve().parent / "images"

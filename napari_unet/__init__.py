@@ -6,13 +6,13 @@ Public API: :func:`segment`, :func:`predict`, :func:`load_model`, :func:`save_mo
 
 from napari_unet import _gl_guard  # noqa: F401  (first: before anything imports torchvision)
 from napari_unet.clicks.segmenter import segment_click
-from napari_unet.finetune.segmentation import finetune, finetune_iter
 from napari_unet.finetune.clicks import finetune_click, finetune_click_iter
+from napari_unet.finetune.segmentation import finetune, finetune_iter
 from napari_unet.inference.instances import InstanceParams, instances_from_probabilities
-from napari_unet.model.unet import UNet, UNetConfig
-from napari_unet.model.files import ModelFileError, load_model, save_model
 from napari_unet.inference.predict import predict, predict_iter
 from napari_unet.inference.segment import Segmentation, segment, segment_iter
+from napari_unet.model.files import ModelFileError, load_model, save_model
+from napari_unet.model.unet import UNet, UNetConfig
 
 __all__ = [
     "InstanceParams",

@@ -51,7 +51,8 @@ def keep_ids(labels: np.ndarray, keep: np.ndarray) -> np.ndarray:
 
 def drop_small(labels: np.ndarray, min_size: int, min_relative_size: float = 0.0) -> np.ndarray:
     """Remove objects under ``min_size`` pixels or under ``min_relative_size`` times the
-    median object area (fragments and specks beside real objects), and renumber 1..n."""
+    median object area (fragments and specks beside real objects), and renumber 1..n.
+    """
     sizes = object_sizes(labels)
     keep = sizes >= max(min_size, 1)
     keep[0] = False

@@ -22,7 +22,8 @@ class Progress:
 
 def run(job: Generator[S, None, R], on_step: Callable[[S], object] | None = None) -> R:
     """Run a generator job to the end, handing each yielded step to ``on_step``; return
-    what the job returns."""
+    what the job returns.
+    """
     while True:
         try:
             step = next(job)

@@ -21,7 +21,8 @@ def _hw(size: int | tuple[int, int]) -> tuple[int, int]:
 def overlap(corner: tuple[int, int], size: int | tuple[int, int], shape: tuple[int, int],
             origin: tuple[int, int] = (0, 0)) -> tuple[tuple[slice, slice], tuple[slice, slice]] | None:
     """Where a window meets an array placed at ``origin``: (slices in the window, slices in
-    the array), or None when they do not meet."""
+    the array), or None when they do not meet.
+    """
     (h, w), (y0, x0), (oy, ox) = _hw(size), corner, origin
     ys, xs = max(y0, oy), max(x0, ox)
     ye, xe = min(y0 + h, oy + shape[0]), min(x0 + w, ox + shape[1])

@@ -24,7 +24,7 @@ def run_demo(screenshot: Path | None = None, model: Path | None = None, timeout:
     import napari
     from npe2 import PluginManifest
 
-    from napari_unet._qt.segment_widget import SegmentWidget
+    from napari_unet._qt.segment.widget import SegmentWidget
 
     viewer = napari.Viewer(title="napari-unet demo")
     viewer.open_sample(PLUGIN, "nuclei")

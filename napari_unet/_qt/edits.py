@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from napari.layers import Labels
 
-from napari_unet._qt.session import unwrap
+from napari_unet._qt._napari import unwrap
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,7 +56,8 @@ class EditLog:
 
     def edited(self, layer) -> np.ndarray | None:
         """Bool mask (the layer's shape) of pixels the user painted or clicked and that
-        still hold what they wrote (not undone, not overwritten); None if none."""
+        still hold what they wrote (not undone, not overwritten); None if none.
+        """
         edits = self._edits.get(unwrap(layer))
         if not edits:
             return None
@@ -72,7 +73,8 @@ class EditLog:
 
     def mark(self, layer, where, before: np.ndarray) -> None:
         """Count ``where`` (an index of the layer) as corrected by the user, who just wrote
-        it; ``before`` holds its values before the write."""
+        it; ``before`` holds its values before the write.
+        """
         where = tuple(np.asarray(ix) for ix in where)
         new = np.array(layer.data[where], copy=True)
         self._edits.setdefault(unwrap(layer), []).append(_Edit(where, None, new, new != np.asarray(before)))

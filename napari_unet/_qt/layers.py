@@ -6,17 +6,12 @@ core never sees a layer, only arrays.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 from napari.layers import Labels
-from qtpy.QtCore import QTimer
 
 from napari_unet.inference.images import validate_image
-from napari_unet.model.files import model_card
-from napari_unet._qt.session import main_window
 
 
 @dataclass(frozen=True)
@@ -90,7 +85,8 @@ def spatial_transform(layer, spatial_axes: tuple[int, ...]) -> dict:
 
 def show_probabilities(viewer, image_layer, source: ModelInput, plane, foreground) -> None:
     """Show ``foreground`` (1 - P(background), at the image's pixels) as ``<image> probabilities``
-    (replaced on each run)."""
+    (replaced on each run).
+    """
     shape = tuple(np.shape(source.data)[ax] for ax in source.spatial_axes)
     name = f"{image_layer.name} probabilities"
     existing = viewer.layers[name] if name in viewer.layers else None
@@ -161,75 +157,6 @@ def write_labels(layer, labels: np.ndarray, plane: int | None = None) -> int | N
         with layer.block_history():
             layer.data_setitem(where, labels[changed])
     return int(where[0].size)
-
-
-LATER_OVERLAYS = ("polygon", "brush_stroke")  # Labels' drawing-tool overlays, made after the layer shows
-TURN_GAP_MS = 10  # between the steps of showing a new layer: the window repaints in between
-
-
-def add_labels_in_turns(viewer, data: np.ndarray, alive: Callable[[], bool] = lambda: True, **kwargs) -> Labels:
-    """Add a Labels layer to ``viewer`` over several event-loop turns, none much longer
-    than drawing one frame; returns the layer, already in the layer list.
-
-    Added in one go, a 2048² layer holds the UI thread for 0.15-0.3 s: napari makes its
-    controls and vispy nodes, a vispy overlay for each of its polygon and brush overlays
-    (~40 ms, visible or not), uploads the texture and draws. Here the layer is appended
-    hidden and without those two overlays; they are put back one per turn, then the layer
-    is shown. Until it shows nothing can paint or draw polygons on it. ``alive`` is asked
-    before each later step (e.g. whether the viewer is still open); a layer removed in
-    between gets its overlays back and is left alone. Other keyword arguments go to ``Labels``.
-    """
-    layer = Labels(data, visible=False, **kwargs)
-    overlays = getattr(layer, "_overlays", {})  # napari's own attribute; skipped if it ever goes
-    held = [(key, overlays.pop(key)) for key in LATER_OVERLAYS if key in overlays]
-    try:
-        with paint_later(main_window(viewer)):
-            viewer.add_layer(layer)
-    except BaseException:
-        overlays.update(held)
-        raise
-    layer.set_view_slice()  # napari skips slicing hidden layers; edits before it shows need a slice
-    steps = [lambda key=key, overlay=overlay: overlays.__setitem__(key, overlay) for key, overlay in held]
-    steps.append(lambda: setattr(layer, "visible", True))
-
-    def next_step() -> None:
-        if not steps:
-            return
-        if not alive() or layer not in viewer.layers:
-            overlays.update({k: o for k, o in held if k not in overlays})  # whole again, shown or not
-            return
-        steps.pop(0)()
-        if steps:
-            QTimer.singleShot(TURN_GAP_MS, next_step)
-
-    QTimer.singleShot(TURN_GAP_MS, next_step)
-    return layer
-
-
-@contextmanager
-def paint_later(window):
-    """Hold ``window``'s repaints for the block and let them happen on the next turn.
-
-    Adding a layer makes napari update the layer list, the controls and the canvas;
-    painted right after, in the same turn, the window stays busy ~25 ms longer (a
-    2048² layer: 55-65 ms in all, against 30-40 ms with the paint on a turn of its own,
-    where input and timers get in first). ``None`` (no Qt window) holds nothing.
-    """
-    if window is None:
-        yield
-        return
-    window.setUpdatesEnabled(False)
-    try:
-        yield
-    finally:
-        QTimer.singleShot(0, lambda: _updates_on(window))
-
-
-def _updates_on(window) -> None:
-    try:
-        window.setUpdatesEnabled(True)  # schedules the repaint
-    except RuntimeError:  # the window was closed and deleted in between
-        pass
 
 
 def new_labels(labels: np.ndarray, full_shape: tuple[int, ...], plane: int | None) -> np.ndarray:

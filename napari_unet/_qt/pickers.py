@@ -9,10 +9,9 @@ from napari.utils.notifications import show_error
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QComboBox, QFileDialog, QLabel, QVBoxLayout, QWidget
 
-from napari_unet.devices import available_devices
-from napari_unet.model.files import DEFAULT_MODEL, ModelFileError
 from napari_unet._qt.layers import is_output, model_input
-from napari_unet.model.files import image_channels
+from napari_unet.devices import available_devices
+from napari_unet.model.files import DEFAULT_MODEL, ModelFileError, image_channels
 
 LOAD_FILE = "Load model file…"
 _DEFAULT = "shipped"  # item data of the model shipped with the package
@@ -114,7 +113,8 @@ class ImageLayerPicker(QWidget):
 
 class ModelPicker(QComboBox):
     """The shipped model, files loaded this session, the session's current model, and
-    "Load model file…"; picking one makes the session use it."""
+    "Load model file…"; picking one makes the session use it.
+    """
 
     def __init__(self, session, parent: QWidget | None = None):
         super().__init__(parent)

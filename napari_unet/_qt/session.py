@@ -18,10 +18,11 @@ import numpy as np
 from psygnal import Signal
 from qtpy.QtCore import QEvent, QObject
 
-from napari_unet.devices import available_devices
+from napari_unet._qt._napari import main_window, unwrap
+from napari_unet._qt.edits import EditLog
 from napari_unet.clicks.segmenter import load_click_model
-from napari_unet.model.files import click_model_beside
-from napari_unet.model.files import DEFAULT_MODEL, load_model, model_card
+from napari_unet.devices import available_devices
+from napari_unet.model.files import DEFAULT_MODEL, click_model_beside, load_model, model_card
 
 if TYPE_CHECKING:
     import napari
@@ -30,16 +31,6 @@ if TYPE_CHECKING:
 
 _SESSIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 HISTORY_LENGTH = 3  # earlier models kept for Session.revert (each holds a copy of the weights)
-
-
-def unwrap(obj):
-    """The real object behind napari's ``PublicOnlyProxy`` (proxies can't be weak keys)."""
-    return getattr(obj, "__wrapped__", obj)
-
-
-def main_window(viewer):
-    """napari's Qt main window of ``viewer`` (a proxy too), or None; napari has no public hook."""
-    return getattr(getattr(unwrap(viewer), "window", None), "_qt_window", None)
 
 
 def session_for(viewer: napari.Viewer) -> Session:
@@ -92,8 +83,6 @@ class Session:
     closing = Signal()
 
     def __init__(self, viewer: napari.Viewer):
-        from napari_unet._qt.edits import EditLog  # edits.py uses this module's unwrap
-
         self._viewer = weakref.ref(viewer)
         self.model: UNet | None = None
         self.model_name = ""  # shown in the model pickers
@@ -190,9 +179,6 @@ class Session:
         found = self._predictions.get(unwrap(layer))
         return found if found is not None and found.model_version == self.model_version else None
 
-    def forget(self, layer) -> None:
-        self._predictions.pop(unwrap(layer), None)
-
     # -- jobs ---------------------------------------------------------------------------
     def track(self, worker):
         """Stop ``worker`` if the viewer closes; returns it."""
@@ -201,10 +187,6 @@ class Session:
         self._workers.add(worker)
         worker.finished.connect(lambda: self._workers.discard(worker))
         return worker
-
-    @property
-    def busy(self) -> bool:
-        return bool(self._workers)
 
     def _on_viewer_closing(self) -> None:
         if self.closed:

@@ -15,6 +15,7 @@ from napari_unet.progress import run
 
 
 def add_finetune(sub) -> None:
+    """Register ``napari-unet finetune``."""
     p = sub.add_parser("finetune", help="fine-tune a model (and its click network) on corrected labels")
     p.add_argument("--model", type=Path, help="model to start from (default: the shipped one)")
     p.add_argument("--image", type=Path, nargs="+", required=True, help="image file(s)")
@@ -35,6 +36,7 @@ def add_finetune(sub) -> None:
 
 
 def run_finetune(args) -> int:
+    """Fine-tune a model file (and its click network) on label files; write the results."""
     for name in ("labels", "annotated"):
         given = getattr(args, name)
         if given is not None and len(given) != len(args.image):

@@ -19,12 +19,14 @@ from napari_unet.cli.train import add_train
 
 
 def add_info(sub) -> None:
+    """Register ``napari-unet info``."""
     p = sub.add_parser("info", help="print a model file's architecture and card")
     p.add_argument("model", nargs="?", type=Path, help="model file (default: the shipped model)")
     p.set_defaults(func=run_info)
 
 
 def run_info(args) -> int:
+    """Print a model file's header (architecture and card) as JSON."""
     from napari_unet.model.files import DEFAULT_MODEL, read_header
 
     header = read_header(args.model or DEFAULT_MODEL)
@@ -33,6 +35,7 @@ def run_info(args) -> int:
 
 
 def add_demo(sub) -> None:
+    """Register ``napari-unet demo``."""
     p = sub.add_parser("demo", help="open napari with the sample image, the widgets docked, segmented")
     p.add_argument("--screenshot", type=Path, help="wait for the segmentation, save the window here, exit")
     p.add_argument("--model", type=Path, help="model file (default: the shipped nuclei model)")
@@ -41,6 +44,7 @@ def add_demo(sub) -> None:
 
 
 def run_demo(args) -> int:
+    """Open the demo viewer (see :func:`napari_unet._qt.demo.run_demo`)."""
     from napari_unet._qt.demo import run_demo as demo
 
     return demo(screenshot=args.screenshot, model=args.model, timeout=args.timeout)

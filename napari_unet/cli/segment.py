@@ -18,6 +18,7 @@ from napari_unet.progress import run
 
 
 def add_segment(sub) -> None:
+    """Register ``napari-unet segment``."""
     p = sub.add_parser("segment", help="segment images into instance-label TIFFs")
     p.add_argument("inputs", nargs="+", help="image files (TIFF/PNG/JPEG), globs or folders")
     p.add_argument("-o", "--output", required=True, type=Path, help="folder for <name>_masks.tif")
@@ -40,6 +41,7 @@ def add_segment(sub) -> None:
 
 
 def run_segment(args) -> int:
+    """Segment every input file; one line per file, exit 1 if any failed."""
     model = load_model(args.model)
     files, missing = expand_inputs(args.inputs)
     for item in missing:

@@ -30,6 +30,7 @@ DEFAULTS = {
 
 
 def add_train(sub) -> None:
+    """Register ``napari-unet train``."""
     p = sub.add_parser("train", help="train a model on image/mask pairs or synthetic nuclei")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--synthetic", action="store_true", help="train on generated nuclei images")
@@ -66,6 +67,7 @@ def add_train(sub) -> None:
 
 
 def run_train(args) -> int:
+    """Train a model as the options say and write it, provenance included."""
     for key, value in DEFAULTS[args.task].items():  # the task's defaults, recorded in the card's command
         if getattr(args, key) is None:
             setattr(args, key, value)

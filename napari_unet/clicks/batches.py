@@ -8,17 +8,17 @@ import numpy as np
 import torch
 from scipy import ndimage as ndi
 
+from napari_unet.clicks.protocol import next_click
+from napari_unet.clicks.segmenter import ClickConfig, encode_clicks
 from napari_unet.clicks.types import Click
 from napari_unet.labels import fraction_inside
-from napari_unet.training.augment import augment, build_transform
-from napari_unet.windows import crop
-from napari_unet.training.batches import Batch
-from napari_unet.clicks.segmenter import ClickConfig, encode_clicks
-from napari_unet.clicks.protocol import next_click
-from napari_unet.training.sources import Sample, Source
 from napari_unet.model.unet import UNet
-from napari_unet.training.targets import IGNORE_INDEX
+from napari_unet.training.augment import augment, build_transform
+from napari_unet.training.batches import Batch
 from napari_unet.training.engine import TrainConfig
+from napari_unet.training.sources import Sample, Source
+from napari_unet.training.targets import IGNORE_INDEX
+from napari_unet.windows import crop
 
 MIN_PIXELS = 4  # objects smaller than this in the window are not used
 
@@ -74,6 +74,7 @@ class ClickSampler:
         self.transform = build_transform(config.augment, config.patch_size)
 
     def __call__(self) -> Batch:
+        """One batch: windows around objects, their simulated clicks, targets and weights."""
         items = [self._item() for _ in range(self.batch_size)]
         draws = self.rng.random(len(items))
         sim = self.sim

@@ -196,7 +196,8 @@ class ClickSegmenter:
 
     def _segmented_object(self, point: Point) -> ObjectMask | None:
         """The segmentation model's object under ``point`` in a window around it, or None
-        when there is none or it reaches a side of the window inside the image."""
+        when there is none or it reaches a side of the window inside the image.
+        """
         edge = self.config.auto_window
         (y, x), (h, w) = (int(round(v)) for v in point), self.shape
         y0, x0 = corner_inside((y, x), edge, self.shape)
@@ -220,7 +221,8 @@ class ClickSegmenter:
 
     def _run(self, clicks, previous, middle, edge, size) -> tuple[np.ndarray, tuple[int, int], bool]:
         """Network pass on the ``edge``² window around ``middle``, resampled to ``size``²:
-        mask, corner, and whether the mask touches the window's border inside the image."""
+        mask, corner, and whether the mask touches the window's border inside the image.
+        """
         y0, x0 = int(round(middle[0] - edge / 2)), int(round(middle[1] - edge / 2))
         window = crop(self.image, (y0, x0), edge)
         scale = size / edge

@@ -6,8 +6,9 @@ automatic model's patches, with clicks placed the way :mod:`napari_unet.clicks.p
 simulated user places them — the first inside the object, some extra random ones, and
 for part of the batch a previous mask with a click on its largest error: the network
 being trained answers earlier clicks (iterative training, as in RITM), or the true
-mask is perturbed (grown, shrunk, shifted, cut), which is cheaper. The target is the object (class 1) against everything else;
-unannotated pixels are ignored, so fine-tuning can use partially labelled images.
+mask is perturbed (grown, shrunk, shifted, cut), which is cheaper. The target is the
+object (class 1) against everything else; unannotated pixels are ignored, so
+fine-tuning can use partially labelled images.
 
 ``napari-unet train --task click --synthetic -o model.safetensors`` trains one from
 scratch on generated nuclei (``scripts/train_shipped_models.sh`` has the shipped model's recipe).
@@ -19,14 +20,13 @@ import threading
 from collections.abc import Generator
 from dataclasses import replace
 
-from napari_unet.model.card import ModelCard
 from napari_unet.clicks.batches import ClickSampler, ClickSimConfig
 from napari_unet.clicks.segmenter import ClickConfig
-from napari_unet.training.sources import Source
-from napari_unet.training.losses import LossConfig
+from napari_unet.model.card import ModelCard
 from napari_unet.model.unet import UNet
-from napari_unet.model.files import load_model
 from napari_unet.training.engine import TrainConfig, TrainProgress, TrainResult, train_iter
+from napari_unet.training.losses import LossConfig
+from napari_unet.training.sources import Source
 
 
 def click_train_config(**overrides) -> TrainConfig:

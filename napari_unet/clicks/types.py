@@ -21,7 +21,8 @@ class Click:
 
 def as_clicks(positive: Sequence[Sequence[float]], negative: Sequence[Sequence[float]] = ()) -> list[Click]:
     """Clicks from (y, x) points on the object and points off it; raise ``ValueError`` for
-    a point that is not a (y, x) pair."""
+    a point that is not a (y, x) pair.
+    """
     out = []
     for points, kind in ((positive, True), (negative, False)):
         for p in points:

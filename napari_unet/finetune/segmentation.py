@@ -16,18 +16,18 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from napari_unet.training.augment import AugmentConfig
-from napari_unet.model.card import ModelCard
-from napari_unet.training.sources import ArraySource
-from napari_unet.model.unet import UNet
-from napari_unet.model.files import image_channels, model_card
-from napari_unet.labels import median_diameter
-from napari_unet.progress import run
 from napari_unet.finetune.regions import count_objects
-from napari_unet.training.holdout import hold_out
 from napari_unet.inference.zoom import auto_zoom, labels_to_shape, resample, zoomed_shape
+from napari_unet.labels import median_diameter
+from napari_unet.model.card import ModelCard
+from napari_unet.model.files import image_channels, model_card
+from napari_unet.model.unet import UNet
+from napari_unet.progress import run
+from napari_unet.training.augment import AugmentConfig
 from napari_unet.training.engine import TrainConfig, TrainProgress, TrainResult, train_iter
 from napari_unet.training.evaluation import evaluate
+from napari_unet.training.holdout import hold_out
+from napari_unet.training.sources import ArraySource
 
 # Settings that suit a few corrected images: a short run, a gentle learning rate, and
 # BatchNorm statistics kept from the base model (a handful of patches estimate them badly).

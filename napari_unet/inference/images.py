@@ -27,7 +27,7 @@ def _layout(shape: tuple, dtype: np.dtype, n_channels: int, channel_axis: int | 
     """Resolve (channel axis or None, grayscale-from-RGB?, spatial shape), or raise."""
     if len(shape) == 0 or 0 in shape:
         raise ValueError(f"the image is empty (shape {shape}); load an image with pixels in it")
-    if not (np.issubdtype(dtype, np.number) or dtype == bool) or np.issubdtype(dtype, np.complexfloating):
+    if not (np.issubdtype(dtype, np.number) or dtype == np.bool_) or np.issubdtype(dtype, np.complexfloating):
         raise ValueError(f"pixels of type {dtype} cannot be segmented; convert the image to numbers")
     ndim = len(shape)
     if channel_axis is None and ndim == 3 and shape[-1] in _RGB_SIZES and n_channels in (1, shape[-1], 3):

@@ -25,7 +25,8 @@ class InstanceParams:
 
 def model_params(card) -> InstanceParams:
     """The post-processing settings tuned for a model (its card's ``postprocess``), the
-    defaults for any setting the card does not name."""
+    defaults for any setting the card does not name.
+    """
     known = {f.name for f in fields(InstanceParams)}
     return replace(InstanceParams(), **{k: v for k, v in card.postprocess.items() if k in known})
 

@@ -10,11 +10,11 @@ import torch
 
 from napari_unet.devices import resolve_device
 from napari_unet.inference.images import normalize, to_planes
-from napari_unet.model.unet import UNet
-from napari_unet.model.files import image_channels, load_model, model_card
-from napari_unet.progress import Progress, run
 from napari_unet.inference.tiling import blend_window, tile_slices
 from napari_unet.inference.zoom import MAX_ZOOM, MIN_ZOOM, resample, zoomed_shape
+from napari_unet.model.files import image_channels, load_model, model_card
+from napari_unet.model.unet import UNet
+from napari_unet.progress import Progress, run
 
 VIEWS = 8  # test-time augmentation: the tile, mirrored and rotated (the dihedral group)
 
@@ -129,7 +129,8 @@ def _predict_plane(model, x, tile, overlap, batch, dev, views=1) -> Generator[in
 
 def view(x: torch.Tensor, k: int, inverse: bool = False) -> torch.Tensor:
     """The ``k``-th of the 8 mirrored/rotated views of (..., Y, X) ``x`` (0: itself), or,
-    with ``inverse``, what undoes it: bit 4 transposes Y and X, bit 1 flips X, bit 2 flips Y."""
+    with ``inverse``, what undoes it: bit 4 transposes Y and X, bit 1 flips X, bit 2 flips Y.
+    """
     if k & 4 and not inverse:
         x = x.transpose(-1, -2)
     dims = [d for bit, d in ((1, -1), (2, -2)) if k & bit]
@@ -143,7 +144,8 @@ def view(x: torch.Tensor, k: int, inverse: bool = False) -> torch.Tensor:
 def ready(model: torch.nn.Module, dev: torch.device) -> torch.nn.Module:
     """``model`` on ``dev``, channels_last, in eval mode. Checking costs far less than
     ``.to().eval()``, which walks every module and tensor even when nothing moves: a click's
-    small windows would pay that walk on every pass."""
+    small windows would pay that walk on every pass.
+    """
     tensors = [*model.parameters(), *model.buffers()]
     placed = all(t.device == dev and (t.dim() != 4 or t.is_contiguous(memory_format=torch.channels_last))
                  for t in tensors)

@@ -23,10 +23,12 @@ class ModelCard:
     provenance: dict[str, Any] = field(default_factory=dict)  # trained on what, when, how long
 
     def to_dict(self) -> dict:
+        """The card as plain data (for the model file's JSON header)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> ModelCard:
+        """A card from :meth:`to_dict`'s data; unknown keys (newer files) are ignored."""
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         for key in ("classes", "channels", "normalization"):
             if key in known:

@@ -26,6 +26,7 @@ class UNetConfig:
     upsample: Upsample = "transpose"  # 2x2 transposed convolution, as in the article
 
     def to_dict(self) -> dict:
+        """The config as plain data (for the model file's JSON header)."""
         return asdict(self)
 
 
@@ -80,6 +81,7 @@ class UpCat(nn.Module):
         self.conv = TwoConv(2 * cout, cout, norm)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        """Upsample ``x``, join it to ``skip`` and convolve."""
         return self.conv(torch.cat([skip, self.up(x)], dim=1))
 
 
@@ -132,6 +134,7 @@ class UNet(nn.Module):
 
     @classmethod
     def from_config(cls, config: UNetConfig) -> UNet:
+        """A new, untrained network of this config."""
         return cls(
             config.in_channels,
             config.out_channels,
@@ -147,6 +150,7 @@ class UNet(nn.Module):
         return 2**self.config.depth
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits (batch, out_channels, height, width) for a (batch, in_channels, height, width) input."""
         if x.ndim != 4 or x.shape[1] != self.config.in_channels:
             raise ValueError(
                 f"UNet expects a (batch, {self.config.in_channels}, height, width) tensor, "

@@ -12,6 +12,7 @@ from skimage.measure import label as connected_components
 
 from napari_unet.synth.config import SynthConfig, log_uniform, uniform
 
+
 def _centres(rng, cfg: SynthConfig, shape, n: int, d: float) -> np.ndarray:
     """Object centres, uniform or in clusters, then pushed apart to the packing distance."""
     hw = np.array(shape, dtype=np.float64)

@@ -51,9 +51,11 @@ class RandomRot90(v2.Transform):
     _transformed_types = (tv_tensors.Image, tv_tensors.Mask)
 
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        """Draw the number of quarter turns."""
         return {"k": int(torch.randint(0, 4, ()).item())}
 
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        """Rotate an image or mask by the drawn quarter turns."""
         if params["k"] == 0:
             return inpt
         return tv_tensors.wrap(torch.rot90(inpt, params["k"], dims=(-2, -1)), like=inpt)
@@ -73,6 +75,7 @@ class IntensityJitter(v2.Transform):
         self.config = config
 
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        """Draw gamma, gain, offset and noise level."""
         c = self.config
 
         def uniform(lo: float, hi: float) -> float:
@@ -87,6 +90,7 @@ class IntensityJitter(v2.Transform):
         }
 
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        """Apply the drawn intensity changes to an image."""
         x = inpt.as_subclass(torch.Tensor)
         x = torch.sign(x) * x.abs().pow(params["gamma"])
         x = x * params["gain"] + params["offset"]

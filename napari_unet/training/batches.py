@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from napari_unet.training.augment import AugmentConfig, augment, build_transform, random_window
-from napari_unet.training.sources import Sample, Source
 from napari_unet.inference.zoom import auto_zoom
 from napari_unet.labels import median_diameter
+from napari_unet.training.augment import AugmentConfig, augment, build_transform, random_window
+from napari_unet.training.sources import Sample, Source
 from napari_unet.training.targets import TargetConfig, make_targets
 from napari_unet.windows import crop
 
@@ -84,6 +84,7 @@ class PatchSampler:
         return image, classes, weights
 
     def __call__(self) -> Batch:
+        """One batch of ``batch_size`` augmented patches."""
         patches = [self.patch(self.source.sample(self.rng)) for _ in range(self.batch_size)]
         return Batch(
             torch.stack([p[0] for p in patches]),

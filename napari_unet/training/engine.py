@@ -16,16 +16,16 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
+from napari_unet.devices import resolve_device
+from napari_unet.model.checkpoint import load_state, model_path, save_state, state_path
+from napari_unet.model.files import load_model, save_model
+from napari_unet.model.unet import UNet
+from napari_unet.progress import run
 from napari_unet.training.augment import AugmentConfig
 from napari_unet.training.batches import Batch, PatchSampler
-from napari_unet.model.checkpoint import load_state, model_path, save_state, state_path
-from napari_unet.training.sources import Source
-from napari_unet.devices import resolve_device
 from napari_unet.training.evaluation import ValImage, evaluate
 from napari_unet.training.losses import LossConfig, segmentation_loss
-from napari_unet.model.unet import UNet
-from napari_unet.model.files import load_model, save_model
-from napari_unet.progress import run
+from napari_unet.training.sources import Source
 from napari_unet.training.targets import TargetConfig
 
 # Builds the step's batch source from the data, the config and the run's generator
@@ -222,7 +222,8 @@ def train_iter(
 
 def _timed_yield(record: TrainProgress) -> Generator[TrainProgress, None, float]:
     """Yield ``record``; return the seconds spent suspended, which the time budget skips
-    (a paused napari worker does not advance the generator)."""
+    (a paused napari worker does not advance the generator).
+    """
     suspended = time.perf_counter()
     yield record
     return time.perf_counter() - suspended

@@ -36,7 +36,9 @@ class Sample:
 class Source(Protocol):
     """Anything that hands out training samples."""
 
-    def sample(self, rng: np.random.Generator) -> Sample: ...
+    def sample(self, rng: np.random.Generator) -> Sample:
+        """One training image, drawn with ``rng``."""
+        ...
 
 
 def _as_chw(image: np.ndarray, channels: int, channel_axis: int | None) -> np.ndarray:
@@ -107,6 +109,7 @@ class ArraySource:
         return len(self.samples)
 
     def sample(self, rng: np.random.Generator) -> Sample:
+        """One image, drawn in proportion to its annotated area."""
         return self.samples[int(rng.choice(len(self.samples), p=self.p))]
 
 
@@ -148,6 +151,7 @@ class SynthSource:
         return Sample(image[None], np.asarray(s.labels))
 
     def sample(self, rng: np.random.Generator) -> Sample:
+        """A pool image, or a freshly generated one."""
         if self.pool:
             return self.pool[int(rng.integers(len(self.pool)))]
         return self._to_sample(synth_image(rng, self.shape, self.config))

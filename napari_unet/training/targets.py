@@ -4,9 +4,10 @@ Classes: 0 background, 1 interior, 2 boundary. The boundary is the thin inner ba
 of each object (pixels with a 4-neighbour of another label), widened where two
 objects touch or nearly touch (the contact zone), so touching objects are separated
 by a clear band of class 2 and the watershed in inference can split them, while
-isolated objects keep a 1-pixel outline and their exact size. The weights follow the U-Net paper's idea (extra weight where objects nearly
-touch) with a cheap stand-in for its distance terms: a pixel is in a *contact zone*
-when a small window around it holds two different objects.
+isolated objects keep a 1-pixel outline and their exact size. The weights follow the
+U-Net paper's idea (extra weight where objects nearly touch) with a cheap stand-in for
+its distance terms: a pixel is in a *contact zone* when a small window around it holds
+two different objects.
 """
 
 from __future__ import annotations

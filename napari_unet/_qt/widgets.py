@@ -1,9 +1,11 @@
-"""The status line under each widget's buttons: wrapped text that is never clipped."""
+"""Small widgets every dock shares: the status line, a combo box, a spin box, folded sections."""
 
 from __future__ import annotations
 
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QLabel
+from qtpy.QtWidgets import QComboBox, QLabel
+
+FOLD_ICONS = {"expandedIcon": "▼", "collapsedIcon": "▶"}  # every folded section (QCollapsible) of the widgets
 
 
 class StatusLabel(QLabel):
@@ -33,3 +35,21 @@ class StatusLabel(QLabel):
         needed = self.heightForWidth(max(self.width(), 1)) if self.text() else 0
         if needed != self.minimumHeight():
             self.setMinimumHeight(max(needed, 0))
+
+
+def combo(items, *, tip: str) -> QComboBox:
+    """A combo box of ``items`` with a tooltip."""
+    box = QComboBox()
+    box.addItems(list(items))
+    box.setToolTip(tip)
+    return box
+
+
+def spin(box, low, high, value, step, tip: str):
+    """Set up a (double) spin box: range, step, value, tooltip; it reports once typing is done."""
+    box.setRange(low, high)
+    box.setSingleStep(step)
+    box.setValue(value)
+    box.setToolTip(tip)
+    box.setKeyboardTracking(False)  # typing "0.35" recomputes once, not per keystroke
+    return box

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from qtpy.QtWidgets import QCheckBox, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from napari_unet._qt.click import TOGGLE_KEY, ClickTool
+from napari_unet._qt.click.tool import TOGGLE_KEY, ClickTool
 from napari_unet._qt.pickers import ImageLayerPicker
 from napari_unet._qt.session import session_for
-from napari_unet._qt.status import StatusLabel
+from napari_unet._qt.widgets import StatusLabel
 
 HELP = (
     "Click an object to add it as a new label; click again to extend it.\n"

@@ -10,22 +10,23 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from napari_unet.devices import gui_threads, resolve_device
-from napari_unet.finetune.regions import edited_region
+from napari_unet._qt.finetune.annotations import TrainingSet
+from napari_unet._qt.jobs import segment_job
+from napari_unet._qt.layers import model_input, write_labels
+from napari_unet._qt.threads import gui_threads, torch_threads
+from napari_unet.devices import resolve_device
 from napari_unet.finetune.both import SEGMENTATION, Finetuned, finetune_both_iter
+from napari_unet.finetune.regions import edited_region, merge_outside
+from napari_unet.labels import compact_labels
 from napari_unet.progress import Progress
 from napari_unet.training.engine import TrainConfig, TrainProgress
-from napari_unet._qt.annotations import TrainingSet
-from napari_unet.finetune.regions import merge_outside
-from napari_unet._qt.jobs import segment_job, torch_threads
-from napari_unet._qt.layers import model_input, write_labels
-from napari_unet.labels import compact_labels
 
 
 @dataclass(frozen=True)
 class TrainStep(Progress):
     """A training step as the progress bar (done/total) and the loss plot (record) see it;
-    ``stage`` is the network that took it."""
+    ``stage`` is the network that took it.
+    """
 
     record: TrainProgress | None = None
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from napari_unet.model.files import model_card
-from napari_unet._qt.annotations import TrainingSet
-from napari_unet._qt.finetune_job import Refresh, new_layer_labels, segmented_planes, write_refreshed
-from napari_unet._qt.layers import masks_name, model_input, spatial_transform
+from napari_unet._qt.finetune.annotations import TrainingSet
+from napari_unet._qt.finetune.job import Refresh, new_layer_labels, segmented_planes, write_refreshed
 from napari_unet._qt.layers import displayed_plane as shown_plane
+from napari_unet._qt.layers import masks_name, model_input, spatial_transform
+from napari_unet.model.files import model_card
 
 
 def trained_message(result) -> str:
@@ -31,7 +31,8 @@ def _validation_note(provenance: dict) -> str:
 
 def refresh_targets(viewer, data: TrainingSet, n_channels: int) -> list[Refresh]:
     """What to segment again of what was learnt from, where its layers are still in the viewer:
-    the images, or every plane of a stack that holds masks (and the one on screen)."""
+    the images, or every plane of a stack that holds masks (and the one on screen).
+    """
     targets = []
     for image, labels in dict.fromkeys((p.image_layer, p.labels_layer) for p in data.parts):
         if image in viewer.layers and labels in viewer.layers:
@@ -45,7 +46,8 @@ def refresh_targets(viewer, data: TrainingSet, n_channels: int) -> list[Refresh]
 def write_masks(viewer, targets: list[Refresh], results, data: TrainingSet, edits, margin: int, *,
                 new_layer: bool, n_channels: int) -> list[str]:
     """Write each target's new masks into its layer outside the user's corrections, or into a new
-    layer (``new_layer``); returns a note on each for the status line."""
+    layer (``new_layer``); returns a note on each for the status line.
+    """
     notes = []
     for target, labels in zip(targets, results):
         if target.labels_layer not in viewer.layers:

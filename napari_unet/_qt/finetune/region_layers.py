@@ -15,7 +15,8 @@ from napari.layers import Labels, Shapes
 
 def region_mask(region, image_layer, spatial_axes: tuple[int, ...], shape: tuple[int, ...]) -> np.ndarray:
     """Bool mask of ``shape`` (the image's spatial shape): the non-zero pixels of a Labels
-    layer or the inside of a Shapes layer's shapes. Raises ValueError saying why not."""
+    layer or the inside of a Shapes layer's shapes. Raises ValueError saying why not.
+    """
     if not isinstance(region, (Labels, Shapes)):
         raise ValueError("pick a region layer (Shapes or Labels) or another choice of what to learn from")
     for layer in (region, image_layer):

@@ -10,7 +10,6 @@ from napari.utils.notifications import notification_manager, show_error
 from qtpy.QtCore import QEvent, QTimer
 from qtpy.QtWidgets import (
     QCheckBox,
-    QComboBox,
     QFormLayout,
     QLabel,
     QProgressBar,
@@ -19,24 +18,27 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_unet.inference.instances import model_params
-from napari_unet.model.files import model_card
-from napari_unet.progress import Progress
-from napari_unet._qt.jobs import (
-    STAGES,
-    instances_job,
-    segment_job,
-    set_bar,
-    software_opengl,
-    start_job,
-    warm_up_in_background,
+from napari_unet._qt._napari import unwrap
+from napari_unet._qt._perf import add_labels_in_turns, set_bar, software_opengl, warm_up_in_background
+from napari_unet._qt.jobs import STAGES, instances_job, segment_job, start_job
+from napari_unet._qt.layers import (
+    ModelInput,
+    displayed_plane,
+    find_masks,
+    masks_name,
+    model_input,
+    new_labels,
+    show_probabilities,
+    spatial_transform,
+    write_labels,
 )
-from napari_unet._qt.layers import ModelInput, add_labels_in_turns, displayed_plane, find_masks, masks_name, model_input, new_labels, show_probabilities, spatial_transform, write_labels
-from napari_unet.model.files import image_channels
 from napari_unet._qt.pickers import DevicePicker, ImageLayerPicker, ModelPicker
-from napari_unet._qt.session import Prediction, session_for, unwrap
-from napari_unet._qt.settings import AdvancedSettings
-from napari_unet._qt.status import StatusLabel
+from napari_unet._qt.segment.settings import AdvancedSettings
+from napari_unet._qt.session import Prediction, session_for
+from napari_unet._qt.widgets import StatusLabel, combo
+from napari_unet.inference.instances import model_params
+from napari_unet.model.files import image_channels, model_card
+from napari_unet.progress import Progress
 
 PLANE, STACK = "displayed plane", "whole stack"
 REPLACE, NEW_LAYER = "replace (undoable)", "add a new layer"
@@ -64,8 +66,8 @@ class SegmentWidget(QWidget):
         self.model_info = QLabel()
         self.model_info.setWordWrap(True)
         self.device = DevicePicker(self.session)
-        self.scope = _combo(PLANE, STACK, tip="For 3D stacks and time series: the plane on screen, or every plane")
-        self.existing = _combo(REPLACE, NEW_LAYER, tip="What to do when '<image> masks' already exists")
+        self.scope = combo((PLANE, STACK), tip="For 3D stacks and time series: the plane on screen, or every plane")
+        self.existing = combo((REPLACE, NEW_LAYER), tip="What to do when '<image> masks' already exists")
         self.show_probabilities = QCheckBox("add a probabilities layer")
         self.advanced = AdvancedSettings()
         self.run_button = QPushButton("Segment")
@@ -114,7 +116,8 @@ class SegmentWidget(QWidget):
 
     def _show_model_settings(self) -> None:
         """Show the post-processing settings tuned for a newly chosen model (its card's);
-        a fine-tuned version of the same model keeps what the user set."""
+        a fine-tuned version of the same model keeps what the user set.
+        """
         model = self.session.model
         if model is None:
             return
@@ -347,10 +350,3 @@ class SegmentWidget(QWidget):
 
     def _say(self, text: str) -> None:
         self.status.setText(text)
-
-
-def _combo(*items: str, tip: str) -> QComboBox:
-    box = QComboBox()
-    box.addItems(items)
-    box.setToolTip(tip)
-    return box

@@ -54,10 +54,6 @@ class PairPicker(QWidget):
                 out.append((self.viewer.layers[name], self.viewer.layers[labels]))
         return out
 
-    def set_pair(self, image, labels, ticked: bool = True) -> None:
-        self._picked[image.name] = (ticked, labels.name if labels is not None else NONE)
-        self.refresh()
-
     def refresh(self, *_) -> None:
         """Rebuild the rows, keeping what the user picked."""
         self._remember()

@@ -18,20 +18,19 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_unet.model.files import click_model_beside
-from napari_unet.finetune.both import SEGMENTATION
-from napari_unet.training.holdout import MIN_OBJECTS
-from napari_unet.model.files import model_card, save_model
-from napari_unet._qt.annotations import MODES, REGION, TrainingSet, snapshot
-from napari_unet._qt.finetune_job import Refresh, TrainStep, finetune_job, refresh_job
-from napari_unet._qt.finetune_results import refresh_targets, trained_message, write_masks
-from napari_unet._qt.finetune_settings import FinetuneSettings
-from napari_unet._qt.jobs import set_bar, start_job
-from napari_unet.model.files import image_channels
-from napari_unet._qt.lossplot import LossPlot
-from napari_unet._qt.pairs import PairPicker
+from napari_unet._qt._perf import set_bar
+from napari_unet._qt.finetune.annotations import MODES, REGION, TrainingSet, snapshot
+from napari_unet._qt.finetune.job import Refresh, TrainStep, finetune_job, refresh_job
+from napari_unet._qt.finetune.lossplot import LossPlot
+from napari_unet._qt.finetune.pairs import PairPicker
+from napari_unet._qt.finetune.results import refresh_targets, trained_message, write_masks
+from napari_unet._qt.finetune.settings import FinetuneSettings
+from napari_unet._qt.jobs import start_job
 from napari_unet._qt.session import session_for
-from napari_unet._qt.status import StatusLabel
+from napari_unet._qt.widgets import StatusLabel, combo
+from napari_unet.finetune.both import SEGMENTATION
+from napari_unet.model.files import click_model_beside, image_channels, model_card, save_model
+from napari_unet.training.holdout import MIN_OBJECTS
 
 REFRESH, NEW_LAYER = "refresh the masks I did not correct", "add a new layer"
 
@@ -49,10 +48,10 @@ class FinetuneWidget(QWidget):
         self._data: TrainingSet | None = None  # the snapshot being learned from
 
         self.pairs = PairPicker(napari_viewer, self.session)
-        self.mode = _combo(MODES, "Pixels the loss sees; the rest is ignored, never taught as background")
+        self.mode = combo(MODES, tip="Pixels the loss sees; the rest is ignored, never taught as background")
         self.region = QComboBox()
         self.region.setToolTip("A Shapes or Labels layer outlining the checked area")
-        self.after = _combo((REFRESH, NEW_LAYER), "Where the new model's masks go when training ends")
+        self.after = combo((REFRESH, NEW_LAYER), tip="Where the new model's masks go when training ends")
         self.settings = FinetuneSettings(self.session.device)
         self.run_button = QPushButton("Fine-tune")
         self.pause_button = QPushButton("Pause")
@@ -195,7 +194,8 @@ class FinetuneWidget(QWidget):
     # -- after training ---------------------------------------------------------------
     def _refresh(self, model) -> None:
         """Segment again, off the main thread, what was segmented: the images, or every
-        plane of a stack that holds masks (and the one on screen)."""
+        plane of a stack that holds masks (and the one on screen).
+        """
         data, n_channels = self._data, image_channels(model)
         targets = refresh_targets(self.viewer, data, n_channels)
         if not targets:
@@ -279,10 +279,3 @@ class FinetuneWidget(QWidget):
 
     def _say(self, text: str) -> None:
         self.status.setText(text)
-
-
-def _combo(items, tip: str) -> QComboBox:
-    box = QComboBox()
-    box.addItems(items)
-    box.setToolTip(tip)
-    return box

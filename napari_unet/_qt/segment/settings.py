@@ -6,10 +6,10 @@ from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QSpinBox, QWidget
 from superqt import QCollapsible
 
+from napari_unet._qt.widgets import FOLD_ICONS, spin
 from napari_unet.inference.instances import InstanceParams
 
 _DEFAULT = InstanceParams()
-FOLD_ICONS = {"expandedIcon": "▼", "collapsedIcon": "▶"}  # every folded section of the widgets
 ZOOMS = {"auto": None, "1× (off)": 1.0, "1.5×": 1.5, "2×": 2.0, "3×": 3.0, "0.5×": 0.5}
 
 
@@ -32,8 +32,8 @@ class AdvancedSettings(QCollapsible):
         form = QFormLayout(body)
         form.setContentsMargins(0, 0, 0, 0)
 
-        self.tile_size = _spin(QSpinBox(), 64, 4096, 512, 64, "Tile edge in pixels; smaller uses less memory")
-        self.overlap = _spin(QDoubleSpinBox(), 0.0, 0.75, 0.25, 0.05, "Fraction by which tiles overlap")
+        self.tile_size = spin(QSpinBox(), 64, 4096, 512, 64, "Tile edge in pixels; smaller uses less memory")
+        self.overlap = spin(QDoubleSpinBox(), 0.0, 0.75, 0.25, 0.05, "Fraction by which tiles overlap")
         self.zoom = QComboBox()
         self.zoom.addItems(list(ZOOMS))
         self.zoom.setToolTip(
@@ -47,16 +47,16 @@ class AdvancedSettings(QCollapsible):
             "Test-time augmentation: the network sees every tile flipped and rotated 8 ways and "
             "the results are averaged. 8x slower; objects come out slightly more accurate"
         )
-        self.interior = _spin(
+        self.interior = spin(
             QDoubleSpinBox(), 0.05, 0.95, _DEFAULT.interior_threshold, 0.05,
             "P(interior) above which a pixel seeds an object; raise it to split touching objects less",
         )
-        self.foreground = _spin(
+        self.foreground = spin(
             QDoubleSpinBox(), 0.05, 0.95, _DEFAULT.foreground_threshold, 0.05,
             "1 - P(background) above which a pixel belongs to an object; raise it for tighter masks",
         )
-        self.min_size = _spin(QSpinBox(), 0, 100_000, _DEFAULT.min_size, 5, "Remove objects with fewer pixels")
-        self.min_relative = _spin(
+        self.min_size = spin(QSpinBox(), 0, 100_000, _DEFAULT.min_size, 5, "Remove objects with fewer pixels")
+        self.min_relative = spin(
             QDoubleSpinBox(), 0.0, 1.0, _DEFAULT.min_relative_size, 0.05,
             "Remove objects smaller than this fraction of the median object's area (fragments); 0 keeps them",
         )
@@ -106,12 +106,3 @@ class AdvancedSettings(QCollapsible):
         """The settings that need a new network pass, as keyword arguments of ``segment_iter``."""
         return {"zoom": ZOOMS[self.zoom.currentText()], "tta": self.tta.isChecked(),
                 "tile_size": self.tile_size.value(), "overlap": self.overlap.value()}
-
-
-def _spin(box, low, high, value, step, tip: str):
-    box.setRange(low, high)
-    box.setSingleStep(step)
-    box.setValue(value)
-    box.setToolTip(tip)
-    box.setKeyboardTracking(False)  # typing "0.35" recomputes once, not per keystroke
-    return box

@@ -1,5 +1,6 @@
 """The Fine-tune widget's advanced settings, folded by default: budget, learning rate, encoder,
-margin, the click network's share and the validation patch."""
+margin, the click network's share and the validation patch.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ from dataclasses import replace
 from qtpy.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QSpinBox, QWidget
 from superqt import QCollapsible
 
-from napari_unet.finetune.segmentation import FINETUNE_DEFAULTS
-from napari_unet.finetune.clicks import CLICK_FINETUNE_DEFAULTS
+from napari_unet._qt.widgets import FOLD_ICONS
 from napari_unet.finetune.both import CLICK_SHARE
+from napari_unet.finetune.clicks import CLICK_FINETUNE_DEFAULTS
+from napari_unet.finetune.segmentation import FINETUNE_DEFAULTS
 from napari_unet.training.holdout import MIN_OBJECTS
-from napari_unet._qt.settings import FOLD_ICONS
 
 SECONDS, STEPS = "seconds", "steps"
 CPU_SECONDS = 60  # on a CPU a time budget: minutes, not hours, whatever the image size
@@ -79,7 +80,7 @@ class FinetuneSettings(QCollapsible):
         return {"max_steps": int(self.budget.value()), "max_seconds": None}
 
     def job_args(self) -> dict:
-        """The budgets and settings :func:`~napari_unet._qt.finetune_job.finetune_job` takes."""
+        """The budgets and settings :func:`~napari_unet._qt.finetune.job.finetune_job` takes."""
         tuned = {"lr": self.lr.value(), "freeze_encoder": self.freeze_encoder.isChecked()}
         return {
             **self.budgets(),

@@ -18,14 +18,13 @@ from napari.layers import Labels
 from napari.utils.notifications import notification_manager, show_error
 from psygnal import Signal
 
-from napari_unet.clicks.segmenter import ClickSegmenter, farthest_point
-from napari_unet.clicks.types import ObjectMask
-from napari_unet.clicks.types import Click
-from napari_unet.devices import gui_threads
-from napari_unet._qt.click_objects import ClickedObject, Prepare, current_mask, edited, has_label, near, plane_of
-from napari_unet.clicks.edits import label_window, object_change
-from napari_unet._qt.jobs import start_job, torch_threads
+from napari_unet._qt.click.objects import ClickedObject, Prepare, current_mask, edited, has_label, near, plane_of
+from napari_unet._qt.jobs import start_job
 from napari_unet._qt.layers import displayed_plane, find_masks, masks_name, model_input, spatial_transform
+from napari_unet._qt.threads import gui_threads, torch_threads
+from napari_unet.clicks.edits import label_window, object_change
+from napari_unet.clicks.segmenter import ClickSegmenter, farthest_point
+from napari_unet.clicks.types import Click, ObjectMask
 from napari_unet.model.files import image_channels
 
 TOGGLE_KEY = "k"  # switches click mode on and off (free in napari's default keymap)
@@ -191,7 +190,8 @@ class ClickTool:
     # -- network passes ----------------------------------------------------------------
     def prepare(self) -> None:
         """Normalise the picked image (its displayed plane) in the background, so that the
-        first click is answered as fast as the others."""
+        first click is answered as fast as the others.
+        """
         image = self._image_layer()
         if image is None:
             return

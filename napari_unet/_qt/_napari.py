@@ -1,0 +1,39 @@
+"""Every touch of napari's internals, in one place, with the napari version it was written for.
+
+napari gives plugins no public way to do these; each helper says what it reads and
+degrades to doing nothing if napari stops having it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+# napari >= 0.5: plugin widgets get a PublicOnlyProxy of the viewer, and every layer they
+# read through it comes back as a new proxy (compare what they wrap, never identities).
+def unwrap(obj):
+    """The real object behind napari's ``PublicOnlyProxy`` (proxies can't be weak keys)."""
+    return getattr(obj, "__wrapped__", obj)
+
+
+def main_window(viewer):
+    """Napari's Qt main window of ``viewer`` (a proxy too), or None (napari 0.9: ``Window._qt_window``)."""
+    return getattr(getattr(unwrap(viewer), "window", None), "_qt_window", None)
+
+
+def detach_overlays(layer, keys: Iterable[str]) -> list[tuple[str, object]]:
+    """Take the overlays named ``keys`` off a layer, to put back with :func:`attach_overlays`.
+
+    napari 0.9 keeps a Labels layer's drawing-tool overlays (polygon, brush stroke) in its
+    private ``_overlays`` dict and makes a vispy overlay for each when the layer is shown.
+    Nothing is taken (and nothing breaks) if the dict is gone.
+    """
+    overlays = getattr(layer, "_overlays", {})
+    return [(key, overlays.pop(key)) for key in keys if key in overlays]
+
+
+def attach_overlays(layer, held: list[tuple[str, object]]) -> None:
+    """Put back overlays taken by :func:`detach_overlays` (those not already back)."""
+    overlays = getattr(layer, "_overlays", None)
+    if overlays is not None:
+        overlays.update({key: overlay for key, overlay in held if key not in overlays})

@@ -1,0 +1,1 @@
+"""The Segment dock widget and its advanced settings."""

@@ -1,8 +1,19 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from napari_unet.model.unet import UNet
+
+QT_TESTS = Path(__file__).parent / "_qt"
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Every test under tests/_qt drives a napari viewer: mark it ``gui``."""
+    for item in items:
+        if QT_TESTS in Path(item.path).parents:
+            item.add_marker(pytest.mark.gui)
 
 
 @pytest.fixture

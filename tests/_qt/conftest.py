@@ -16,7 +16,7 @@ def model_file(tmp_path):
 @pytest.fixture
 def viewer_widget(make_napari_viewer, model_file):
     """A viewer with the Segment widget docked and the threshold model in its session."""
-    from napari_unet._qt.segment_widget import SegmentWidget
+    from napari_unet._qt.segment.widget import SegmentWidget
     from napari_unet._qt.session import session_for
 
     viewer = make_napari_viewer()

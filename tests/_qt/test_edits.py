@@ -63,8 +63,8 @@ def test_a_program_overwrite_ends_an_edit_and_undoing_it_brings_it_back(make_nap
 
 
 def test_after_undo_fine_tuning_finds_nothing_edited(qtbot, make_napari_viewer):
-    import napari_unet._qt.finetune_widget as fw
-    from napari_unet._qt.annotations import EDITED
+    import napari_unet._qt.finetune.widget as fw
+    from napari_unet._qt.finetune.annotations import EDITED
 
     viewer = make_napari_viewer()
     viewer.add_image(disks(), name="img")

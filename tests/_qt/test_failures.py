@@ -8,7 +8,7 @@ import time
 import numpy as np
 from _qt_helpers import WAIT_MS, disks, run_segment
 
-import napari_unet._qt.segment_widget as sw
+import napari_unet._qt.segment.widget as sw
 from napari_unet.progress import Progress
 
 REAL_JOB = sw.segment_job

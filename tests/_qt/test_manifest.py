@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from npe2 import PluginManifest
 
-from napari_unet._qt.segment_widget import SegmentWidget
+from napari_unet._qt.segment.widget import SegmentWidget
 from napari_unet._qt.session import session_for
 
 

@@ -10,11 +10,12 @@ import numpy as np
 import torch
 from _qt_helpers import disks, run_segment
 
-import napari_unet._qt.segment_widget as sw
-from napari_unet import modelfile
-from napari_unet._qt.segment_widget import SegmentWidget
+import napari_unet._qt.segment.widget as sw
+from napari_unet._qt.segment.widget import SegmentWidget
 from napari_unet._qt.session import Prediction, session_for
-from napari_unet.devices import BACKGROUND_NICE, available_devices, gui_threads, thread_priorities
+from napari_unet._qt.threads import BACKGROUND_NICE, gui_threads, thread_priorities
+from napari_unet.devices import available_devices
+from napari_unet.model import files as modelfile
 
 
 def test_one_session_per_viewer(make_napari_viewer, make_napari_viewer_proxy):

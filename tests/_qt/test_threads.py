@@ -1,4 +1,4 @@
-"""Devices and the viewer's thread policy: background priority for worker threads."""
+"""The viewer's thread policy: background priority for worker threads."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import threading
 
 import pytest
 
-from napari_unet import devices
-from napari_unet.devices import BACKGROUND_NICE, cpu_count, gui_threads, lower_thread_priority
+from napari_unet._qt import threads
+from napari_unet._qt.threads import BACKGROUND_NICE, gui_threads, lower_thread_priority
+from napari_unet.devices import cpu_count
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="threads have their own nice on Linux")
 
@@ -65,7 +66,7 @@ def test_never_raises_a_priority():
 
 
 def test_without_thread_priorities_nothing_changes_and_a_core_is_left(monkeypatch):
-    monkeypatch.setattr(devices, "thread_priorities", lambda: False)
+    monkeypatch.setattr(threads, "thread_priorities", lambda: False)
 
     def work():
         before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) if hasattr(os, "getpriority") else 0
@@ -80,5 +81,5 @@ def test_without_thread_priorities_nothing_changes_and_a_core_is_left(monkeypatc
 
 @linux_only
 def test_with_thread_priorities_torch_gets_every_core():
-    assert devices.thread_priorities()
+    assert threads.thread_priorities()
     assert gui_threads() == cpu_count()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from napari_unet._qt.status import StatusLabel
+from napari_unet._qt.widgets import StatusLabel
 
 LONG = ("Fine-tuning done: 289 steps in 45 s; Segment now uses the new model, the click tool's "
         "network learnt for 70 steps (Revert goes back).\nNew masks: 'cells masks': 24679 pixels "

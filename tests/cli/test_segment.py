@@ -66,8 +66,8 @@ def test_zoom_option(tmp_path, model_file, rng, capsys):
 
 
 def test_tta_option_gives_the_labels_of_segment_with_tta(tmp_path, model_file, rng):
-    from napari_unet.model.files import load_model
     from napari_unet.inference.segment import segment
+    from napari_unet.model.files import load_model
 
     image = rng.random((40, 50)).astype(np.float32)
     tifffile.imwrite(tmp_path / "a.tif", image)

@@ -5,15 +5,15 @@ import pytest
 import torch
 from _click_models import disk_image, threshold_click_unet
 
-from napari_unet.clicks.segmenter import ClickSegmenter, encode_clicks, farthest_point, segment_click
-from napari_unet.model.files import CLICK_MODEL
 from napari_unet.clicks.protocol import clicks_to_reach, first_click, interact, iou, next_click
-from napari_unet.clicks.types import Click
+from napari_unet.clicks.segmenter import ClickSegmenter, encode_clicks, farthest_point, segment_click
 from napari_unet.clicks.train import ClickSampler, click_train_config, new_click_model, train_click_iter
-from napari_unet.training.sources import ArraySource
+from napari_unet.clicks.types import Click
+from napari_unet.model.files import CLICK_MODEL
 from napari_unet.progress import run
-from napari_unet.synth.sample import sample_config
 from napari_unet.synth.images import synth_image
+from napari_unet.synth.sample import sample_config
+from napari_unet.training.sources import ArraySource
 
 
 @pytest.fixture(scope="module")

@@ -233,9 +233,9 @@ def test_post_processing_at_the_network_zoom_gives_labels_at_the_image_pixels():
 
 
 def test_segmentation_keeps_the_probabilities_the_network_saw(tiny_model, rng):
+    from napari_unet.inference.segment import segment_iter
     from napari_unet.inference.zoom import unzoom
     from napari_unet.progress import run
-    from napari_unet.inference.segment import segment_iter
 
     image = rng.random((50, 70)).astype(np.float32)
     seg = run(segment_iter(image, tiny_model, zoom=2.0, tile_size=64))
@@ -277,10 +277,10 @@ def test_median_diameter_and_the_automatic_zoom():
 
 
 def test_the_default_model_splits_dense_tiny_nuclei_better_magnified():
-    from napari_unet.training.metrics import mean_average_precision
     from napari_unet.inference.segment import segment_iter
     from napari_unet.synth.config import SynthConfig
     from napari_unet.synth.images import synth_image
+    from napari_unet.training.metrics import mean_average_precision
 
     config = SynthConfig(size=(5.0, 6.0), coverage=(0.35, 0.45), p_clustered=0.0)
     sample = synth_image(np.random.default_rng(3), (256, 256), config)
@@ -318,9 +318,9 @@ def test_test_time_augmentation_gives_the_same_answer_for_a_rotated_or_mirrored_
 
 
 def test_test_time_augmentation_with_the_automatic_zoom_measures_the_objects_first():
-    from napari_unet.training.metrics import mean_average_precision
     from napari_unet.inference.segment import segment_iter
     from napari_unet.synth.images import synth_image
+    from napari_unet.training.metrics import mean_average_precision
 
     sample = synth_image(np.random.default_rng(6), (192, 192))  # 54 nuclei
     steps, seg = _drive(segment_iter(sample.image, device="cpu", tta=True))

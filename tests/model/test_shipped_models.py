@@ -2,10 +2,10 @@
 
 import numpy as np
 
-from napari_unet.training.metrics import mean_average_precision
-from napari_unet.model.files import DEFAULT_MODEL, load_model, read_header
 from napari_unet.inference.segment import segment
+from napari_unet.model.files import DEFAULT_MODEL, load_model, read_header
 from napari_unet.synth.images import synth_dataset
+from napari_unet.training.metrics import mean_average_precision
 
 
 def test_default_model_is_small_and_documented():

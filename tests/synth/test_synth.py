@@ -6,9 +6,9 @@ from scipy import ndimage as ndi
 from skimage.measure import label as connected_components
 from skimage.segmentation import expand_labels
 
-from napari_unet.synth.sample import make_sample_data, nuclei_sample
 from napari_unet.synth.config import SynthConfig
 from napari_unet.synth.images import SynthSample, synth_dataset, synth_image
+from napari_unet.synth.sample import make_sample_data, nuclei_sample
 
 SEEDS = range(12)
 

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from napari_unet.training.sources import ArraySource, SynthSource
-from napari_unet.model.unet import UNet
 from napari_unet.model.files import load_model
+from napari_unet.model.unet import UNet
 from napari_unet.training.engine import TrainConfig, learning_rate, train, train_iter
+from napari_unet.training.sources import ArraySource, SynthSource
 
 
 def tiny(seed: int = 0) -> UNet:

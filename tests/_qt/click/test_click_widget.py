@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from _click_models import disk_image, threshold_click_unet
 from napari.utils._test_utils import read_only_mouse_event
-from qtpy.QtCore import Qt
 from napari.utils.interactions import mouse_move_callbacks, mouse_press_callbacks, mouse_release_callbacks
+from qtpy.QtCore import Qt
 
-from napari_unet._qt.click_widget import ClickWidget
+from napari_unet._qt.click.widget import ClickWidget
 from napari_unet._qt.session import session_for
 
 WAIT_MS = 60_000
@@ -205,7 +205,7 @@ def test_through_napari_plugin_proxy(make_napari_viewer_proxy, qtbot):
     """As napari gives plugins the viewer: public API only, layer writes on the main thread."""
     import warnings
 
-    from napari_unet._qt.session import unwrap
+    from napari_unet._qt._napari import unwrap
 
     viewer = make_napari_viewer_proxy()  # NAPARI_ENSURE_PLUGIN_MAIN_THREAD=1
     viewer.add_image(disk_image(), name="cells")

@@ -6,22 +6,15 @@ import numpy as np
 import pytest
 import torch
 from _click_models import threshold_click_unet
-from _qt_helpers import WAIT_MS, disks, threshold_unet
+from _qt_helpers import WAIT_MS, disk_labels, disks, threshold_unet
 
-import napari_unet._qt.finetune_widget as fw
+import napari_unet._qt.finetune.widget as fw
 from napari_unet import load_model
-from napari_unet._qt.annotations import EDITED, REGION, WHOLE
-from napari_unet.finetune.regions import merge_outside
+from napari_unet._qt.finetune.annotations import EDITED, REGION, WHOLE
 from napari_unet._qt.session import session_for
+from napari_unet.finetune.regions import merge_outside
 from napari_unet.model.files import model_card
 from napari_unet.progress import Progress
-
-
-def disk_labels(image: np.ndarray) -> np.ndarray:
-    """The disks of :func:`disks` as instance labels (what a user would have corrected)."""
-    from scipy import ndimage as ndi
-
-    return ndi.label(image > 60)[0].astype(np.int32)
 
 
 def populate(viewer, steps: int, image=None):
@@ -376,7 +369,7 @@ def test_too_few_objects_for_validation_says_so(qtbot, setup):
 def test_a_new_layer_for_a_stack_holds_every_refreshed_plane():
     from napari.layers import Labels
 
-    from napari_unet._qt.finetune_job import Refresh, new_layer_labels
+    from napari_unet._qt.finetune.job import Refresh, new_layer_labels
 
     layer = Labels(np.zeros((3, 4, 4), np.int32))
     plane = np.zeros((4, 4), np.int32)

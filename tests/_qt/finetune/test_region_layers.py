@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from _qt_helpers import disks
 
-from napari_unet._qt.annotations import REGION, snapshot
-from napari_unet._qt.regions import region_mask
+from napari_unet._qt.finetune.annotations import REGION, snapshot
+from napari_unet._qt.finetune.region_layers import region_mask
 from napari_unet._qt.session import session_for
 
 
@@ -63,7 +63,7 @@ def test_fine_tuning_learns_from_a_scaled_region(make_napari_viewer):
     viewer = make_napari_viewer()
     session = session_for(viewer)
     image = viewer.add_image(disks(), name="img", scale=(2, 2))
-    from test_finetune_widget import disk_labels
+    from _qt_helpers import disk_labels
 
     masks = viewer.add_labels(disk_labels(disks()), name="img masks", scale=(2, 2))
     region = viewer.add_labels(np.zeros((24, 32), np.int32), scale=(8, 8), name="checked")

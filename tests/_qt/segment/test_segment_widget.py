@@ -6,9 +6,8 @@ import copy
 
 import numpy as np
 import pytest
-from napari.layers import Image, Labels
-
 from _qt_helpers import disks, run_segment
+from napari.layers import Image, Labels
 
 
 def masks(viewer, name="img masks") -> Labels:
@@ -67,7 +66,7 @@ def test_threshold_change_recomputes_from_cache_without_the_network(qtbot, viewe
     labels = masks(viewer)
     assert labels.data.max() == 6
 
-    import napari_unet._qt.segment_widget as sw
+    import napari_unet._qt.segment.widget as sw
 
     def no_network(*args, **kwargs):
         raise AssertionError("the network ran again")
@@ -193,8 +192,8 @@ def test_incompatible_layers_are_explained(viewer_widget):
 
 
 def test_wrong_channel_count_is_explained(qtbot, viewer_widget, tmp_path):
-    from napari_unet.model.unet import UNet
     from napari_unet.model.files import save_model
+    from napari_unet.model.unet import UNet
 
     viewer, widget = viewer_widget
     viewer.add_image(np.zeros((16, 16, 3), np.uint8), name="rgb", rgb=True)
@@ -263,7 +262,7 @@ def test_napari_progress_bar_unless_software_opengl(qtbot, viewer_widget, monkey
 
 
 def test_new_masks_layer_is_shown_over_later_turns_and_stays_editable(qtbot, make_napari_viewer):
-    from napari_unet._qt.layers import LATER_OVERLAYS, add_labels_in_turns
+    from napari_unet._qt._perf import LATER_OVERLAYS, add_labels_in_turns
 
     viewer = make_napari_viewer()
     data = np.zeros((64, 64), np.uint16)
@@ -287,7 +286,7 @@ def test_new_masks_layer_is_shown_over_later_turns_and_stays_editable(qtbot, mak
 def test_set_bar_moves_the_bar_and_leaves_it_painting(qtbot):
     from qtpy.QtWidgets import QProgressBar
 
-    from napari_unet._qt.jobs import set_bar
+    from napari_unet._qt._perf import set_bar
 
     bar = QProgressBar()
     qtbot.addWidget(bar)
@@ -323,7 +322,7 @@ def test_a_models_tuned_settings_are_shown_and_used(qtbot, viewer_widget, tmp_pa
 
 
 def test_a_fresh_viewer_gets_the_shipped_model_and_its_thresholds(make_napari_viewer):
-    from napari_unet._qt.segment_widget import SegmentWidget
+    from napari_unet._qt.segment.widget import SegmentWidget
     from napari_unet.inference.instances import model_params
     from napari_unet.model.files import load_model, model_card
 

@@ -18,6 +18,7 @@ from napari.layers import Labels
 from napari.utils.notifications import notification_manager, show_error
 from psygnal import Signal
 
+from napari_unet._qt._napari import unwrap
 from napari_unet._qt.click.objects import ClickedObject, Prepare, current_mask, edited, has_label, near, plane_of
 from napari_unet._qt.jobs import start_job
 from napari_unet._qt.layers import displayed_plane, find_masks, masks_name, model_input, spatial_transform
@@ -51,7 +52,7 @@ class ClickTool:
     done = Signal()  # a network pass was answered (written or dropped)
 
     def __init__(self, viewer, session, image_layer):
-        self.viewer, self.session, self._image_layer = viewer, session, image_layer
+        self.viewer, self.session, self._picked = viewer, session, image_layer
         self.enabled = False
         self.preserve_labels = True  # never paint over another object's pixels
         self.first_from_model = True  # the segmentation model answers a lone first click
@@ -176,16 +177,23 @@ class ClickTool:
             obj.clicks.append(Click(point[0] + mask.offset[0], point[1] + mask.offset[1], True))
         return obj
 
+    def _image_layer(self):
+        """The picked image layer itself, not napari's proxy of it: a plugin's viewer hands out
+        a new proxy on every access, and the objects are told apart by their layers.
+        """
+        layer = self._picked()
+        return None if layer is None else unwrap(layer)
+
     def _labels(self, image, source, shape) -> Labels:
         """The active Labels layer if it fits the image, else '<image> masks' (made if missing)."""
         active = self.viewer.layers.selection.active
         if isinstance(active, Labels) and active.data.shape == shape:
-            return active
+            return unwrap(active)
         layer = find_masks(self.viewer, image, shape)
         if layer is None:
             layer = self.viewer.add_labels(np.zeros(shape, np.int32), name=masks_name(image),
                                            **spatial_transform(image, source.spatial_axes))
-        return layer
+        return unwrap(layer)
 
     # -- network passes ----------------------------------------------------------------
     def prepare(self) -> None:

@@ -7,6 +7,7 @@ from napari.layers import Image, Labels
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QCheckBox, QComboBox, QGridLayout, QLabel, QWidget
 
+from napari_unet._qt._napari import unwrap
 from napari_unet._qt.layers import masks_name, model_input
 from napari_unet.model.files import image_channels
 
@@ -46,12 +47,14 @@ class PairPicker(QWidget):
         self.refresh()
 
     def pairs(self) -> list[tuple[Image, Labels]]:
-        """The ticked (image layer, labels layer) pairs."""
+        """The ticked (image layer, labels layer) pairs: the layers themselves, not napari's
+        proxies of them (a plugin's viewer hands out a new proxy on every access).
+        """
         out = []
         for name, (box, combo) in self._rows.items():
             labels = combo.currentText()
             if box.isChecked() and labels in self.viewer.layers and name in self.viewer.layers:
-                out.append((self.viewer.layers[name], self.viewer.layers[labels]))
+                out.append((unwrap(self.viewer.layers[name]), unwrap(self.viewer.layers[labels])))
         return out
 
     def refresh(self, *_) -> None:

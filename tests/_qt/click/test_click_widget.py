@@ -29,8 +29,7 @@ def clicker(make_napari_viewer, qtbot):
         viewer = make_napari_viewer()
         viewer.add_image(disk_image() if image is None else image, name="cells", **layer_kwargs)
         session_for(viewer).set_click_model(threshold_click_unet())
-        widget = ClickWidget(viewer)
-        viewer.window.add_dock_widget(widget, name="Click")
+        _, widget = viewer.window.add_plugin_dock_widget("napari-unet", "Click to segment")
         widget.first_from_model.setChecked(False)  # the threshold model answers every click
         widget.toggle.setChecked(True)
         return viewer, widget
@@ -83,6 +82,17 @@ def test_click_adds_a_label_and_undo_removes_it(clicker, qtbot):
     assert np.array_equal(labels == 1, disk(labels.shape, (30, 30)))
     masks(viewer).undo()
     assert not masks(viewer).data.any()
+
+
+def test_a_click_just_outside_the_object_extends_it(clicker, qtbot):
+    """Through the Plugins menu, where every layer read comes back as a new proxy object."""
+    viewer, widget = clicker()
+    click(viewer, (30, 30))
+    settle(qtbot, widget)
+    click(viewer, (30, 43))  # on the background, 3 px outside the disk: the same object
+    settle(qtbot, widget)
+    assert set(np.unique(masks(viewer).data)) == {0, 1}
+    assert widget.status.text().startswith("Object 1: ") and "after 2 click(s)" in widget.status.text()
 
 
 def test_each_object_gets_its_own_label_and_escape_ends_one(clicker, qtbot):

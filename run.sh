@@ -3,6 +3,7 @@
 #   bash run.sh demo          napari with the sample image, segmented, widgets docked
 #   bash run.sh test [ARGS]   the test suite (under Xvfb, so napari can draw headless)
 #   bash run.sh napari-unet ARGS   the CLI (segment, train, finetune, info, demo)
+#   bash run.sh lint          ruff check (CI runs it before the tests)
 #   bash run.sh bench NAME    a script from benchmarks/
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -52,10 +53,12 @@ case "$cmd" in
   test)
     python_deps; system_deps
     in_xvfb "$PY" -m pytest -q -p no:cacheprovider "$@" ;;
+  lint)
+    python_deps; "$VENV/bin/ruff" check . ;;
   napari-unet|cli)
     python_deps; "$VENV/bin/napari-unet" "$@" ;;
   bench)
     python_deps; name=$1; shift; in_xvfb "$PY" "benchmarks/$name.py" "$@" ;;
   *)
-    sed -n '2,7p' "$0"; exit 2 ;;
+    sed -n '2,8p' "$0"; exit 2 ;;
 esac

@@ -15,14 +15,12 @@ def model_file(tmp_path):
 
 @pytest.fixture
 def viewer_widget(make_napari_viewer, model_file):
-    """A viewer with the Segment widget docked and the threshold model in its session."""
-    from napari_unet._qt.segment.widget import SegmentWidget
+    """A viewer with the Segment widget docked from the Plugins menu and the threshold model in its session."""
     from napari_unet._qt.session import session_for
 
     viewer = make_napari_viewer()
     session_for(viewer).load_model(model_file)
-    widget = SegmentWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="Segment")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-unet", "Segment")
     return viewer, widget
 
 

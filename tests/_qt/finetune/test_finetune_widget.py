@@ -24,8 +24,7 @@ def populate(viewer, steps: int, image=None):
     image = disks() if image is None else image
     viewer.add_image(image, name="img")
     masks = viewer.add_labels(disk_labels(image), name="img masks")
-    widget = fw.FinetuneWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="Fine-tune")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-unet", "Fine-tune")
     widget.settings.unit.setCurrentText("steps")
     widget.settings.budget.setValue(steps)
     return widget, session, masks

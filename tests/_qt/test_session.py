@@ -18,12 +18,13 @@ from napari_unet.devices import available_devices
 from napari_unet.model import files as modelfile
 
 
-def test_one_session_per_viewer(make_napari_viewer, make_napari_viewer_proxy):
+def test_one_session_per_viewer(make_napari_viewer):
     a, b = make_napari_viewer(), make_napari_viewer()
     assert session_for(a) is session_for(a)
     assert session_for(a) is not session_for(b)
-    proxy = make_napari_viewer_proxy()
-    assert session_for(proxy) is session_for(proxy.__wrapped__)
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-unet", "Segment")  # gets a proxy of the viewer
+    assert widget.session is session_for(viewer)
 
 
 def test_model_change_is_signalled_and_drops_cached_predictions(make_napari_viewer, model_file):

@@ -99,6 +99,11 @@ class FinetuneWidget(QWidget):
         """Whether training (or the refresh after it) is under way."""
         return self._worker is not None
 
+    @property
+    def paused(self) -> bool:
+        """Whether training is paused (Pause pressed and the worker now waiting)."""
+        return self._worker is not None and getattr(self._worker, "is_paused", False)
+
     # -- training ---------------------------------------------------------------------
     def start(self) -> None:
         """Snapshot the picked labels and start fine-tuning copies of the session's models."""

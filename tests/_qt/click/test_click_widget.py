@@ -197,7 +197,6 @@ def test_keys_toggle_click_mode_and_escape_ends_the_object(clicker, qtbot):
     assert widget.tool.current is None
     qtbot.keyClick(canvas, Qt.Key_K)
     assert not widget.tool.enabled and not widget.toggle.isChecked()
-    assert widget.tool._on_mouse not in viewer.mouse_drag_callbacks
     click(viewer, (70, 50))
     settle(qtbot, widget)
     assert set(np.unique(masks(viewer).data)) == {0, 1}  # click mode off: nothing new

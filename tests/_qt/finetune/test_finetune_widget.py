@@ -94,7 +94,7 @@ def test_edits_during_training_do_not_reach_the_snapshot(qtbot, setup):
     before = masks.data.copy()
     widget.run_button.click()
     widget.pause_or_resume()
-    qtbot.waitUntil(lambda: widget._worker.is_paused, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: widget.paused, timeout=WAIT_MS)
     masks.data_setitem(np.nonzero(masks.data >= 0), 0)  # the user erases everything meanwhile
     snapshot = widget._data.parts[0].labels  # what the run learns from
     np.testing.assert_array_equal(snapshot, before)
@@ -128,7 +128,7 @@ def test_pause_holds_training_and_resume_continues(qtbot, setup):
     qtbot.waitUntil(lambda: len(widget.plot.steps) >= 1, timeout=WAIT_MS)
     widget.pause_button.click()
     assert widget.pause_button.text() == "Resume"
-    qtbot.waitUntil(lambda: widget._worker.is_paused, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: widget.paused, timeout=WAIT_MS)
     qtbot.wait(200)  # steps yielded before the pause are still being delivered
     seen = len(widget.plot.steps)
     qtbot.wait(2500)  # longer than the whole time budget

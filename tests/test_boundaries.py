@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import napari_unet
 
 PACKAGE = Path(napari_unet.__file__).parent
@@ -65,6 +67,7 @@ def test_every_module_has_a_layer():
         assert layer(name) is not None, name
 
 
+@pytest.mark.slow
 def test_the_core_imports_no_qt_in_a_fresh_interpreter():
     core = [m for m in modules() if not m.startswith("napari_unet._qt") and not m.endswith("__main__")]
     code = (

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from napari_unet.cli.main import main
 
 
+@pytest.mark.slow
 def test_demo_screenshot(qapp, model_file, tmp_path, capsys):
     out = tmp_path / "demo.png"
     assert main(["demo", "--screenshot", str(out), "--model", str(model_file)]) == 0

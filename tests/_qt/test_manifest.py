@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from npe2 import PluginManifest
 
 from napari_unet._qt.segment.widget import SegmentWidget
@@ -41,6 +42,7 @@ def test_open_sample(make_napari_viewer):
     assert layer.data.dtype == np.uint16 and layer.data.ndim == 2
 
 
+@pytest.mark.slow
 def test_plugin_opens_in_a_napari_that_is_already_drawing():
     """As from the Plugins menu: the canvas (OpenGL) first, then the plugin's import.
 

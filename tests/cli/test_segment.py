@@ -81,6 +81,7 @@ def test_info_prints_the_config(model_file, capsys):
     assert '"base_channels": 4' in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_console_script_runs(model_file):
     done = subprocess.run([sys.executable, "-m", "napari_unet.cli", "info", str(model_file)],
                           capture_output=True, text=True)

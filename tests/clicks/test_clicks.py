@@ -102,6 +102,7 @@ def test_interact_reaches_the_threshold_model_answer(click_model):
     assert ious[0] == 1.0 and len(ious) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not CLICK_MODEL.exists(), reason="the shipped click model has not been trained")
 def test_shipped_model_finds_clicked_objects():
     scores = []
@@ -117,6 +118,7 @@ def test_shipped_model_finds_clicked_objects():
     assert np.mean(scores) > 0.7
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not CLICK_MODEL.exists(), reason="the shipped click model has not been trained")
 def test_a_lone_first_click_is_answered_by_the_segmentation_model():
     from napari_unet import load_model, segment

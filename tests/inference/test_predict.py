@@ -276,6 +276,7 @@ def test_median_diameter_and_the_automatic_zoom():
     assert auto_zoom(6.0, (8192, 8192)) == 1.0  # a magnified plane would not fit in memory
 
 
+@pytest.mark.slow
 def test_the_default_model_splits_dense_tiny_nuclei_better_magnified():
     from napari_unet.inference.segment import segment_iter
     from napari_unet.synth.config import SynthConfig
@@ -317,6 +318,7 @@ def test_test_time_augmentation_gives_the_same_answer_for_a_rotated_or_mirrored_
     assert not np.allclose(predict(turned[0](image).copy(), tiny_model), turned[0](plain), atol=1e-3)
 
 
+@pytest.mark.slow
 def test_test_time_augmentation_with_the_automatic_zoom_measures_the_objects_first():
     from napari_unet.inference.segment import segment_iter
     from napari_unet.synth.images import synth_image

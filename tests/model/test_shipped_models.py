@@ -1,6 +1,7 @@
 """The nuclei model shipped inside the package: loads offline and finds generated nuclei."""
 
 import numpy as np
+import pytest
 
 from napari_unet.inference.segment import segment
 from napari_unet.model.files import DEFAULT_MODEL, load_model, read_header
@@ -15,6 +16,7 @@ def test_default_model_is_small_and_documented():
     assert card["provenance"]["command"].startswith("napari-unet train --synthetic")
 
 
+@pytest.mark.slow
 def test_default_model_finds_the_nuclei_of_generated_images():
     model = load_model()  # no path: the shipped file, no network
     samples = synth_dataset(8, 2024, (192, 192))

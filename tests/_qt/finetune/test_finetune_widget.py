@@ -119,6 +119,7 @@ def test_stop_keeps_the_weights_trained_so_far(qtbot, setup):
     assert "click network was left as it was (stopped before its turn)" in widget.status.text()
 
 
+@pytest.mark.slow
 def test_pause_holds_training_and_resume_continues(qtbot, setup):
     viewer, widget, session, masks = setup
     widget.mode.setCurrentText(WHOLE)

@@ -14,7 +14,7 @@ from napari_unet.inference.tiling import blend_window, tile_slices
 from napari_unet.inference.zoom import MAX_ZOOM, MIN_ZOOM, resample, zoomed_shape
 from napari_unet.model.files import image_channels, load_model, model_card
 from napari_unet.model.unet import UNet
-from napari_unet.progress import Progress, run
+from napari_unet.progress import Progress, relay, run
 
 VIEWS = 8  # test-time augmentation: the tile, mirrored and rotated (the dihedral group)
 
@@ -89,17 +89,13 @@ def predict_iter(
     for p, plane in enumerate(planes):
         x = resample(normalize(plane, *card.normalization), seen)
         job = _predict_plane(model, x, tile_size, overlap, batch_size, dev, VIEWS if tta else 1)
-        while True:
-            try:
-                done = next(job)
-            except StopIteration as stop:
-                if out is None:
-                    out = resample(stop.value, back)[:, None]
-                else:
-                    out[:, p] = resample(stop.value, back)
-                break
-            yield Progress(p * len(tiles) + done, total, "predict")
-        del x, job  # the next plane's input is made after this one's is freed
+        first = p * len(tiles)
+        probs = yield from relay(job, lambda done, first=first: Progress(first + done, total, "predict"))
+        if out is None:
+            out = resample(probs, back)[:, None]
+        else:
+            out[:, p] = resample(probs, back)
+        del x, job, probs  # the next plane's input is made after this one's is freed
     return out.reshape(out.shape[0], *spatial[:-2], *back)
 
 

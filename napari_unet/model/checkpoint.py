@@ -8,11 +8,12 @@ atomically at every evaluation.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from napari_unet.io import atomic_path
 
 STATE_SUFFIX = ".state.pt"
 
@@ -44,15 +45,8 @@ def save_state(
         "numpy_rng": rng.bit_generator.state,
         "info": info,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_state(

@@ -18,7 +18,7 @@ from napari_unet.devices import resolve_device
 from napari_unet.finetune.both import SEGMENTATION, Finetuned, finetune_both_iter
 from napari_unet.finetune.regions import edited_region, merge_outside
 from napari_unet.labels import compact_labels
-from napari_unet.progress import Progress
+from napari_unet.progress import Progress, relay
 from napari_unet.training.engine import TrainConfig, TrainProgress
 
 
@@ -55,19 +55,18 @@ def finetune_job(
     job = finetune_both_iter(model, click_model, **data.finetune_args(), max_steps=max_steps,
                              max_seconds=max_seconds, click_share=click_share, device=device, config=config,
                              click_config=click_config, stop=stop, validate=validate)
-    offset, done, network = 0, 0, SEGMENTATION
+    count = {"offset": 0, "done": 0, "network": SEGMENTATION}
+
+    def as_bar(step) -> TrainStep:
+        if step.network != count["network"]:  # the click network's turn: count on from here
+            count.update(offset=count["done"], network=step.network)
+        record = step.record
+        count["done"] = count["offset"] + (int(record.seconds) if max_seconds else record.step)
+        return TrainStep(min(count["done"], total), total, step.network, record)
+
     try:
         with torch_threads(gui_threads()):
-            try:
-                while True:
-                    step = next(job)
-                    if step.network != network:  # the click network's turn: count on from here
-                        offset, network = done, step.network
-                    record = step.record
-                    done = offset + (int(record.seconds) if max_seconds else record.step)
-                    yield TrainStep(min(done, total), total, step.network, record)
-            except StopIteration as end:  # the run's return value
-                result = end.value
+            result = yield from relay(job, as_bar)
         click = None if result.click is None else replace(result.click, model=result.click.model.cpu())
         return replace(result, model=replace(result.model, model=result.model.model.cpu()), click=click)
     except Exception as exc:
@@ -119,13 +118,9 @@ def refresh_job(inputs: list[list], model, device: str) -> Generator[Progress, N
         out.append([])
         for source in planes:
             job = segment_job(np.asarray(source.data), model, channel_axis=source.channel_axis, device=device)
-            while True:
-                try:
-                    step = next(job)
-                except StopIteration as end:
-                    out[-1].append(end.value[0].labels)
-                    break
-                yield step if total == 1 else Progress(done, total, "new masks")
+            result, _ = yield from relay(job, lambda step, done=done: step if total == 1 else
+                                         Progress(done, total, "new masks"))
+            out[-1].append(result.labels)
             done += 1
             if total > 1:
                 yield Progress(done, total, "new masks")

@@ -19,7 +19,7 @@ QT_MODULES = ("qtpy", "PyQt5", "PyQt6", "PySide2", "PySide6", "magicgui", "super
 # Lower layers never import higher ones; modules of one layer may import each other.
 LAYERS = [
     {"_gl_guard", "progress", "devices", "io", "labels", "windows"},
-    {"synth", "model"},
+    {"synth", "model", "checks"},
     {"inference"},
     {"training"},
     {"clicks"},

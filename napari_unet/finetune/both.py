@@ -17,7 +17,7 @@ import torch
 
 from napari_unet.finetune.clicks import CLICK_FINETUNE_DEFAULTS, finetune_click_iter
 from napari_unet.finetune.regions import clickable_objects
-from napari_unet.finetune.segmentation import FINETUNE_DEFAULTS, as_lists, finetune_iter
+from napari_unet.finetune.segmentation import FINETUNE_DEFAULTS, checked_inputs, finetune_iter
 from napari_unet.model.files import image_channels
 from napari_unet.model.unet import UNet
 from napari_unet.progress import relay
@@ -89,7 +89,7 @@ def finetune_both_iter(
     :attr:`Finetuned.click_note` says why. A stop during the segmentation model's turn
     ends the run there. Other arguments as :func:`napari_unet.finetune.segmentation.finetune_iter`.
     """
-    images, labels, annotated = as_lists(images, labels, annotated)
+    images, labels, annotated = checked_inputs(model, images, labels, annotated, channel_axis, max_steps, max_seconds)
     common = {"annotated": annotated, "device": device, "channel_axis": channel_axis, "stop": stop}
     seg_budget, click_budget = split_budget(max_steps, max_seconds, click_share, config.steps)
     note = _why_not(model, click_model, labels, annotated, click_budget)

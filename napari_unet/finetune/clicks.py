@@ -16,7 +16,7 @@ import torch
 
 from napari_unet.clicks.train import click_train_config, train_click_iter
 from napari_unet.finetune.regions import clickable_objects
-from napari_unet.finetune.segmentation import FINETUNE_DEFAULTS, as_lists, card_after, with_budget
+from napari_unet.finetune.segmentation import FINETUNE_DEFAULTS, card_after, checked_inputs, with_budget
 from napari_unet.model.files import image_channels, model_card
 from napari_unet.model.unet import UNet
 from napari_unet.progress import run
@@ -53,7 +53,8 @@ def finetune_click_iter(
     is not modified. Raises ValueError when it is not a click network or no object is
     annotated in full.
     """
-    images, labels, annotated = as_lists(images, labels, annotated)
+    images, labels, annotated = checked_inputs(click_model, images, labels, annotated, channel_axis, max_steps,
+                                               max_seconds)
     card = model_card(click_model)
     if card.task != "click" or not card.click_channels:
         raise ValueError(f"'{card.name}' is not a click network (its task is '{card.task}')")

@@ -16,8 +16,10 @@ from dataclasses import replace
 import numpy as np
 import torch
 
+from napari_unet import checks
 from napari_unet.finetune.regions import count_objects
-from napari_unet.inference.zoom import auto_zoom, labels_to_shape, resample, zoomed_shape
+from napari_unet.inference.images import spatial_shape
+from napari_unet.inference.zoom import MAX_ZOOM, MIN_ZOOM, auto_zoom, labels_to_shape, resample, zoomed_shape
 from napari_unet.labels import median_diameter
 from napari_unet.model.card import ModelCard
 from napari_unet.model.files import image_channels, model_card
@@ -96,7 +98,9 @@ def finetune_iter(
         ``.model`` is the fine-tuned copy, with its card's provenance filled in
         (``validation``: held-out objects and AP@0.5 before -> after, when validated).
     """
-    images, labels, annotated = as_lists(images, labels, annotated)
+    images, labels, annotated = checked_inputs(model, images, labels, annotated, channel_axis, max_steps, max_seconds)
+    if zoom is not None:
+        zoom = checks.number(zoom, "zoom", MIN_ZOOM, MAX_ZOOM)
     card = model_card(model)
     n_objects = count_objects(labels, annotated)
     if n_objects == 0:
@@ -160,11 +164,49 @@ def finetune(model: UNet, images, labels, **kwargs) -> UNet:
     return run(finetune_iter(model, images, labels, **kwargs)).model
 
 
-def as_lists(images, labels, annotated) -> tuple[list, list, list]:
-    """Images, labels and annotated masks as lists (annotated: None per image when not given)."""
-    images, labels = list(images), list(labels)
-    annotated = list(annotated) if annotated is not None else [None] * len(images)
-    return images, labels, annotated
+def checked_inputs(model: UNet, images, labels, annotated, channel_axis: int | None,
+                   max_steps=None, max_seconds=None) -> tuple[list, list, list]:
+    """What fine-tuning was given, checked before any work: images, integer labels and
+    bool annotated masks as lists of matching shapes (annotated: None where not given).
+
+    Raises ``TypeError``/``ValueError`` saying which argument (and which image) is wrong
+    and what to do: a single array where a list goes, labels of another shape than their
+    image, float labels that are not whole numbers, negative ids, an empty annotated mask,
+    an image with no object and no annotated mask (it would teach "background" everywhere),
+    a budget that is not positive.
+    """
+    model = checks.model_or_none(model)
+    if model is None:
+        raise TypeError("give the model to fine-tune (e.g. napari_unet.load_model())")
+    checks.budget(max_steps, max_seconds)
+    images, labels = checks.image_list(images, "images"), checks.image_list(labels, "labels")
+    if len(labels) != len(images) or not images:
+        raise ValueError(f"got {len(images)} image(s) and {len(labels)} label image(s): give one label image "
+                         "per image, at least one")
+    annotated = [None] * len(images) if annotated is None else checks.image_list(annotated, "annotated")
+    if len(annotated) != len(images):
+        raise ValueError(f"got {len(annotated)} annotated masks for {len(images)} images: one per image "
+                         "(None for an image annotated everywhere)")
+    out_labels, out_annotated = [], []
+    for i, (image, lab, ann) in enumerate(zip(images, labels, annotated)):
+        shape = spatial_shape(image, image_channels(model), channel_axis)
+        if len(shape) != 2:
+            raise ValueError(f"image {i} has spatial shape {shape}: fine-tuning takes 2D images "
+                             "(pass the planes of a stack one by one, e.g. stack[z])")
+        lab = checks.label_image(lab, f"labels[{i}]")
+        if lab.shape != tuple(shape):
+            raise ValueError(f"labels[{i}] have shape {lab.shape} but image {i} has {tuple(shape)}: "
+                             "give each image labels of its own shape")
+        ann = None if ann is None else checks.mask(ann, shape, f"annotated[{i}]")
+        if ann is not None and not ann.any():
+            raise ValueError(f"annotated[{i}] marks no pixel: annotate part of image {i} or leave it out")
+        if ann is None and not lab.any():
+            raise ValueError(f"labels[{i}] hold no object: the whole of image {i} would be taught as "
+                             "background. Label its objects, pass an annotated mask of the part you "
+                             "checked, or leave it out")
+        out_labels.append(lab)
+        out_annotated.append(ann)
+    return list(images), out_labels, out_annotated
 
 
 def with_budget(config: TrainConfig, max_steps: int | None, max_seconds: float | None) -> TrainConfig:

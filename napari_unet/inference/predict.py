@@ -8,6 +8,7 @@ from collections.abc import Generator
 import numpy as np
 import torch
 
+from napari_unet import checks
 from napari_unet.devices import resolve_device
 from napari_unet.inference.images import normalize, to_planes
 from napari_unet.inference.tiling import blend_window, tile_slices
@@ -68,12 +69,12 @@ def predict_iter(
         float32 probabilities shaped (n_classes, *spatial), spatial being the image's
         shape without its channel axis (its last two, Y and X, zoomed with ``keep_zoom``).
     """
-    if not 0.0 <= overlap < 1.0:
-        raise ValueError(f"overlap must be in [0, 1), got {overlap}")
-    if tile_size < 16:
-        raise ValueError(f"tile_size must be at least 16 pixels, got {tile_size}")
-    if not MIN_ZOOM <= zoom <= MAX_ZOOM:
-        raise ValueError(f"zoom must be between {MIN_ZOOM} and {MAX_ZOOM}, got {zoom:g}")
+    overlap = checks.number(overlap, "overlap", 0.0, 1.0, high_open=True)
+    tile_size = checks.number(tile_size, "tile_size (pixels)", 16, integer=True)
+    zoom = checks.number(zoom, "zoom", MIN_ZOOM, MAX_ZOOM)
+    batch_size = None if batch_size is None else checks.number(batch_size, "batch_size", 1, integer=True)
+    channel_axis = None if channel_axis is None else checks.number(channel_axis, "channel_axis", integer=True)
+    model = checks.model_or_none(model)
     model = load_model() if model is None else model
     card = model_card(model)
     planes, spatial = to_planes(image, image_channels(model), channel_axis)

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from napari_unet import checks
 from napari_unet.inference.images import spatial_shape
 from napari_unet.inference.instances import InstanceParams, instances_from_probabilities, model_params
 from napari_unet.inference.predict import predict_iter
-from napari_unet.inference.zoom import auto_zoom
+from napari_unet.inference.zoom import MAX_ZOOM, MIN_ZOOM, auto_zoom
 from napari_unet.labels import median_diameter
 from napari_unet.model.files import image_channels, load_model, model_card
 from napari_unet.model.unet import UNet
@@ -54,9 +55,14 @@ def segment_iter(
     makes it). Keyword arguments
     (``tile_size``, ``overlap``, ``batch_size``) go to :func:`napari_unet.inference.predict.predict_iter`.
     """
+    model = checks.model_or_none(model)
     model = load_model() if model is None else model
     card = model_card(model)
+    if params is not None and not isinstance(params, InstanceParams):
+        raise TypeError(f"params must be InstanceParams (napari_unet.InstanceParams(...)), got {type(params).__name__}")
     params = params or model_params(card)
+    if zoom is not None:
+        zoom = checks.number(zoom, "zoom", MIN_ZOOM, MAX_ZOOM)
     kwargs = {"channel_axis": channel_axis, "device": device, **predict_kwargs}
     if zoom is None and card.zoom is not None:  # fine-tuned at a zoom: it sees images there
         zoom = card.zoom

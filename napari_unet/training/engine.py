@@ -152,6 +152,8 @@ def train_iter(
     """
     if config.steps < 1 and config.max_seconds is None:
         raise ValueError("give a step budget (steps >= 1) or a time budget (max_seconds)")
+    if config.max_seconds is not None and not config.max_seconds > 0:  # 0 or less would never end
+        raise ValueError(f"the time budget must be more than 0 seconds, got max_seconds={config.max_seconds:g}")
     dev = resolve_device(device)
     old_threads = torch.get_num_threads()
     if config.threads:

@@ -10,8 +10,9 @@ from napari_unet.cli.main import main
 from napari_unet.finetune.both import CLICK, SEGMENTATION, finetune_both_iter, split_budget
 from napari_unet.finetune.clicks import finetune_click
 from napari_unet.finetune.regions import clickable_objects, count_objects, edited_region
-from napari_unet.finetune.segmentation import finetune, finetune_iter
+from napari_unet.finetune.segmentation import finetune, finetune_iter, training_zoom
 from napari_unet.progress import run
+from napari_unet.synth.config import SynthConfig
 from napari_unet.synth.images import synth_image
 from napari_unet.training.holdout import hold_out
 
@@ -79,8 +80,45 @@ def test_stopped_run_returns_its_model(tiny_model, pair):
 
 
 def test_nothing_annotated_is_a_clear_error(tiny_model, pair):
-    with pytest.raises(ValueError, match="no annotated objects"):
+    with pytest.raises(ValueError, match="hold no object: the whole of image 0 would be taught as background"):
         finetune(tiny_model, [pair[0]], [np.zeros_like(pair[1])], max_steps=1)
+    background_only = np.zeros(pair[1].shape, bool)
+    background_only[:10, :10] = True  # checked, and nothing there
+    with pytest.raises(ValueError, match="no annotated objects"):
+        finetune(tiny_model, [pair[0]], [np.zeros_like(pair[1])], annotated=[background_only], max_steps=1)
+
+
+def test_labels_of_another_shape_are_refused_before_any_resampling(tiny_model):
+    """Automatic zoom resamples images and labels: a mismatch must be caught before that."""
+    big = synth_image(3, (96, 96), SynthConfig(size=(40.0, 45.0)))  # large nuclei: zoom < 1
+    assert training_zoom([big.labels]) != 1.0
+    with pytest.raises(ValueError, match=r"labels\[0\] have shape \(64, 96\) but image 0 has \(96, 96\)"):
+        finetune(tiny_model, [big.image], [big.labels[:64]], max_steps=1)
+
+
+@pytest.mark.parametrize("seconds", [0, -5, float("nan")])
+def test_a_time_budget_must_be_positive(tiny_model, pair, seconds):
+    with pytest.raises(ValueError, match="max_seconds"):
+        finetune(tiny_model, [pair[0]], [pair[1]], max_seconds=seconds)
+
+
+def test_label_files_as_users_save_them(tiny_model, pair):
+    image, labels = pair
+    run_once = {"max_steps": 1, "device": "cpu"}
+    finetune(tiny_model, [image], [labels.astype(np.float32)], **run_once)  # ImageJ saves float32
+    finetune(tiny_model, [image], [labels > 0], **run_once)  # a bool mask: objects by connectivity
+    with pytest.raises(ValueError, match="not all whole numbers"):
+        finetune(tiny_model, [image], [labels + 0.5], **run_once)
+    with pytest.raises(ValueError, match="negative values"):
+        finetune(tiny_model, [image], [np.where(labels > 0, labels, -1)], **run_once)
+    with pytest.raises(TypeError, match="got one array"):
+        finetune(tiny_model, image, [labels], **run_once)
+    with pytest.raises(TypeError, match="load it first"):
+        finetune("my_model.safetensors", [image], [labels], **run_once)
+    with pytest.raises(ValueError, match=r"annotated\[0\] has shape \(10, 10\)"):
+        finetune(tiny_model, [image], [labels], annotated=[np.ones((10, 10), bool)], **run_once)
+    with pytest.raises(ValueError, match="1 image\\(s\\) and 2 label image"):
+        finetune(tiny_model, [image], [labels, labels], **run_once)
 
 
 def test_saved_fine_tuned_model_keeps_its_provenance(tmp_path, tiny_model, pair):

@@ -30,8 +30,11 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     """
     if device is None or device == "auto":
         return torch.device(available_devices()[0])
-    dev = torch.device(device)
-    if dev.type not in available_devices():
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):  # not a device name at all ("gpu", 3.5)
+        dev = None
+    if dev is None or dev.type not in available_devices():
         raise ValueError(
             f"device {str(device)!r} is not available here; choose one of "
             f"{', '.join(available_devices())} (or 'auto')"

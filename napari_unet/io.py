@@ -35,6 +35,47 @@ def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[str]]:
     return list(dict.fromkeys(files)), missing
 
 
+def output_paths(inputs: list[Path], folder: Path, suffix: str = "_masks.tif") -> dict[Path, Path]:
+    """One output file in ``folder`` per input, never the same for two inputs.
+
+    ``<stem><suffix>`` where that is unique; inputs that would share it are told apart
+    by their extension (``cell_png_masks.tif``), then by as many parent folders as it
+    takes (``x_cell_png_masks.tif``, ``y_cell_png_masks.tif``).
+    """
+    inputs = list(dict.fromkeys(Path(p) for p in inputs))
+    names = {p: p.stem for p in inputs}
+    for level in range(max((len(p.parts) for p in inputs), default=0) + 1):
+        seen: dict[str, list[Path]] = {}
+        for p, name in names.items():
+            seen.setdefault(name.lower(), []).append(p)  # case-insensitive file systems
+        clashes = [group for group in seen.values() if len(group) > 1]
+        if not clashes:
+            break
+        for group in clashes:
+            for p in group:
+                parents = [part for part in p.parent.resolve().parts[1:]][-level:] if level else []
+                names[p] = "_".join([*parents, p.stem, p.suffix.lstrip(".").lower()])
+    return {p: Path(folder) / f"{names[p]}{suffix}" for p in inputs}
+
+
+def file_layout(image: np.ndarray, n_channels: int) -> tuple[np.ndarray, int | None, str]:
+    """How an image read from a file feeds a model of ``n_channels`` image channels.
+
+    A last axis of 2-4 entries holds channels (a file stores grey + alpha, RGB or RGBA
+    that way): grey + alpha gives its grey channel to a 1-channel model, RGB(A) is
+    averaged to grey by the core. Returns the image, its channel axis (None: no channel
+    axis) and a note for the user ("" when nothing was changed or guessed).
+    """
+    if image.ndim != 3 or image.shape[-1] not in (2, 3, 4):
+        return image, None, ""
+    kind = {2: "grey + alpha", 3: "RGB", 4: "RGBA"}[image.shape[-1]]
+    if n_channels != 1:
+        return image, -1, f"{kind} channels"
+    if image.shape[-1] == 2:
+        return image[..., 0], None, "grey + alpha: alpha dropped"
+    return image, -1, f"{kind}: {'alpha dropped, ' if image.shape[-1] == 4 else ''}averaged to grey"
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read a TIFF (any bit depth, stacks) or PNG/JPEG file into an array.
 

@@ -10,10 +10,11 @@ from pathlib import Path
 from tqdm import tqdm
 
 from napari_unet.cli.common import error
+from napari_unet.devices import resolve_device
 from napari_unet.inference.instances import model_params
 from napari_unet.inference.segment import segment_iter
-from napari_unet.io import expand_inputs, read_image, write_labels
-from napari_unet.model.files import load_model, model_card
+from napari_unet.io import expand_inputs, file_layout, output_paths, read_image, write_labels
+from napari_unet.model.files import image_channels, load_model, model_card
 from napari_unet.progress import run
 
 
@@ -43,6 +44,7 @@ def add_segment(sub) -> None:
 def run_segment(args) -> int:
     """Segment every input file; one line per file, exit 1 if any failed."""
     model = load_model(args.model)
+    device = resolve_device(args.device)  # an unknown device is one line, before any file
     files, missing = expand_inputs(args.inputs)
     for item in missing:
         error(f"{item}: no such file, or no images in that folder")
@@ -50,27 +52,48 @@ def run_segment(args) -> int:
     sizes = {"min_size": args.min_size, "min_relative_size": args.min_relative_size}
     params = replace(model_params(model_card(model)), **{k: v for k, v in sizes.items() if v is not None})
     failed = len(missing)
-    for path in files:
-        out = args.output / f"{path.stem}_masks.tif"
+    for path, out in output_paths(files, args.output).items():  # planned first: two inputs never share one
         if out.exists() and not args.overwrite:
             error(f"{out} exists; pass --overwrite to replace it")
             failed += 1
             continue
         try:
-            image = read_image(path)
-            job = segment_iter(
-                image, model, channel_axis=args.channel_axis, device=args.device,
-                params=params, tile_size=args.tile_size, overlap=args.overlap, zoom=args.zoom, tta=args.tta,
-            )
-            with tqdm(desc=path.name, unit="tile", leave=False, file=sys.stderr) as bar:
-                result = run(job, lambda step: _tile_bar(bar, step))
-            write_labels(out, result.labels)
-            zoomed = f", seen at zoom x{result.zoom:g}" if result.zoom != 1.0 else ""
-            print(f"{path} -> {out} ({int(result.labels.max())} objects{zoomed})")
-        except ValueError as exc:
-            error(f"{path}: {exc}" if str(path) not in str(exc) else str(exc))
+            note = _segment_file(path, out, model, device, params, args)
+            print(f"{path} -> {out} ({note})")
+        except Exception as exc:  # one line per file, whatever went wrong (memory too); the batch goes on
+            error(_file_error(path, out, exc))
             failed += 1
     return 1 if failed else 0
+
+
+def _segment_file(path: Path, out: Path, model, device, params, args) -> str:
+    """Segment one file into ``out``; returns what the output line says about it."""
+    image, channel_axis, layout = read_image(path), args.channel_axis, ""
+    if channel_axis is None:
+        image, channel_axis, layout = file_layout(image, image_channels(model))
+    job = segment_iter(image, model, channel_axis=channel_axis, device=device, params=params,
+                       tile_size=args.tile_size, overlap=args.overlap, zoom=args.zoom, tta=args.tta)
+    with tqdm(desc=path.name, unit="tile", leave=False, file=sys.stderr) as bar:
+        result = run(job, lambda step: _tile_bar(bar, step))
+    write_labels(out, result.labels)
+    notes = [f"{int(result.labels.max())} objects"]
+    if result.zoom != 1.0:
+        notes.append(f"seen at zoom x{result.zoom:g}")
+    if layout:
+        notes.append(layout)
+    return ", ".join(notes)
+
+
+def _file_error(path: Path, out: Path, exc: Exception) -> str:
+    """One line on what went wrong with one file, and what to do."""
+    if isinstance(exc, MemoryError):
+        return (f"{path}: not enough memory for this image; try a smaller --tile-size, fewer images at a "
+                "time, or a machine with more memory")
+    if isinstance(exc, OSError) and getattr(exc, "filename", None) is not None and str(path) not in str(exc.filename):
+        return f"{path}: cannot write {out}: {exc.strerror or exc}"
+    if isinstance(exc, (ValueError, OSError)):
+        return str(exc) if str(path) in str(exc) else f"{path}: {exc}"
+    return f"{path}: failed ({type(exc).__name__}: {exc}); the other files go on"
 
 
 def _zoom(text: str) -> float | None:

@@ -86,3 +86,70 @@ def test_console_script_runs(model_file):
     done = subprocess.run([sys.executable, "-m", "napari_unet.cli", "info", str(model_file)],
                           capture_output=True, text=True)
     assert done.returncode == 0 and "napari-unet/1" in done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="limits the data segment with setrlimit")
+def test_running_out_of_memory_on_one_file_is_one_line_and_the_batch_goes_on(tmp_path, model_file, rng):
+    import resource
+
+    src = tmp_path / "in"
+    src.mkdir()
+    tifffile.imwrite(src / "huge.tif", np.zeros((30000, 30000), np.uint8), compression="zlib", tile=(1024, 1024))
+    tifffile.imwrite(src / "small.tif", rng.integers(0, 255, (64, 64)).astype(np.uint8))
+
+    def three_gigabytes() -> None:  # in the child: allocations past 3 GB fail with MemoryError
+        resource.setrlimit(resource.RLIMIT_DATA, (3 * 2**30, 3 * 2**30))
+
+    done = subprocess.run([sys.executable, "-m", "napari_unet.cli", "segment", str(src), "-o", str(tmp_path / "out"),
+                           "--model", str(model_file)], preexec_fn=three_gigabytes, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 1, done.stderr
+    assert "huge.tif: not enough memory" in done.stderr and "Traceback" not in done.stderr
+    assert (tmp_path / "out" / "small_masks.tif").exists()
+
+
+def test_an_output_name_taken_by_a_folder_is_one_line(tmp_path, model_file, rng, capsys):
+    tifffile.imwrite(tmp_path / "a.tif", rng.random((40, 40)).astype(np.float32))
+    tifffile.imwrite(tmp_path / "b.tif", rng.random((40, 40)).astype(np.float32))
+    out = tmp_path / "out"
+    (out / "a_masks.tif").mkdir(parents=True)
+    code = main(["segment", str(tmp_path / "*.tif"), "-o", str(out), "--model", str(model_file), "--overwrite"])
+    err = capsys.readouterr().err
+    assert code == 1 and "a.tif: cannot write" in err and "Traceback" not in err
+    assert tifffile.imread(out / "b_masks.tif").shape == (40, 40)  # the batch went on
+
+
+def test_an_unknown_device_is_one_line_listing_the_devices(tmp_path, model_file, capsys):
+    tifffile.imwrite(tmp_path / "a.tif", np.zeros((40, 40), np.float32))
+    code = main(["segment", str(tmp_path / "a.tif"), "-o", str(tmp_path / "out"), "--model", str(model_file),
+                 "--device", "gpu"])
+    err = capsys.readouterr().err
+    assert code == 2 and "'gpu' is not available here; choose one of" in err and "cpu" in err
+    assert not (tmp_path / "out" / "a_masks.tif").exists()
+
+
+def test_inputs_that_would_share_an_output_name_each_get_their_own(tmp_path, model_file, rng, capsys):
+    import imageio.v3 as iio
+
+    for folder, name in (("x", "cell.png"), ("x", "cell.tif"), ("y", "cell.png")):
+        (tmp_path / folder).mkdir(exist_ok=True)
+        image = rng.integers(0, 255, (40 + len(folder + name), 48)).astype(np.uint8)
+        (iio.imwrite if name.endswith(".png") else tifffile.imwrite)(tmp_path / folder / name, image)
+    out = tmp_path / "out"
+    code = main(["segment", str(tmp_path / "x"), str(tmp_path / "y"), "-o", str(out), "--model", str(model_file)])
+    lines = capsys.readouterr().out.splitlines()
+    written = sorted(p.name for p in out.iterdir())
+    assert code == 0 and len(written) == 3 and len(lines) == 3, (written, lines)
+    assert written == ["cell_tif_masks.tif", "x_cell_png_masks.tif", "y_cell_png_masks.tif"]
+
+
+def test_a_grey_and_alpha_png_is_one_image_not_a_stack_of_planes(tmp_path, model_file, capsys):
+    import imageio.v3 as iio
+
+    grey = np.zeros((48, 64), np.uint8)
+    grey[10:30, 10:30] = 200
+    iio.imwrite(tmp_path / "la.png", np.stack([grey, np.full_like(grey, 255)], axis=-1))  # grey + alpha
+    assert main(["segment", str(tmp_path / "la.png"), "-o", str(tmp_path / "out"), "--model", str(model_file)]) == 0
+    assert tifffile.imread(tmp_path / "out" / "la_masks.tif").shape == (48, 64)
+    assert "grey + alpha: alpha dropped" in capsys.readouterr().out

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import tifffile
 
 from napari_unet.cli.main import main
@@ -79,3 +80,22 @@ def test_cli_trains_on_from_a_model_file(tmp_path, capsys):
     assert prov["init"] == str(first) and prov["init_provenance"]["steps"] == 2 and prov["steps"] == 1
     code = main(["train", "-o", str(second), "--init", str(first), "--resume", str(first), *common])
     assert code == 2 and "not both" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("seconds", ["0", "-3"])
+def test_a_time_budget_of_zero_or_less_is_one_line(tmp_path, capsys, seconds):
+    out = tmp_path / "m.safetensors"
+    assert main(["train", "--synthetic", "-o", str(out), "--max-seconds", seconds, "--val-size", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "more than 0 seconds" in err and "Traceback" not in err and not out.exists()
+
+
+def test_the_click_task_trains_a_click_network(tmp_path):
+    from napari_unet.model.files import load_model
+
+    out = tmp_path / "click.safetensors"
+    assert main(["train", "--task", "click", "--synthetic", "-o", str(out), "--steps", "2", "--pool", "4",
+                 "--base-channels", "4", "--depth", "2", "--batch-size", "2", "--patch-size", "64"]) == 0
+    model = load_model(out)
+    assert model.card.task == "click" and model.card.click_channels == 3
+    assert "--task click" in model.card.provenance["command"]

@@ -23,10 +23,24 @@ def slow_job(image, model, **kwargs):
 
 
 def start_and_wait_for_progress(qtbot, widget):
+    from qtpy.QtWidgets import QApplication
+
     widget.run_button.click()
     assert widget.running and widget.run_button.text() == "Cancel"
     qtbot.waitUntil(lambda: widget.bar.value() > 0, timeout=WAIT_MS)
+    qtbot.wait(QApplication.doubleClickInterval() + 50)  # a press now is not the end of a double click
     return widget._worker
+
+
+def test_a_double_click_on_segment_does_not_cancel_the_run_it_started(qtbot, viewer_widget, monkeypatch):
+    monkeypatch.setattr(sw, "segment_job", slow_job)
+    viewer, widget = viewer_widget
+    viewer.add_image(disks(), name="img")
+    widget.run_button.click()
+    widget.run_button.click()  # the second press lands on Cancel
+    assert widget.running
+    qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
+    assert viewer.layers["img masks"].data.max() == 6
 
 
 def test_cancel_mid_run_changes_no_layer(qtbot, viewer_widget, monkeypatch):

@@ -64,6 +64,11 @@ class ClickTool:
 
     # -- mode ---------------------------------------------------------------------------
     def set_enabled(self, on: bool) -> None:
+        """Switch click mode on or off; on needs an image to click on, or it says so and stays off."""
+        if on and self._image_layer() is None:
+            self.enabled_changed.emit(False)
+            return self._say("Open an image first (File › Open, or File › Open Sample › napari-unet); "
+                             "click mode needs an image to click on.")
         if on == self.enabled:
             return
         self.enabled = on

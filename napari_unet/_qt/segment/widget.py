@@ -9,6 +9,7 @@ import numpy as np
 from napari.utils.notifications import notification_manager, show_error
 from qtpy.QtCore import QEvent, QTimer
 from qtpy.QtWidgets import (
+    QApplication,
     QCheckBox,
     QFormLayout,
     QLabel,
@@ -60,6 +61,7 @@ class SegmentWidget(QWidget):
         self._recomputing = None  # the running threshold recompute
         self._outputs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # image -> masks
         self._shown_step = (0.0, "")  # when the bar last moved, and the stage it showed
+        self._started = 0.0  # when Segment was last pressed
 
         self.image = ImageLayerPicker(napari_viewer, self.session)
         self.model = ModelPicker(self.session)
@@ -188,7 +190,13 @@ class SegmentWidget(QWidget):
             self._say("Cancelling after the current tile…")
 
     def _run_or_cancel(self) -> None:
-        self.cancel() if self._worker is not None else self.segment()
+        if self._worker is None:
+            self._started = time.monotonic()
+            self.segment()
+        elif time.monotonic() - self._started > QApplication.doubleClickInterval() / 1000:
+            self.cancel()
+        # else: the second press of a double click on Segment, which turned into Cancel under the
+        # cursor; it must not cancel the run the first press started
 
     def _progress(self, step: Progress) -> None:
         now = time.monotonic()

@@ -241,3 +241,11 @@ def test_an_undone_click_is_no_longer_an_edit(clicker, qtbot):
     assert log.edited(masks(viewer)) is None
     masks(viewer).redo()
     assert log.edited(masks(viewer))[CENTRES[0]]
+
+
+def test_click_mode_without_an_image_says_to_open_one(make_napari_viewer):
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-unet", "Click to segment")
+    widget.toggle.setChecked(True)
+    assert not widget.toggle.isChecked() and not widget.tool.enabled
+    assert widget.status.text().startswith("Open an image first")

@@ -14,8 +14,10 @@ import numpy as np
 import torch
 
 from napari_unet.io import atomic_path
+from napari_unet.model.files import ModelFileError, state_mismatch
 
 STATE_SUFFIX = ".state.pt"
+_STATE_KEYS = {"model", "optimizer", "torch_rng", "numpy_rng", "info"}  # what save_state writes
 
 
 def state_path(checkpoint: str | os.PathLike) -> Path:
@@ -55,19 +57,46 @@ def load_state(
     optimizer: torch.optim.Optimizer,
     rng: np.random.Generator,
 ) -> dict:
-    """Restore model, optimiser and RNG states in place; return the saved counters."""
+    """Restore model, optimiser and RNG states in place; return the saved counters.
+
+    Raises
+    ------
+    ModelFileError
+        If the state file is missing, damaged, not one :func:`save_state` wrote, or for
+        another network or optimiser; the message names the file and what to do.
+    """
     path = state_path(checkpoint)
-    if not path.exists():
-        raise FileNotFoundError(
+    if not path.is_file():
+        raise ModelFileError(
             f"{path}: no resume state; resume from a checkpoint written by a training run "
             "that had a checkpoint path"
         )
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    unusable = (f"{path}: not a resume state written by napari-unet (damaged, truncated or another "
+                "program's file); resume from the .state.pt beside a checkpoint, or train without --resume")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except MemoryError:
+        raise
+    # torch.load fails in many ways (zip, pickle, EOF, OS errors); its messages advise
+    # weights_only=False, which would run code from the file: never show them
+    except Exception:
+        raise ModelFileError(unusable) from None
+    if not (isinstance(state, dict) and _STATE_KEYS <= set(state) and isinstance(state["model"], dict)
+            and all(isinstance(v, torch.Tensor) for v in state["model"].values())
+            and isinstance(state["info"], dict)):
+        raise ModelFileError(unusable)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    problem = state_mismatch(expected, {k: tuple(v.shape) for k, v in state["model"].items()})
+    if problem:
+        raise ModelFileError(f"{path}: the resume state is for a different network ({problem}); resume with "
+                             "the settings (channels, base channels, depth) of the run that wrote it")
     try:
         model.load_state_dict(state["model"])
-    except RuntimeError as exc:
-        raise ValueError(f"{path}: the checkpoint is for a different network ({exc})") from None
-    optimizer.load_state_dict(state["optimizer"])
-    torch.set_rng_state(state["torch_rng"])
-    rng.bit_generator.state = state["numpy_rng"]
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        rng.bit_generator.state = state["numpy_rng"]
+    except (RuntimeError, ValueError, TypeError, KeyError) as exc:
+        first_line = (str(exc).splitlines() or [type(exc).__name__])[0]  # torch's messages run to pages
+        raise ModelFileError(f"{path}: the resume state does not fit this run ({first_line}); resume with "
+                             "the settings of the run that wrote it, or train without --resume") from None
     return state["info"]

@@ -6,9 +6,13 @@ Loading never unpickles: safetensors holds only tensors plus a JSON string heade
 from __future__ import annotations
 
 import json
+import math
 import os
-from dataclasses import replace
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import fields, replace
 from pathlib import Path
+from typing import BinaryIO, get_args
 
 import torch
 from safetensors import SafetensorError
@@ -16,13 +20,32 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from napari_unet.io import atomic_path
-from napari_unet.model.card import ModelCard
-from napari_unet.model.unet import UNet, UNetConfig
+from napari_unet.model.card import ModelCard, check_card
+from napari_unet.model.unet import Norm, UNet, UNetConfig, Upsample
 
 FORMAT = "napari-unet/1"
 MODELS_DIR = Path(__file__).parent / "weights"
 DEFAULT_MODEL = MODELS_DIR / "nuclei.safetensors"  # the segmentation model napari-unet ships
 CLICK_MODEL = MODELS_DIR / "nuclei_click.safetensors"  # ... and its click network
+
+# What a model file's config may describe. Far wider than anything napari-unet trains (the
+# article's network has 64 base channels and depth 4), and narrow enough that a mistyped or
+# tampered header is refused by name. Memory is bounded separately: the weights' shapes must
+# match the config and fit in the file, so loading never allocates more than the file holds.
+CONFIG_BOUNDS: dict[str, tuple[int, int]] = {
+    "in_channels": (1, 64),  # image channels plus click channels
+    "out_channels": (1, 256),  # classes
+    "base_channels": (1, 512),  # doubles at each level: 512 * 2**8 is already absurd
+    "depth": (1, 8),  # 2**8 = 256 px: inputs are padded to a multiple of this
+}
+NORMS: tuple[str | None, ...] = (*get_args(get_args(Norm)[0]), None)
+UPSAMPLES: tuple[str, ...] = get_args(Upsample)
+MAX_HEADER_BYTES = 100_000_000  # safetensors refuses longer headers too
+_DTYPE_BYTES = {  # bytes per element of each safetensors dtype
+    "BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2,
+    "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8,
+}
+_REDO = "the file was edited or damaged: save the model again (napari_unet.save_model) or copy it again"
 
 
 class ModelFileError(ValueError):
@@ -46,6 +69,12 @@ def save_model(model: UNet, path: str | os.PathLike, **provenance) -> Path:
         "config": json.dumps(model.config.to_dict()),
         "card": json.dumps(card.to_dict(), default=str),
     }
+    # refuse to write what load_model would refuse: an hour of training must not end unloadable
+    try:
+        check_card(json.loads(meta["card"]), *_check_config(model.config.to_dict()))
+    except ValueError as exc:
+        raise ModelFileError(f"{path}: cannot save this model: {exc}; give the model a card "
+                             "(model.card = ModelCard(...)) that matches its network") from None
     data = st_save(state, metadata=meta)
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
@@ -53,25 +82,50 @@ def save_model(model: UNet, path: str | os.PathLike, **provenance) -> Path:
 
 
 def read_header(path: str | os.PathLike) -> dict:
-    """The file's metadata (format, config, card) without loading the weights."""
+    """The file's metadata (format, config, card), checked, without loading the weights.
+
+    Everything :func:`load_model` relies on is checked here, before any tensor is built:
+    the file is complete, the config is within :data:`CONFIG_BOUNDS`, the card's fields
+    hold usable values and agree with the config, and the weights are exactly those of a
+    :class:`UNet` of that config.
+
+    Raises
+    ------
+    ModelFileError
+        Naming the file, the field that is wrong and what to do.
+    """
     path = Path(path)
-    raw = _read_bytes(path)
-    try:
-        header_len = int.from_bytes(raw[:8], "little")
-        header = json.loads(raw[8 : 8 + header_len])
-        meta = header.get("__metadata__") or {}
-    except (ValueError, UnicodeDecodeError, AttributeError) as exc:
-        raise ModelFileError(f"{path}: not a model file (corrupt or another format)") from exc
-    if meta.get("format") != FORMAT:
+    header, data_bytes = _safetensors_header(path)
+    meta = header.pop("__metadata__", None)
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelFileError(
             f"{path}: not a napari-unet model file (no '{FORMAT}' metadata); "
             "save models with napari_unet.save_model or `napari-unet train`"
         )
-    return {
-        "format": meta["format"],
-        "config": json.loads(meta["config"]),
-        "card": json.loads(meta["card"]),
-    }
+    _check_layout(path, header, data_bytes)  # first: a truncated file is reported as such
+    raw_config, raw_card = _json_field(path, meta, "config"), _json_field(path, meta, "card")
+    unknown = sorted(set(raw_config) - {f.name for f in fields(UNetConfig)}) if isinstance(raw_config, dict) else []
+    if unknown:  # a newer architecture: building it without that field would be another network
+        raise ModelFileError(f"{path}: field 'config.{unknown[0]}' is unknown to this version of "
+                             "napari-unet; upgrade napari-unet to load this model")
+    try:
+        in_channels, out_channels = _check_config(raw_config)
+        check_card(raw_card, in_channels, out_channels)
+        _check_weights({name: entry["shape"] for name, entry in header.items()}, UNetConfig(**raw_config))
+    except ValueError as exc:
+        raise ModelFileError(f"{path}: {exc}; {_REDO}") from None
+    return {"format": FORMAT, "config": raw_config, "card": raw_card}
+
+
+def state_mismatch(expected: Mapping[str, tuple[int, ...]], found: Mapping[str, tuple[int, ...]]) -> str | None:
+    """How the tensor shapes ``found`` differ from those ``expected`` (first difference), or None."""
+    for name, shape in expected.items():
+        if name not in found:
+            return f"tensor {name!r} is missing"
+        if tuple(found[name]) != tuple(shape):
+            return f"tensor {name!r} has shape {list(found[name])} where {list(shape)} is needed"
+    extra = sorted(set(found) - set(expected))
+    return f"tensor {extra[0]!r} does not belong to this network" if extra else None
 
 
 def load_model(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> UNet:
@@ -83,10 +137,10 @@ def load_model(path: str | os.PathLike | None = None, device: str | torch.device
         If the file is missing, corrupt or not a napari-unet model.
     """
     path = Path(path) if path is not None else DEFAULT_MODEL
-    header = read_header(path)
+    header = read_header(path)  # checks everything below relies on, before any tensor is built
+    config = UNetConfig(**header["config"])
+    card = check_card(header["card"], config.in_channels, config.out_channels)
     try:
-        config = UNetConfig(**header["config"])
-        card = ModelCard.from_dict(header["card"])
         model = UNet.from_config(config)
         model.load_state_dict(st_load(_read_bytes(path)))
     except (TypeError, KeyError, RuntimeError, SafetensorError) as exc:
@@ -120,9 +174,104 @@ def click_model_beside(path: str | os.PathLike) -> Path:
     return path.with_name(f"{path.stem}_click{path.suffix or '.safetensors'}")
 
 
-def _read_bytes(path: Path) -> bytes:
+def _safetensors_header(path: Path) -> tuple[dict, int]:
+    """A safetensors file's JSON header and how many bytes of tensor data follow it."""
+    not_model = f"{path}: not a model file (corrupt, truncated or another format)"
+    with _opened(path) as f:
+        size = os.fstat(f.fileno()).st_size
+        length = int.from_bytes(f.read(8), "little")
+        if size < 8 or not 2 <= length <= min(size - 8, MAX_HEADER_BYTES):
+            raise ModelFileError(not_model)
+        raw = f.read(length)
     try:
-        return path.read_bytes()
+        header = json.loads(raw)
+    except (ValueError, RecursionError) as exc:  # RecursionError: deeply nested junk
+        raise ModelFileError(not_model) from exc
+    if not isinstance(header, dict):
+        raise ModelFileError(not_model)
+    return header, size - 8 - length
+
+
+def _check_layout(path: Path, tensors: dict, data_bytes: int) -> None:
+    """Every tensor entry is well-formed and the entries exactly tile the data the file holds."""
+    spans = []
+    for name, entry in tensors.items():
+        dtype = entry.get("dtype") if isinstance(entry, dict) else None
+        shape, span = (entry.get("shape"), entry.get("data_offsets")) if dtype else (None, None)
+        if not (dtype in _DTYPE_BYTES and _ints(shape) and _ints(span) and len(span) == 2
+                and all(n >= 0 for n in (*shape, *span))):
+            raise ModelFileError(f"{path}: tensor {name!r} has a malformed entry in the file's header; {_REDO}")
+        if span[1] - span[0] != math.prod(shape) * _DTYPE_BYTES[dtype]:
+            raise ModelFileError(f"{path}: tensor {name!r} has shape {shape} but {span[1] - span[0]} bytes "
+                                 f"of data; {_REDO}")
+        spans.append(span)
+    end = 0
+    for begin, stop in sorted(spans):
+        if begin != end:
+            raise ModelFileError(f"{path}: the tensors' data overlap or leave gaps; {_REDO}")
+        end = stop
+    if end > data_bytes:
+        raise ModelFileError(f"{path}: truncated: the header lists {end} bytes of weights but only "
+                             f"{data_bytes} follow it (an interrupted download or copy?); copy the file again")
+    if end < data_bytes:
+        raise ModelFileError(f"{path}: {data_bytes - end} unexpected bytes after the weights; {_REDO}")
+
+
+def _json_field(path: Path, meta: dict, key: str) -> object:
+    """The metadata entry ``key``, decoded from JSON."""
+    if key not in meta:
+        raise ModelFileError(f"{path}: field {key!r} is missing from the header; {_REDO}")
+    try:
+        return json.loads(meta[key])
+    except (TypeError, ValueError, RecursionError):
+        raise ModelFileError(f"{path}: field {key!r} is not valid JSON; {_REDO}") from None
+
+
+def _check_config(raw: object) -> tuple[int, int]:
+    """Check every field of a config is present, of its type and within bounds; its (inputs, outputs)."""
+    if not isinstance(raw, dict):
+        raise ValueError(f"field 'config' is {type(raw).__name__}, not a mapping of the network's fields")
+    missing = [f.name for f in fields(UNetConfig) if f.name not in raw]
+    if missing:
+        raise ValueError(f"field 'config.{missing[0]}' is missing")
+    for key, (low, high) in CONFIG_BOUNDS.items():
+        value = raw[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"field 'config.{key}' is {value!r}; it must be a whole number from {low} to {high}")
+    for key, allowed in (("norm", NORMS), ("upsample", UPSAMPLES)):
+        if raw[key] not in allowed:
+            raise ValueError(f"field 'config.{key}' is {raw[key]!r}; it must be one of {', '.join(map(repr, allowed))}")
+    return raw["in_channels"], raw["out_channels"]
+
+
+def _check_weights(shapes: dict[str, list[int]], config: UNetConfig) -> None:
+    """Check the weights are a UNet's of ``config``: built on the meta device, which allocates nothing."""
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in UNet.from_config(config).state_dict().items()}
+    problem = state_mismatch(expected, shapes)
+    if problem:
+        raise ValueError(f"the weights do not match field 'config' ({_describe(config)}): {problem}")
+
+
+def _describe(config: UNetConfig) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in config.to_dict().items())
+
+
+def _ints(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+
+
+def _read_bytes(path: Path) -> bytes:
+    with _opened(path) as f:
+        return f.read()
+
+
+@contextmanager
+def _opened(path: Path) -> Iterator[BinaryIO]:
+    """``path`` opened for reading; failing to open or read it is one :class:`ModelFileError`."""
+    try:
+        with path.open("rb") as f:
+            yield f
     except FileNotFoundError:
         hint = " (the default model has not been built; run `napari-unet train`)" if path == DEFAULT_MODEL else ""
         raise ModelFileError(f"{path}: no such model file{hint}") from None

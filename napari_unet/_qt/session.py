@@ -19,6 +19,7 @@ from psygnal import Signal
 from qtpy.QtCore import QEvent, QObject
 
 from napari_unet._qt._napari import main_window, unwrap
+from napari_unet._qt.autosave import Autosaver
 from napari_unet._qt.edits import EditLog
 from napari_unet.clicks.segmenter import load_click_model
 from napari_unet.devices import available_devices
@@ -96,6 +97,7 @@ class Session:
         self._predictions: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._workers: set = set()
         self._watcher = _CloseWatcher(viewer, self._on_viewer_closing)
+        self.autosaver = Autosaver(self)  # recovery copies of the masks; stops when the viewer closes
 
     @property
     def viewer(self) -> napari.Viewer | None:

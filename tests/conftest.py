@@ -16,6 +16,14 @@ def pytest_collection_modifyitems(items) -> None:
             item.add_marker(pytest.mark.gui)
 
 
+@pytest.fixture(autouse=True)
+def recovery_folder(tmp_path_factory, monkeypatch):
+    """Autosaved masks go to a folder of the test's own, never the developer's real one."""
+    folder = tmp_path_factory.mktemp("recovery")
+    monkeypatch.setenv("NAPARI_UNET_RECOVERY_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture
 def tiny_model() -> UNet:
     """A small random instance model (3 classes): fast enough for any test."""

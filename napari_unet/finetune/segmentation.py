@@ -19,9 +19,9 @@ import torch
 from napari_unet import checks
 from napari_unet.finetune.regions import count_objects
 from napari_unet.inference.images import spatial_shape
-from napari_unet.inference.zoom import MAX_ZOOM, MIN_ZOOM, auto_zoom, labels_to_shape, resample, zoomed_shape
+from napari_unet.inference.zoom import auto_zoom, labels_to_shape, resample, zoomed_shape
 from napari_unet.labels import median_diameter
-from napari_unet.model.card import ModelCard
+from napari_unet.model.card import MAX_ZOOM, MIN_ZOOM, ModelCard
 from napari_unet.model.files import image_channels, model_card
 from napari_unet.model.unet import UNet
 from napari_unet.progress import run

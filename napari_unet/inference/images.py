@@ -98,17 +98,25 @@ def normalize(image: np.ndarray, low: float = 1.0, high: float = 99.8) -> np.nda
     ValueError
         If the image holds NaN or infinite values.
     """
-    x = np.asarray(image, dtype=np.float32)
+    x = np.asarray(image)
+    # float64 images may hold values float32 cannot (1e300): they are scaled in float64
+    x = x.astype(np.float64 if x.dtype == np.float64 else np.float32, copy=False)
     chans = x[None] if x.ndim == 2 else x
     if not np.isfinite(chans).all():
         raise ValueError("the image contains NaN or infinite values; replace them first (e.g. np.nan_to_num)")
-    out = np.empty_like(chans)
+    out = np.empty(chans.shape, np.float32)
     for c, ch in enumerate(chans):
         step = max(1, int(np.sqrt(ch.size / 1_000_000)))
         lo, hi = np.percentile(ch[::step, ::step], (low, high))
         if hi - lo < 1e-6:
             lo, hi = float(ch.min()), float(ch.max())
+        half = not np.isfinite(hi - lo)  # the range overflows (values near the type's limits)
+        if half:
+            ch, lo, hi = ch * 0.5, lo * 0.5, hi * 0.5
         scale = 1.0 / (hi - lo) if hi - lo > 1e-12 else 0.0
-        np.subtract(ch, lo, out=out[c])
-        out[c] *= scale
+        if ch.dtype == np.float32 and not half:
+            np.subtract(ch, lo, out=out[c])
+            out[c] *= scale
+        else:
+            out[c] = (ch - lo) * scale
     return out[0] if x.ndim == 2 else out

@@ -12,7 +12,8 @@ from napari_unet import checks
 from napari_unet.devices import resolve_device
 from napari_unet.inference.images import normalize, to_planes
 from napari_unet.inference.tiling import blend_window, tile_slices
-from napari_unet.inference.zoom import MAX_ZOOM, MIN_ZOOM, resample, zoomed_shape
+from napari_unet.inference.zoom import resample, zoomed_shape
+from napari_unet.model.card import MAX_ZOOM, MIN_ZOOM
 from napari_unet.model.files import image_channels, load_model, model_card
 from napari_unet.model.unet import UNet
 from napari_unet.progress import Progress, relay, run

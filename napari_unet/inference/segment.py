@@ -12,8 +12,9 @@ from napari_unet import checks
 from napari_unet.inference.images import spatial_shape
 from napari_unet.inference.instances import InstanceParams, instances_from_probabilities, model_params
 from napari_unet.inference.predict import predict_iter
-from napari_unet.inference.zoom import MAX_ZOOM, MIN_ZOOM, auto_zoom
+from napari_unet.inference.zoom import auto_zoom
 from napari_unet.labels import median_diameter
+from napari_unet.model.card import MAX_ZOOM, MIN_ZOOM
 from napari_unet.model.files import image_channels, load_model, model_card
 from napari_unet.model.unet import UNet
 from napari_unet.progress import Progress, restaged, run

@@ -14,8 +14,6 @@ import torch.nn.functional as F
 
 from napari_unet.labels import drop_small
 
-MIN_ZOOM, MAX_ZOOM = 0.25, 4.0  # magnifications predict_iter accepts
-
 # Automatic zoom: the network finds objects best when they are 10-22 px across. Dense
 # fields of smaller nuclei merge in runs and large textured nuclei split; both are found
 # far better with the image resampled. When the objects of a first pass measure (median

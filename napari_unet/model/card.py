@@ -6,11 +6,12 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal, get_args
 
-from napari_unet.inference.zoom import MAX_ZOOM, MIN_ZOOM
-
 Task = Literal["instances", "semantic", "click"]
 TASKS: tuple[str, ...] = get_args(Task)
 MAX_CLICK_CHANNELS = 3  # positive, negative and the previous mask (see napari_unet.clicks)
+# The magnifications a network may see an image at: what prediction accepts, and the range
+# of a card's ``zoom`` (napari_unet.inference.zoom picks one automatically otherwise).
+MIN_ZOOM, MAX_ZOOM = 0.25, 4.0
 
 
 @dataclass(frozen=True)

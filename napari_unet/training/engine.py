@@ -18,7 +18,7 @@ import torch
 
 from napari_unet.devices import resolve_device
 from napari_unet.model.checkpoint import load_state, model_path, save_state, state_path
-from napari_unet.model.files import load_model, save_model
+from napari_unet.model.files import ModelFileError, load_model, save_model
 from napari_unet.model.unet import UNet
 from napari_unet.progress import run
 from napari_unet.training.augment import AugmentConfig
@@ -280,7 +280,12 @@ def _save_resume_state(model, optimizer, rng, config, st: _RunState, step, secon
 
 def _resume(checkpoint, model, optimizer, rng) -> _RunState:
     info = load_state(checkpoint, model, optimizer, rng)
-    st = _RunState(info["step"], info["seconds"], info["best_metric"], info["best_step"], info["ema"])
+    counters = ("step", "seconds", "best_metric", "best_step", "ema")
+    missing = [key for key in counters if key not in info]
+    if missing:  # a state written by something else, or edited by hand
+        raise ModelFileError(f"{state_path(checkpoint)}: the resume state lacks {', '.join(missing)}; "
+                             "resume from a state file written by `napari-unet train`, or start anew")
+    st = _RunState(*(info[key] for key in counters))
     best_file = model_path(checkpoint)
     if best_file.exists():
         best = load_model(best_file)

@@ -15,6 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
+from napari_unet import checks
 from napari_unet.inference.images import normalize, to_planes
 from napari_unet.io import IMAGE_SUFFIXES, LOSSY_SUFFIXES, read_image
 from napari_unet.synth.config import SynthConfig
@@ -209,12 +210,13 @@ def load_folder(
             raise ValueError(f"{mask_path}: label images must be saved losslessly (TIFF or PNG); JPEG changes "
                              "the label values at object borders")
         lab = read_image(mask_path)
-        if lab.ndim != 2 or not np.issubdtype(lab.dtype, np.integer):
-            raise ValueError(f"{mask_path}: labels must be a 2D integer image, got {lab.dtype} {lab.shape}")
+        if lab.ndim != 2:
+            raise ValueError(f"{mask_path}: labels must be a 2D image, got shape {lab.shape}")
         ann = None
         if ignore_value is not None:
             ann = lab != ignore_value
             lab = np.where(ann, lab, 0)
+        lab = checks.label_image(lab, f"{mask_path}: the labels")  # ImageJ's float32 labels are fine
         images.append(read_image(image_path))
         labels.append(lab.astype(np.int32))
         annotated.append(ann)

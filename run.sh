@@ -31,7 +31,8 @@ python_deps() {
   local pipq="$PY -m pip install -q --disable-pip-version-check"
   # torch first, pinned to the release that this machine kind serves from local disk
   $pipq "torch==2.14.1" "torchvision==0.29.1" 2> >(grep -v "^WARNING: Location" >&2)
-  $pipq -e ".[pyqt5,testing]" 2> >(grep -v "^WARNING: Location" >&2)
+  $pipq -e ".[pyqt5,testing,export]" 2> >(grep -v "^WARNING: Location" >&2)
+  $pipq --no-deps "bioimageio.core==0.11.0" 2> >(grep -v "^WARNING: Location" >&2)  # --no-deps: see the export extra
   rm -f "$VENV"/.installed-*; touch "$stamp"
 }
 

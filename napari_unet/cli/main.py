@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from napari_unet.cli.common import error
+from napari_unet.cli.export import add_export
 from napari_unet.cli.finetune import add_finetune
 from napari_unet.cli.segment import add_segment
 from napari_unet.cli.train import add_train
@@ -50,7 +51,7 @@ def run_demo(args) -> int:
     return demo(screenshot=args.screenshot, model=args.model, timeout=args.timeout)
 
 
-COMMANDS = [add_segment, add_info, add_train, add_finetune, add_demo]
+COMMANDS = [add_segment, add_info, add_train, add_finetune, add_export, add_demo]
 
 
 def main(argv: list[str] | None = None) -> int:

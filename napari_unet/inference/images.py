@@ -23,7 +23,7 @@ def validate_image(image, n_channels: int, channel_axis: int | None = None) -> N
     _layout(np.shape(image), np.dtype(getattr(image, "dtype", np.float64)), n_channels, channel_axis)
 
 
-def _layout(shape: tuple, dtype: np.dtype, n_channels: int, channel_axis: int | None):
+def _layout(shape: tuple, dtype: np.dtype, n_channels: int, channel_axis: int | None, max_dims: int = 3):
     """Resolve (channel axis or None, grayscale-from-RGB?, spatial shape), or raise."""
     if len(shape) == 0 or 0 in shape:
         raise ValueError(f"the image is empty (shape {shape}); load an image with pixels in it")
@@ -54,7 +54,7 @@ def _layout(shape: tuple, dtype: np.dtype, n_channels: int, channel_axis: int | 
         spatial = tuple(shape)
     if len(spatial) < 2:
         raise ValueError(f"the image has shape {shape}: at least 2 spatial dimensions are needed")
-    if len(spatial) > 3:
+    if len(spatial) > max_dims:
         raise ValueError(
             f"the image has {len(spatial)} spatial dimensions (shape {shape}); 2D images and "
             "3D stacks or time series (planes segmented one by one) are supported — "
@@ -81,10 +81,12 @@ def to_planes(image, n_channels: int, channel_axis: int | None = None) -> tuple[
     return np.moveaxis(arr, -1, 1), spatial
 
 
-def spatial_shape(image, n_channels: int, channel_axis: int | None = None) -> tuple[int, ...]:
-    """The shape of ``image`` without its channel axis, as :func:`to_planes` reads it."""
+def spatial_shape(image, n_channels: int, channel_axis: int | None = None, max_dims: int = 3) -> tuple[int, ...]:
+    """The shape of ``image`` without its channel axis, as :func:`to_planes` reads it
+    (up to ``max_dims`` spatial axes: 4 for a time series of volumes whose axes are known).
+    """
     image = np.asarray(image)
-    return tuple(_layout(image.shape, image.dtype, n_channels, channel_axis)[1])
+    return tuple(_layout(image.shape, image.dtype, n_channels, channel_axis, max_dims)[1])
 
 
 def normalize(image: np.ndarray, low: float = 1.0, high: float = 99.8) -> np.ndarray:
@@ -120,3 +122,46 @@ def normalize(image: np.ndarray, low: float = 1.0, high: float = 99.8) -> np.nda
         else:
             out[c] = (ch - lo) * scale
     return out[0] if x.ndim == 2 else out
+
+
+AXES = "TZCYX"  # the axis letters: time, depth, channel, rows, columns
+
+
+def check_axes(axes, ndim: int) -> str:
+    """``axes`` (e.g. ``"ZYX"``, ``"TCYX"``) upper-cased, or a ``ValueError`` saying what is wrong."""
+    if not isinstance(axes, str):
+        raise TypeError(f"axes must be a string of the letters {AXES} such as 'ZYX', got {type(axes).__name__}")
+    order = axes.upper()
+    if len(order) != ndim:
+        raise ValueError(f"axes {axes!r} name {len(order)} axes but the image has {ndim}; give one letter per axis")
+    wrong = sorted(set(order) - set(AXES))
+    if wrong or len(set(order)) != len(order) or not {"Y", "X"} <= set(order):
+        raise ValueError(f"axes {axes!r} must use each of the letters {AXES} at most once and hold Y and X "
+                         "(e.g. 'YX', 'ZYX', 'TYX', 'TZYX', 'CYX', 'YXC')")
+    return order
+
+
+def to_canonical(image: np.ndarray, axes: str) -> tuple[np.ndarray, str]:
+    """``image`` with its axes in the order ``[T][Z]YX[C]``, and that order."""
+    canonical = "".join(a for a in "TZYX" if a in axes) + ("C" if "C" in axes else "")
+    return np.moveaxis(image, [axes.index(a) for a in canonical], range(len(canonical))), canonical
+
+
+def from_canonical(labels: np.ndarray, axes: str) -> np.ndarray:
+    """Labels in ``[T][Z]YX`` order back in the spatial order of ``axes`` (its C dropped)."""
+    spatial = axes.replace("C", "")
+    canonical = "".join(a for a in "TZYX" if a in spatial)
+    return np.moveaxis(labels, range(len(canonical)), [spatial.index(a) for a in canonical])
+
+
+def normalize_stack(stack: np.ndarray, channel_axis: int | None, low: float = 1.0, high: float = 99.8) -> np.ndarray:
+    """:func:`normalize` over all the planes of ``stack`` at once (per channel), not plane by plane.
+
+    A volume's planes share one scale, so a plane above the cells is dark, not its noise
+    stretched to full range. ``channel_axis`` is the stack's channel axis (kept where it is).
+    """
+    arr = np.asarray(stack)
+    chans = arr[None] if channel_axis is None else np.moveaxis(arr, channel_axis, 0)
+    flat = chans.reshape(chans.shape[0], -1, chans.shape[-1])  # (C, planes * Y, X): one 2D image per channel
+    out = normalize(flat, low, high).reshape(chans.shape)
+    return out[0] if channel_axis is None else np.moveaxis(out, 0, channel_axis)

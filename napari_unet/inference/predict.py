@@ -33,6 +33,7 @@ def predict_iter(
     zoom: float = 1.0,
     keep_zoom: bool = False,
     tta: bool = False,
+    normalized: bool = False,
 ) -> Generator[Progress, None, np.ndarray]:
     """Predict class probabilities tile by tile, yielding :class:`Progress` after each batch.
 
@@ -64,6 +65,11 @@ def predict_iter(
         views and the probabilities are averaged (as nnU-Net's mirroring). Eight times
         the work, for slightly more accurate objects (:doc:`benchmarks`).
 
+    normalized
+        The image is already scaled as the model's card says (e.g. over a whole volume,
+        :func:`~napari_unet.inference.images.normalize_stack`): its planes are not
+        normalised one by one.
+
     Returns
     -------
     np.ndarray
@@ -89,7 +95,8 @@ def predict_iter(
     out = None if len(planes) == 1 else np.empty((model.config.out_channels, len(planes), *back), np.float32)
     total = len(planes) * len(tiles)
     for p, plane in enumerate(planes):
-        x = resample(normalize(plane, *card.normalization), seen)
+        scaled = plane.astype(np.float32, copy=False) if normalized else normalize(plane, *card.normalization)
+        x = resample(scaled, seen)
         job = _predict_plane(model, x, tile_size, overlap, batch_size, dev, VIEWS if tta else 1)
         first = p * len(tiles)
         probs = yield from relay(job, lambda done, first=first: Progress(first + done, total, "predict"))

@@ -9,15 +9,15 @@ import numpy as np
 import torch
 
 from napari_unet import checks
-from napari_unet.inference.images import spatial_shape
-from napari_unet.inference.instances import InstanceParams, instances_from_probabilities, model_params
+from napari_unet.inference.images import check_axes, from_canonical, normalize_stack, spatial_shape, to_canonical
+from napari_unet.inference.instances import InstanceParams, instances_3d, instances_from_probabilities, model_params
 from napari_unet.inference.predict import predict_iter
-from napari_unet.inference.zoom import auto_zoom
+from napari_unet.inference.zoom import auto_zoom, unzoom
 from napari_unet.labels import median_diameter
 from napari_unet.model.card import MAX_ZOOM, MIN_ZOOM
 from napari_unet.model.files import image_channels, load_model, model_card
 from napari_unet.model.unet import UNet
-from napari_unet.progress import Progress, restaged, run
+from napari_unet.progress import Progress, relay, restaged, run
 
 
 @dataclass(frozen=True)
@@ -27,12 +27,16 @@ class Segmentation:
     labels: np.ndarray  # int32, the image's spatial shape, 0 = background
     probabilities: np.ndarray  # float32 (n_classes, *spatial), at the pixels the network saw
     zoom: float = 1.0  # the magnification the network saw the image at (Y and X of probabilities)
+    axes: str | None = None  # with axes given: the order of the probabilities' axes ([T][Z]YX); labels keep the image's
+    spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)  # the voxel size (Z, Y, X) objects were split with
 
 
 def segment_iter(
     image,
     model: UNet | None = None,
     *,
+    axes: str | None = None,
+    spacing: tuple[float, float, float] | None = None,
     channel_axis: int | None = None,
     device: str | torch.device | None = None,
     params: InstanceParams | None = None,
@@ -42,19 +46,32 @@ def segment_iter(
 ) -> Generator[Progress, None, Segmentation]:
     """Predict, then post-process; yields :class:`Progress` and returns a :class:`Segmentation`.
 
+    ``axes`` names the image's axes with the letters T, Z, C, Y, X (``"ZYX"``,
+    ``"TYX"``, ``"TZYX"``, ``"CYX"`` ...): with a Z axis the objects are 3D, one id per
+    object through its planes (:func:`~napari_unet.inference.instances.instances_3d`,
+    split by physical distance with ``spacing``, the voxel size along Z, Y, X); with a
+    T axis each time point is segmented on its own. ``axes=None`` keeps the layout
+    rules of :func:`~napari_unet.inference.images.to_planes` (a stack's planes are
+    segmented one by one) and takes ``channel_axis``.
+
     ``params=None`` uses the post-processing settings tuned for the model (its card's
     ``postprocess``; see :func:`napari_unet.inference.instances.model_params`). ``zoom=None``
     resamples images of very small or large objects: when the objects found are under
     10 px or over 22 px across, the network runs again on the image magnified to make
-    them ~13 px, or shrunk to make them ~18 px (:func:`auto_zoom`); a model fine-tuned
-    at a zoom (its card's ``zoom``) sees every image at that zoom instead. A number
-    fixes the magnification (``1``: as it is). ``tta`` averages the network's output
-    over each tile's 8 mirrored and rotated views (8 times the work; see
-    :func:`napari_unet.inference.predict.predict_iter`); with automatic zoom the first pass, which
-    only measures the objects, goes without.
-    A second pass reports its progress as stage ``"zoom"`` (``"tta"`` when only ``tta``
-    makes it). Keyword arguments
-    (``tile_size``, ``overlap``, ``batch_size``) go to :func:`napari_unet.inference.predict.predict_iter`.
+    them ~13 px, or shrunk to make them ~18 px (:func:`auto_zoom`); for a stack the
+    objects are measured on :data:`MEASURE_PLANES` planes only, so a whole time series
+    costs little more than one pass at the chosen zoom. A model fine-tuned at a zoom
+    (its card's ``zoom``) sees every image at that zoom. A number fixes the
+    magnification (``1``: as it is). ``tta`` averages the network's output over each
+    tile's 8 mirrored and rotated views (8 times the work; see
+    :func:`napari_unet.inference.predict.predict_iter`); with automatic zoom the pass that
+    only measures the objects goes without.
+
+    Progress: a single image reports tiles (a second pass as stage ``"zoom"``, or
+    ``"tta"`` when only ``tta`` makes it); a stack reports planes, measured ones first
+    (stage ``"measuring"``, then ``"planes"``), on one bar that never restarts. Keyword
+    arguments (``tile_size``, ``overlap``, ``batch_size``) go to
+    :func:`napari_unet.inference.predict.predict_iter`.
     """
     model = checks.model_or_none(model)
     model = load_model() if model is None else model
@@ -64,22 +81,114 @@ def segment_iter(
     params = params or model_params(card)
     if zoom is not None:
         zoom = checks.number(zoom, "zoom", MIN_ZOOM, MAX_ZOOM)
-    kwargs = {"channel_axis": channel_axis, "device": device, **predict_kwargs}
+    spacing = _spacing(spacing)
+    order, full, normalized = None, None, False
+    if axes is not None:
+        if channel_axis is not None:
+            raise ValueError("give axes (with a C for the channels) or channel_axis, not both")
+        given = check_axes(axes, np.ndim(image))
+        image, order = to_canonical(np.asarray(image), given)
+        channel_axis = -1 if "C" in order else None
+        full = spatial_shape(image, image_channels(model), -1 if "C" in order else None, max_dims=4)
+        if "Z" in order:  # a volume's planes share one intensity scale (per time point)
+            image, normalized = _normalized_volumes(image, order, channel_axis, card.normalization), True
+        image = image.reshape(-1, *image.shape[len(full) - 2:]) if len(full) > 3 else image  # [T][Z] as planes
+    shape = spatial_shape(image, image_channels(model), channel_axis)  # checks the image before any work
     if zoom is None and card.zoom is not None:  # fine-tuned at a zoom: it sees images there
         zoom = card.zoom
-    used = 1.0 if zoom is None else zoom  # predict_iter checks its range before any work
+    kwargs = {"channel_axis": channel_axis, "device": device, "normalized": normalized, **predict_kwargs}
     auto = zoom is None and card.task == "instances"  # a first pass measures the objects
+    labels = None
+    if len(shape) == 2:
+        probs, used, labels = yield from _single_plane(image, model, params, card.task, shape, zoom, auto, tta, kwargs)
+    else:
+        probs, used = yield from _stack(image, model, params, card.task, shape, zoom, auto, tta, kwargs)
+    if order is not None and "Z" in order and card.task == "instances":
+        labels = _volumes(probs, full, params, spacing)
+    elif labels is None:
+        labels = yield from _instances(probs, params, card.task, shape)
+    if order is not None:
+        labels = from_canonical(labels.reshape(full), given)
+        probs = probs.reshape(probs.shape[0], *full[:-2], *probs.shape[-2:])
+    return Segmentation(labels, probs, used, order, spacing)
+
+
+MEASURE_PLANES = 3  # planes of a stack on which automatic zoom measures the objects
+
+
+def _single_plane(image, model, params, task, shape, zoom, auto, tta, kwargs):
+    """One 2D image: a first pass at the image's scale, a second one at the zoom it calls for.
+
+    Returns the probabilities, the zoom, and the labels when the measuring pass was the last.
+    """
+    used = 1.0 if zoom is None else zoom
     probs = yield from predict_iter(image, model, zoom=used, keep_zoom=True, tta=tta and not auto, **kwargs)
-    shape = spatial_shape(image, image_channels(model), channel_axis)
-    labels = yield from _instances(probs, params, card.task, shape)
+    if not auto:
+        return probs, used, None
+    labels = yield from _instances(probs, params, task, shape)
+    used = auto_zoom(median_diameter(labels), shape[-2:])
+    if used == 1.0 and not tta:
+        return probs, used, labels
+    probs = labels = None  # freed before the second pass allocates its own
+    second = predict_iter(image, model, zoom=used, keep_zoom=True, tta=tta, **kwargs)
+    probs = yield from restaged(second, "zoom" if used != 1.0 else "tta")
+    return probs, used, None
+
+
+def _stack(image, model, params, task, shape, zoom, auto, tta, kwargs):
+    """A stack of planes: the objects measured on a few planes, then every plane at the zoom."""
+    planes = int(np.prod(shape[:-2]))
+    arr = np.asarray(image)
+    first = 0 if kwargs["channel_axis"] is None or kwargs["channel_axis"] % arr.ndim != 0 else 1
+    flat = arr.reshape(*arr.shape[:first], planes, *arr.shape[first + len(shape) - 2:]) if len(shape) > 3 else arr
+    measured = 0
+    used = 1.0 if zoom is None else zoom
     if auto:
-        used = auto_zoom(median_diameter(labels), shape[-2:])
-        if used != 1.0 or tta:
-            probs = None  # freed before the second pass allocates its own
-            second = predict_iter(image, model, zoom=used, keep_zoom=True, tta=tta, **kwargs)
-            probs = yield from restaged(second, "zoom" if used != 1.0 else "tta")
-            labels = yield from _instances(probs, params, card.task, shape)
-    return Segmentation(labels, probs, used)
+        sample = np.unique(np.linspace(0, planes - 1, min(planes, MEASURE_PLANES)).round().astype(int))
+        measured = len(sample)
+        sub = np.take(flat, sample, axis=first)
+        sub_shape = (measured, *shape[-2:])
+        job = predict_iter(sub, model, zoom=1.0, keep_zoom=True, **kwargs)
+        probs = yield from relay(job, _in_planes(0, measured, measured + planes, "measuring"))
+        used = auto_zoom(median_diameter(instances_from_probabilities(probs, params, task, sub_shape)), shape[-2:])
+        del probs
+    job = predict_iter(flat, model, zoom=used, keep_zoom=True, tta=tta, **kwargs)
+    probs = yield from relay(job, _in_planes(measured, planes, measured + planes, "planes"))
+    return probs.reshape(probs.shape[0], *shape[:-2], *probs.shape[-2:]), used
+
+
+def _in_planes(offset: int, planes: int, total: int, stage: str):
+    """A tile-counting job's progress as planes done, ``offset`` planes in, of ``total``."""
+    return lambda step: Progress(offset + (step.done * planes) // max(step.total, 1), total, stage)
+
+
+def _normalized_volumes(image: np.ndarray, order: str, channel_axis, percentiles) -> np.ndarray:
+    """Each volume of a canonical ``[T]Z...`` image scaled as a whole (see normalize_stack)."""
+    if "T" not in order:
+        return normalize_stack(image, channel_axis, *percentiles)
+    return np.stack([normalize_stack(frame, channel_axis, *percentiles) for frame in image])
+
+
+def _volumes(probs: np.ndarray, full: tuple[int, ...], params, spacing) -> np.ndarray:
+    """3D objects in every volume of a ``[T]ZYX`` stack, ids unique across time points."""
+    volume = tuple(full[-3:])
+    frames = probs.reshape(probs.shape[0], -1, volume[0], *probs.shape[-2:])  # (C, T, Z, y, x) at the network's zoom
+    labels = np.zeros((frames.shape[1], *volume), np.int32)
+    offset = 0
+    for t in range(frames.shape[1]):
+        found = instances_3d(unzoom(frames[:, t], volume), params, spacing)
+        labels[t] = np.where(found > 0, found + offset, 0)
+        offset += int(found.max())
+    return labels.reshape(full)
+
+
+def _spacing(spacing) -> tuple[float, float, float]:
+    """The voxel size along Z, Y, X (1, 1, 1 when not given), checked."""
+    if spacing is None:
+        return (1.0, 1.0, 1.0)
+    if isinstance(spacing, (str, bytes)) or np.ndim(spacing) != 1 or len(spacing) != 3:
+        raise ValueError(f"spacing must be the voxel size along Z, Y and X (3 numbers), got {spacing!r}")
+    return tuple(checks.number(s, "spacing", 0, low_open=True) for s in spacing)
 
 
 def _instances(probs, params, task, shape) -> Generator[Progress, None, np.ndarray]:

@@ -34,6 +34,11 @@ def add_segment(sub) -> None:
                    help="test-time augmentation: average each tile's 8 mirrored/rotated views "
                         "(8x slower, slightly more accurate)")
     p.add_argument("--channel-axis", type=int, default=None, help="axis holding channels, if any")
+    p.add_argument("--axes", help="the images' axes as letters T Z C Y X, e.g. ZYX (3D objects through the "
+                                  "planes), TYX (each frame), TZYX, YXC; default: 2D planes, a last axis of 2-4 "
+                                  "is channels")
+    p.add_argument("--spacing", type=float, nargs=3, metavar=("Z", "Y", "X"),
+                   help="voxel size along Z, Y, X (e.g. 2 0.5 0.5): splits 3D objects by physical distance")
     p.add_argument("--min-size", type=int, default=None, help="remove objects smaller than this (pixels)")
     p.add_argument("--min-relative-size", type=float, default=None,
                    help="remove objects under this fraction of the median object area (default 0.15; 0 keeps all)")
@@ -69,10 +74,10 @@ def run_segment(args) -> int:
 def _segment_file(path: Path, out: Path, model, device, params, args) -> str:
     """Segment one file into ``out``; returns what the output line says about it."""
     image, channel_axis, layout = read_image(path), args.channel_axis, ""
-    if channel_axis is None:
+    if channel_axis is None and args.axes is None:
         image, channel_axis, layout = file_layout(image, image_channels(model))
-    job = segment_iter(image, model, channel_axis=channel_axis, device=device, params=params,
-                       tile_size=args.tile_size, overlap=args.overlap, zoom=args.zoom, tta=args.tta)
+    job = segment_iter(image, model, axes=args.axes, spacing=args.spacing, channel_axis=channel_axis, device=device,
+                       params=params, tile_size=args.tile_size, overlap=args.overlap, zoom=args.zoom, tta=args.tta)
     with tqdm(desc=path.name, unit="tile", leave=False, file=sys.stderr) as bar:
         result = run(job, lambda step: _tile_bar(bar, step))
     write_labels(out, result.labels)
@@ -107,6 +112,7 @@ def _zoom(text: str) -> float | None:
 
 
 def _tile_bar(bar, step) -> None:
-    if step.stage in ("predict", "zoom", "tta"):
+    if step.stage in ("predict", "zoom", "tta", "measuring", "planes"):
+        bar.unit = "plane" if step.stage in ("measuring", "planes") else "tile"
         bar.total, bar.n = step.total, step.done
         bar.refresh()

@@ -153,3 +153,19 @@ def test_a_grey_and_alpha_png_is_one_image_not_a_stack_of_planes(tmp_path, model
     assert main(["segment", str(tmp_path / "la.png"), "-o", str(tmp_path / "out"), "--model", str(model_file)]) == 0
     assert tifffile.imread(tmp_path / "out" / "la_masks.tif").shape == (48, 64)
     assert "grey + alpha: alpha dropped" in capsys.readouterr().out
+
+
+def test_axes_and_spacing_give_3d_objects(tmp_path, capsys):
+    from _qt_helpers import threshold_unet
+
+    model = save_model(threshold_unet(), tmp_path / "threshold.safetensors")
+    zz, yy, xx = np.indices((8, 40, 40))
+    volume = np.full((8, 40, 40), 10, np.uint16)
+    volume[(zz - 4) ** 2 * 4 + (yy - 20) ** 2 + (xx - 20) ** 2 <= 64] = 200  # one flattened ball
+    tifffile.imwrite(tmp_path / "stack.tif", volume)
+    args = ["segment", str(tmp_path / "stack.tif"), "-o", str(tmp_path / "out"), "--model", str(model), "--zoom", "1"]
+    assert main([*args, "--axes", "ZYX", "--spacing", "2", "1", "1"]) == 0
+    labels = tifffile.imread(tmp_path / "out" / "stack_masks.tif")
+    assert labels.shape == (8, 40, 40) and labels.max() == 1  # one object through its planes
+    assert main([*args, "--axes", "ZQX", "--overwrite"]) == 1
+    assert "at most once" in capsys.readouterr().err

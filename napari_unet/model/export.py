@@ -3,10 +3,11 @@
 ``export_model(model, "nuclei.zip")`` writes a BMZ package that deepImageJ, ilastik,
 QuPath or ``bioimageio.core`` run with their own pre- and post-processing; ``"onnx"`` and
 ``"torchscript"`` write the bare network. Every exported network takes a
-(batch, channels, height, width) float32 tensor whose height and width are multiples of
-``2**depth`` (16 for the shipped models): the U-Net's internal padding is not part of the
-exported graph, because the exporters fix its "pad or not" branch at the example's size.
-Tile or pad images to such sizes first (napari-unet's own tiles, 512², already are).
+(batch, channels, *spatial) float32 tensor, spatial (y, x) or, for 3D networks, (z, y, x),
+whose sizes are multiples of the network's ``multiple`` (``2**depth`` per axis, 16 for the
+shipped models): the U-Net's internal padding is not part of the exported graph, because
+the exporters fix its "pad or not" branch at the example's size. Tile or pad images to such
+sizes first (napari-unet's own tiles, 512², already are).
 
 Export needs the ``export`` extra (``pip install 'napari-unet[export]'``): onnx, onnxscript
 and onnxruntime for ONNX, bioimageio.core (with bioimageio.spec) for BMZ packages.
@@ -66,8 +67,9 @@ def export_model(
     format
         ``"bioimageio"`` (a BioImage Model Zoo package), ``"onnx"`` or ``"torchscript"``.
     sample
-        BMZ only: the image (Y, X) or (C, Y, X), raw intensities, from which the package's
-        test tensors and cover are made; default: a generated nuclei image.
+        BMZ only: the image (Y, X) or (C, Y, X), or for a 3D network the volume (Z, Y, X)
+        or (C, Z, Y, X), raw intensities, from which the package's test tensors and cover
+        are made; default: a generated nuclei image (in 3D, stacked into a stand-in volume).
 
     Returns
     -------
@@ -84,11 +86,12 @@ def export_model(
 
 
 def export_onnx(model: UNet, path: str | os.PathLike, opset: int = ONNX_OPSET) -> Path:
-    """Write ``model`` as an ONNX graph with dynamic batch, height and width.
+    """Write ``model`` as an ONNX graph with dynamic batch and spatial sizes.
 
-    Input ``input`` and output ``output`` (logits) are (batch, C, H, W); the graph names
-    the spatial sizes ``{m}*y_blocks`` and ``{m}*x_blocks`` with ``m = 2**depth``: other
-    sizes fail in the runtime, so tile or pad to multiples of ``m`` first.
+    Input ``input`` and output ``output`` (logits) are (batch, C, y, x), or (batch, C, z,
+    y, x) for a 3D network; the graph names each spatial size ``{m}*y_blocks`` (and so on)
+    with ``m`` the network's multiple along that axis (``2**depth``): other sizes fail in
+    the runtime, so tile or pad to multiples first.
     """
     try:
         import onnxscript  # noqa: F401  (torch's exporter needs it; say so before it does)
@@ -97,10 +100,10 @@ def export_onnx(model: UNet, path: str | os.PathLike, opset: int = ONNX_OPSET) -
     from torch.export import Dim
 
     net = _frozen(model)
-    m = net.multiple
     # Derived dims (m * blocks) make the multiple part of the graph's declared shape; a
     # plain Dim exports too, but the graph then fails inside at sizes that aren't multiples.
-    shapes = {"x": {0: Dim("batch", min=1), 2: m * Dim("y_blocks", min=1), 3: m * Dim("x_blocks", min=1)}}
+    spatial = {2 + i: m * Dim(f"{a}_blocks", min=1) for i, (a, m) in enumerate(zip(_axes(net), _multiples(net)))}
+    shapes = {"x": {0: Dim("batch", min=1), **spatial}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's notes on its own internals
         program = torch.onnx.export(
@@ -115,8 +118,8 @@ def export_onnx(model: UNet, path: str | os.PathLike, opset: int = ONNX_OPSET) -
 def export_torchscript(model: UNet, path: str | os.PathLike) -> Path:
     """Write ``model`` as TorchScript, traced (``torch.jit.script`` is deprecated in torch 2.14).
 
-    Batch, height and width stay free, but as in ONNX the sizes must be multiples of
-    ``2**depth``: tracing fixes the padding branch at the example's size.
+    Batch and spatial sizes stay free, but as in ONNX the spatial sizes must be multiples
+    of the network's ``multiple``: tracing fixes the padding branch at the example's size.
     """
     net = _frozen(model)
     with warnings.catch_warnings(), torch.no_grad():
@@ -164,7 +167,7 @@ def export_bioimageio(model: UNet, path: str | os.PathLike, sample: np.ndarray |
 
 
 def scale_range(image: np.ndarray, low: float, high: float, eps: float = 1e-6) -> np.ndarray:
-    """The Model Zoo's ``scale_range`` over y and x per channel: what a BMZ runner computes.
+    """The Model Zoo's ``scale_range`` per channel of a (C, *spatial) image: what a BMZ runner computes.
 
     ``(x - p_low) / (p_high - p_low + eps)`` with exact (linear) percentiles. It differs
     from :func:`napari_unet.inference.images.normalize` (eps, no subsampling, no special
@@ -172,7 +175,8 @@ def scale_range(image: np.ndarray, low: float, high: float, eps: float = 1e-6) -
     reproduces from its test input.
     """
     x = np.asarray(image, dtype=np.float32)
-    lo, hi = np.percentile(x, (low, high), axis=(-2, -1), keepdims=True)
+    spatial = tuple(range(1, x.ndim))
+    lo, hi = np.percentile(x, (low, high), axis=spatial, keepdims=True)
     return ((x - lo) / (hi - lo + eps)).astype(np.float32)
 
 
@@ -185,27 +189,44 @@ def _frozen(model: UNet) -> UNet:
     return net
 
 
-def _example(net: UNet, batch: int = 2) -> torch.Tensor:
-    """An example input for the exporters: 2 and 3 blocks of ``2**depth``, so no size is 1."""
+def _axes(net: UNet) -> str:
+    """The spatial axes' names: "yx", or "zyx" for a 3D network."""
+    return "zyx"[-getattr(net.config, "spatial_dims", 2) :]
+
+
+def _multiples(net: UNet) -> tuple[int, ...]:
+    """Per spatial axis, the size that needs no internal padding (``net.multiple`` spelled out)."""
     m = net.multiple
-    return torch.rand(batch, net.config.in_channels, 2 * m, 3 * m)
+    return (m,) * len(_axes(net)) if isinstance(m, int) else tuple(m)
+
+
+def _example(net: UNet, batch: int = 2) -> torch.Tensor:
+    """An example input for the exporters: 2 (the last axis 3) multiples per axis, so no size is 1."""
+    *first, last = _multiples(net)
+    return torch.rand(batch, net.config.in_channels, *(2 * m for m in first), 3 * last)
 
 
 def _test_image(sample: np.ndarray | None, net: UNet) -> np.ndarray:
-    """``sample`` (or a generated nuclei image) as float32 (C, Y, X), cut to multiples of 2**depth."""
+    """``sample`` (or a generated nuclei image) as float32 (C, *spatial), cut to multiples."""
+    axes, multiples = _axes(net), _multiples(net)
     if sample is None:
         from napari_unet.synth.sample import nuclei_sample
 
         sample = nuclei_sample((SAMPLE_SIZE, SAMPLE_SIZE)).image
+        if len(axes) == 3:  # a stand-in volume: the image, fading away from the middle plane
+            z = np.arange(2 * multiples[0]) - multiples[0]
+            sample = sample[None] * np.exp(-0.5 * (z / max(1, multiples[0] / 2)) ** 2)[:, None, None]
     image = np.asarray(sample, dtype=np.float32)
-    image = image[None] if image.ndim == 2 else image
-    c, m = net.config.in_channels, net.multiple
-    if image.ndim != 3 or image.shape[0] != c:
-        raise ValueError(f"the sample must be (Y, X) or ({c}, Y, X) for this model, got shape {np.shape(sample)}")
-    h, w = (s - s % m for s in image.shape[1:])
-    if not (h and w):
-        raise ValueError(f"the sample ({image.shape[1]}x{image.shape[2]}) must be at least {m}x{m} pixels")
-    return np.ascontiguousarray(image[:, :h, :w])
+    image = image[None] if image.ndim == len(axes) else image
+    c = net.config.in_channels
+    if image.ndim != len(axes) + 1 or image.shape[0] != c:
+        raise ValueError(f"the sample must be ({', '.join(axes)}) or ({c}, {', '.join(axes)}) for this model, "
+                         f"got shape {np.shape(sample)}")  # fmt: skip
+    sizes = [s - s % m for s, m in zip(image.shape[1:], multiples)]
+    if not all(sizes):
+        raise ValueError(f"the sample ({'x'.join(map(str, image.shape[1:]))}) must be at least "
+                         f"{'x'.join(map(str, multiples))} pixels")  # fmt: skip
+    return np.ascontiguousarray(image[(slice(None), *(slice(0, s) for s in sizes))])
 
 
 def _write_package_files(net: UNet, card: ModelCard, x: np.ndarray, probs: np.ndarray, folder: Path) -> dict:
@@ -227,7 +248,8 @@ def _write_package_files(net: UNet, card: ModelCard, x: np.ndarray, probs: np.nd
     export_onnx(net, files["onnx"])
     np.save(files["test_input"], x)
     np.save(files["test_output"], probs.astype(np.float32))
-    _write_cover(scale_range(x[0], *card.normalization), probs[0], files["cover"])
+    middle = (Ellipsis,) if x.ndim == 4 else (slice(None), x.shape[2] // 2)  # 3D: the middle plane
+    _write_cover(scale_range(x[0], *card.normalization)[middle], probs[0][middle], files["cover"])
     files["readme"].write_text(_readme(net, card))
     return files
 
@@ -245,17 +267,18 @@ def _write_cover(image: np.ndarray, probs: np.ndarray, path: Path) -> None:
 
 
 def _readme(net: UNet, card: ModelCard) -> str:
-    cfg, m = net.config, net.multiple
+    cfg, m = net.config, " x ".join(map(str, _multiples(net)))
+    dims = len(_axes(net))
     low, high = card.normalization
     provenance = "\n".join(f"- {k}: {v}" for k, v in card.provenance.items()) or "- not recorded"
     return f"""# {card.name}
 
-A 2D U-Net ({cfg.base_channels} base channels, depth {cfg.depth}, {cfg.norm or 'no'} normalisation,
+A {dims}D U-Net ({cfg.base_channels} base channels, depth {cfg.depth}, {cfg.norm or 'no'} normalisation,
 {cfg.upsample} upsampling) trained with napari-unet for the task *{card.task}*.
 
 - Input: {", ".join(card.channels)}; raw intensities, scaled per image and channel so that the
   percentile {low:g} becomes 0 and percentile {high:g} becomes 1 (`scale_range` preprocessing).
-  Height and width must be multiples of {m}.
+  Spatial sizes ({", ".join(_axes(net))}) must be multiples of {m}.
 - Output: one probability per class and pixel (softmax): {", ".join(card.classes)}.
 {_INSTANCES_NOTE if card.task == "instances" else ""}
 
@@ -281,11 +304,11 @@ def _describe(net: UNet, card: ModelCard, files: dict):
     """The package's description, written with bioimageio.spec's typed classes (spec 0.5)."""
     from bioimageio.spec.model import v0_5 as bmz
 
-    cfg, m = net.config, net.multiple
+    cfg, dims = net.config, len(_axes(net))
     low, high = card.normalization
-    yx = [bmz.AxisId("y"), bmz.AxisId("x")]
-    space = [bmz.SpaceInputAxis(id=a, size=bmz.ParameterizedSize(min=m, step=m)) for a in yx]
-    same = [bmz.SpaceOutputAxis(id=a, size=bmz.SizeReference(tensor_id=bmz.TensorId("input"), axis_id=a)) for a in yx]
+    axes = [bmz.AxisId(a) for a in _axes(net)]
+    space = [bmz.SpaceInputAxis(id=a, size=bmz.ParameterizedSize(min=m, step=m)) for a, m in zip(axes, _multiples(net))]
+    same = [bmz.SpaceOutputAxis(id=a, size=bmz.SizeReference(tensor_id=bmz.TensorId("input"), axis_id=a)) for a in axes]
     inputs = bmz.InputTensorDescr(
         id=bmz.TensorId("input"),
         description="raw image intensities",
@@ -293,7 +316,7 @@ def _describe(net: UNet, card: ModelCard, files: dict):
         test_tensor=bmz.FileDescr(source=files["test_input"]),
         data=bmz.IntervalOrRatioDataDescr(type="float32"),
         preprocessing=[bmz.ScaleRangeDescr(kwargs=bmz.ScaleRangeKwargs(
-            axes=yx, min_percentile=low, max_percentile=high))],
+            axes=axes, min_percentile=low, max_percentile=high))],
     )  # fmt: skip
     outputs = bmz.OutputTensorDescr(
         id=bmz.TensorId("output"),
@@ -304,7 +327,9 @@ def _describe(net: UNet, card: ModelCard, files: dict):
         postprocessing=[bmz.SoftmaxDescr(kwargs=bmz.SoftmaxKwargs(axis=bmz.AxisId("channel")))],
     )
     torch_version = bmz.Version(torch.__version__.split("+")[0])
-    comment = "converted from pytorch_state_dict by napari-unet; sizes must be multiples of " + str(m)
+    comment = "converted from pytorch_state_dict by napari-unet; sizes must be multiples of " + " x ".join(
+        map(str, _multiples(net))
+    )
     weights = bmz.WeightsDescr(
         pytorch_state_dict=bmz.PytorchStateDictWeightsDescr(
             source=files["state_dict"],
@@ -323,13 +348,13 @@ def _describe(net: UNet, card: ModelCard, files: dict):
     provenance = json.loads(json.dumps(card.provenance, default=str))  # YAML-safe plain data
     return bmz.ModelDescr(
         name=_bmz_name(card.name),
-        description=f"2D U-Net for {card.task} segmentation ({', '.join(card.classes)}), made with napari-unet",
+        description=f"{dims}D U-Net for {card.task} segmentation ({', '.join(card.classes)}), made with napari-unet",
         covers=[bmz.FileDescr(source=files["cover"])],
         authors=[bmz.Author(name=str(card.provenance.get("author", "napari-unet user")))],
         cite=[bmz.CiteEntry(text=UNET_CITATION[0], doi=bmz.Doi(UNET_CITATION[1]))],
         license=bmz.LicenseId(LICENSE),
         documentation=bmz.FileDescr(source=files["readme"]),
-        tags=["napari-unet", "unet", "2d", "segmentation", card.task, "pytorch", "onnx"],
+        tags=["napari-unet", "unet", f"{dims}d", "segmentation", card.task, "pytorch", "onnx"],
         inputs=[inputs],
         outputs=[outputs],
         weights=weights,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_unet import UNet, save_model
+from napari_unet import UNet, UNetConfig, save_model
 from napari_unet.cli.main import main
 from napari_unet.model.card import ModelCard
 from napari_unet.model.export import ONNX_OPSET, export_model, scale_range
@@ -137,6 +137,26 @@ def test_model_zoo_package_holds_card_files_and_normalisation(package):
     ours = descr.config.model_extra["napari_unet"]
     assert ours["card"]["provenance"] == {"trained_on": "synthetic", "steps": 3}
     assert ours["unet"]["base_channels"] == 4
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
+def test_3d_networks_export_with_dynamic_axes_and_pass_the_model_test(tmp_path, no_network):
+    if "spatial_dims" not in UNetConfig.__dataclass_fields__:
+        pytest.skip("this version's UNet is 2D only")
+    ort = pytest.importorskip("onnxruntime")
+    core = pytest.importorskip("bioimageio.core")
+    torch.manual_seed(0)
+    model = UNet(1, 3, base_channels=4, depth=2, spatial_dims=3, pools=((1, 2, 2), (2, 2, 2))).eval()
+    mz, my, mx = model.multiple  # (2, 4, 4): z is pooled once
+    session = ort.InferenceSession(str(export_model(model, tmp_path / "t.onnx", format="onnx")),
+                                   providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape == ["batch", 1, f"{mz}*z_blocks", f"{my}*y_blocks", f"{mx}*x_blocks"]
+    for shape in [(1, 1, 2 * mz, 2 * my, 3 * mx), (2, 1, 3 * mz, 5 * my, 2 * mx)]:
+        x = np.random.default_rng(4).random(shape, dtype=np.float32)
+        np.testing.assert_allclose(session.run(["output"], {"input": x})[0], pytorch(model, x), atol=1e-4)
+    summary = core.test_model(export_model(model, tmp_path / "t.zip"), devices=["cpu"])
+    assert summary.status == "passed", [(d.name, d.errors) for d in summary.details if d.status == "failed"]
 
 
 def test_cli_exports_torchscript_and_refuses_to_overwrite(tmp_path, tiny, capsys):

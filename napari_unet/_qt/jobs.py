@@ -12,8 +12,7 @@ from napari.utils import progress
 
 from napari_unet._qt._perf import software_opengl, warm_labels_layer
 from napari_unet._qt.threads import gui_threads, torch_threads
-from napari_unet.inference.instances import instances_from_probabilities
-from napari_unet.inference.segment import Segmentation, segment_iter
+from napari_unet.inference.segment import Segmentation, labels_from, segment_iter
 from napari_unet.inference.zoom import unzoom
 from napari_unet.labels import compact_labels
 from napari_unet.progress import Progress
@@ -55,9 +54,10 @@ def _guarded(job: Callable[..., Generator]) -> Callable[..., Generator]:
     return guarded
 
 
-def instances_job(probabilities, params, task: str, shape=None):
-    """Instances from cached probabilities, made ready for a layer off the UI thread."""
-    return compact_labels(instances_from_probabilities(probabilities, params, task, shape))
+def instances_job(prediction, params):
+    """Labels from a cached :class:`~napari_unet._qt.session.Prediction`, made ready for a layer off the UI thread."""
+    return compact_labels(labels_from(prediction.probabilities, params, prediction.task, prediction.shape,
+                                      prediction.axes, prediction.spacing))
 
 
 def start_job(

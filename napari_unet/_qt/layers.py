@@ -63,6 +63,14 @@ def model_input(layer, n_channels: int) -> ModelInput:
     return ModelInput(data, axis, spatial)
 
 
+def axes_of(source: ModelInput, stack_axis: str) -> str:
+    """The axes string of a stack layer's data for the core: ``stack_axis`` ("Z" or "T") for its
+    first spatial axis, then Y and X, and C where its channels are.
+    """
+    letters = dict(zip(source.spatial_axes, (stack_axis, "Y", "X")))
+    return "".join(letters.get(ax, "C") for ax in range(np.ndim(source.data)))
+
+
 def displayed_plane(viewer, layer, spatial_axes: tuple[int, ...]) -> int:
     """Index of the plane on screen along the layer's first spatial axis."""
     coords = layer.world_to_data(viewer.dims.point)  # one per layer dim (RGB: channel excluded)

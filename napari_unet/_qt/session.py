@@ -52,6 +52,8 @@ class Prediction:
     model_version: int  # Session.model_version when predicted; stale once the model changes
     task: str  # the model card's task, which decides the post-processing
     shape: tuple[int, ...] | None = None  # the labels' shape (None: the probabilities' own)
+    axes: str | None = None  # [T][Z]YX when the stack's axis was known (Z: 3D objects), else None
+    spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)  # the voxel size 3D objects were split with
 
 
 @dataclass(frozen=True)

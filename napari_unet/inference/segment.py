@@ -104,7 +104,7 @@ def segment_iter(
     else:
         probs, used = yield from _stack(image, model, params, card.task, shape, zoom, auto, tta, kwargs)
     if order is not None and "Z" in order and card.task == "instances":
-        labels = _volumes(probs, full, params, spacing)
+        labels = labels_from(probs, params, card.task, full, order, spacing)
     elif labels is None:
         labels = yield from _instances(probs, params, card.task, shape)
     if order is not None:
@@ -189,6 +189,19 @@ def _spacing(spacing) -> tuple[float, float, float]:
     if isinstance(spacing, (str, bytes)) or np.ndim(spacing) != 1 or len(spacing) != 3:
         raise ValueError(f"spacing must be the voxel size along Z, Y and X (3 numbers), got {spacing!r}")
     return tuple(checks.number(s, "spacing", 0, low_open=True) for s in spacing)
+
+
+def labels_from(probabilities: np.ndarray, params: InstanceParams, task: str, shape: tuple[int, ...],
+                axes: str | None = None, spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> np.ndarray:
+    """Labels of ``shape`` from probabilities kept by :func:`segment_iter` (its
+    :class:`Segmentation`), with new post-processing settings and no network pass.
+
+    ``axes`` is the Segmentation's (``[T][Z]YX``): with a Z the objects are 3D
+    (:func:`~napari_unet.inference.instances.instances_3d`), otherwise planes one by one.
+    """
+    if axes is not None and "Z" in axes and task == "instances":
+        return _volumes(np.asarray(probabilities), tuple(shape), params, spacing)
+    return instances_from_probabilities(probabilities, params, task, shape)
 
 
 def _instances(probs, params, task, shape) -> Generator[Progress, None, np.ndarray]:

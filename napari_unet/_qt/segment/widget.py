@@ -24,6 +24,7 @@ from napari_unet._qt._perf import add_labels_in_turns, set_bar, software_opengl,
 from napari_unet._qt.jobs import STAGES, instances_job, segment_job, start_job
 from napari_unet._qt.layers import (
     ModelInput,
+    axes_of,
     displayed_plane,
     find_masks,
     masks_name,
@@ -42,6 +43,8 @@ from napari_unet.model.files import image_channels, model_card
 from napari_unet.progress import Progress
 
 PLANE, STACK = "displayed plane", "whole stack"
+DEPTH, TIME, ASK = "Z: depth (3D objects)", "T: time (each frame in 2D)", "Z or T? (choose)"
+STACK_AXIS = "napari_unet_stack_axis"  # layer metadata: the answer, remembered for the layer
 REPLACE, NEW_LAYER = "replace (undoable)", "add a new layer"
 RECOMPUTE_DELAY_MS = 150  # a spin box held down recomputes once it settles
 PROGRESS_INTERVAL_S = 0.25  # the bar moves at most 4 times a second: each move repaints the window
@@ -68,7 +71,11 @@ class SegmentWidget(QWidget):
         self.model_info = QLabel()
         self.model_info.setWordWrap(True)
         self.device = DevicePicker(self.session)
-        self.scope = combo((PLANE, STACK), tip="For 3D stacks and time series: the plane on screen, or every plane")
+        self.scope = combo((STACK, PLANE), tip="For 3D stacks and time series: every plane, or the one on screen")
+        self.stack_axis = combo((ASK, DEPTH, TIME), tip=(
+            "What a stack's first axis is. Z: the planes of one volume, each object one 3D label through its "
+            "planes (split using the layer's scale as voxel size). T: a time series, every frame segmented on "
+            "its own. Remembered for the layer"))
         self.existing = combo((REPLACE, NEW_LAYER), tip="What to do when '<image> masks' already exists")
         self.show_probabilities = QCheckBox("add a probabilities layer")
         self.advanced = AdvancedSettings()
@@ -82,6 +89,7 @@ class SegmentWidget(QWidget):
         form.addRow("model", self.model)
         form.addRow("", self.model_info)
         form.addRow("device", self.device)
+        form.addRow("stack axis", self.stack_axis)
         form.addRow("segment", self.scope)
         form.addRow("existing masks", self.existing)
         form.addRow("", self.show_probabilities)
@@ -99,6 +107,7 @@ class SegmentWidget(QWidget):
         self._recompute_timer.timeout.connect(self.recompute)
 
         self.run_button.clicked.connect(self._run_or_cancel)
+        self.stack_axis.currentTextChanged.connect(self._remember_stack_axis)
         self.image.changed.connect(self._update_state)
         self.advanced.postprocess_changed.connect(self._recompute_timer.start)
         self.session.model_changed.connect(self._update_state)
@@ -152,11 +161,19 @@ class SegmentWidget(QWidget):
         except ValueError as exc:  # ModelFileError too
             self._say(str(exc))
             return
-        plane = None
+        plane, axes, spacing = None, None, None
         job_input = source
         if source.is_stack and self.scope.currentText() == PLANE:
             plane = displayed_plane(self.viewer, layer, source.spatial_axes)
             job_input = source.plane(plane)
+        elif source.is_stack:
+            kind = self._stack_kind(layer)
+            if kind is None:
+                self._say("Is this stack's first axis depth (Z: 3D objects) or time (T: frames)? "
+                          "Choose it under 'stack axis', then press Segment.")
+                return
+            axes = axes_of(source, kind)
+            spacing = tuple(float(s) for s in np.asarray(layer.scale)[list(source.spatial_axes)])
         version, task = self.session.model_version, model_card(model).task
         run_settings = self.advanced.predict_kwargs()  # as they are now: the message says which zoom
         # why the network sees the image at its zoom: the objects' size, the model's own, or the setting
@@ -167,7 +184,7 @@ class SegmentWidget(QWidget):
             segment_job,
             job_input.data,
             model,
-            channel_axis=job_input.channel_axis,
+            **({"axes": axes, "spacing": spacing} if axes else {"channel_axis": job_input.channel_axis}),
             device=self.session.device,
             params=self.advanced.params(),
             foreground=self.show_probabilities.isChecked(),
@@ -175,8 +192,8 @@ class SegmentWidget(QWidget):
             desc=f"Segmenting {layer.name}",
             on_progress=self._progress,
             on_result=lambda result: self._show_result(layer, source, plane, Prediction(
-                result[0].probabilities, plane, version, task, result[0].labels.shape), result[0].labels,
-                result[0].zoom, reason, result[1]),
+                result[0].probabilities, plane, version, task, result[0].labels.shape, result[0].axes,
+                result[0].spacing), result[0].labels, result[0].zoom, reason, result[1]),
             on_error=self._failed,
             on_finished=self._finished,
         )
@@ -296,10 +313,8 @@ class SegmentWidget(QWidget):
         self._recomputing = start_job(
             self.session,
             instances_job,
-            prediction.probabilities,
+            prediction,
             self.advanced.params(),
-            prediction.task,
-            prediction.shape,
             desc="Recomputing masks",
             show_progress=False,
             on_result=write,
@@ -319,10 +334,34 @@ class SegmentWidget(QWidget):
             self.model_info.setText(self._model_error or "no model loaded")
         layer = self.image.current_layer()
         stack = self._is_stack(layer)  # the plane/stack choice only exists for stacks
-        self.scope.setVisible(stack)
-        self._form.labelForField(self.scope).setVisible(stack)
+        for field in (self.scope, self.stack_axis):
+            field.setVisible(stack)
+            self._form.labelForField(field).setVisible(stack)
+        if stack:
+            kind = self._stack_kind(layer)
+            self.stack_axis.blockSignals(True)
+            self.stack_axis.setCurrentText({"Z": DEPTH, "T": TIME}.get(kind, ASK))
+            self.stack_axis.blockSignals(False)
         can_run = layer is not None and not self.session.closed
         self.run_button.setEnabled(can_run or self._worker is not None)
+
+    def _stack_kind(self, layer) -> str | None:
+        """"Z" or "T" for the layer's stack axis: the answer given for it, else napari's axis label
+        of that axis when it says (z, depth, t, time); None when nobody said.
+        """
+        said = layer.metadata.get(STACK_AXIS)
+        if said in ("Z", "T"):
+            return said
+        source = model_input(layer, image_channels(self.session.model))
+        labels = list(self.viewer.dims.axis_labels)
+        index = len(labels) - layer.ndim + source.spatial_axes[0]
+        label = labels[index].lower() if 0 <= index < len(labels) else ""
+        return "Z" if label in ("z", "depth") else "T" if label in ("t", "time") else None
+
+    def _remember_stack_axis(self, text: str) -> None:
+        layer = self.image.current_layer()
+        if layer is not None and text in (DEPTH, TIME):
+            layer.metadata[STACK_AXIS] = "Z" if text == DEPTH else "T"
 
     def _is_stack(self, layer) -> bool:
         if layer is None or self.session.model is None:
@@ -333,7 +372,8 @@ class SegmentWidget(QWidget):
             return False
 
     def _set_running(self, running: bool) -> None:
-        for widget in (self.image, self.model, self.device, self.scope, self.existing, self.advanced):
+        for widget in (self.image, self.model, self.device, self.scope, self.stack_axis, self.existing,
+                       self.advanced):
             widget.setEnabled(not running)
         self.run_button.setText("Cancel" if running else "Segment")
         self.bar.setVisible(running)

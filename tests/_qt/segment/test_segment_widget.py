@@ -162,8 +162,9 @@ def test_stack_displayed_plane_then_whole_stack(qtbot, viewer_widget):
     stack = np.stack([disks(seed=0), np.full((96, 128), 10, np.float32), disks(seed=1)])
     viewer.add_image(stack, name="img")
     viewer.dims.set_current_step(0, 2)
-    assert not widget.scope.isHidden()
-    run_segment(qtbot, widget)  # default: the displayed plane
+    assert not widget.scope.isHidden() and widget.scope.currentText() == "whole stack"  # the default
+    widget.scope.setCurrentText("displayed plane")
+    run_segment(qtbot, widget)
     labels = masks(viewer)
     assert labels.data.shape == stack.shape
     assert labels.data[0].max() == 0 and labels.data[1].max() == 0
@@ -175,6 +176,9 @@ def test_stack_displayed_plane_then_whole_stack(qtbot, viewer_widget):
     widget.advanced.min_size.setValue(10)
 
     widget.scope.setCurrentText("whole stack")
+    widget.run_button.click()  # nobody said what the stack's axis is: the widget asks
+    assert not widget.running and "Z: 3D objects) or time (T: frames)" in widget.status.text()
+    widget.stack_axis.setCurrentText("T: time (each frame in 2D)")
     run_segment(qtbot, widget)
     ids0 = set(np.unique(labels.data[0])) - {0}
     ids2 = set(np.unique(labels.data[2])) - {0}
@@ -332,3 +336,23 @@ def test_a_fresh_viewer_gets_the_shipped_model_and_its_thresholds(make_napari_vi
     assert (widget.advanced.interior.value(), widget.advanced.foreground.value(),
             widget.advanced.min_relative.value()) == (
         expected.interior_threshold, expected.foreground_threshold, expected.min_relative_size)
+
+
+def test_a_z_stack_gives_3d_objects_and_the_answer_is_remembered(qtbot, viewer_widget):
+    from _qt_helpers import disk_labels
+
+    viewer, widget = viewer_widget
+    plane = disks()
+    volume = np.stack([np.full_like(plane, 10), plane, plane, plane, np.full_like(plane, 10)])
+    layer = viewer.add_image(volume, name="vol", scale=(2, 1, 1))
+    widget.stack_axis.setCurrentText("Z: depth (3D objects)")
+    assert layer.metadata["napari_unet_stack_axis"] == "Z"  # asked once, kept with the layer
+    run_segment(qtbot, widget)
+    labels = masks(viewer, "vol masks").data
+    assert labels.max() == 6  # six disks through three planes: six 3D objects
+    assert np.array_equal(labels[1] > 0, disk_labels(plane) > 0) and np.array_equal(labels[1], labels[3])
+    widget.advanced.min_size.setValue(10_000)  # re-thresholding keeps the objects 3D
+    qtbot.waitUntil(lambda: masks(viewer, "vol masks").data.max() == 0, timeout=10_000)
+    widget.advanced.min_size.setValue(10)
+    qtbot.waitUntil(lambda: masks(viewer, "vol masks").data.max() == 6, timeout=10_000)
+    assert np.array_equal(masks(viewer, "vol masks").data[1], masks(viewer, "vol masks").data[2])

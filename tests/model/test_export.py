@@ -186,3 +186,64 @@ def test_cli_exports_a_model_zoo_package_from_a_sample_image(tmp_path, tiny, cap
     assert main(argv) == 0, capsys.readouterr().err
     with zipfile.ZipFile(out) as z, z.open("test_input.npy") as f:
         assert np.load(f).shape == (1, 1, 68, 48)  # cut to multiples of 2**depth
+
+
+def rewrite_rdf(src, dst, edit):
+    """A copy of the package ``src`` whose rdf.yaml ``edit`` changed in place."""
+    import yaml
+
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for name in zin.namelist():
+            data = zin.read(name)
+            if name == "rdf.yaml":
+                rdf = yaml.safe_load(data)
+                edit(rdf)
+                data = yaml.safe_dump(rdf).encode()
+            zout.writestr(name, data)
+    return dst
+
+
+@pytest.mark.slow
+def test_our_package_loads_back_as_the_same_fine_tunable_unet(package, no_network):
+    from napari_unet.model.bioimageio import load_bioimageio
+
+    model = load_bioimageio(package)
+    assert isinstance(model, UNet) and model.config == UNetConfig(1, 3, base_channels=4, depth=2)
+    assert model.card.name == "tiny nuclei" and model.card.normalization == (2.0, 99.5)
+    assert model.card.provenance == {"trained_on": "synthetic", "steps": 3}
+    torch.manual_seed(0)
+    original = UNet(1, 3, base_channels=4, depth=2).eval()  # the package fixture's network
+    x = np.random.default_rng(5).random((2, 1, 36, 44), dtype=np.float32)  # any size: the UNet pads
+    np.testing.assert_array_equal(pytorch(model, x), pytorch(original, x))
+    assert all(p.requires_grad for p in model.parameters())
+
+
+@pytest.mark.slow
+def test_other_packages_predict_with_their_own_processing(package, tmp_path, no_network):
+    pytest.importorskip("onnxruntime")
+    from napari_unet.model.bioimageio import ZooModel, load_bioimageio
+
+    foreign = load_bioimageio(rewrite_rdf(package, tmp_path / "foreign.zip", lambda rdf: rdf.pop("config")))
+    assert isinstance(foreign, ZooModel) and foreign.weight_format == "onnx"
+    assert foreign.classes == ("background", "interior", "boundary")
+    reference = load_bioimageio(package)
+    image = (np.random.default_rng(6).random((40, 36)) * 3000).astype(np.float32)
+    x = scale_range(image[None], 2.0, 99.5)[None]
+    expected = torch.softmax(torch.from_numpy(pytorch(reference, x)), dim=1)[0].numpy()
+    np.testing.assert_allclose(foreign.predict(image), expected, atol=1e-4)
+    assert foreign.predict(image[:37, :30]).shape == (3, 37, 30)  # padded to a valid size, cropped back
+
+
+@pytest.mark.slow
+def test_a_package_napari_unet_cannot_run_gets_one_line_saying_what_is_missing(package, tmp_path):
+    from napari_unet.model.bioimageio import load_bioimageio
+
+    def tensorflow_only(rdf):
+        rdf.pop("config")
+        rdf["weights"] = {"tensorflow_saved_model_bundle": {"source": "weights.pt", "tensorflow_version": "2.15"}}
+
+    with pytest.raises(ValueError, match="only tensorflow_saved_model_bundle weights, which need TensorFlow") as info:
+        load_bioimageio(rewrite_rdf(package, tmp_path / "tf.zip", tensorflow_only))
+    assert "\n" not in str(info.value)
+    with pytest.raises(ValueError, match="not a valid Model Zoo model package"):
+        load_bioimageio(rewrite_rdf(package, tmp_path / "bad.zip", lambda rdf: rdf.pop("inputs")))

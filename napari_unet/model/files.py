@@ -21,7 +21,7 @@ from safetensors.torch import save as st_save
 
 from napari_unet.io import atomic_path
 from napari_unet.model.card import ModelCard, check_card
-from napari_unet.model.unet import Norm, UNet, UNetConfig, Upsample
+from napari_unet.model.unet import ADDED_FIELDS, Norm, UNet, UNetConfig, Upsample
 
 FORMAT = "napari-unet/1"
 MODELS_DIR = Path(__file__).parent / "weights"
@@ -37,6 +37,7 @@ CONFIG_BOUNDS: dict[str, tuple[int, int]] = {
     "out_channels": (1, 256),  # classes
     "base_channels": (1, 512),  # doubles at each level: 512 * 2**8 is already absurd
     "depth": (1, 8),  # 2**8 = 256 px: inputs are padded to a multiple of this
+    "spatial_dims": (2, 3),  # images or volumes; absent from 2D files (UNetConfig.to_dict leaves it out)
 }
 NORMS: tuple[str | None, ...] = (*get_args(get_args(Norm)[0]), None)
 UPSAMPLES: tuple[str, ...] = get_args(Upsample)
@@ -231,6 +232,7 @@ def _check_config(raw: object) -> tuple[int, int]:
     """Check every field of a config is present, of its type and within bounds; its (inputs, outputs)."""
     if not isinstance(raw, dict):
         raise ValueError(f"field 'config' is {type(raw).__name__}, not a mapping of the network's fields")
+    raw = {**ADDED_FIELDS, **raw}  # added since the first files: absent means 2D, 2x2 pooling (UNetConfig checks pools)
     missing = [f.name for f in fields(UNetConfig) if f.name not in raw]
     if missing:
         raise ValueError(f"field 'config.{missing[0]}' is missing")

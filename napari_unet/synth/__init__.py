@@ -3,5 +3,7 @@
 - :mod:`.config`: :class:`~.config.SynthConfig`, the ranges each image draws from.
 - :mod:`.objects`: placing, shaping and rasterising the nuclei of an image.
 - :mod:`.images`: one image (:func:`~.images.synth_image`) or a seeded set of them.
+- :mod:`.volumes`: confocal-like 3D stacks of nuclei (anisotropic spacing and blur,
+  attenuation with depth) with exact 3D labels.
 - :mod:`.sample`: the sample image of napari's File › Open Sample.
 """

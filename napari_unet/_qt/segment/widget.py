@@ -232,6 +232,11 @@ class SegmentWidget(QWidget):
             show_probabilities(self.viewer, layer, source, plane, foreground)
         replace = self.existing.currentText() == REPLACE
         target, message = self._write_masks(layer, source, plane, labels, replace)
+        if prediction.axes:  # a whole stack: say how it was read, and which planes
+            n = np.shape(labels)[0]
+            kind = (f" 3D objects through its {n} planes" if "Z" in prediction.axes else
+                    f" objects in its {n} frames (0-{n - 1}), each segmented in 2D")
+            message = message.replace(" objects", kind, 1)
         self.viewer.layers.selection.active = target
         if zoom != 1.0:
             if reason == "auto":

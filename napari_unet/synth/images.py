@@ -36,7 +36,7 @@ class SynthSample:
     clean: np.ndarray | None = None  # noiseless float32 image, when asked for
 
 
-def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
+def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
     """Gaussian-filtered white noise scaled to unit standard deviation."""
     f = ndi.gaussian_filter(rng.standard_normal(shape, dtype=np.float32), sigma)
     return f / max(float(f.std()), 1e-6)
@@ -54,7 +54,7 @@ def _illumination(rng, cfg: SynthConfig, shape) -> np.ndarray:
 def _background(rng, cfg: SynthConfig, shape, d: float) -> np.ndarray:
     """Smooth autofluorescence haze plus large unlabelled out-of-focus blobs."""
     low = tuple(max(4, s // 4) for s in shape)
-    haze = _smooth_noise(rng, low, max(2.0, min(low) / 6))
+    haze = smooth_noise(rng, low, max(2.0, min(low) / 6))
     bg = uniform(rng, cfg.haze) * np.clip(0.5 + 0.35 * haze, 0, None)
     sigma = max(1.0, 0.25 * d * rng.uniform(0.6, 1.2))  # blob sigma at 1/4 scale
     blobs = np.zeros(low, np.float32)
@@ -67,19 +67,19 @@ def _background(rng, cfg: SynthConfig, shape, d: float) -> np.ndarray:
 
 def _texture(rng, cfg: SynthConfig, shape, d: float) -> np.ndarray:
     """Multiplicative interior texture field (mean about 1): chromatin, nucleoli, spots."""
-    t = 1 + uniform_low(rng, cfg.texture) * _smooth_noise(rng, shape, max(0.8, 0.1 * d))
+    t = 1 + uniform_low(rng, cfg.texture) * smooth_noise(rng, shape, max(0.8, 0.1 * d))
     amp = uniform_low(rng, cfg.speckle)
     if amp > 0.02:
-        t = t + amp * _smooth_noise(rng, shape, rng.uniform(0.6, 1.1))
+        t = t + amp * smooth_noise(rng, shape, rng.uniform(0.6, 1.1))
     depth = uniform_low(rng, cfg.spots)
     if depth > 0.05 and d > 10:
-        f = _smooth_noise(rng, shape, max(0.8, 0.06 * d))
+        f = smooth_noise(rng, shape, max(0.8, 0.06 * d))
         t = t * (1 - depth * np.clip(f - 1.7, 0, 0.5) * 2)
         t = t * (1 + rng.uniform(0, 1.5) * depth * np.clip(-f - 1.9, 0, 0.5) * 2)
     return np.clip(t, 0.05, None)
 
 
-def _camera(rng, cfg: SynthConfig, clean: np.ndarray, photons: float, read: float, ref: float):
+def camera(rng, cfg: SynthConfig, clean: np.ndarray, photons: float, read: float, ref: float):
     """Shot and read noise, then gain, offset, quantisation and saturation of a dtype.
 
     ``photons`` electrons per unit of ``clean``; ``ref`` (bright nuclei on the background)
@@ -174,7 +174,7 @@ def synth_image(
     signal = _paint(rng, config, o, shape, d, (obj, idx, rn, u, v), owner[idx] == obj + 1, gain)
     signal = signal + _background(rng, config, shape, d)
     clean = np.clip(b0 + _illumination(rng, config, shape) * signal, 0, None).astype(np.float32)
-    image = _camera(rng, config, clean, photons, read, b0 + 1)
+    image = camera(rng, config, clean, photons, read, b0 + 1)
     return SynthSample(image=image, labels=labels, clean=clean if with_clean else None)
 
 

@@ -13,17 +13,22 @@ from skimage.measure import label as connected_components
 from napari_unet.synth.config import SynthConfig, log_uniform, uniform
 
 
-def _centres(rng, cfg: SynthConfig, shape, n: int, d: float) -> np.ndarray:
-    """Object centres, uniform or in clusters, then pushed apart to the packing distance."""
-    hw = np.array(shape, dtype=np.float64)
-    c = rng.uniform(0, 1, (n, 2)) * hw
-    if rng.random() < cfg.p_clustered:
-        k = max(1, round(n / rng.uniform(3, 30)))
-        heads = rng.uniform(0, 1, (k, 2)) * hw
+def centres(rng, extent, n: int, d: float, p_clustered: float, *, group: float = 30,
+            spread: float = 0.45) -> np.ndarray:
+    """``n`` object centres in a box of ``extent`` (2D or 3D), uniform or, with probability
+    ``p_clustered``, gathered in clusters of 3 to ``group`` objects whose size grows with
+    their count (``spread`` × the diameter ``d`` × the count's square or cube root).
+    """
+    extent = np.asarray(extent, dtype=np.float64)
+    dims = len(extent)
+    c = rng.uniform(0, 1, (n, dims)) * extent
+    if rng.random() < p_clustered:
+        k = max(1, round(n / rng.uniform(3, group)))
+        heads = rng.uniform(0, 1, (k, dims)) * extent
         who = rng.integers(0, k, n)
-        spread = 0.45 * d * np.sqrt(np.bincount(who, minlength=k)[who])[:, None]
+        size = spread * d * np.bincount(who, minlength=k)[who] ** (1 / dims)
         clustered = rng.random(n) > rng.uniform(0, 0.3)  # a few stay scattered
-        c[clustered] = (heads[who] + rng.normal(0, 1, (n, 2)) * spread)[clustered]
+        c[clustered] = (heads[who] + rng.normal(0, 1, (n, dims)) * size[:, None])[clustered]
     return c
 
 
@@ -57,7 +62,7 @@ def draw_objects(rng, cfg: SynthConfig, shape, d: float, floor: float) -> dict[s
     n = rng.poisson(log_uniform(rng, cfg.coverage) * shape[0] * shape[1] / (np.pi * d * d / 4))
     n = int(np.clip(n, 1, min(cfg.max_objects, 2**18)))  # ids must fit in 20 bits
     r = np.clip(0.5 * d * np.exp(rng.normal(0, uniform(rng, cfg.size_spread), n)), 1.75, 0.9 * d)
-    c = _centres(rng, cfg, shape, n, d)
+    c = centres(rng, shape, n, d, cfg.p_clustered)
     p_div, p_bean = uniform(rng, cfg.p_dividing), uniform(rng, cfg.p_bean)
     kind = np.digitize(rng.random(n), np.cumsum([p_div, p_div, p_div, p_bean]))
     peanut, pair, plate, bean = (kind == k for k in range(4))

@@ -25,7 +25,8 @@ from scipy.spatial import cKDTree
 from skimage.measure import label as connected_components
 
 from napari_unet.synth.config import Range, log_uniform, uniform, uniform_low
-from napari_unet.synth.images import _camera, _smooth_noise
+from napari_unet.synth.images import camera, smooth_noise
+from napari_unet.synth.objects import centres
 
 _ID_BITS = 20  # object ids live in the low bits of the ownership key (at most 2**20 - 1 nuclei)
 _BOX_VOXELS = 4_000_000  # voxels rasterised at once: bounds memory to ~100 MB
@@ -99,14 +100,7 @@ def _place(rng, cfg: VolumeConfig, extent: np.ndarray, d: float) -> dict[str, np
     stretch = 1 + np.abs(rng.normal(0, uniform(rng, cfg.elongation), (n, 3)))
     axes = r[:, None] * stretch / np.cbrt(stretch.prod(1))[:, None]
     rot = _rotations(rng, n)
-    c = rng.uniform(0, 1, (n, 3)) * extent
-    if rng.random() < cfg.p_clustered:
-        k = max(1, round(n / rng.uniform(3, 20)))
-        heads = rng.uniform(0, 1, (k, 3)) * extent
-        who = rng.integers(0, k, n)
-        spread = 0.5 * d * np.cbrt(np.bincount(who, minlength=k)[who])[:, None]
-        clustered = rng.random(n) > rng.uniform(0, 0.3)  # a few stay scattered
-        c[clustered] = (heads[who] + rng.normal(0, 1, (n, 3)) * spread)[clustered]
+    c = centres(rng, extent, n, d, cfg.p_clustered, group=20, spread=0.5)
     packing = uniform(rng, cfg.packing)
     for _ in range(4):  # push apart to ``packing`` times the radii facing each other
         pairs = cKDTree(c).query_pairs(2 * packing * axes.max(), output_type="ndarray")
@@ -203,22 +197,22 @@ def _owners(obj, idx, rn, n: int, shape, cfg: VolumeConfig, full: np.ndarray) ->
 
 def _texture(rng, cfg: VolumeConfig, shape, sigma: np.ndarray) -> np.ndarray:
     """Multiplicative interior texture (mean about 1): smooth chromatin and dark nucleoli."""
-    t = 1 + uniform_low(rng, cfg.texture) * _smooth_noise(rng, shape, tuple(sigma))
+    t = 1 + uniform_low(rng, cfg.texture) * smooth_noise(rng, shape, tuple(sigma))
     depth = uniform_low(rng, cfg.spots)
     if depth > 0.05:
-        f = _smooth_noise(rng, shape, tuple(0.6 * sigma))
+        f = smooth_noise(rng, shape, tuple(0.6 * sigma))
         t = t * (1 - depth * np.clip(f - 1.7, 0, 0.5) * 2)
     return np.clip(t, 0.05, None)
 
 
 def _coarse_noise(rng, shape, sigma: np.ndarray, factor: int = 4) -> np.ndarray:
-    """:func:`_smooth_noise` of a large ``sigma`` (voxels per axis), made at 1/``factor`` scale.
+    """:func:`smooth_noise` of a large ``sigma`` (voxels per axis), made at 1/``factor`` scale.
 
     Upsampled by separable linear interpolation (gathers, no BLAS: its threads stall on a
     busy 2-core machine): far faster than filtering or zooming the whole volume.
     """
     low = tuple(max(2, -(-s // factor)) for s in shape)
-    f = _smooth_noise(rng, low, tuple(np.maximum(np.asarray(sigma) / factor, 0.5)))
+    f = smooth_noise(rng, low, tuple(np.maximum(np.asarray(sigma) / factor, 0.5)))
     for ax in (2, 1, 0):  # the last axis first: each step grows the array least
         n, m = shape[ax], low[ax]
         pos = np.clip((np.arange(n) + 0.5) * m / n - 0.5, 0, m - 1)  # pixel centres of both grids
@@ -293,7 +287,7 @@ def synth_volume(
     haze = uniform(rng, config.haze) * np.clip(0.5 + 0.35 * _coarse_noise(rng, shape, 2 * d * to_voxels), 0, None)
     depth = np.exp(loss * np.arange(shape[0], dtype=np.float32))[:, None, None]
     clean = np.clip(b0 + depth * (signal + haze), 0, None).astype(np.float32)
-    image = _camera(rng, config, clean, photons, read, b0 + 1)
+    image = camera(rng, config, clean, photons, read, b0 + 1)
     spacing = (r * pixel, pixel, pixel)
     return SynthVolume(image=image, labels=labels, spacing=spacing, clean=clean if with_clean else None)
 

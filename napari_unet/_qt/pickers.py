@@ -132,7 +132,8 @@ class ModelPicker(QComboBox):
         path = None if data == _DEFAULT else data
         if data == LOAD_FILE:
             path, _ = QFileDialog.getOpenFileName(
-                self, "Load napari-unet model", "", "Model files (*.safetensors);;All files (*)"
+                self, "Load napari-unet model", "",
+                "Model files (*.safetensors *.zip rdf.yaml bioimageio.yaml);;All files (*)"
             )
             if not path:
                 self._show_session_model()

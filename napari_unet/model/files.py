@@ -132,12 +132,17 @@ def state_mismatch(expected: Mapping[str, tuple[int, ...]], found: Mapping[str, 
 def load_model(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> UNet:
     """Load a model file; with no path, the nuclei model shipped with the package.
 
+    A BioImage Model Zoo package (``.zip``, ``rdf.yaml``) that napari-unet exported comes
+    back as the same model (:mod:`napari_unet.model.bioimageio`).
+
     Raises
     ------
     ModelFileError
         If the file is missing, corrupt or not a napari-unet model.
     """
     path = Path(path) if path is not None else DEFAULT_MODEL
+    if path.suffix.lower() == ".zip" or path.name.lower() in ZOO_FILES:
+        return _zoo_package(path, device)
     header = read_header(path)  # checks everything below relies on, before any tensor is built
     config = UNetConfig(**header["config"])
     card = check_card(header["card"], config.in_channels, config.out_channels)
@@ -148,6 +153,26 @@ def load_model(path: str | os.PathLike | None = None, device: str | torch.device
         raise ModelFileError(f"{path}: damaged model file ({exc})") from exc
     model.card = card
     return model.to(device).eval()
+
+
+ZOO_FILES = ("rdf.yaml", "bioimageio.yaml")  # what describes an unpacked Model Zoo package
+
+
+def _zoo_package(path: Path, device) -> UNet:
+    """Our own Model Zoo export as a model; anything else is one ModelFileError saying why."""
+    from napari_unet.model.bioimageio import load_bioimageio  # needs the export extra
+
+    try:
+        model = load_bioimageio(path, device)
+    except (ValueError, ImportError, OSError) as exc:
+        raise ModelFileError(f"{path}: {exc}") from exc
+    if not isinstance(model, UNet):
+        raise ModelFileError(
+            f"{path}: a Model Zoo package napari-unet did not write ({model.name}); it runs for prediction "
+            "with napari_unet.model.bioimageio.load_bioimageio(...).predict(image), not as a model to segment "
+            "and fine-tune here"
+        )
+    return model
 
 
 def model_card(model: UNet) -> ModelCard:

@@ -247,3 +247,21 @@ def test_a_package_napari_unet_cannot_run_gets_one_line_saying_what_is_missing(p
     assert "\n" not in str(info.value)
     with pytest.raises(ValueError, match="not a valid Model Zoo model package"):
         load_bioimageio(rewrite_rdf(package, tmp_path / "bad.zip", lambda rdf: rdf.pop("inputs")))
+
+
+@pytest.mark.slow
+def test_load_model_and_segment_take_our_model_zoo_package(package, no_network, tmp_path, capsys):
+    import tifffile
+
+    from napari_unet import load_model, segment
+    from napari_unet.cli.main import main
+
+    model = load_model(package)
+    assert isinstance(model, UNet) and model.card.name == "tiny nuclei"
+    image = np.random.default_rng(0).random((48, 64)).astype(np.float32)
+    assert segment(image, model, device="cpu").shape == (48, 64)
+    tifffile.imwrite(tmp_path / "a.tif", image)
+    assert main(["segment", str(tmp_path / "a.tif"), "-o", str(tmp_path / "out"), "--model", str(package)]) == 0
+    assert main(["segment", str(tmp_path / "a.tif"), "-o", str(tmp_path / "out"), "--model",
+                 str(tmp_path / "missing.zip")]) == 2
+    assert "missing.zip" in capsys.readouterr().err

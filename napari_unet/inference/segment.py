@@ -113,7 +113,8 @@ def segment_iter(
     return Segmentation(labels, probs, used, order, spacing)
 
 
-MEASURE_PLANES = 3  # planes of a stack on which automatic zoom measures the objects
+MEASURE_PLANES = 3  # planes of a stack on which automatic zoom measures the objects ...
+MEASURE_EDGE = 384  # ... in a central window of at most this many pixels a side (plenty of objects)
 
 
 def _single_plane(image, model, params, task, shape, zoom, auto, tta, kwargs):
@@ -146,8 +147,8 @@ def _stack(image, model, params, task, shape, zoom, auto, tta, kwargs):
     if auto:
         sample = np.unique(np.linspace(0, planes - 1, min(planes, MEASURE_PLANES)).round().astype(int))
         measured = len(sample)
-        sub = np.take(flat, sample, axis=first)
-        sub_shape = (measured, *shape[-2:])
+        sub = _central_window(np.take(flat, sample, axis=first), kwargs["channel_axis"], MEASURE_EDGE)
+        sub_shape = (measured, *spatial_shape(sub, image_channels(model), kwargs["channel_axis"])[-2:])
         job = predict_iter(sub, model, zoom=1.0, keep_zoom=True, **kwargs)
         probs = yield from relay(job, _in_planes(0, measured, measured + planes, "measuring"))
         used = auto_zoom(median_diameter(instances_from_probabilities(probs, params, task, sub_shape)), shape[-2:])
@@ -155,6 +156,16 @@ def _stack(image, model, params, task, shape, zoom, auto, tta, kwargs):
     job = predict_iter(flat, model, zoom=used, keep_zoom=True, tta=tta, **kwargs)
     probs = yield from relay(job, _in_planes(measured, planes, measured + planes, "planes"))
     return probs.reshape(probs.shape[0], *shape[:-2], *probs.shape[-2:]), used
+
+
+def _central_window(planes: np.ndarray, channel_axis: int | None, edge: int) -> np.ndarray:
+    """The central ``edge``² window of every plane (Y and X are the last two non-channel axes)."""
+    y, x = [ax for ax in range(planes.ndim) if channel_axis is None or ax != channel_axis % planes.ndim][-2:]
+    index = [slice(None)] * planes.ndim
+    for ax in (y, x):
+        start = max(0, (planes.shape[ax] - edge) // 2)
+        index[ax] = slice(start, start + edge)
+    return planes[tuple(index)]
 
 
 def _in_planes(offset: int, planes: int, total: int, stage: str):

@@ -78,6 +78,9 @@ def label_image(labels, name: str = "labels") -> np.ndarray:
     if lab.size and lab.min() < 0:
         raise ValueError(f"{name} hold negative values (down to {lab.min()}); 0 is background and objects "
                          "are 1, 2, ...: remove the negative values (an 'ignore' value? use an annotated mask)")
+    if lab.size and int(lab.max()) > 4 * lab.size + 1024:  # sparse huge ids: counting per id would need
+        ids, inverse = np.unique(lab, return_inverse=True)  # an array as long as the largest id
+        lab = (inverse.reshape(lab.shape) + (ids[0] != 0)).astype(np.int64)
     return lab
 
 

@@ -24,6 +24,7 @@ LAYERS = [
     {"training"},
     {"clicks"},
     {"finetune"},
+    {"distributed"},
     {"_qt"},
     {"cli"},
     {"__init__"},  # napari_unet itself: the public API gathers from everywhere

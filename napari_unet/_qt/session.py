@@ -79,11 +79,15 @@ class Session:
     closing()
         The viewer is closing; running jobs were asked to stop and must not
         touch layers any more.
+    masks_refreshed(str)
+        Another widget rewrote masks layers (the fine-tuned model's refresh); the
+        text says what changed, for the Segment widget's status.
     """
 
     model_changed = Signal(object)
     device_changed = Signal(str)
     closing = Signal()
+    masks_refreshed = Signal(str)
 
     def __init__(self, viewer: napari.Viewer):
         self._viewer = weakref.ref(viewer)

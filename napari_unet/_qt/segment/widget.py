@@ -113,6 +113,7 @@ class SegmentWidget(QWidget):
         self.session.model_changed.connect(self._update_state)
         self.session.model_changed.connect(self._show_model_settings)
         self.session.closing.connect(self._on_closing)
+        self.session.masks_refreshed.connect(self._say)  # the masks it reports on were rewritten
         napari_viewer.layers.events.removed.connect(self._on_layer_removed)
 
         software_opengl()  # asks OpenGL once, now rather than at the first Segment

@@ -1,5 +1,6 @@
-"""Reading and writing files: images (TIFF, PNG, JPEG) for the CLI and training folders, and
-the one atomic way every file napari-unet writes gets written.
+"""Reading and writing files: images (TIFF, PNG, JPEG), medical volumes (NIfTI files, DICOM
+series folders: see :mod:`napari_unet.io.medical`) for the CLI and training folders, and the
+one atomic way every file napari-unet writes gets written.
 """
 
 from __future__ import annotations
@@ -9,53 +10,104 @@ import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")  # what read_image reads
 LOSSY_SUFFIXES = (".jpg", ".jpeg")  # never for labels: compression changes their values
+MEDICAL_SUFFIXES = (".nii", ".nii.gz")  # NIfTI volumes; DICOM series are folders
+LABELS_SUFFIX = "_masks.tif"  # output name for an image file: <name>_masks.tif
+MEDICAL_LABELS_SUFFIX = "_seg.nii.gz"  # for a NIfTI file or DICOM series: <name>_seg.nii.gz
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    """An image read from a file, with what the file says about where its voxels lie."""
+
+    data: np.ndarray  # the pixels; volumes in napari's (z, y, x) order
+    spacing: tuple[float, ...] | None = None  # voxel size (z, y, x) in mm; None: the file doesn't say
+    affine: np.ndarray | None = field(default=None, repr=False)  # NIfTI's 4x4 voxel->world; None: no geometry
+    modality: str = ""  # "CT", "MR" ... as the file says ("" unknown); CT values are Hounsfield units
+    name: str = ""  # a layer name: the file name without its suffixes, or the DICOM folder's name
+
+
+def is_medical(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a NIfTI file or a folder of DICOM slices (what read_image_file reads as a volume)."""
+    from napari_unet.io.medical import is_dicom_folder, is_nifti
+
+    return is_nifti(path) or is_dicom_folder(path)
 
 
 def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[str]]:
-    """Files named directly, by glob, or inside folders; plus the inputs that matched nothing."""
+    """Files named directly, by glob, or inside folders; plus the inputs that matched nothing.
+
+    A DICOM series is a folder: a folder of DICOM slices is one input, and so is each
+    such folder inside a folder or matched by a glob.
+    """
     files: list[Path] = []
     missing: list[str] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            found = sorted(p for p in path.iterdir() if _readable(p))
+            found = found or ([path] if is_medical(path) else [])  # a series' slices: the folder is the input
         elif path.exists():
             found = [path]
         else:
-            found = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
+            found = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file() or is_medical(p))
         if not found:
             missing.append(item)
         files.extend(found)
     return list(dict.fromkeys(files)), missing
 
 
-def output_paths(inputs: list[Path], folder: Path, suffix: str = "_masks.tif") -> dict[Path, Path]:
+def _readable(path: Path) -> bool:
+    """Whether a folder's entry is an input: an image file, a NIfTI file or a DICOM series folder."""
+    return path.suffix.lower() in IMAGE_SUFFIXES or is_medical(path)
+
+
+def output_paths(inputs: list[Path], folder: Path, suffix: str | None = None) -> dict[Path, Path]:
     """One output file in ``folder`` per input, never the same for two inputs.
 
     ``<stem><suffix>`` where that is unique; inputs that would share it are told apart
     by their extension (``cell_png_masks.tif``), then by as many parent folders as it
-    takes (``x_cell_png_masks.tif``, ``y_cell_png_masks.tif``).
+    takes (``x_cell_png_masks.tif``, ``y_cell_png_masks.tif``). ``suffix=None`` picks it
+    by input: ``_seg.nii.gz`` for NIfTI files and DICOM folders (``brain.nii.gz`` ->
+    ``brain_seg.nii.gz``), ``_masks.tif`` for other images.
     """
     inputs = list(dict.fromkeys(Path(p) for p in inputs))
-    names = {p: p.stem for p in inputs}
+    suffixes = {p: suffix or (MEDICAL_LABELS_SUFFIX if is_medical(p) else LABELS_SUFFIX) for p in inputs}
+    names = {p: _stem(p) for p in inputs}
     for level in range(max((len(p.parts) for p in inputs), default=0) + 1):
         seen: dict[str, list[Path]] = {}
         for p, name in names.items():
-            seen.setdefault(name.lower(), []).append(p)  # case-insensitive file systems
+            seen.setdefault(f"{name}{suffixes[p]}".lower(), []).append(p)  # case-insensitive file systems
         clashes = [group for group in seen.values() if len(group) > 1]
         if not clashes:
             break
         for group in clashes:
             for p in group:
                 parents = [part for part in p.parent.resolve().parts[1:]][-level:] if level else []
-                names[p] = "_".join([*parents, p.stem, p.suffix.lstrip(".").lower()])
-    return {p: Path(folder) / f"{names[p]}{suffix}" for p in inputs}
+                names[p] = "_".join([*parents, _stem(p), _kind(p)])
+    return {p: Path(folder) / f"{names[p]}{suffixes[p]}" for p in inputs}
+
+
+def _stem(path: Path) -> str:
+    """An input's name without its suffixes: ``brain`` for ``brain.nii.gz``, a DICOM folder's own name."""
+    from napari_unet.io.medical import is_nifti, nifti_stem
+
+    if path.is_dir():
+        return path.name
+    return nifti_stem(path) if is_nifti(path) else path.stem
+
+
+def _kind(path: Path) -> str:
+    """What tells two inputs of one name apart: ``png``, ``nii_gz``, ``dicom`` (a series folder)."""
+    if path.is_dir():
+        return "dicom"
+    return path.name[len(_stem(path)):].lstrip(".").lower().replace(".", "_")
 
 
 def file_layout(image: np.ndarray, n_channels: int) -> tuple[np.ndarray, int | None, str]:
@@ -77,14 +129,40 @@ def file_layout(image: np.ndarray, n_channels: int) -> tuple[np.ndarray, int | N
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read a TIFF (any bit depth, stacks) or PNG/JPEG file into an array.
+    """Read a TIFF (any bit depth, stacks), PNG/JPEG, NIfTI file or DICOM series folder into an array.
+
+    Volumes come in napari's (z, y, x) order; :func:`read_image_file` gives their voxel
+    spacing and affine too.
 
     Raises
     ------
     ValueError
         If the file cannot be read as an image.
     """
+    return read_image_file(path).data
+
+
+def read_image_file(path: str | os.PathLike) -> ImageFile:
+    """Read an image with what its file says of its geometry (NIfTI, DICOM: spacing, affine).
+
+    Raises
+    ------
+    ValueError
+        If the file cannot be read as an image (the message says why and what to do).
+    """
     path = Path(path)
+    if is_medical(path):
+        from napari_unet.io.medical import read_medical
+
+        return read_medical(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: a folder, and no DICOM series; give image files (TIFF/PNG/JPEG/NIfTI) "
+                         "or a folder of one series' DICOM slices")
+    return ImageFile(_read_plain(path), name=path.stem)
+
+
+def _read_plain(path: Path) -> np.ndarray:
+    """A TIFF, PNG or JPEG file's pixels."""
     try:
         if path.suffix.lower() in (".tif", ".tiff"):
             import tifffile
@@ -99,8 +177,26 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise ValueError(f"{path}: not a readable image ({type(exc).__name__}: {exc})") from exc
 
 
-def write_labels(path: str | os.PathLike, labels: np.ndarray) -> None:
-    """Write int32 labels as a compressed TIFF, atomically (see :func:`atomic_path`)."""
+def write_labels(path: str | os.PathLike, labels: np.ndarray, source: ImageFile | None = None) -> None:
+    """Write labels atomically (see :func:`atomic_path`): NIfTI for ``.nii``/``.nii.gz``, else a TIFF.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        ``<name>.nii.gz`` / ``.nii``: a NIfTI label volume; any other name: an int32
+        zlib-compressed TIFF.
+    labels : ndarray
+        Integer labels, volumes in (z, y, x) order.
+    source : ImageFile, optional
+        The image the labels were made from (:func:`read_image_file`): a NIfTI output
+        takes its affine (or its spacing), so the labels lie on the image in any viewer.
+    """
+    from napari_unet.io.medical import is_nifti, write_nifti
+
+    if is_nifti(path):
+        source = source or ImageFile(labels)
+        write_nifti(path, labels, affine=source.affine, spacing=source.spacing)
+        return
     import tifffile
 
     with atomic_path(path) as tmp:

@@ -13,7 +13,7 @@ from napari_unet.cli.common import error
 from napari_unet.devices import resolve_device
 from napari_unet.inference.instances import model_params
 from napari_unet.inference.segment import segment_iter
-from napari_unet.io import expand_inputs, file_layout, output_paths, read_image, write_labels
+from napari_unet.io import expand_inputs, file_layout, output_paths, read_image_file, write_labels
 from napari_unet.model.files import image_channels, load_model, model_card
 from napari_unet.progress import run
 
@@ -73,14 +73,16 @@ def run_segment(args) -> int:
 
 def _segment_file(path: Path, out: Path, model, device, params, args) -> str:
     """Segment one file into ``out``; returns what the output line says about it."""
-    image, channel_axis, layout = read_image(path), args.channel_axis, ""
+    source = read_image_file(path)  # NIfTI/DICOM: with the spacing and affine the output keeps
+    image, channel_axis, layout = source.data, args.channel_axis, ""
     if channel_axis is None and args.axes is None:
         image, channel_axis, layout = file_layout(image, image_channels(model))
-    job = segment_iter(image, model, axes=args.axes, spacing=args.spacing, channel_axis=channel_axis, device=device,
-                       params=params, tile_size=args.tile_size, overlap=args.overlap, zoom=args.zoom, tta=args.tta)
+    job = segment_iter(image, model, axes=args.axes, spacing=args.spacing or source.spacing, channel_axis=channel_axis,
+                       device=device, params=params, tile_size=args.tile_size, overlap=args.overlap, zoom=args.zoom,
+                       tta=args.tta)
     with tqdm(desc=path.name, unit="tile", leave=False, file=sys.stderr) as bar:
         result = run(job, lambda step: _tile_bar(bar, step))
-    write_labels(out, result.labels)
+    write_labels(out, result.labels, source)
     notes = [f"{int(result.labels.max())} objects"]
     if result.zoom != 1.0:
         notes.append(f"seen at zoom x{result.zoom:g}")

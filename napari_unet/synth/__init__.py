@@ -5,5 +5,6 @@
 - :mod:`.images`: one image (:func:`~.images.synth_image`) or a seeded set of them.
 - :mod:`.volumes`: confocal-like 3D stacks of nuclei (anisotropic spacing and blur,
   attenuation with depth) with exact 3D labels.
+- :mod:`.phantom`: abdomen-like MR/CT volumes with a tissue-class map (body, organ, fluid, lesion).
 - :mod:`.sample`: the sample image of napari's File › Open Sample.
 """

@@ -81,6 +81,22 @@ def to_planes(image, n_channels: int, channel_axis: int | None = None) -> tuple[
     return np.moveaxis(arr, -1, 1), spatial
 
 
+def to_volumes(image, n_channels: int, channel_axis: int | None = None) -> tuple[np.ndarray, tuple]:
+    """Return ``(volumes, spatial_shape)`` with volumes shaped (N, C, Z, Y, X), in the input
+    dtype: what a 3D network takes (a ZYX volume, or a TZYX series of them).
+    """
+    image = np.asarray(image)
+    channel_axis, spatial = _layout(image.shape, image.dtype, n_channels, channel_axis, max_dims=4)
+    if len(spatial) < 3:
+        raise ValueError(f"a 3D model needs a volume (Z, Y, X), the image has shape {image.shape}; "
+                         "segment 2D images with a 2D model")
+    arr = image[..., None] if channel_axis is None else np.moveaxis(image, channel_axis, -1)
+    if arr.shape[-1] != n_channels:  # RGB(A) -> what the model takes
+        arr = arr[..., :3].mean(axis=-1, keepdims=True, dtype=np.float32)
+    arr = arr.reshape(-1, *arr.shape[-4:])  # (N, Z, Y, X, C)
+    return np.moveaxis(arr, -1, 1), spatial
+
+
 def spatial_shape(image, n_channels: int, channel_axis: int | None = None, max_dims: int = 3) -> tuple[int, ...]:
     """The shape of ``image`` without its channel axis, as :func:`to_planes` reads it
     (up to ``max_dims`` spatial axes: 4 for a time series of volumes whose axes are known).

@@ -10,7 +10,7 @@ import torch
 
 from napari_unet import checks
 from napari_unet.devices import resolve_device
-from napari_unet.inference.images import normalize, to_planes
+from napari_unet.inference.images import normalize, to_planes, to_volumes
 from napari_unet.inference.tiling import blend_window, tile_slices
 from napari_unet.inference.zoom import resample, zoomed_shape
 from napari_unet.model.card import MAX_ZOOM, MIN_ZOOM
@@ -19,6 +19,9 @@ from napari_unet.model.unet import UNet
 from napari_unet.progress import Progress, relay, run
 
 VIEWS = 8  # test-time augmentation: the tile, mirrored and rotated (the dihedral group)
+TILE_2D = 512  # default tile edge of a 2D network (pixels)
+TILE_3D = (64, 128, 128)  # default (Z, Y, X) tile of a 3D network: ~1 M voxels, a few GB of activations at width 32
+MAX_TILE_Z = 64  # a 3D network given one edge (tile_size=N) takes at most this many planes per tile
 
 
 def predict_iter(
@@ -27,7 +30,7 @@ def predict_iter(
     *,
     channel_axis: int | None = None,
     device: str | torch.device | None = None,
-    tile_size: int = 512,
+    tile_size: int | tuple[int, ...] | None = None,
     overlap: float = 0.25,
     batch_size: int | None = None,
     zoom: float = 1.0,
@@ -41,7 +44,8 @@ def predict_iter(
     ----------
     image
         2D (YX), 3D stack/time series (ZYX, TYX, planes predicted one by one), with an
-        optional channel axis; any numeric dtype.
+        optional channel axis; any numeric dtype. A 3D network (``spatial_dims=3``) takes
+        a volume (ZYX) or a series of them (TZYX) and predicts each volume in 3D tiles.
     model
         A :class:`UNet`; ``None`` loads the default nuclei model.
     channel_axis
@@ -49,11 +53,13 @@ def predict_iter(
     device
         ``None``/``"auto"``: CUDA, then MPS, then CPU.
     tile_size, overlap
-        Square tile edge in pixels, and the fraction by which neighbouring tiles overlap.
+        Tile edge in pixels (one for every axis, or one per axis), and the fraction by which
+        neighbouring tiles overlap. ``None``: 512 for 2D networks, (64, 128, 128) for 3D
+        ones; a single edge given to a 3D network is capped at 64 planes along Z.
     batch_size
         Tiles per forward pass; ``None`` picks 4 on GPUs and 1 on the CPU.
     zoom
-        Magnification at which the network sees each plane (``2``: objects twice as
+        Magnification at which the network sees each plane, in Y and X (``2``: objects twice as
         wide, ``0.5``: half); the probabilities are brought back to the image's pixels.
         Networks separate very small objects better magnified and large ones better
         shrunk (see :func:`napari_unet.segment_iter`, which picks it from the objects it finds).
@@ -77,35 +83,58 @@ def predict_iter(
         shape without its channel axis (its last two, Y and X, zoomed with ``keep_zoom``).
     """
     overlap = checks.number(overlap, "overlap", 0.0, 1.0, high_open=True)
-    tile_size = checks.number(tile_size, "tile_size (pixels)", 16, integer=True)
     zoom = checks.number(zoom, "zoom", MIN_ZOOM, MAX_ZOOM)
     batch_size = None if batch_size is None else checks.number(batch_size, "batch_size", 1, integer=True)
     channel_axis = None if channel_axis is None else checks.number(channel_axis, "channel_axis", integer=True)
     model = checks.model_or_none(model)
     model = load_model() if model is None else model
+    dims = getattr(model.config, "spatial_dims", 2)
+    tile = _tile_shape(tile_size, dims)
     card = model_card(model)
-    planes, spatial = to_planes(image, image_channels(model), channel_axis)
+    to_blocks = to_volumes if dims == 3 else to_planes
+    blocks, spatial = to_blocks(image, image_channels(model), channel_axis)
     dev = resolve_device(device)
-    batch_size = batch_size or (4 if dev.type != "cpu" else 1)
-    shape = tuple(planes.shape[-2:])
-    seen = zoomed_shape(shape, zoom)
-    tiles = tile_slices(seen, tile_size, overlap)
+    batch_size = batch_size or (4 if dev.type != "cpu" and dims == 2 else 1)
+    shape = tuple(blocks.shape[2:])
+    seen = (*shape[:-2], *zoomed_shape(shape[-2:], zoom))
+    tiles = tile_slices(seen, tile, overlap)
     back = seen if keep_zoom else shape
-    # one plane is returned as it comes from the tiles: no second copy of the largest array
-    out = None if len(planes) == 1 else np.empty((model.config.out_channels, len(planes), *back), np.float32)
-    total = len(planes) * len(tiles)
-    for p, plane in enumerate(planes):
-        scaled = plane.astype(np.float32, copy=False) if normalized else normalize(plane, *card.normalization)
+    # one block is returned as it comes from the tiles: no second copy of the largest array
+    out = None if len(blocks) == 1 else np.empty((model.config.out_channels, len(blocks), *back), np.float32)
+    total = len(blocks) * len(tiles)
+    for b, block in enumerate(blocks):
+        scaled = block.astype(np.float32, copy=False) if normalized else _normalized(block, card.normalization)
         x = resample(scaled, seen)
-        job = _predict_plane(model, x, tile_size, overlap, batch_size, dev, VIEWS if tta else 1)
-        first = p * len(tiles)
+        job = _predict_block(model, x, tile, overlap, batch_size, dev, VIEWS if tta else 1)
+        first = b * len(tiles)
         probs = yield from relay(job, lambda done, first=first: Progress(first + done, total, "predict"))
         if out is None:
             out = resample(probs, back)[:, None]
         else:
-            out[:, p] = resample(probs, back)
-        del x, job, probs  # the next plane's input is made after this one's is freed
-    return out.reshape(out.shape[0], *spatial[:-2], *back)
+            out[:, b] = resample(probs, back)
+        del x, job, probs  # the next block's input is made after this one's is freed
+    return out.reshape(out.shape[0], *spatial[: -len(back)], *back)
+
+
+def _tile_shape(tile_size, dims: int) -> tuple[int, ...]:
+    """The tile's edge along each spatial axis of a ``dims``-D network."""
+    if tile_size is None:
+        return (TILE_2D,) * 2 if dims == 2 else TILE_3D
+    if isinstance(tile_size, (tuple, list)):
+        if len(tile_size) != dims:
+            raise ValueError(f"tile_size {tuple(tile_size)} has {len(tile_size)} edges; this {dims}D network "
+                             f"needs {dims} (one per axis) or a single edge")
+        return tuple(checks.number(t, "tile_size (pixels)", 16, integer=True) for t in tile_size)
+    edge = checks.number(tile_size, "tile_size (pixels)", 16, integer=True)
+    return (edge, edge) if dims == 2 else (min(edge, MAX_TILE_Z), edge, edge)
+
+
+def _normalized(block: np.ndarray, percentiles: tuple[float, float]) -> np.ndarray:
+    """A (C, Y, X) plane, or a (C, Z, Y, X) volume with one scale for all its planes."""
+    if block.ndim == 3:
+        return normalize(block, *percentiles)
+    flat = block.reshape(block.shape[0], -1, block.shape[-1])  # (C, Z * Y, X)
+    return normalize(flat, *percentiles).reshape(block.shape)
 
 
 def predict(image, model: UNet | None = None, **kwargs) -> np.ndarray:
@@ -113,23 +142,36 @@ def predict(image, model: UNet | None = None, **kwargs) -> np.ndarray:
     return run(predict_iter(image, model, **kwargs))
 
 
-def _predict_plane(model, x, tile, overlap, batch, dev, views=1) -> Generator[int, None, np.ndarray]:
-    """One normalised (C, Y, X) plane; on GPU out-of-memory, shrink the work and retry."""
+def _predict_block(model, x, tile, overlap, batch, dev, views=1) -> Generator[int, None, np.ndarray]:
+    """One normalised (C, [Z,] Y, X) block; on GPU out-of-memory, shrink the work and retry:
+    the batch first, then the tile's longest edge (down to 128 in Y/X, 16 in Z), then the CPU.
+    """
     while True:
         try:
             return (yield from _tiled(model, x, tile, overlap, batch, dev, views))
         except torch.OutOfMemoryError:
             if dev.type == "cuda":
                 torch.cuda.empty_cache()
+            smaller = _halved(tile)
             if batch > 1:
                 batch //= 2
-            elif tile > 128:
-                tile //= 2
+            elif smaller != tile:
+                tile = smaller
             elif dev.type != "cpu":
                 warnings.warn(f"out of memory on {dev}; falling back to the CPU (slower)", stacklevel=2)
                 dev = torch.device("cpu")
             else:
                 raise
+
+
+def _halved(tile: tuple[int, ...]) -> tuple[int, ...]:
+    """``tile`` with its longest edge halved, or itself when every edge is at its floor."""
+    floors = (16, 128, 128)[-len(tile):] if len(tile) == 3 else (128, 128)
+    room = [t / f for t, f in zip(tile, floors)]
+    axis = int(np.argmax(room))
+    if room[axis] <= 1:
+        return tile
+    return tuple(max(f, t // 2) if i == axis else t for i, (t, f) in enumerate(zip(tile, floors)))
 
 
 def view(x: torch.Tensor, k: int, inverse: bool = False) -> torch.Tensor:
@@ -146,16 +188,24 @@ def view(x: torch.Tensor, k: int, inverse: bool = False) -> torch.Tensor:
     return x
 
 
+def memory_format(ndim: int) -> torch.memory_format:
+    """Channels-last for 2D networks' 4D tensors (faster convolutions on CPU and GPU); plain
+    contiguous for 3D ones' 5D tensors (channels_last_3d is slower for 3x3x3 convolutions on CPU).
+    """
+    return torch.channels_last if ndim == 4 else torch.contiguous_format
+
+
 def ready(model: torch.nn.Module, dev: torch.device) -> torch.nn.Module:
-    """``model`` on ``dev``, channels_last, in eval mode. Checking costs far less than
-    ``.to().eval()``, which walks every module and tensor even when nothing moves: a click's
-    small windows would pay that walk on every pass.
+    """``model`` on ``dev``, channels_last (2D networks), in eval mode. Checking costs far less
+    than ``.to().eval()``, which walks every module and tensor even when nothing moves: a
+    click's small windows would pay that walk on every pass.
     """
     tensors = [*model.parameters(), *model.buffers()]
     placed = all(t.device == dev and (t.dim() != 4 or t.is_contiguous(memory_format=torch.channels_last))
                  for t in tensors)
     if not placed:
-        model = model.to(dev, memory_format=torch.channels_last)
+        fmt = memory_format(4 if getattr(model.config, "spatial_dims", 2) == 2 else 5)
+        model = model.to(dev, memory_format=fmt)
     if any(m.training for m in model.modules()):
         model = model.eval()
     return model
@@ -165,16 +215,16 @@ def _probabilities(model, xb: torch.Tensor, views: int) -> torch.Tensor:
     """Softmax of the model on a batch, averaged over its first ``views`` views."""
     total = None
     for k in range(views):
-        xk = view(xb, k).contiguous(memory_format=torch.channels_last)
+        xk = view(xb, k).contiguous(memory_format=memory_format(xb.dim()))
         p = view(torch.softmax(model(xk).float(), dim=1), k, inverse=True)
         total = p if total is None else total.add_(p)
     return total.div_(views)
 
 
 def _tiled(model, x, tile, overlap, batch, dev, views=1) -> Generator[int, None, np.ndarray]:
-    slices = tile_slices(x.shape[-2:], tile, overlap)
-    acc = np.zeros((model.config.out_channels, *x.shape[-2:]), np.float32)
-    weight = np.zeros(x.shape[-2:], np.float32)
+    slices = tile_slices(x.shape[1:], tile, overlap)
+    acc = np.zeros((model.config.out_channels, *x.shape[1:]), np.float32)
+    weight = np.zeros(x.shape[1:], np.float32)
     window = blend_window(*x[(0, *slices[0])].shape)
     window_t = torch.tensor(window, device=dev)  # a copy: the cached window is read-only
     model = ready(model, dev)
@@ -183,7 +233,7 @@ def _tiled(model, x, tile, overlap, batch, dev, views=1) -> Generator[int, None,
     for start in range(0, len(slices), batch):
         group = slices[start : start + batch]
         xb = torch.from_numpy(np.stack([x[(slice(None), *s)] for s in group]))
-        xb = xb.to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        xb = xb.to(dev, non_blocking=True).contiguous(memory_format=memory_format(xb.dim()))
         with torch.inference_mode(), torch.autocast(dev.type, dtype=amp_dtype, enabled=use_amp):
             probs = _probabilities(model, xb, views).mul_(window_t).cpu().numpy()
         for s, p in zip(group, probs):

@@ -20,17 +20,21 @@ def tile_starts(size: int, tile: int, overlap: float) -> list[int]:
     return [*starts, size - tile]
 
 
-def tile_slices(shape: tuple[int, int], tile: int, overlap: float) -> list[tuple[slice, slice]]:
-    """(y, x) slices of every tile of a 2D plane, row by row."""
-    ys = tile_starts(shape[0], tile, overlap)
-    xs = tile_starts(shape[1], tile, overlap)
-    th, tw = min(tile, shape[0]), min(tile, shape[1])
-    return [(slice(y, y + th), slice(x, x + tw)) for y, x in itertools.product(ys, xs)]
+def tile_slices(shape: tuple[int, ...], tile: int | tuple[int, ...], overlap: float) -> list[tuple[slice, ...]]:
+    """Slices of every tile of a plane (Y, X) or a volume (Z, Y, X), in C order.
+
+    ``tile`` is one edge for every axis or one per axis; tiles never exceed the image.
+    """
+    edges = (tile,) * len(shape) if isinstance(tile, int) else tuple(tile)
+    starts = [tile_starts(n, t, overlap) for n, t in zip(shape, edges)]
+    sizes = [min(t, n) for n, t in zip(shape, edges)]
+    return [tuple(slice(a, a + n) for a, n in zip(corner, sizes)) for corner in itertools.product(*starts)]
 
 
 @lru_cache(maxsize=8)
-def blend_window(height: int, width: int) -> np.ndarray:
-    """Smooth (Hann-like, never zero) weights so overlapping tiles fade into each other.
+def blend_window(*shape: int) -> np.ndarray:
+    """Smooth (Hann-like, never zero) weights so overlapping tiles fade into each other,
+    for a tile of any number of axes.
 
     Centre pixels, which saw the most context, count most; the floor of 1e-3 keeps
     image borders (covered by one tile only) well defined.
@@ -38,6 +42,8 @@ def blend_window(height: int, width: int) -> np.ndarray:
     def ramp(n: int) -> np.ndarray:
         return np.maximum(np.sin(np.pi * (np.arange(n) + 0.5) / n), 1e-3).astype(np.float32)
 
-    window = np.outer(ramp(height), ramp(width))
+    window = np.ones((), np.float32)
+    for n in shape:
+        window = np.multiply.outer(window, ramp(n))
     window.setflags(write=False)
     return window

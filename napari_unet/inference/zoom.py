@@ -30,15 +30,15 @@ def zoomed_shape(shape: tuple[int, int], zoom: float) -> tuple[int, int]:
     return tuple(max(1, int(round(n * zoom))) for n in shape)
 
 
-def resample(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """(C, Y, X) float32 resampled to (C, *shape): bilinear up, pixel averages down."""
-    if tuple(x.shape[-2:]) == tuple(shape):
+def resample(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """(C, Y, X) or (C, Z, Y, X) float32 resampled to (C, *shape): (bi/tri)linear up, averages down."""
+    if tuple(x.shape[1:]) == tuple(shape):
         return x
     t = torch.from_numpy(np.ascontiguousarray(x))[None]
-    if all(n <= m for n, m in zip(shape, x.shape[-2:])):
+    if all(n <= m for n, m in zip(shape, x.shape[1:])):
         t = F.interpolate(t, size=shape, mode="area")
     else:
-        t = F.interpolate(t, size=shape, mode="bilinear", align_corners=False)
+        t = F.interpolate(t, size=shape, mode="bilinear" if len(shape) == 2 else "trilinear", align_corners=False)
     return t[0].numpy()
 
 

@@ -70,5 +70,6 @@ def write_nifti_volume(path: Path, zyx: np.ndarray, affine: np.ndarray) -> Path:
     """Write a (z, y, x) array as NIfTI with nibabel (stored x, y, z as the format wants)."""
     import nibabel as nib
 
+    path.parent.mkdir(parents=True, exist_ok=True)
     nib.save(nib.Nifti1Image(np.ascontiguousarray(zyx.T), affine), path)
     return path

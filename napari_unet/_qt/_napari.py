@@ -37,3 +37,12 @@ def attach_overlays(layer, held: list[tuple[str, object]]) -> None:
     overlays = getattr(layer, "_overlays", None)
     if overlays is not None:
         overlays.update({key: overlay for key, overlay in held if key not in overlays})
+
+
+def scene_canvas(viewer):
+    """The vispy canvas that draws ``viewer`` (its ``events.draw`` fires after each frame), or None.
+
+    napari 0.9.2: ``Window._qt_viewer.canvas._scene_canvas``.
+    """
+    qt_viewer = getattr(getattr(unwrap(viewer), "window", None), "_qt_viewer", None)
+    return getattr(getattr(qt_viewer, "canvas", None), "_scene_canvas", None)

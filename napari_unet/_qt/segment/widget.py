@@ -38,6 +38,7 @@ from napari_unet._qt.pickers import DevicePicker, ImageLayerPicker, ModelPicker
 from napari_unet._qt.segment.settings import AdvancedSettings
 from napari_unet._qt.session import Prediction, session_for
 from napari_unet._qt.widgets import StatusLabel, combo
+from napari_unet.inference.doubts import out_of_depth
 from napari_unet.inference.instances import model_params
 from napari_unet.model.files import image_channels, model_card
 from napari_unet.progress import Progress
@@ -175,7 +176,8 @@ class SegmentWidget(QWidget):
                 return
             axes = axes_of(source, kind)
             spacing = tuple(float(s) for s in np.asarray(layer.scale)[list(source.spatial_axes)])
-        version, task = self.session.model_version, model_card(model).task
+        card = model_card(model)
+        version, task = self.session.model_version, card.task
         run_settings = self.advanced.predict_kwargs()  # as they are now: the message says which zoom
         # why the network sees the image at its zoom: the objects' size, the model's own, or the setting
         reason = "set" if run_settings["zoom"] is not None else ("model" if model_card(model).zoom else "auto")
@@ -194,7 +196,7 @@ class SegmentWidget(QWidget):
             on_progress=self._progress,
             on_result=lambda result: self._show_result(layer, source, plane, Prediction(
                 result[0].probabilities, plane, version, task, result[0].labels.shape, result[0].axes,
-                result[0].spacing), result[0].labels, result[0].zoom, reason, result[1]),
+                result[0].spacing), result[0].labels, result[0].zoom, reason, result[1], card),
             on_error=self._failed,
             on_finished=self._finished,
         )
@@ -224,7 +226,7 @@ class SegmentWidget(QWidget):
         set_bar(self.bar, step.done, max(step.total, 1), f"{STAGES.get(step.stage, step.stage)} %v/%m")
 
     def _show_result(self, layer, source: ModelInput, plane, prediction: Prediction, labels,
-                     zoom: float = 1.0, reason: str = "auto", foreground=None) -> None:
+                     zoom: float = 1.0, reason: str = "auto", foreground=None, card=None) -> None:
         if layer not in self.viewer.layers:
             self._say(f"'{layer.name}' was removed while it was segmented; the result was dropped.")
             return
@@ -239,7 +241,10 @@ class SegmentWidget(QWidget):
                     f" objects in its {n} frames (0-{n - 1}), each segmented in 2D")
             message = message.replace(" objects", kind, 1)
         self.viewer.layers.selection.active = target
-        if zoom != 1.0:
+        doubt = out_of_depth(labels, card) if card is not None else None
+        if doubt:  # instead of the zoom's story: the count alone would read as a confident answer
+            message += f" {doubt}"
+        elif zoom != 1.0:
             if reason == "auto":
                 message += (f" The objects are {'small' if zoom > 1 else 'large'}, so the network saw the "
                             f"image at zoom ×{zoom:g} (Advanced › zoom).")

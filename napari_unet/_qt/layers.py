@@ -12,6 +12,7 @@ import numpy as np
 from napari.layers import Labels
 
 from napari_unet.inference.images import validate_image
+from napari_unet.io.napari_hooks import AFFINE
 
 
 @dataclass(frozen=True)
@@ -82,12 +83,17 @@ def spatial_transform(layer, spatial_axes: tuple[int, ...]) -> dict:
     """The image layer's scale and translate for a layer over its spatial axes only.
 
     An RGB layer's channel axis is last and not a layer dimension, so its spatial axes
-    index ``scale`` directly, as a channels-first layer's do.
+    index ``scale`` directly, as a channels-first layer's do. A volume read from a
+    NIfTI/DICOM file passes on its affine (``metadata["affine"]``), so masks saved as
+    NIfTI lie on the scan.
     """
     axes = list(spatial_axes)
+    affine = getattr(layer, "metadata", {}).get(AFFINE)
+    on_volume = affine is not None and axes[-3:] == list(range(layer.ndim - 3, layer.ndim))
     return {
         "scale": tuple(np.asarray(layer.scale)[axes]),
         "translate": tuple(np.asarray(layer.translate)[axes]),
+        "metadata": {AFFINE: affine} if on_volume else {},
     }
 
 
@@ -109,11 +115,10 @@ def show_probabilities(viewer, image_layer, source: ModelInput, plane, foregroun
     if existing is not None:
         existing.data = data
     else:
-        viewer.add_image(
-            data, name=name, colormap="magma", opacity=0.5, blending="additive",
-            contrast_limits=(0.0, 1.0), metadata={OUTPUT: "probabilities"},
-            **spatial_transform(image_layer, source.spatial_axes),
-        )
+        transform = spatial_transform(image_layer, source.spatial_axes)
+        transform["metadata"][OUTPUT] = "probabilities"
+        viewer.add_image(data, name=name, colormap="magma", opacity=0.5, blending="additive",
+                         contrast_limits=(0.0, 1.0), **transform)
 
 
 OUTPUT = "napari_unet"  # metadata key of the image layers napari-unet makes

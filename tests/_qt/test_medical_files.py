@@ -74,3 +74,23 @@ def test_labels_without_an_affine_save_with_their_scale(make_napari_viewer, tmp_
     saved = nib.load(tmp_path / "masks.nii")
     np.testing.assert_allclose(saved.affine @ [0, 0, 1, 1], [2.0, 1.0, 9.0, 1.0])  # x, y, z in mm
     assert np.asarray(saved.dataobj).max() == 7
+
+
+@pytest.mark.slow
+def test_masks_segmented_on_a_scan_save_onto_the_scan(qtbot, viewer_widget, tmp_path):
+    """Open a NIfTI, Segment it, File > Save Selected Layer: the masks carry the scan's affine."""
+    from _qt_helpers import disk_labels, disks, run_segment
+
+    viewer, widget = viewer_widget
+    plane = disks()
+    volume = np.stack([np.full_like(plane, 10), plane, plane, np.full_like(plane, 10)])
+    viewer.open(write_nifti_volume(tmp_path / "scan.nii.gz", volume, AFFINE), plugin="napari-unet")
+    widget.stack_axis.setCurrentText("Z: depth (3D objects)")
+    run_segment(qtbot, widget)
+    masks = viewer.layers["scan masks"]
+    np.testing.assert_allclose(masks.scale, (2.5, 0.7, 0.8))
+    viewer.layers.selection = {masks}
+    viewer.layers.save(str(tmp_path / "scan_seg.nii.gz"), selected=True, plugin="napari-unet")
+    saved = nib.load(tmp_path / "scan_seg.nii.gz")
+    np.testing.assert_allclose(saved.affine, AFFINE)
+    np.testing.assert_array_equal(np.asarray(saved.dataobj).T[1] > 0, disk_labels(plane) > 0)

@@ -38,7 +38,7 @@ from napari_unet._qt.pickers import DevicePicker, ImageLayerPicker, ModelPicker
 from napari_unet._qt.segment.settings import AdvancedSettings
 from napari_unet._qt.session import Prediction, session_for
 from napari_unet._qt.widgets import StatusLabel, combo
-from napari_unet.inference.doubts import out_of_depth
+from napari_unet.inference.doubts import PURPOSES, out_of_depth
 from napari_unet.inference.instances import model_params
 from napari_unet.model.files import image_channels, model_card
 from napari_unet.progress import Progress
@@ -340,7 +340,8 @@ class SegmentWidget(QWidget):
             self._model_error = ""
             card = model_card(model)
             n = image_channels(model)
-            self.model_info.setText(f"{card.task} model, {n} channel{'s' * (n != 1)} in")
+            made_for = f"made for {PURPOSES[card.name]}; " if card.name in PURPOSES else ""
+            self.model_info.setText(f"{made_for}{card.task} model, {n} channel{'s' * (n != 1)} in")
         else:
             self.model_info.setText(self._model_error or "no model loaded")
         layer = self.image.current_layer()

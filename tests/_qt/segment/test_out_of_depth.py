@@ -13,6 +13,7 @@ def _segment_with_shipped_model(qtbot, make_napari_viewer, image, name):
     viewer = make_napari_viewer()  # no model loaded: the widget uses the shipped nuclei model
     _, widget = viewer.window.add_plugin_dock_widget("napari-unet", "Segment")
     viewer.add_image(image, name=name)
+    assert "made for 2D fluorescence nuclei" in widget.model_info.text()  # before any answer
     run_segment(qtbot, widget)
     return widget.status.text()
 

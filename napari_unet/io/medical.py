@@ -216,11 +216,13 @@ def affine_spacing(affine: np.ndarray) -> tuple[float, float, float]:
 
 
 def display_range(image: ImageFile) -> tuple[float, float]:
-    """Contrast limits that show the anatomy: CT's body (over -500 HU) or any image's 0.5-99.5 percentiles."""
+    """Contrast limits that show the anatomy: the 0.5-99.5 percentiles of CT's soft tissue and bone
+    (over -200 HU: air and the blurred skin edge are black), or of any other image.
+    """
     data = np.asarray(image.data)
     sample = data[tuple(slice(None, None, max(1, n // 64)) for n in data.shape)]  # ~64 steps per axis
-    if image.modality == "CT" and (sample > -500).any():
-        sample = sample[sample > -500]
+    if image.modality == "CT" and (sample > -200).any():
+        sample = sample[sample > -200]
     low, high = np.percentile(sample, (0.5, 99.5)) if sample.size else (0.0, 1.0)
     if high <= low:
         low, high = float(data.min()), float(data.max())

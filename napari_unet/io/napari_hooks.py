@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_unet.io.files import is_medical, read_image_file
+from napari_unet.io.files import ImageFile, is_medical, read_image_file
 from napari_unet.io.medical import display_range, spacing_affine, write_nifti
 
 AFFINE = "affine"  # metadata key: the NIfTI affine of the file a layer came from
@@ -44,17 +44,24 @@ def read_layers(path: str | list[str]) -> list[tuple[np.ndarray, dict[str, Any],
         source path, named after the file.
     """
     path = path[0] if isinstance(path, list) else path
-    image = read_image_file(path)
+    return [image_layer(read_image_file(path), str(path))]
+
+
+def image_layer(image: ImageFile, source: str = "") -> tuple[np.ndarray, dict[str, Any], str]:
+    """An image read from a file (or made like one) as napari's layer-data tuple.
+
+    ``scale`` is the voxel spacing (1 on a leading time axis), ``metadata`` holds the
+    affine, spacing, modality and ``source`` path, contrast limits show the anatomy.
+    """
     spacing = tuple(image.spacing or (1.0, 1.0, 1.0))
-    scale = (1.0,) * (image.data.ndim - len(spacing)) + spacing
     kwargs = {
         "name": image.name,
-        "scale": scale,
+        "scale": (1.0,) * (image.data.ndim - len(spacing)) + spacing,
         "colormap": "gray",
         "contrast_limits": display_range(image),
-        "metadata": {AFFINE: image.affine, "spacing": spacing, "modality": image.modality, SOURCE: str(path)},
+        "metadata": {AFFINE: image.affine, "spacing": spacing, "modality": image.modality, SOURCE: source},
     }
-    return [(image.data, kwargs, "image")]
+    return image.data, kwargs, "image"
 
 
 def write_labels_layer(path: str, data: Any, meta: dict[str, Any]) -> list[str]:

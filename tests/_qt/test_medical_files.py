@@ -94,3 +94,16 @@ def test_masks_segmented_on_a_scan_save_onto_the_scan(qtbot, viewer_widget, tmp_
     saved = nib.load(tmp_path / "scan_seg.nii.gz")
     np.testing.assert_allclose(saved.affine, AFFINE)
     np.testing.assert_array_equal(np.asarray(saved.dataobj).T[1] > 0, disk_labels(plane) > 0)
+
+
+def test_open_sample_phantom_shows_tissue_names(make_napari_viewer):
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-unet", "phantom_mr")
+    image, classes = viewer.layers
+    assert image.data.ndim == 3 and image.data.dtype == np.float32
+    np.testing.assert_allclose(image.scale, (3.0, 1.0, 1.0))  # thick MR slices: shown in mm, not squashed
+    np.testing.assert_allclose(classes.scale, image.scale)
+    organ = np.argwhere(classes.data == 2)[0]
+    status = classes.get_status(classes.data_to_world(organ), world=True)
+    assert "class: organ" in status["coordinates"]  # the status bar names the tissue under the mouse
+    assert set(np.unique(classes.data)) == {0, 1, 2, 3, 4}

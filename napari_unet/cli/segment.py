@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from napari_unet.cli.blockwise import add_block_options, segment_zarrs, zarr_inputs
 from napari_unet.cli.common import error
 from napari_unet.devices import resolve_device
 from napari_unet.inference.instances import model_params
@@ -21,8 +22,9 @@ from napari_unet.progress import run
 def add_segment(sub) -> None:
     """Register ``napari-unet segment``."""
     p = sub.add_parser("segment", help="segment images into instance-label TIFFs")
-    p.add_argument("inputs", nargs="+", help="image files (TIFF/PNG/JPEG), globs or folders")
-    p.add_argument("-o", "--output", required=True, type=Path, help="folder for <name>_masks.tif")
+    p.add_argument("inputs", nargs="+", help="image files (TIFF/PNG/JPEG), globs or folders; zarr/OME-Zarr images")
+    p.add_argument("-o", "--output", required=True, type=Path,
+                   help="folder for <name>_masks.tif (zarr inputs: OUT.zarr, or IMAGE.zarr/labels/NAME)")
     p.add_argument("--model", type=Path, help="model file (default: the shipped nuclei model)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
     p.add_argument("--tile-size", type=int, default=512, help="tile edge in pixels (default 512)")
@@ -43,6 +45,7 @@ def add_segment(sub) -> None:
     p.add_argument("--min-relative-size", type=float, default=None,
                    help="remove objects under this fraction of the median object area (default 0.15; 0 keeps all)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    add_block_options(p)
     p.set_defaults(func=run_segment)
 
 
@@ -50,13 +53,15 @@ def run_segment(args) -> int:
     """Segment every input file; one line per file, exit 1 if any failed."""
     model = load_model(args.model)
     device = resolve_device(args.device)  # an unknown device is one line, before any file
-    files, missing = expand_inputs(args.inputs)
+    zarrs, others = zarr_inputs(args.inputs)
+    files, missing = expand_inputs(others) if others or not zarrs else ([], [])
     for item in missing:
         error(f"{item}: no such file, or no images in that folder")
-    args.output.mkdir(parents=True, exist_ok=True)
+    if files or not zarrs:
+        args.output.mkdir(parents=True, exist_ok=True)
     sizes = {"min_size": args.min_size, "min_relative_size": args.min_relative_size}
     params = replace(model_params(model_card(model)), **{k: v for k, v in sizes.items() if v is not None})
-    failed = len(missing)
+    failed = len(missing) + (segment_zarrs(zarrs, model, device, params, args) if zarrs else 0)
     for path, out in output_paths(files, args.output).items():  # planned first: two inputs never share one
         if out.exists() and not args.overwrite:
             error(f"{out} exists; pass --overwrite to replace it")

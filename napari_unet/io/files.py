@@ -31,6 +31,7 @@ class ImageFile:
     affine: np.ndarray | None = field(default=None, repr=False)  # NIfTI's 4x4 voxel->world; None: no geometry
     modality: str = ""  # "CT", "MR" ... as the file says ("" unknown); CT values are Hounsfield units
     name: str = ""  # a layer name: the file name without its suffixes, or the DICOM folder's name
+    is_labels: bool = False  # the file says it holds labels (a NIfTI with intent "label", as napari-unet writes)
 
 
 def is_medical(path: str | os.PathLike) -> bool:

@@ -72,7 +72,8 @@ def read_nifti(path: str | os.PathLike) -> ImageFile:
     -------
     ImageFile
         ``data`` in (z, y, x) order, ``spacing`` (z, y, x) in mm, ``affine`` (NIfTI's),
-        ``modality`` ``"CT"`` when the values look like Hounsfield units, else ``""``.
+        ``modality`` ``"CT"`` when the values look like Hounsfield units, else ``""``;
+        ``is_labels`` for integer data with the NIfTI intent "label" (:func:`write_nifti`'s).
 
     Raises
     ------
@@ -106,6 +107,7 @@ def read_nifti(path: str | os.PathLike) -> ImageFile:
         affine=affine,
         modality="CT" if _looks_like_hounsfield(data) else "",
         name=nifti_stem(path),
+        is_labels=data.dtype.kind in "iu" and img.header.get_intent()[0] == "label",
     )
 
 

@@ -5,7 +5,7 @@ out; a path, an array and the layer's attributes in, the written paths out. No Q
 
 - Reader: a NIfTI file or a DICOM series folder becomes an image layer with the voxel
   spacing as ``scale``, the affine in ``metadata["affine"]`` and contrast limits that
-  show the anatomy (CT stays in Hounsfield units).
+  show the anatomy (CT stays in Hounsfield units); a NIfTI label file, a Labels layer.
 - Writer: a Labels layer becomes a NIfTI label volume with the source image's affine
   (the layer's ``metadata["affine"]``, which napari-unet's layers copy from their image),
   else an affine made of the layer's scale and translate.
@@ -34,17 +34,23 @@ def get_reader(path: str | list[str]):
 
 
 def read_layers(path: str | list[str]) -> list[tuple[np.ndarray, dict[str, Any], str]]:
-    """One image layer from a NIfTI file or DICOM series folder.
+    """One image layer from a NIfTI file or DICOM series folder (a Labels layer for NIfTI labels).
 
     Returns
     -------
     list of tuple
         ``[(data, kwargs, "image")]``: data in (z, y, x) order (``(t, z, y, x)`` for 4D),
         ``scale`` the voxel spacing in mm, ``metadata`` the affine, spacing, modality and
-        source path, named after the file.
+        source path, named after the file. A NIfTI file whose header says it holds labels
+        (integers, intent "label", as :func:`write_labels_layer` writes) gives
+        ``"labels"``, so a saved segmentation opens as one.
     """
     path = path[0] if isinstance(path, list) else path
-    return [image_layer(read_image_file(path), str(path))]
+    image = read_image_file(path)
+    if image.is_labels:  # labels saved by napari-unet (or any tool that marks them): a Labels layer again
+        data, kwargs, _ = image_layer(image, str(path))
+        return [(data, {k: kwargs[k] for k in ("name", "scale", "metadata")}, "labels")]
+    return [image_layer(image, str(path))]
 
 
 def image_layer(image: ImageFile, source: str = "") -> tuple[np.ndarray, dict[str, Any], str]:

@@ -48,6 +48,10 @@ def test_open_a_nifti_scan(make_napari_viewer, tmp_path):
     saved = nib.load(tmp_path / "abdomen_seg.nii.gz")
     np.testing.assert_allclose(saved.affine, AFFINE)
     np.testing.assert_array_equal(np.asarray(saved.dataobj), (zyx > 300).T)  # voxel for voxel on the scan
+    (reopened,) = viewer.open(tmp_path / "abdomen_seg.nii.gz", plugin="napari-unet")
+    assert reopened._type_string == "labels"  # a saved segmentation opens as labels again, on the scan
+    np.testing.assert_array_equal(reopened.data, zyx > 300)
+    np.testing.assert_allclose(reopened.scale, layer.scale)
 
 
 def test_open_a_dicom_series_in_hounsfield_units(make_napari_viewer, tmp_path):

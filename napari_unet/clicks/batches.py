@@ -8,9 +8,10 @@ import numpy as np
 import torch
 from scipy import ndimage as ndi
 
-from napari_unet.clicks.protocol import next_click
-from napari_unet.clicks.segmenter import ClickConfig, encode_clicks
+from napari_unet.clicks.protocol import human_click, next_click
+from napari_unet.clicks.segmenter import ClickConfig, encode_clicks, farthest_point
 from napari_unet.clicks.types import Click
+from napari_unet.inference.segment import segment
 from napari_unet.labels import fraction_inside
 from napari_unet.model.unet import UNet
 from napari_unet.training.augment import augment, build_transform
@@ -36,6 +37,17 @@ class ClickSimConfig:
     p_perturbed: float = 0.3  # previous mask = the true one perturbed, plus a click on its error
     max_perturbation: int = 3  # pixels (in the network input) of growth, shrinkage or shift
     boundary_weight: float = 2.0  # extra loss weight on the object's border band: IoU lives there
+    p_segmented: float = 0.0  # previous mask = the segmentation model's object, as after a first click
+    p_human: float = 0.0  # a correcting click anywhere deep in the error region, not at its centre
+    small_weight: float = 0.0  # loss weight x (1 + this) for objects under small_diameter px across
+    small_diameter: float = 12.0  # (equivalent diameter in the image, before the window's zoom)
+    dim_weight: float = 0.0  # loss weight x (1 + this) for objects dimmer than dim_contrast
+    dim_contrast: float = 0.15  # object mean minus its surroundings' mean, normalised intensity
+
+
+SEGMENTED_SIM = ClickSimConfig(p_random=0.2, p_iterative=0.2, p_perturbed=0.15, p_segmented=0.45, p_human=0.5,
+                               small_weight=1.0, dim_weight=1.0)
+"""Clicks as the viewer sees them: most later clicks correct the segmentation model's object."""
 
 
 @dataclass(eq=False)
@@ -46,6 +58,8 @@ class _Item:
     target: np.ndarray  # (P, P) bool, the object
     annotated: np.ndarray  # (P, P) bool
     clicks: list[Click]
+    segmented: np.ndarray | None  # (P, P) bool, the segmentation model's object, if asked for
+    weight: float  # loss weight of the object (small and dim ones count more)
     previous: np.ndarray | None = None  # (P, P) bool mask before the latest click
 
 
@@ -64,40 +78,54 @@ class ClickSampler:
         The run's generator.
     sim, clicks
         Window and click sampling; click encoding (must match inference).
+    segmentation
+        The segmentation model whose objects are the previous masks of ``sim.p_segmented``
+        of the batch (as in the viewer, where it answers first clicks); None: none are.
     """
 
     def __init__(self, source: Source, model: UNet, config: TrainConfig, rng: np.random.Generator,
-                 sim: ClickSimConfig = ClickSimConfig(), clicks: ClickConfig = ClickConfig()):
+                 sim: ClickSimConfig = ClickSimConfig(), clicks: ClickConfig = ClickConfig(),
+                 segmentation: UNet | None = None):
         self.source, self.model, self.rng = source, model, rng
         self.size, self.batch_size = config.patch_size, config.batch_size
-        self.sim, self.clicks = sim, clicks
+        self.sim, self.clicks, self.segmentation = sim, clicks, segmentation
         self.transform = build_transform(config.augment, config.patch_size)
+        self._segmented: dict = {}  # id(sample) -> (sample, the segmentation model's labels)
 
     def __call__(self) -> Batch:
         """One batch: windows around objects, their simulated clicks, targets and weights."""
-        items = [self._item() for _ in range(self.batch_size)]
-        draws = self.rng.random(len(items))
-        sim = self.sim
-        for item, u in zip(items, draws):
-            if sim.p_iterative <= u < sim.p_iterative + sim.p_perturbed:
+        sim, rng = self.sim, self.rng
+        p_seg = sim.p_segmented if self.segmentation is not None else 0.0
+        # each window: from scratch with iterative clicks, a perturbed truth, the segmentation
+        # model's object (then possibly iterative clicks), or only its first clicks
+        kinds = rng.choice(4, size=self.batch_size, p=_kind_probabilities(sim, p_seg))
+        items = [self._item(kind == 2) for kind in kinds]
+        rounds = []
+        for item, kind in zip(items, kinds):
+            n = int(rng.integers(1, sim.max_iterative + 1))
+            if kind == 1:
                 self._perturb(item)
-        rounds = [int(self.rng.integers(1, sim.max_iterative + 1)) if u < sim.p_iterative else 0
-                  for u in draws]
+            elif kind == 2:
+                self._correct(item, item.segmented)
+                n -= 1  # the segmentation model answered the first click
+            rounds.append(n if kind in (0, 2) else 0)
         self._iterate(items, rounds)
         x = torch.stack([self._input(item) for item in items])
-        classes, weights = zip(*(self._targets(item.target, item.annotated) for item in items))
+        classes, weights = zip(*(self._targets(item) for item in items))
         return Batch(x, torch.from_numpy(np.stack(classes)), torch.from_numpy(np.stack(weights)))
 
     # -- one object ---------------------------------------------------------------------
-    def _item(self):
+    def _item(self, segmented: bool = False) -> _Item:
         for _ in range(50):
             sample = self.source.sample(self.rng)
             obj_id, box = self._pick_object(sample)
             if obj_id is None:
                 continue
-            img, obj, ann = self._window(sample, obj_id, box)
+            seg = self._segmented_object(sample, obj_id, box) if segmented else None
+            img, obj, ann, seg = self._window(sample, obj_id, box, seg)
             if obj.sum() >= MIN_PIXELS:
-                return _Item(img, obj, ann, self._clicks(obj, ann))
+                weight = self._object_weight(sample, obj_id, box)
+                return _Item(img, obj, ann, self._clicks(obj, ann), seg, weight)
         raise ValueError("no labelled objects to click on in the training images; label some objects first")
 
     def _pick_object(self, sample: Sample):
@@ -111,7 +139,38 @@ class ClickSampler:
         obj_id = int(ids[self.rng.integers(ids.size)])
         return obj_id, boxes[obj_id - 1]
 
-    def _window(self, sample: Sample, obj_id: int, box):
+    def _segmented_object(self, sample: Sample, obj_id: int, box) -> np.ndarray:
+        """The segmentation model's object under the object's centre (a first click there, as
+        in the viewer); empty where it finds nothing. The model segments each image once
+        (the viewer asks it for a window around the click: the same objects, mostly).
+        """
+        key = id(sample)
+        if key not in self._segmented or self._segmented[key][0] is not sample:
+            if len(self._segmented) > 2048:  # fresh images every sample: keep the cache bounded
+                self._segmented.clear()
+            labels = segment(sample.image, self.segmentation, channel_axis=0,
+                             device=next(self.model.parameters()).device)
+            self._segmented[key] = (sample, labels)  # the sample kept: its id is never reused
+        labels = self._segmented[key][1]
+        y, x = farthest_point(sample.labels[box] == obj_id)
+        label = labels[box][y, x]
+        return labels == label if label else np.zeros(labels.shape, bool)
+
+    def _object_weight(self, sample: Sample, obj_id: int, box) -> float:
+        """1, more for small objects and for dim ones (the errors are mostly theirs)."""
+        sim = self.sim
+        if not (sim.small_weight or sim.dim_weight):
+            return 1.0
+        grown = tuple(slice(max(s.start - 4, 0), s.stop + 4) for s in box)
+        obj = sample.labels[grown] == obj_id
+        ring = ndi.binary_dilation(obj, iterations=3) & (sample.labels[grown] == 0)
+        image = sample.image[(slice(None), *grown)].mean(axis=0)
+        contrast = float(image[obj].mean() - image[ring].mean()) if ring.any() else 1.0
+        diameter = 2 * np.sqrt(obj.sum() / np.pi)
+        return (1.0 + sim.small_weight * (diameter < sim.small_diameter)) * \
+            (1.0 + sim.dim_weight * (contrast < sim.dim_contrast))
+
+    def _window(self, sample: Sample, obj_id: int, box, segmented: np.ndarray | None = None):
         sim, rng = self.sim, self.rng
         (ys, xs) = box
         h, w = ys.stop - ys.start, xs.stop - xs.start
@@ -129,10 +188,14 @@ class ClickSampler:
         corner = (int(round(centre[0] - edge / 2)), int(round(centre[1] - edge / 2)))
         annotated = sample.annotated if sample.annotated is not None else np.ones(sample.labels.shape, bool)
         image = crop(sample.image, corner, edge)
-        obj = crop((sample.labels == obj_id).astype(np.int32), corner, edge)
+        masks = (sample.labels == obj_id).astype(np.int32)
+        if segmented is not None:  # bit 1: the segmentation model's object, moved with the object
+            masks |= segmented.astype(np.int32) << 1
+        masks = crop(masks, corner, edge)
         ann = crop(annotated, corner, edge, fill=False)
-        img, obj, ann = augment(image, obj, ann, self.transform)
-        return img, (obj > 0) & ann, ann
+        img, masks, ann = augment(image, masks, ann, self.transform)
+        seg = (masks & 2 > 0) & ann if segmented is not None else None
+        return img, (masks & 1 > 0) & ann, ann, seg
 
     def _clicks(self, obj: np.ndarray, ann: np.ndarray) -> list[Click]:
         rng, sim = self.rng, self.sim
@@ -197,7 +260,10 @@ class ClickSampler:
 
     def _correct(self, item: _Item, previous: np.ndarray) -> None:
         item.previous = previous & item.annotated
-        click = next_click(item.previous, item.target, item.annotated)
+        if self.rng.random() < self.sim.p_human:
+            click = human_click(item.previous, item.target, self.rng, item.annotated)
+        else:
+            click = next_click(item.previous, item.target, item.annotated)
         if click is not None:
             item.clicks.append(click)
 
@@ -206,10 +272,17 @@ class ClickSampler:
         prev = item.previous if item.previous is not None else np.zeros((self.size, self.size), bool)
         return torch.cat([item.image, clicks, torch.from_numpy(prev.astype(np.float32))[None]])
 
-    def _targets(self, obj: np.ndarray, ann: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _targets(self, item: _Item) -> tuple[np.ndarray, np.ndarray]:
+        obj, ann = item.target, item.annotated
         classes = obj.astype(np.int64)
         band = ndi.binary_dilation(obj) & ~ndi.binary_erosion(obj)
-        weights = (1.0 + self.sim.boundary_weight * band).astype(np.float32)
+        weights = (item.weight * (1.0 + self.sim.boundary_weight * band)).astype(np.float32)
         classes[~ann] = IGNORE_INDEX
         weights[~ann] = 0.0
         return classes, weights
+
+
+def _kind_probabilities(sim: ClickSimConfig, p_segmented: float) -> list[float]:
+    """Chances of: iterative from scratch, perturbed truth, segmented object, first clicks only."""
+    p = [sim.p_iterative, sim.p_perturbed, p_segmented]
+    return [*p, max(0.0, 1.0 - sum(p))]

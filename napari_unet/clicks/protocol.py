@@ -5,8 +5,8 @@ click is at the object's interior point farthest from its border; each next clic
 at the error pixel farthest from any correctly segmented pixel, positive if that
 error is a missed part of the object and negative if it is an extra part. NoC@t is
 the number of clicks needed to reach IoU ``t`` (the click limit when never reached).
-Training uses the same :func:`next_click` on network outputs; fine-tuning uses it on
-the user's corrected labels.
+Training uses the same :func:`next_click` on network outputs, and :func:`human_click`,
+its jittered variant; fine-tuning uses it on the user's corrected labels.
 """
 
 from __future__ import annotations
@@ -53,6 +53,25 @@ def next_click(pred: np.ndarray, target: np.ndarray, valid: np.ndarray | None = 
     return Click(int(y), int(x), positive)
 
 
+def human_click(pred: np.ndarray, target: np.ndarray, rng: np.random.Generator,
+                valid: np.ndarray | None = None, depth: float = 0.4) -> Click | None:
+    """A person's next click: in the error region the protocol would click, anywhere at least
+    ``depth`` of the way to its deepest point (people aim inside the error, not at its centre).
+    """
+    click = next_click(pred, target, valid)
+    if click is None:
+        return None
+    error = (target & ~pred) if click.positive else (pred & ~target)
+    if valid is not None:
+        error &= valid
+    parts, _ = ndi.label(error)
+    region = parts == parts[click.y, click.x]
+    dist = ndi.distance_transform_edt(np.pad(region, 1))[1:-1, 1:-1]
+    ys, xs = np.nonzero(dist >= depth * dist[click.y, click.x])
+    k = int(rng.integers(ys.size))
+    return Click(int(ys[k]), int(xs[k]), click.positive)
+
+
 def iou(a: np.ndarray, b: np.ndarray) -> float:
     """Intersection over union of two bool masks (1.0 when both are empty)."""
     union = np.logical_or(a, b).sum()
@@ -84,6 +103,16 @@ def interact(segmenter: ClickSegmenter, target: np.ndarray, max_clicks: int = 20
             break
         clicks.append(next_click(previous.full(), target))
     return ious
+
+
+def click_objects(segmenter: ClickSegmenter, labels: np.ndarray, ids: Sequence[int], max_clicks: int = 20,
+                  stop_iou: float | None = 0.9) -> list[tuple[float, list[float]]]:
+    """The simulated user on each object ``ids`` of ``labels``: (equivalent diameter, IoUs)."""
+    rows = []
+    for obj in ids:
+        target = labels == obj
+        rows.append((2 * float(np.sqrt(target.sum() / np.pi)), interact(segmenter, target, max_clicks, stop_iou)))
+    return rows
 
 
 def clicks_to_reach(ious: Sequence[float], threshold: float, max_clicks: int = 20) -> int:

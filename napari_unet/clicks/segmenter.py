@@ -139,6 +139,7 @@ class ClickSegmenter:
             if seg_task == "instances" and image_channels(segmentation_model) == planes.shape[1]:
                 self.segmentation_model = segmentation_model
                 self._raw = planes[0]  # (C, Y, X) as given: segment() normalises each window
+        self._windows: dict[tuple[int, int], np.ndarray] = {}  # corner -> the segmentation model's labels
 
     def check(self, clicks: Sequence[Click]) -> None:
         """Raise ``ValueError`` for a click outside the image."""
@@ -194,15 +195,48 @@ class ClickSegmenter:
                 return result
         return result  # not reached
 
+    def prepare(self, point: Point) -> None:
+        """Segment the window a lone first click at ``point`` would look at, ahead of the click
+        (the viewer calls it while the cursor rests); the click's answer is the same either way.
+        """
+        if self.segmentation_model is not None:
+            self._window_labels(self._auto_corner(point))
+
+    def prepared(self, point: Point) -> bool:
+        """Whether a lone first click at ``point`` is answered without a network pass."""
+        return self.segmentation_model is None or self._auto_corner(point) in self._windows
+
+    def _auto_corner(self, point: Point) -> tuple[int, int]:
+        """Corner of the segmentation model's window for a click at ``point``: on a grid of
+        quarter windows, so that the click is within an eighth of the edge of its centre and
+        nearby clicks share one window (one pass, prepared once).
+        """
+        edge = self.config.auto_window
+        step = max(1, edge // 4)
+        snapped = [int(round((float(p) - edge / 2) / step)) * step + edge // 2 for p in point]
+        return corner_inside(snapped, edge, self.shape)
+
+    def _window_labels(self, corner: tuple[int, int]) -> np.ndarray:
+        """The segmentation model's labels of the window at ``corner`` (kept for later clicks)."""
+        labels = self._windows.get(corner)
+        if labels is None:
+            edge = self.config.auto_window
+            (y0, x0) = corner
+            window = self._raw[:, y0 : y0 + edge, x0 : x0 + edge]
+            labels = segment(window, self.segmentation_model, channel_axis=0, device=self.device)
+            if len(self._windows) >= 256:  # ~9 MB of 96² windows; the oldest go first
+                self._windows.pop(next(iter(self._windows)))
+            self._windows[corner] = labels
+        return labels
+
     def _segmented_object(self, point: Point) -> ObjectMask | None:
         """The segmentation model's object under ``point`` in a window around it, or None
         when there is none or it reaches a side of the window inside the image.
         """
-        edge = self.config.auto_window
-        (y, x), (h, w) = (int(round(v)) for v in point), self.shape
-        y0, x0 = corner_inside((y, x), edge, self.shape)
-        window = self._raw[:, y0 : y0 + edge, x0 : x0 + edge]
-        labels = segment(window, self.segmentation_model, channel_axis=0, device=self.device)
+        corner = self._auto_corner(point)
+        labels = self._window_labels(corner)
+        (y0, x0), (h, w), edge = corner, self.shape, self.config.auto_window
+        y, x = (int(round(v)) for v in point)
         label = labels[y - y0, x - x0]
         if label == 0:
             return None

@@ -180,3 +180,60 @@ def test_train_click_iter_runs_and_keeps_the_card():
     assert result.model.card.task == "click"
     mask = segment_click(image, [(16, 16)], model=result.model)
     assert mask.shape == image.shape
+
+
+def test_a_window_prepared_under_the_cursor_gives_the_same_answer():
+    from _qt_helpers import threshold_unet
+
+    centres = ((30, 30), (30, 130), (120, 60), (150, 200), (150, 200))
+    image = disk_image(shape=(200, 240), centres=centres)
+    points = [(30, 30), (31, 128), (118, 63), (150, 200), (150, 203)]
+    plain = ClickSegmenter(image, threshold_click_unet(), segmentation_model=threshold_unet())
+    hovered = ClickSegmenter(image, threshold_click_unet(), segmentation_model=threshold_unet())
+    for point, centre in zip(points, centres):
+        near = (point[0] + 3, point[1] - 2)  # the cursor rested a little off where it clicks
+        hovered.prepare(near)
+        assert hovered.prepared(point)  # nearby clicks share the prepared window
+        answer = hovered.predict([Click(*point)])
+        expected = plain.predict([Click(*point)])
+        assert np.array_equal(answer.full(), expected.full())
+        assert answer.full()[point] and iou(answer.full(), disk_image(image.shape, [centre]) > 50) > 0.7
+    assert not plain.prepared((190, 10)) and not hovered.prepared((190, 10))
+
+
+def test_a_person_clicks_inside_the_error_the_protocol_would_fix():
+    from napari_unet.clicks.protocol import human_click
+
+    yy, xx = np.mgrid[:64, :64]
+    target = (yy - 32) ** 2 + (xx - 32) ** 2 <= 15**2
+    pred = target & (xx < 25)  # most of the object missed
+    pred[5:10, 5:10] = True  # and a small extra speck
+    protocol = next_click(pred, target)
+    clicks = [human_click(pred, target, np.random.default_rng(seed)) for seed in range(20)]
+    assert all(c.positive and target[c.y, c.x] and not pred[c.y, c.x] for c in clicks)
+    assert len({(c.y, c.x) for c in clicks}) > 5 and protocol.positive  # spread, not one point
+    assert human_click(target, target, np.random.default_rng(0)) is None
+
+
+def test_click_batches_start_from_the_segmentation_models_object():
+    from dataclasses import replace
+
+    from _qt_helpers import threshold_unet
+
+    from napari_unet.clicks.batches import SEGMENTED_SIM
+
+    image, labels = _blobs()
+    source = ArraySource([image], [labels])
+    model = new_click_model(base_channels=4, depth=2)
+    config = click_train_config(patch_size=32, batch_size=6)
+    only_segmented = replace(SEGMENTED_SIM, p_iterative=0.0, p_perturbed=0.0, p_segmented=1.0, max_iterative=1,
+                             small_diameter=20.0, dim_weight=0.0)
+    batch = ClickSampler(source, model, config, np.random.default_rng(0), only_segmented,
+                         segmentation=threshold_unet())()
+    for x, classes, weights in zip(batch.images, batch.classes, batch.weights):
+        previous, obj = x[-1].numpy() > 0.5, classes.numpy() == 1
+        assert iou(previous, obj) > 0.7  # the thresholded blob: the segmentation model's object
+        assert weights[obj].min() >= 2.0  # objects under 20 px across count double
+    # without a segmentation model no window starts from one
+    plain = ClickSampler(source, model, config, np.random.default_rng(0), only_segmented)()
+    assert all(x[-1].max() == 0 for x in plain.images)

@@ -17,10 +17,13 @@ NEAR = 0.5  # a positive click on background within this many object sizes exten
 
 @dataclass(frozen=True)
 class Prepare:
-    """A request to normalise an image plane before the first click."""
+    """A request to normalise an image plane before the first click, and to segment the
+    window a first click at ``point`` would look at (the cursor rests there).
+    """
 
     image: object
     plane: int | None
+    point: tuple[float, float] | None = None  # (y, x) in the plane's pixels
 
 
 @dataclass(eq=False)

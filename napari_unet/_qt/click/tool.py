@@ -11,12 +11,15 @@ unless ``preserve_labels`` is off.
 
 from __future__ import annotations
 
+import time
+import weakref
 from collections import deque
 
 import numpy as np
 from napari.layers import Labels
 from napari.utils.notifications import notification_manager, show_error
 from psygnal import Signal
+from qtpy.QtCore import QTimer
 
 from napari_unet._qt._napari import unwrap
 from napari_unet._qt.click.objects import ClickedObject, Prepare, current_mask, edited, has_label, near, plane_of
@@ -30,6 +33,7 @@ from napari_unet.model.files import image_channels
 
 TOGGLE_KEY = "k"  # switches click mode on and off (free in napari's default keymap)
 DRAG_PX = 4  # a press that moves more canvas pixels than this is a pan, not a click
+HOVER_MS = 30  # the cursor at rest this long: prepare the first click's window under it
 
 
 class ClickTool:
@@ -60,6 +64,14 @@ class ClickTool:
         self._queue: deque[ClickedObject | Prepare] = deque()
         self._running: ClickedObject | Prepare | None = None
         self._segmenters: dict = {}  # (layer id, data id, plane, model id, device) -> ClickSegmenter
+        self._hover = QTimer()  # restarted by every mouse move; fires once the cursor rests
+        self._hover.setSingleShot(True)
+        self._hover.setInterval(HOVER_MS)
+        self._hover.timeout.connect(self._prepare_hovered)
+        self._hovered = None  # the cursor's last world position
+        self.stamps: dict[str, float] = {}  # perf_counter of the last pass: started, answered, written
+        self._largest: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # layer -> its largest label
+        self._watched: weakref.WeakSet = weakref.WeakSet()
         viewer.bind_key(TOGGLE_KEY, lambda _v: self.set_enabled(not self.enabled), overwrite=True)
 
     # -- mode ---------------------------------------------------------------------------
@@ -76,6 +88,7 @@ class ClickTool:
         layers = self.viewer.layers
         if on:
             callbacks.append(self._on_mouse)
+            self.viewer.mouse_move_callbacks.append(self._on_hover)
             for layer in [self.viewer, *layers]:
                 self._bind_escape(layer)
             layers.events.inserted.connect(self._bind_escape)
@@ -86,6 +99,9 @@ class ClickTool:
         else:
             if self._on_mouse in callbacks:
                 callbacks.remove(self._on_mouse)
+            if self._on_hover in self.viewer.mouse_move_callbacks:
+                self.viewer.mouse_move_callbacks.remove(self._on_hover)
+            self._hover.stop()
             layers.events.inserted.disconnect(self._bind_escape)
             for layer in [self.viewer, *layers]:
                 if isinstance(layer, Labels) or layer is self.viewer:
@@ -125,7 +141,47 @@ class ClickTool:
         if np.hypot(*(np.asarray(event.pos, dtype=float) - start)) <= DRAG_PX:
             self.click(position, negative)
 
+    def _on_hover(self, viewer, event) -> None:
+        """Mouse-move callback: remember where the cursor is, and wait for it to rest."""
+        self._hovered = tuple(event.position)
+        self._hover.start()
+
+    def _prepare_hovered(self) -> None:
+        """The cursor rests: prepare the segmentation model's answer to a click there, when
+        nothing else is waiting (a click never queues behind more than this one pass).
+        """
+        if self.busy or self._hovered is None or not self.first_from_model or self.session.closed:
+            return
+        image = self._image_layer()
+        try:
+            model = self.session.ensure_click_model()
+            place = self._locate(image, model_input(image, image_channels(model)), self._hovered)
+        except (ValueError, AttributeError):  # no image, or a model that cannot load: a click will say
+            return
+        if isinstance(place, str):
+            return
+        _shape, plane, point, _pixel = place
+        segmenter = self._segmenters.get(self._key(image, plane, model, self.session.ensure_model()))
+        if segmenter is None or not segmenter.prepared(point):
+            self._queue.append(Prepare(image, plane, point))
+            self._pump()
+
     # -- clicks -------------------------------------------------------------------------
+    def _locate(self, image, source, position):
+        """(plane shape, plane index or None, (y, x) sub-pixel, (y, x) pixel) of a world
+        position on ``image``, or a message saying why it is not a place to click.
+        """
+        if self.viewer.dims.ndisplay != 2:
+            return "Click-to-segment works in the 2D view; switch off 3D display."
+        coords = np.asarray(image.world_to_data(position))
+        axes = source.spatial_axes
+        shape = tuple(np.shape(source.data)[ax] for ax in axes)
+        pixel = tuple(int(np.floor(coords[ax] + 0.5)) for ax in axes)
+        if any(not 0 <= p < s for p, s in zip(pixel, shape)):
+            return "That click is outside the image."
+        plane = pixel[0] if len(axes) == 3 else None
+        return shape, plane, (float(coords[axes[-2]]), float(coords[axes[-1]])), pixel[-2:]
+
     def click(self, position, negative: bool = False) -> None:
         """Handle a click at ``position`` (world coordinates); what it does is in the user guide."""
         image = self._image_layer()
@@ -136,17 +192,10 @@ class ClickTool:
             source = model_input(image, image_channels(model))
         except ValueError as exc:  # ModelFileError too
             return self._say(str(exc))
-        if self.viewer.dims.ndisplay != 2:
-            return self._say("Click-to-segment works in the 2D view; switch off 3D display.")
-        coords = np.asarray(image.world_to_data(position))
-        axes = source.spatial_axes
-        shape = tuple(np.shape(source.data)[ax] for ax in axes)
-        pixel = tuple(int(np.floor(coords[ax] + 0.5)) for ax in axes)
-        if any(not 0 <= p < s for p, s in zip(pixel, shape)):
-            return self._say("That click is outside the image.")
-        plane = pixel[0] if len(axes) == 3 else None
-        y, x = float(coords[axes[-2]]), float(coords[axes[-1]])
-        iy, ix = pixel[-2], pixel[-1]
+        place = self._locate(image, source, position)
+        if isinstance(place, str):
+            return self._say(place)
+        shape, plane, (y, x), (iy, ix) = place
         layer = self._labels(image, source, shape)
         under = int(plane_of(layer, plane)[iy, ix])
         obj = self.current
@@ -162,16 +211,40 @@ class ClickTool:
             obj = ClickedObject(image, layer, plane, self._new_label(layer))
         obj.clicks.append(Click(y, x, not negative))  # sub-pixel position for the network
         self.current = obj
-        layer.selected_label = obj.label
         if obj is not self._running and obj not in self._queue:
             self._queue.append(obj)
         self._pump()
+        # after the pass has started: redrawing the label's colour in napari's controls and
+        # polygon overlay takes ~15 ms of the UI thread, while the network works
+        if layer.selected_label != obj.label:
+            layer.selected_label = obj.label
 
     def _new_label(self, layer: Labels) -> int:
         """A label not in the layer and not taken by an object still waiting to be written."""
         pending = [o.label for o in (self.current, self._running, *self._queue)
                    if isinstance(o, ClickedObject) and o.layer is layer]
-        return max(int(np.max(layer.data)), *pending, 0) + 1
+        return max(self._largest_label(layer), *pending, 0) + 1
+
+    def _largest_label(self, layer: Labels) -> int:
+        """The layer's largest label: scanned once, then followed through its paint events
+        (brush, fill, clicks), so that a click on a big layer never reads all of it.
+        """
+        if layer not in self._watched:
+            self._watched.add(layer)
+            layer.events.paint.connect(self._on_paint)
+            layer.events.data.connect(self._on_data)  # new data: scan again
+        if layer not in self._largest:
+            self._largest[layer] = int(np.max(layer.data)) if layer.data.size else 0
+        return self._largest[layer]
+
+    def _on_paint(self, event) -> None:
+        layer = unwrap(event.source)
+        if layer in self._largest:
+            written = [atom.new_value if hasattr(atom, "slice_key") else atom[2] for atom in event.value]
+            self._largest[layer] = max(self._largest[layer], *(int(np.max(v)) for v in written if np.size(v)))
+
+    def _on_data(self, event) -> None:
+        self._largest.pop(unwrap(event.source), None)
 
     def _existing(self, image, layer, plane, label: int) -> ClickedObject:
         """An object for a label already in the layer: an implicit click at its centre."""
@@ -217,6 +290,10 @@ class ClickTool:
         self._queue.append(Prepare(image, plane))
         self._pump()
 
+    def _key(self, image, plane, model, seg_model) -> tuple:
+        """What a :class:`ClickSegmenter` is made for: the image data, the plane, the models, the device."""
+        return id(image), id(image.data), plane, id(model), id(seg_model), self.session.device
+
     def _pump(self) -> None:
         """Start the next waiting pass, if none is running."""
         if self._running is not None or not self._queue or self.session.closed:
@@ -232,24 +309,35 @@ class ClickTool:
             return self._say(str(exc))
         if item.plane is not None:
             source = source.plane(item.plane)
-        key = (id(item.image), id(item.image.data), item.plane, id(model), id(seg_model), self.session.device)
-        request, on_result = None, lambda _: None
+        key = self._key(item.image, item.plane, model, seg_model)
+        request, point, on_result = None, None, lambda _: None
         if isinstance(item, ClickedObject):
             request, n_clicks = (list(item.clicks), current_mask(item)), len(item.clicks)
             on_result = lambda result: self._write(item, result, n_clicks)  # noqa: E731
-        start_job(self.session, self._predict, key, source, (model, seg_model), request, desc="click",
+        else:
+            point = item.point
+        start_job(self.session, self._predict, key, source, (model, seg_model), request, point, desc="click",
                   show_progress=False, on_result=on_result, on_error=self._failed,
                   on_finished=self._finished)
 
-    def _predict(self, key, source, models, request) -> ObjectMask | None:
-        """Worker thread: the mask for a request's clicks (the image is normalised once per plane)."""
+    def _predict(self, key, source, models, request, point) -> ObjectMask | None:
+        """Worker thread: the mask for a request's clicks and previous mask; without one, the
+        window of a first click at ``point`` prepared (if given): the image is normalised once per plane.
+        """
+        stamps = {"started": time.perf_counter()}
         with torch_threads(gui_threads()):
             segmenter = self._segmenters.get(key)
             if segmenter is None:
                 segmenter = ClickSegmenter(source.data, models[0], channel_axis=source.channel_axis,
                                            device=self.session.device, segmentation_model=models[1])
                 self._segmenters = {key: segmenter}  # one plane at a time: the cache is small
-            return segmenter.predict(*request) if request is not None else None
+            if request is not None:
+                result = segmenter.predict(*request)
+                self.stamps = {**stamps, "answered": time.perf_counter()}
+                return result
+            if point is not None:
+                segmenter.prepare(point)
+            return None
 
     def _write(self, obj: ClickedObject, result: ObjectMask, n_clicks: int) -> None:
         """Main thread: put the answer in the layer as one undo step."""
@@ -266,6 +354,7 @@ class ClickTool:
         # the clicked object counts as checked by the user (fine-tuning), until undone
         self.session.edits.mark(obj.layer, checked, before)
         obj.written = change.written
+        self.stamps["written"] = time.perf_counter()
         self.written.emit(obj.label)
         n = int(change.written.mask.sum())
         self._say(f"Object {obj.label}: {n} pixels after {len(obj.clicks)} click(s)." if n else

@@ -249,3 +249,46 @@ def test_click_mode_without_an_image_says_to_open_one(make_napari_viewer):
     widget.toggle.setChecked(True)
     assert not widget.toggle.isChecked() and not widget.tool.enabled
     assert widget.status.text().startswith("Open an image first")
+
+
+@pytest.mark.slow  # a 2048² image and layer in a real viewer
+def test_a_click_on_a_big_layer_changes_only_that_object_and_one_undo_restores_it(clicker, qtbot):
+    centres = ((300, 300), (1500, 1700), (1900, 200))
+    image = disk_image(shape=(2048, 2048), centres=centres)
+    viewer, widget = clicker(image)
+    before = np.zeros(image.shape, np.int32)
+    before[disk(image.shape, centres[0])] = 1  # objects already there, e.g. from Segment
+    before[disk(image.shape, centres[2])] = 7
+    layer = viewer.add_labels(before.copy(), name="cells masks")
+    click(viewer, centres[1])
+    settle(qtbot, widget)
+    changed = layer.data != before
+    assert np.array_equal(changed, disk(image.shape, centres[1]))  # that object's pixels, nothing else
+    assert set(np.unique(layer.data[changed])) == {8}  # a new label
+    layer.undo()
+    assert np.array_equal(layer.data, before)
+
+
+def test_hovering_prepares_a_first_click_without_changing_its_answer(clicker, qtbot):
+    from _qt_helpers import threshold_unet
+
+    from napari_unet import segment_click
+
+    viewer, widget = clicker()
+    seg_model = threshold_unet()
+    session = session_for(viewer)
+    session.set_model(seg_model)
+    widget.first_from_model.setChecked(True)
+    passes = []
+    seg_model.register_forward_hook(lambda *_: passes.append(1))
+    settle(qtbot, widget)
+    position = dict(position=(70.0, 50.0), dims_displayed=[0, 1], pos=np.zeros(2))
+    mouse_move_callbacks(viewer, read_only_mouse_event(type="mouse_move", **position))
+    qtbot.waitUntil(lambda: len(passes) > 0, timeout=WAIT_MS)  # the cursor rests: the window is segmented
+    settle(qtbot, widget)
+    hovered = len(passes)
+    click(viewer, (71, 49))
+    settle(qtbot, widget)
+    assert len(passes) == hovered  # the click needed no network pass of its own
+    expected = segment_click(disk_image(), [(71, 49)], model=session.click_model, segmentation_model=seg_model)
+    assert np.array_equal(masks(viewer).data == 1, expected) and expected[70, 50]

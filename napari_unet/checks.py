@@ -99,7 +99,7 @@ def model_or_none(model, name: str = "model"):
     """A :class:`~napari_unet.model.unet.UNet`, or None; a path is refused with how to load it."""
     from napari_unet.model.unet import UNet  # the checks are below the model in the package's layers
 
-    if model is None or isinstance(model, UNet):
+    if model is None or isinstance(model, UNet) or type(model).__name__ == "OnnxUNet":  # onnx: not imported here
         return model
     if isinstance(model, (str, os.PathLike)):
         raise TypeError(f"{name} must be a loaded model, got the path {str(model)!r}; "

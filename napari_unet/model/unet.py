@@ -269,13 +269,7 @@ class UNet(nn.Module):
                 f"got shape {tuple(x.shape)}"
             )
         size = x.shape[2:]
-        m = self.multiple
-        multiples = (m,) * dims if isinstance(m, int) else m
-        pads = [-s % k for s, k in zip(size, multiples)]
-        if any(pads):
-            mode = "reflect" if all(p < s for p, s in zip(pads, size)) else "replicate"
-            # F.pad lists (before, after) from the last axis back
-            x = F.pad(x, [n for p in reversed(pads) for n in (0, p)], mode=mode)
+        x = pad_to_multiples(x, self.multiple)
         skips = [self.inc(x)]
         for down in self.downs:
             skips.append(down(skips[-1]))
@@ -283,3 +277,17 @@ class UNet(nn.Module):
         for up in self.ups:
             x = up(x, skips.pop())
         return self.head(x)[(..., *(slice(0, s) for s in size))]
+
+
+def pad_to_multiples(x: torch.Tensor, multiple: int | tuple[int, ...]) -> torch.Tensor:
+    """``x`` (batch, C, *spatial) padded at the far end of each spatial axis to a multiple of
+    ``multiple`` (one for all axes, or one per axis): mirrored, or repeated where an axis is
+    shorter than its padding. Crop ``[..., :size]`` afterwards.
+    """
+    size = x.shape[2:]
+    multiples = (multiple,) * len(size) if isinstance(multiple, int) else multiple
+    pads = [-s % k for s, k in zip(size, multiples)]
+    if not any(pads):
+        return x
+    mode = "reflect" if all(p < s for p, s in zip(pads, size)) else "replicate"
+    return F.pad(x, [n for p in reversed(pads) for n in (0, p)], mode=mode)  # (before, after) from the last axis

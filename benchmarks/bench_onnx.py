@@ -35,9 +35,9 @@ from napari_unet.synth.sample import nuclei_sample
 TILE = 512
 EQUAL = 1e-4  # largest difference in probabilities that counts as equal results
 FOLLOW_UP = (
-    ": a case for an ONNX Runtime inference backend (`--backend onnx`), which is not built yet;"
-    " `predict` still runs PyTorch. Exported graphs take sizes that are multiples of 16, as"
-    " `predict`'s 512² tiles are."
+    ": `napari-unet segment --backend onnx` (and `napari_unet.model.onnx_runtime.onnx_network`) runs"
+    " the network this way, with the same labels; the graph is exported once per model and cached"
+    " (pads to multiples of 16 as the network itself does)."
 )
 
 

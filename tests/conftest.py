@@ -17,6 +17,14 @@ def pytest_collection_modifyitems(items) -> None:
 
 
 @pytest.fixture(autouse=True)
+def settings_folder(tmp_path_factory, monkeypatch):
+    """Remembered options go to a folder of the test's own: no test sees another's, nor the developer's."""
+    folder = tmp_path_factory.mktemp("config")
+    monkeypatch.setenv("NAPARI_UNET_CONFIG_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture(autouse=True)
 def recovery_folder(tmp_path_factory, monkeypatch):
     """Autosaved masks go to a folder of the test's own, never the developer's real one."""
     folder = tmp_path_factory.mktemp("recovery")

@@ -1,5 +1,6 @@
-"""Readers and writers: TIFF/PNG/JPEG images and label files, NIfTI files and DICOM series
-(:mod:`.medical`), and the one atomic way every file napari-unet writes gets written.
+"""Readers and writers: TIFF/PNG/JPEG images and label files (:mod:`.files`), NIfTI files and
+DICOM series (:mod:`.medical`), and the one atomic way every file napari-unet writes gets
+written (:mod:`.atomic`).
 napari's reader and writer contributions (:mod:`.napari_hooks`) call these functions.
 """
 

@@ -1,43 +1,39 @@
-"""Reading and writing files: images (TIFF, PNG, JPEG), medical volumes (NIfTI files, DICOM
-series folders: see :mod:`napari_unet.io.medical`) for the CLI and training folders, and the
-one atomic way every file napari-unet writes gets written.
+"""Reading and writing files: images (TIFF, PNG, JPEG) and medical volumes (NIfTI files, DICOM
+series folders: see :mod:`napari_unet.io.medical`) for the CLI and training folders; which
+inputs a folder or glob names, and what each one's output is called. Every file is written
+through :func:`~napari_unet.io.atomic.atomic_path`.
 """
 
 from __future__ import annotations
 
 import glob
 import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from napari_unet.io.atomic import atomic_path
+from napari_unet.io.medical import (
+    MEDICAL_SUFFIXES,
+    ImageFile,
+    is_dicom_folder,
+    is_nifti,
+    nifti_stem,
+    read_medical,
+    write_nifti,
+)
+
+__all__ = ["IMAGE_SUFFIXES", "LOSSY_SUFFIXES", "MEDICAL_SUFFIXES", "ImageFile", "atomic_path", "expand_inputs",
+           "file_layout", "is_medical", "output_paths", "read_image", "read_image_file", "write_labels"]
+
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")  # what read_image reads
 LOSSY_SUFFIXES = (".jpg", ".jpeg")  # never for labels: compression changes their values
-MEDICAL_SUFFIXES = (".nii", ".nii.gz")  # NIfTI volumes; DICOM series are folders
 LABELS_SUFFIX = "_masks.tif"  # output name for an image file: <name>_masks.tif
 MEDICAL_LABELS_SUFFIX = "_seg.nii.gz"  # for a NIfTI file or DICOM series: <name>_seg.nii.gz
 
 
-@dataclass(frozen=True)
-class ImageFile:
-    """An image read from a file, with what the file says about where its voxels lie."""
-
-    data: np.ndarray  # the pixels; volumes in napari's (z, y, x) order
-    spacing: tuple[float, ...] | None = None  # voxel size (z, y, x) in mm; None: the file doesn't say
-    affine: np.ndarray | None = field(default=None, repr=False)  # NIfTI's 4x4 voxel->world; None: no geometry
-    modality: str = ""  # "CT", "MR" ... as the file says ("" unknown); CT values are Hounsfield units
-    name: str = ""  # a layer name: the file name without its suffixes, or the DICOM folder's name
-    is_labels: bool = False  # the file says it holds labels (a NIfTI with intent "label", as napari-unet writes)
-
-
 def is_medical(path: str | os.PathLike) -> bool:
     """Whether ``path`` is a NIfTI file or a folder of DICOM slices (what read_image_file reads as a volume)."""
-    from napari_unet.io.medical import is_dicom_folder, is_nifti
-
     return is_nifti(path) or is_dicom_folder(path)
 
 
@@ -97,8 +93,6 @@ def output_paths(inputs: list[Path], folder: Path, suffix: str | None = None) ->
 
 def _stem(path: Path) -> str:
     """An input's name without its suffixes: ``brain`` for ``brain.nii.gz``, a DICOM folder's own name."""
-    from napari_unet.io.medical import is_nifti, nifti_stem
-
     if path.is_dir():
         return path.name
     return nifti_stem(path) if is_nifti(path) else path.stem
@@ -153,8 +147,6 @@ def read_image_file(path: str | os.PathLike) -> ImageFile:
     """
     path = Path(path)
     if is_medical(path):
-        from napari_unet.io.medical import read_medical
-
         return read_medical(path)
     if path.is_dir():
         raise ValueError(f"{path}: a folder, and no DICOM series; give image files (TIFF/PNG/JPEG/NIfTI) "
@@ -192,8 +184,6 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray, source: ImageFile 
         The image the labels were made from (:func:`read_image_file`): a NIfTI output
         takes its affine (or its spacing), so the labels lie on the image in any viewer.
     """
-    from napari_unet.io.medical import is_nifti, write_nifti
-
     if is_nifti(path):
         source = source or ImageFile(labels)
         write_nifti(path, labels, affine=source.affine, spacing=source.spacing)
@@ -202,41 +192,3 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray, source: ImageFile 
 
     with atomic_path(path) as tmp:
         tifffile.imwrite(tmp, labels.astype(np.int32, copy=False), compression="zlib")
-
-
-@contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """A temporary file beside ``path`` to write; it becomes ``path`` when the block ends.
-
-    The data is flushed to disk and renamed over ``path`` in one step, so a crash or a
-    kill never leaves a half-written file where a good one was; if the block raises,
-    the temporary file is removed and ``path`` is left as it was. The file gets an
-    ordinary file's permissions (the umask's), not the temporary file's private 0600.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _umask() -> int:
-    """The process's file-creation mask (read without changing it where the OS allows)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except OSError:
-        pass
-    mask = os.umask(0o022)  # elsewhere: the classic set-and-restore
-    os.umask(mask)
-    return mask
-

@@ -18,14 +18,28 @@ from __future__ import annotations
 import gzip
 import os
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from napari_unet.io.files import MEDICAL_SUFFIXES, ImageFile, atomic_path
+from napari_unet.io.atomic import atomic_path
 
+MEDICAL_SUFFIXES = (".nii", ".nii.gz")  # NIfTI volumes; DICOM series are folders
 SPACING_TOLERANCE = 0.01  # slice steps this far (relative) from the usual one are uneven
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])  # DICOM patient space to NIfTI's world space
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    """An image read from a file, with what the file says about where its voxels lie."""
+
+    data: np.ndarray  # the pixels; volumes in napari's (z, y, x) order
+    spacing: tuple[float, ...] | None = None  # voxel size (z, y, x) in mm; None: the file doesn't say
+    affine: np.ndarray | None = field(default=None, repr=False)  # NIfTI's 4x4 voxel->world; None: no geometry
+    modality: str = ""  # "CT", "MR" ... as the file says ("" unknown); CT values are Hounsfield units
+    name: str = ""  # a layer name: the file name without its suffixes, or the DICOM folder's name
+    is_labels: bool = False  # the file says it holds labels (a NIfTI with intent "label", as napari-unet writes)
 
 
 def is_nifti(path: str | os.PathLike) -> bool:

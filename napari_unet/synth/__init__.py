@@ -6,5 +6,5 @@
 - :mod:`.volumes`: confocal-like 3D stacks of nuclei (anisotropic spacing and blur,
   attenuation with depth) with exact 3D labels.
 - :mod:`.phantom`: abdomen-like MR/CT volumes with a tissue-class map (body, organ, fluid, lesion).
-- :mod:`.sample`: the sample image of napari's File › Open Sample.
+- :mod:`.sample`: napari's File › Open Sample: the nuclei image and the MR/CT phantoms with their class maps.
 """

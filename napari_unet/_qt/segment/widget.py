@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import weakref
+from pathlib import Path
 
 import numpy as np
 from napari.utils.notifications import notification_manager, show_error
@@ -35,13 +36,15 @@ from napari_unet._qt.layers import (
     write_labels,
 )
 from napari_unet._qt.pickers import DevicePicker, ImageLayerPicker, ModelPicker
+from napari_unet._qt.remember import current, remember, restore_defaults
 from napari_unet._qt.segment.settings import AdvancedSettings
 from napari_unet._qt.session import Prediction, session_for
 from napari_unet._qt.widgets import StatusLabel, combo
 from napari_unet.inference.doubts import PURPOSES, out_of_depth
 from napari_unet.inference.instances import model_params
-from napari_unet.model.files import image_channels, model_card
+from napari_unet.model.files import DEFAULT_MODEL, image_channels, model_card
 from napari_unet.progress import Progress
+from napari_unet.settings import load_settings, save_settings
 
 PLANE, STACK = "displayed plane", "whole stack"
 DEPTH, TIME, ASK = "Z: depth (3D objects)", "T: time (each frame in 2D)", "Z or T? (choose)"
@@ -49,6 +52,7 @@ STACK_AXIS = "napari_unet_stack_axis"  # layer metadata: the answer, remembered 
 REPLACE, NEW_LAYER = "replace (undoable)", "add a new layer"
 RECOMPUTE_DELAY_MS = 150  # a spin box held down recomputes once it settles
 PROGRESS_INTERVAL_S = 0.25  # the bar moves at most 4 times a second: each move repaints the window
+SETTINGS = "segment"  # this widget's section of napari_unet.settings
 
 
 class SegmentWidget(QWidget):
@@ -80,6 +84,10 @@ class SegmentWidget(QWidget):
         self.existing = combo((REPLACE, NEW_LAYER), tip="What to do when '<image> masks' already exists")
         self.show_probabilities = QCheckBox("add a probabilities layer")
         self.advanced = AdvancedSettings()
+        self.reset = QPushButton("Reset to defaults")
+        self.reset.setToolTip("Put every option of this widget back as it was on first start (and forget the "
+                              "model and device chosen last time)")
+        self.advanced.addWidget(self.reset)
         self.run_button = QPushButton("Segment")
         self.bar = QProgressBar()
         self.bar.setVisible(False)
@@ -117,8 +125,23 @@ class SegmentWidget(QWidget):
         self.session.masks_refreshed.connect(self._say)  # the masks it reports on were rewritten
         napari_viewer.layers.events.removed.connect(self._on_layer_removed)
 
+        # options the user set last time (napari_unet.settings); the model and device are the
+        # session's, shared with the other widgets, so only a fresh session takes them
+        remembered = {"device": self.device, "scope": self.scope, "existing masks": self.existing,
+                      "probabilities layer": self.show_probabilities, "zoom": self.advanced.zoom,
+                      "tta": self.advanced.tta, "tile size": self.advanced.tile_size,
+                      "tile overlap": self.advanced.overlap}
+        if self.session.model is not None:
+            remembered.pop("device")
+        self._defaults = current(remembered)
+        remember(SETTINGS, remembered)
+        self.reset.clicked.connect(self._reset)
+        self.session.model_changed.connect(self._remember_model)
+
         software_opengl()  # asks OpenGL once, now rather than at the first Segment
         warm_up_in_background()
+        if self.session.model is None:
+            self._load_remembered_model()
         if self.session.model is None:
             try:
                 self.session.ensure_model()
@@ -126,6 +149,28 @@ class SegmentWidget(QWidget):
                 self._model_error = f"{exc}. Load a model file to segment."
         self._show_model_settings()
         self._update_state()
+
+    def _load_remembered_model(self) -> None:
+        """The model file used last time, if it still loads (else the shipped one, and why)."""
+        path = load_settings(SETTINGS).get("model")
+        if not isinstance(path, str):
+            return
+        try:
+            self.session.load_model(path)
+        except (ValueError, OSError) as exc:  # moved, deleted or broken since: say so once
+            self._model_error = ""
+            self._say(f"The model used last time could not be loaded ({exc}); using the shipped model.")
+            save_settings(SETTINGS, {"model": None})
+
+    def _remember_model(self, *_) -> None:
+        source = self.session.model_source  # the shipped model is the default, not a choice to keep
+        keep = source is not None and Path(source).resolve() != DEFAULT_MODEL.resolve()
+        save_settings(SETTINGS, {"model": str(source) if keep else None})
+
+    def _reset(self) -> None:
+        restore_defaults(SETTINGS, self._defaults)
+        save_settings(SETTINGS, {"model": None})
+        self._say("Options are back to their defaults; the next start uses the shipped model.")
 
     def _show_model_settings(self) -> None:
         """Show the post-processing settings tuned for a newly chosen model (its card's);

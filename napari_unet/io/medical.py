@@ -58,10 +58,18 @@ def nifti_stem(path: str | os.PathLike) -> str:
 
 def is_dicom_folder(path: str | os.PathLike) -> bool:
     """Whether ``path`` is a folder holding at least one DICOM file (its own files only)."""
+    path = Path(path)
+    return path.is_dir() and any(_is_dicom_file(p) for p in path.iterdir())
+
+
+def _is_dicom_file(path: Path) -> bool:
+    """A file with DICOM's "DICM" preamble (pydicom's check); an unreadable file is not one."""
     from pydicom.misc import is_dicom
 
-    path = Path(path)
-    return path.is_dir() and any(p.is_file() and is_dicom(p) for p in path.iterdir())
+    try:
+        return path.is_file() and is_dicom(path)
+    except OSError:
+        return False
 
 
 def read_medical(path: str | os.PathLike, series: str | None = None) -> ImageFile:

@@ -143,3 +143,15 @@ def test_missing_slices_and_uneven_spacing_are_refused(tmp_path):
     write_ct_series(tmp_path / "twice", hu, positions=[0, 2.5, 5, 5, 7.5, 10])
     with pytest.raises(ValueError, match="two slices at the same position"):
         read_dicom(tmp_path / "twice")
+
+
+def test_4d_and_2d_nifti_keep_their_axes(tmp_path, rng):
+    import nibabel as nib
+
+    xyzt = rng.normal(size=(6, 5, 4, 3)).astype(np.float32)  # x, y, z, time as stored
+    nib.save(nib.Nifti1Image(xyzt, np.diag([0.5, 0.5, 2.0, 1.0])), tmp_path / "fmri.nii.gz")
+    series = read_nifti(tmp_path / "fmri.nii.gz")
+    assert series.data.shape == (3, 4, 5, 6)  # time, z, y, x
+    assert series.data[2, 1, 3, 5] == xyzt[5, 3, 1, 2] and series.spacing == (2.0, 0.5, 0.5)
+    nib.save(nib.Nifti1Image(xyzt[:, :, 0, 0], np.eye(4)), tmp_path / "slice.nii")
+    assert read_nifti(tmp_path / "slice.nii").data.shape == (1, 5, 6)  # one plane of a volume

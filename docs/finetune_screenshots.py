@@ -2,7 +2,8 @@
 
 A domain-shifted synthetic image (big, faint, textured nuclei) is segmented with the
 shipped model; the left half is corrected the way a user would (erase, then draw
-each nucleus as a polygon); then Fine-tune runs with its defaults.
+each nucleus as a polygon); then Fine-tune runs with its defaults. The last picture shows
+the review of the refresh (taking the new model first if the check kept the old one).
 """
 
 from __future__ import annotations
@@ -74,6 +75,14 @@ def main() -> None:
     settle()
     print(tune.status.text())
     viewer.screenshot(str(OUT / "finetune-done.png"), canvas_only=False)
+    if not tune.use_new_button.isHidden():  # the check kept the old model: take the new one, as a user may
+        tune.use_new_button.click()
+        wait_until(lambda: not tune.running)
+        settle()
+        print(tune.status.text())
+    tune.review.go(0)
+    settle()
+    viewer.screenshot(str(OUT / "finetune-review.png"), canvas_only=False)
     print(f"saved the screenshots in {OUT}")
     viewer.close()
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from napari_unet import checks
+from napari_unet.finetune.quality import Quality, count_right, scored_parts
 from napari_unet.finetune.regions import count_objects
 from napari_unet.inference.images import spatial_shape
 from napari_unet.inference.zoom import auto_zoom, labels_to_shape, resample, zoomed_shape
@@ -27,7 +28,6 @@ from napari_unet.model.unet import UNet
 from napari_unet.progress import run
 from napari_unet.training.augment import AugmentConfig
 from napari_unet.training.engine import TrainConfig, TrainProgress, TrainResult, train_iter
-from napari_unet.training.evaluation import evaluate
 from napari_unet.training.holdout import hold_out
 from napari_unet.training.sources import ArraySource
 
@@ -96,7 +96,10 @@ def finetune_iter(
     -------
     TrainResult
         ``.model`` is the fine-tuned copy, with its card's provenance filled in
-        (``validation``: held-out objects and AP@0.5 before -> after, when validated).
+        (``validation``: held-out objects and AP@0.5 before -> after, when validated;
+        ``quality``: the corrected objects counted right before -> after and whether the
+        new model is better, :class:`~napari_unet.finetune.quality.Quality`; when it is not,
+        keep using ``model``).
     """
     images, labels, annotated = checked_inputs(model, images, labels, annotated, channel_axis, max_steps, max_seconds)
     if zoom is not None:
@@ -123,12 +126,18 @@ def finetune_iter(
         patch_size=min(config.patch_size, max(64, 16 * (smallest // 16))),
         val_every=(config.val_every or VAL_EVERY) if held else config.val_every,
     )
+    # the figure the user judges the run by, and the choice of model: the corrected objects
+    # held out (or, with too few to hold any out, all of them) counted right before and after
+    scored = held.val if held else scored_parts(images, labels, annotated, channel_axis)
+    n_scored, right_before = count_right(model, scored, device, zoom=1.0)  # the images are at the zoom already
     student = copy.deepcopy(model)
-    before = evaluate(student, held.val, device)[0] if held else None
+    before = right_before.ap(n_scored) if held else None
     result = yield from train_iter(student, source, config, device=device, stop=stop,
                                    val=held.val if held else None)
+    quality = Quality(n_scored, held is not None, right_before, count_right(result.model, scored, device, zoom=1.0)[1])
     trained_on = count_objects(labels, held.annotated) if held else n_objects
-    result.model.card = replace(card_after(card, trained_on, result, _validation(held, before, result)), zoom=zoom)
+    card = card_after(card, trained_on, result, _validation(held, before, result))
+    result.model.card = replace(card, zoom=zoom, provenance={**card.provenance, "quality": quality.as_dict()})
     return result
 
 

@@ -16,7 +16,8 @@ from napari_unet._qt.layers import model_input, write_labels
 from napari_unet._qt.threads import gui_threads, torch_threads
 from napari_unet.devices import resolve_device
 from napari_unet.finetune.both import SEGMENTATION, Finetuned, finetune_both_iter
-from napari_unet.finetune.regions import edited_region, merge_outside
+from napari_unet.finetune.regions import Changes, edited_region, merge_outside, object_changes, refresh_min_size
+from napari_unet.inference.instances import InstanceParams
 from napari_unet.labels import compact_labels
 from napari_unet.progress import Progress, relay
 from napari_unet.training.engine import TrainConfig, TrainProgress
@@ -127,29 +128,48 @@ def refresh_job(inputs: list[list], model, device: str) -> Generator[Progress, N
     return out
 
 
-def write_refreshed(target: Refresh, results: list[np.ndarray], data: TrainingSet, edits, margin: int) -> int | None:
+@dataclass(frozen=True, eq=False)
+class PlaneChange:
+    """A plane (or 2D image) a refresh changed: what it held before, and what changed, in objects."""
+
+    layer: object  # the labels layer
+    plane: int | None  # None: a 2D image
+    before: np.ndarray  # the plane's labels before the refresh
+    changes: Changes
+
+
+def write_refreshed(target: Refresh, results: list[np.ndarray], data: TrainingSet, edits, margin: int,
+                    params: InstanceParams) -> list[PlaneChange] | None:
     """Write the new labels into the target's layer (every refreshed plane) except where the user corrected.
 
     Protected: the pixels trained on, and every object the user edited (also during
-    training) with ``margin``. New ids are unique across the stack. One undo step on the
-    layer. Returns the pixels changed, or None (nothing written) when the new ids do not
-    fit the layer's dtype.
+    training) with ``margin``. New ids are unique across the stack; no object under the
+    model's minimum size (``params``, :func:`refresh_min_size`) is made. One undo step on
+    the layer. Returns each changed plane, or None (nothing written) when the new ids do
+    not fit the layer's dtype.
     """
     layer = target.labels_layer
     edited = edits.edited(layer)
-    if target.planes is None:
-        current = np.asarray(layer.data)
-        merged = merge_outside(current, results[0], _protected(data, layer, None, current, edited, margin))
-        return write_labels(layer, merged)
+    planes = [None] if target.planes is None else list(target.planes)
     full = np.array(layer.data)
     top, limit = int(full.max(initial=0)), np.iinfo(full.dtype).max
-    for z, labels in zip(target.planes, results):
-        merged = merge_outside(full[z], labels, _protected(data, layer, z, full[z], edited, margin), top)
+    out = []
+    for z, labels in zip(planes, results):
+        current = full if z is None else full[z]
+        smallest = refresh_min_size(current, params.min_size, params.min_relative_size)
+        merged = merge_outside(current, labels, _protected(data, layer, z, current, edited, margin), top, smallest)
         top = max(top, int(merged.max(initial=0)))
         if top > limit:
             return None
-        full[z] = merged
-    return write_labels(layer, full)
+        changes = object_changes(current, merged, plane=z is not None)
+        if changes.any:
+            out.append(PlaneChange(layer, z, current.copy(), changes))
+        if z is None:
+            full = merged
+        else:
+            full[z] = merged
+    write_labels(layer, full.astype(layer.data.dtype, copy=False))
+    return out
 
 
 def _protected(data: TrainingSet, layer, plane: int | None, current: np.ndarray, edited, margin: int) -> np.ndarray:

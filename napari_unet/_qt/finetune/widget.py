@@ -8,6 +8,7 @@ from pathlib import Path
 from napari.layers import Labels, Shapes
 from napari.utils.notifications import notification_manager, show_error
 from qtpy.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFileDialog,
     QFormLayout,
@@ -23,7 +24,8 @@ from napari_unet._qt.finetune.annotations import MODES, REGION, TrainingSet, sna
 from napari_unet._qt.finetune.job import Refresh, TrainStep, finetune_job, refresh_job
 from napari_unet._qt.finetune.lossplot import LossPlot
 from napari_unet._qt.finetune.pairs import PairPicker
-from napari_unet._qt.finetune.results import refresh_targets, trained_message, write_masks
+from napari_unet._qt.finetune.results import quality_of, refresh_targets, trained_message, write_masks
+from napari_unet._qt.finetune.review import ChangeReview
 from napari_unet._qt.finetune.settings import FinetuneSettings
 from napari_unet._qt.jobs import start_job
 from napari_unet._qt.session import session_for
@@ -46,12 +48,16 @@ class FinetuneWidget(QWidget):
         self._job = None  # identifies the current job, so an earlier one's end is ignored
         self._stop: threading.Event | None = None
         self._data: TrainingSet | None = None  # the snapshot being learned from
+        self._candidate = None  # a fine-tuned result not put in use (not better on the check), and its data
 
         self.pairs = PairPicker(napari_viewer, self.session)
         self.mode = combo(MODES, tip="Pixels the loss sees; the rest is ignored, never taught as background")
         self.region = QComboBox()
         self.region.setToolTip("A Shapes or Labels layer outlining the checked area")
         self.after = combo((REFRESH, NEW_LAYER), tip="Where the new model's masks go when training ends")
+        self.only_shown = QCheckBox("only the displayed plane")
+        self.only_shown.setToolTip("In a stack, segment again only the plane on screen (else every plane "
+                                   "that holds masks)")
         self.settings = FinetuneSettings(self.session.device)
         self.run_button = QPushButton("Fine-tune")
         self.pause_button = QPushButton("Pause")
@@ -63,19 +69,25 @@ class FinetuneWidget(QWidget):
         self.revert_button = QPushButton("Revert")
         self.revert_button.setToolTip("Go back to the model used before")
         self.save_button = QPushButton("Save model…")
+        self.use_new_button = QPushButton("Use the new model")
+        self.use_new_button.setToolTip("Put the fine-tuned model in use although the check found it no better")
+        self.use_new_button.setVisible(False)
+        self.review = ChangeReview(napari_viewer)
 
         form = self._form = QFormLayout()
         form.addRow("learn from", self.pairs)
         form.addRow("annotated", self.mode)
         form.addRow("region layer", self.region)
         form.addRow("afterwards", self.after)
+        form.addRow("", self.only_shown)
         buttons, models = QHBoxLayout(), QHBoxLayout()
         for button in (self.run_button, self.pause_button, self.stop_button):
             buttons.addWidget(button)
+        models.addWidget(self.use_new_button)
         models.addWidget(self.revert_button)
         models.addWidget(self.save_button)
         layout = QVBoxLayout(self)
-        for item in (form, self.settings, buttons, self.bar, self.plot, self.status, models):
+        for item in (form, self.settings, buttons, self.bar, self.plot, self.status, self.review, models):
             (layout.addLayout if isinstance(item, (QHBoxLayout, QFormLayout)) else layout.addWidget)(item)
         layout.addStretch(1)
 
@@ -83,6 +95,7 @@ class FinetuneWidget(QWidget):
         self.pause_button.clicked.connect(self.pause_or_resume)
         self.stop_button.clicked.connect(self.stop)
         self.revert_button.clicked.connect(self.revert)
+        self.use_new_button.clicked.connect(self.use_new_model)
         self.save_button.clicked.connect(lambda: self.save())
         self.mode.currentTextChanged.connect(self._update_state)
         self.pairs.changed.connect(self._update_state)
@@ -122,6 +135,8 @@ class FinetuneWidget(QWidget):
             click_model = None
         args = self.settings.job_args()
         self._data, self._stop = data, threading.Event()
+        self._set_candidate(None)
+        self.review.review([])
         self.plot.clear()
         self._start(finetune_job, model, click_model, data, **args, device=self.session.device, stop=self._stop,
                     desc="Fine-tuning", on_result=self._trained, on_error=self._failed)
@@ -177,12 +192,32 @@ class FinetuneWidget(QWidget):
             self.bar.setFormat("new masks: plane %v/%m" if step.stage == "new masks" else "new masks %v/%m")
 
     def _trained(self, result) -> None:
+        quality = quality_of(result.model.model)
+        if quality is not None and not quality.better:  # the check says no: the user's model stays
+            self._set_candidate((result, self._data))
+            self._say(trained_message(result, in_use=False))
+            return
+        self._use(result, self._data)
+
+    def _use(self, result, data: TrainingSet) -> None:
         seg, click = result.model, result.click
         model = seg.model
         self.session.set_model(model, model_card(model).name, None,
                                click_model=click.model if click is not None else None)
-        self._say(trained_message(result))
-        self._refresh(model)
+        self._say(trained_message(result, in_use=True))
+        self._refresh(model, data)
+
+    def use_new_model(self) -> None:
+        """Put in use the fine-tuned model the check found no better (and refresh the masks with it)."""
+        if self._candidate is None or self._worker is not None:
+            return
+        result, data = self._candidate
+        self._set_candidate(None)
+        self._use(result, data)
+
+    def _set_candidate(self, candidate) -> None:
+        self._candidate = candidate
+        self.use_new_button.setVisible(candidate is not None)
 
     def _failed(self, exc: Exception) -> None:
         if isinstance(exc, ValueError):
@@ -197,12 +232,12 @@ class FinetuneWidget(QWidget):
             self._set_running(False)
 
     # -- after training ---------------------------------------------------------------
-    def _refresh(self, model) -> None:
+    def _refresh(self, model, data: TrainingSet) -> None:
         """Segment again, off the main thread, what was segmented: the images, or every
-        plane of a stack that holds masks (and the one on screen).
+        plane of a stack that holds masks (and the one on screen; only that one when asked).
         """
-        data, n_channels = self._data, image_channels(model)
-        targets = refresh_targets(self.viewer, data, n_channels)
+        n_channels = image_channels(model)
+        targets = refresh_targets(self.viewer, data, n_channels, self.only_shown.isChecked())
         if not targets:
             return
         self._stop = None  # Stop now skips the refresh
@@ -213,9 +248,13 @@ class FinetuneWidget(QWidget):
     def _write(self, targets: list[Refresh], results, data: TrainingSet, model) -> None:
         if self.session.model is not model:  # reverted meanwhile
             return
-        notes = write_masks(self.viewer, targets, results, data, self.session.edits, self.settings.margin.value(),
-                            new_layer=self.after.currentText() == NEW_LAYER, n_channels=image_channels(model))
-        self._say(self.status.text() + "\nNew masks: " + "; ".join(notes))
+        notes, changed = write_masks(self.viewer, targets, results, data, self.session.edits,
+                                     self.settings.margin.value(), new_layer=self.after.currentText() == NEW_LAYER,
+                                     n_channels=image_channels(model), model=model)
+        review = " Step through the changes below; Ctrl+Z undoes them all." if changed else ""
+        self._say(self.status.text() + "\nNew masks: " + "; ".join(notes) + "." + review)
+        self.review.review(changed)
+        self.session.masks_refreshed.emit("Fine-tuned model: " + "; ".join(notes) + ".")
 
     # -- models -------------------------------------------------------------------------
     def revert(self) -> None:
@@ -273,7 +312,8 @@ class FinetuneWidget(QWidget):
         self.save_button.setEnabled(idle and self.session.model is not None)
 
     def _set_running(self, running: bool) -> None:
-        for widget in (self.pairs, self.mode, self.region, self.after, self.settings):
+        for widget in (self.pairs, self.mode, self.region, self.after, self.only_shown, self.settings,
+                       self.use_new_button):
             widget.setEnabled(not running)
         self.pause_button.setEnabled(running)
         self.stop_button.setEnabled(running)

@@ -42,10 +42,23 @@ def brush(masks, where=(30, 40), label=9) -> None:
     masks.paint(where, label)
 
 
-def train(qtbot, widget) -> None:
+def train(qtbot, widget, choose_new: bool = True) -> None:
+    """Press Fine-tune and wait; ``choose_new``: when the check keeps the old model (the
+    threshold model is already right on these disks), press "Use the new model", as a user
+    who wants it anyway does, and wait for its masks.
+    """
     widget.run_button.click()
     assert widget.running, widget.status.text()
     qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
+    if choose_new:
+        take_new(qtbot, widget)
+
+
+def take_new(qtbot, widget) -> None:
+    """Press "Use the new model" if the check kept the old one, and wait for the refresh."""
+    if not widget.use_new_button.isHidden():
+        widget.use_new_button.click()
+        qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
 
 
 def weights(model) -> torch.Tensor:
@@ -67,7 +80,7 @@ def test_fine_tune_replaces_the_session_model_and_keeps_the_edits(qtbot, setup):
     assert session.click_model.card.provenance["steps"] == 1
     assert not torch.equal(weights(session.click_model), weights(old_click))
     assert "click tool's network learnt for 1 steps" in widget.status.text()
-    assert "pixels outside your corrections" in widget.status.text()
+    assert "outside your corrections" in widget.status.text()
     painted = edited == 9
     np.testing.assert_array_equal(masks.data[painted], 9)  # the correction survived the refresh
     touched = np.isin(edited, np.unique(edited[painted]))
@@ -100,6 +113,7 @@ def test_edits_during_training_do_not_reach_the_snapshot(qtbot, setup):
     np.testing.assert_array_equal(snapshot, before)
     widget.stop()
     qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
+    take_new(qtbot, widget)
     assert session.model.card.name.endswith("(fine-tuned)")
 
 
@@ -111,6 +125,7 @@ def test_stop_keeps_the_weights_trained_so_far(qtbot, setup):
     qtbot.waitUntil(lambda: len(widget.plot.steps) >= 2, timeout=WAIT_MS)
     widget.stop_button.click()
     qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
+    take_new(qtbot, widget)
     steps = session.model.card.provenance["steps"]
     assert 2 <= steps < 10_000
     assert "stopped" in widget.status.text()
@@ -276,7 +291,7 @@ def test_the_refresh_redraws_every_segmented_plane_around_the_edits(qtbot, make_
     widget.bar.valueChanged.connect(lambda _: bars.append((widget.bar.format(), widget.bar.maximum())))
     train(qtbot, widget)
     assert ("new masks: plane %v/%m", 2) in bars  # a worker job over planes 0 and 2, with progress
-    assert "(2 planes)" in widget.status.text()
+    assert "+1 new, −0 removed, 0 changed, in 1 plane" in widget.status.text()  # the disk on plane 0
     np.testing.assert_array_equal(masks.data[0][touched], corrected[touched])  # the correction is kept
     assert masks.data[0][30, 51] > 0  # the missed disk was found on plane 0, off screen
     assert not masks.data[1].any()  # never segmented: left alone
@@ -298,7 +313,7 @@ def test_through_the_plugin_proxy_on_the_main_thread(qtbot, make_napari_viewer_p
         warnings.filterwarnings("error", message=".*[Pp]rivate attribute.*")
         train(qtbot, widget)
     assert session.model.card.name.endswith("(fine-tuned)")
-    assert "pixels outside your corrections" in widget.status.text()
+    assert "outside your corrections" in widget.status.text()
 
 
 def test_opens_from_the_plugins_menu(make_napari_viewer):
@@ -349,10 +364,11 @@ def test_a_held_out_strip_is_scored_in_the_loss_plot(qtbot, make_napari_viewer):
     widget.run_button.click()
     assert "held out to score the training" in widget.status.text()
     qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
+    take_new(qtbot, widget)  # no better on the strip (the threshold is right already): taken anyway
     assert widget.plot.val and widget.plot.val[-1][0] == 3  # scored at the end of its 3 steps
     validation = session.model.card.provenance["validation"]
     assert validation["objects"] == 3
-    assert "AP@0.5 on 3 held-out objects" in widget.status.text()
+    assert "On 3 corrected objects held out of training: 3 → 3 right" in widget.status.text()
     # the strip was never trained on: 15 of the 18 objects taught the network
     assert session.model.card.provenance["fine_tuned_on"] == "15 annotated objects"
 
@@ -363,6 +379,7 @@ def test_too_few_objects_for_validation_says_so(qtbot, setup):
     widget.run_button.click()
     assert "Too few to hold some out for validation" in widget.status.text()
     qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
+    take_new(qtbot, widget)
     assert not widget.plot.val and "validation" not in session.model.card.provenance
 
 
@@ -377,3 +394,89 @@ def test_a_new_layer_for_a_stack_holds_every_refreshed_plane():
     data = new_layer_labels(Refresh(None, layer, (0, 2)), [plane, plane])
     assert data.shape == (3, 4, 4) and not data[1].any()
     assert set(np.unique(data[0])) == {0, 1} and set(np.unique(data[2])) == {0, 2}  # unique ids
+
+
+# -- after fine-tuning: which model is in use, the changes in objects, what learn-from starts with --
+def finish(qtbot, widget) -> None:
+    widget.run_button.click()
+    qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
+
+
+def test_a_model_no_better_stays_out_of_use_until_the_user_picks_it(qtbot, make_napari_viewer):
+    viewer = make_napari_viewer()
+    widget, session, masks = populate(viewer, steps=3)
+    old, before = session.model, masks.data.copy()
+    widget.mode.setCurrentText(WHOLE)
+    finish(qtbot, widget)
+    # the threshold model is right on every disk already: nothing to gain, so nothing changes
+    assert session.model is old and not session.history
+    np.testing.assert_array_equal(masks.data, before)
+    text = widget.status.text()
+    assert "On your 6 corrected objects (all were trained on): 6 → 6 right" in text
+    assert "old one stays in use" in text and not widget.use_new_button.isHidden()
+    take_new(qtbot, widget)  # the user wants it anyway
+    assert session.model is not old and session.model.card.name.endswith("(fine-tuned)")
+    assert widget.use_new_button.isHidden() and "Segment now uses the new model" in widget.status.text()
+
+
+def stack_with_a_missed_disk(make_napari_viewer):
+    """A 3-plane stack whose plane-0 masks miss a disk, plane 2 on screen; Segment and
+    Fine-tune opened from the Plugins menu."""
+    viewer = make_napari_viewer()
+    session_for(viewer).set_model(threshold_unet(), "threshold", click_model=threshold_click_unet())
+    stack = np.stack([disks(seed=z) for z in range(3)])
+    viewer.add_image(stack, name="img")
+    labels = np.stack([disk_labels(plane) for plane in stack])
+    labels[1:] += np.where(labels[1:] > 0, 10 * np.arange(1, 3)[:, None, None], 0).astype(np.int32)
+    labels[0][labels[0] == labels[0][30, 51]] = 0  # the old prediction missed a disk on plane 0
+    masks = viewer.add_labels(labels.copy(), name="img masks")
+    viewer.dims.set_point(0, 2)
+    _, segment = viewer.window.add_plugin_dock_widget("napari-unet", "Segment")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-unet", "Fine-tune")
+    widget.settings.unit.setCurrentText("steps")
+    widget.settings.budget.setValue(3)
+    masks.brush_size = 5
+    masks.paint((0, 9, 9), 99)  # the user corrects an object on plane 0 (not the plane on screen)
+    return viewer, widget, segment, masks, labels
+
+
+def test_the_refresh_is_reported_in_objects_and_reviewed_plane_by_plane(qtbot, make_napari_viewer):
+    viewer, widget, segment, masks, labels = stack_with_a_missed_disk(make_napari_viewer)
+    finish(qtbot, widget)
+    take_new(qtbot, widget)
+    assert masks.data[0][30, 51] > 0  # found on plane 0, off screen
+    assert "+1 new, −0 removed, 0 changed, in 1 plane" in widget.status.text()
+    assert "'img masks' now holds" in segment.status.text()  # Segment's status follows the refresh
+    review = widget.review
+    assert not review.isHidden() and "Change 1 of 1: plane 0: +1 new" in review.label.text()
+    assert viewer.dims.current_step[0] == 0  # the viewer went to the changed plane
+    corrected = masks.data[0].copy()
+    corrected[corrected == corrected[30, 51]] = 0  # plane 0 without the new disk
+    review.undo_button.click()  # the user does not want plane 0's change
+    assert masks.data[0][30, 51] == 0 and review.isHidden()
+    np.testing.assert_array_equal(masks.data[0] > 0, corrected > 0)  # the correction stays
+
+
+def test_only_the_displayed_plane_can_be_refreshed(qtbot, make_napari_viewer):
+    viewer, widget, segment, masks, labels = stack_with_a_missed_disk(make_napari_viewer)
+    widget.only_shown.setChecked(True)
+    finish(qtbot, widget)
+    take_new(qtbot, widget)
+    assert masks.data[0][30, 51] == 0  # plane 0 was not on screen: left alone
+    assert "no object changed" in widget.status.text() and widget.review.isHidden()
+
+
+def test_learn_from_starts_with_the_current_image_and_flags_an_unlike_one(make_napari_viewer):
+    viewer = make_napari_viewer()
+    session_for(viewer).set_model(threshold_unet(), "threshold")
+    for name, image in (("a", disks(seed=0)), ("b", disks(seed=1)), ("bright", 50 * disks(seed=2))):
+        viewer.add_image(image, name=name)
+        viewer.add_labels(disk_labels(disks()), name=f"{name} masks")
+    viewer.layers.selection.active = viewer.layers["b"]
+    _, widget = viewer.window.add_plugin_dock_widget("napari-unet", "Fine-tune")
+    names = [image.name for image, _ in widget.pairs.pairs()]
+    assert names == ["b"]  # the image being worked on, only
+    widget.pairs.add_all.click()  # one click for the rest
+    assert [image.name for image, _ in widget.pairs.pairs()] == ["a", "b", "bright"]
+    assert list(widget.pairs.flagged()) == ["bright"]
+    assert "'bright': median intensity" in widget.pairs.note.text()

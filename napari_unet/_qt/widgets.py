@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QComboBox, QLabel
+from qtpy.QtWidgets import QComboBox, QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 FOLD_ICONS = {"expandedIcon": "▼", "collapsedIcon": "▶"}  # every folded section (QCollapsible) of the widgets
 
@@ -53,3 +53,20 @@ def spin(box, low, high, value, step, tip: str):
     box.setToolTip(tip)
     box.setKeyboardTracking(False)  # typing "0.35" recomputes once, not per keystroke
     return box
+
+
+def scroll_body(widget: QWidget) -> QWidget:
+    """The inner widget to lay ``widget``'s controls out on, inside a frameless vertical
+    scroll area that fills ``widget``: a dock then takes what the window can give (three
+    docks fit a 1366x768 screen) and scrolls the rest instead of pushing the window taller.
+    """
+    area = QScrollArea(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    body = QWidget()
+    area.setWidget(body)
+    outer = QVBoxLayout(widget)
+    outer.setContentsMargins(0, 0, 0, 0)
+    outer.addWidget(area)
+    return body

@@ -39,7 +39,7 @@ from napari_unet._qt.pickers import DevicePicker, ImageLayerPicker, ModelPicker
 from napari_unet._qt.remember import current, remember, restore_defaults
 from napari_unet._qt.segment.settings import AdvancedSettings
 from napari_unet._qt.session import Prediction, session_for
-from napari_unet._qt.widgets import StatusLabel, combo
+from napari_unet._qt.widgets import StatusLabel, combo, scroll_body
 from napari_unet.inference.doubts import PURPOSES, out_of_depth
 from napari_unet.inference.instances import model_params
 from napari_unet.model.files import DEFAULT_MODEL, image_channels, model_card
@@ -102,7 +102,7 @@ class SegmentWidget(QWidget):
         form.addRow("segment", self.scope)
         form.addRow("existing masks", self.existing)
         form.addRow("", self.show_probabilities)
-        layout = QVBoxLayout(self)
+        layout = QVBoxLayout(scroll_body(self))
         layout.addLayout(form)
         layout.addWidget(self.advanced)
         layout.addWidget(self.run_button)
@@ -385,7 +385,7 @@ class SegmentWidget(QWidget):
             self._model_error = ""
             card = model_card(model)
             n = image_channels(model)
-            made_for = f"made for {PURPOSES[card.name]}; " if card.name in PURPOSES else ""
+            made_for = f"made for {PURPOSES[card.name].split(' (')[0]}; " if card.name in PURPOSES else ""
             self.model_info.setText(f"{made_for}{card.task} model, {n} channel{'s' * (n != 1)} in")
         else:
             self.model_info.setText(self._model_error or "no model loaded")

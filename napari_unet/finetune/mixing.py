@@ -38,9 +38,10 @@ def image_stats(data: np.ndarray, plane_shape: tuple[int, ...]) -> ImageStats:
 def odd_ones_out(stats: Sequence[ImageStats]) -> list[str]:
     """For each image, how it differs a lot from the others ("" when it does not).
 
-    Flagged: a plane with :data:`SIZE_RATIO` times the pixels of the others' median (or
-    that fraction); a median intensity farther from the others' than their typical
-    spread; a spread 4x wider or narrower than theirs. With one image nothing is flagged.
+    Flagged: a plane with :data:`SIZE_RATIO` times the pixels of the group's median (or
+    that fraction); a median intensity farther from the group's than its typical spread;
+    a spread 4x wider or narrower. With two images each is compared with the other (both
+    are flagged when they differ); with one nothing is.
     """
     out = []
     for i, s in enumerate(stats):
@@ -48,6 +49,9 @@ def odd_ones_out(stats: Sequence[ImageStats]) -> list[str]:
         if not others:
             out.append("")
             continue
+        # the group's median (itself included, so one outlier cannot drag the reference
+        # of the rest towards it); with two images, the other one
+        others = others if len(stats) == 2 else list(stats)
         reasons = []
         size = s.pixels / max(np.median([o.pixels for o in others]), 1)
         if size >= SIZE_RATIO or size <= 1 / SIZE_RATIO:

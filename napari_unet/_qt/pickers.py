@@ -33,6 +33,8 @@ class ImageLayerPicker(QWidget):
         super().__init__(parent)
         self.viewer, self.session = viewer, session
         self.combo = QComboBox()
+        self.combo.setToolTip("The image layer to work on; follows the layer you select. Layers the model "
+                              "cannot take are left out, and the note below says why")
         self.note = QLabel()
         self.note.setWordWrap(True)
         self.note.setObjectName("napari_unet_note")

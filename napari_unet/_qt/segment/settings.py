@@ -28,6 +28,8 @@ class AdvancedSettings(QCollapsible):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__("Advanced", parent, **FOLD_ICONS)
+        self.setToolTip("Zoom, test-time augmentation, tiles and the thresholds that turn "
+                        "probabilities into objects")
         body = QWidget()
         form = QFormLayout(body)
         form.setContentsMargins(0, 0, 0, 0)
@@ -62,6 +64,7 @@ class AdvancedSettings(QCollapsible):
         )
         self.fill_holes = QCheckBox("fill holes")
         self.fill_holes.setChecked(_DEFAULT.fill_holes)
+        self.fill_holes.setToolTip("Fill holes inside objects (dark nucleoli, spots) so each mask is solid")
 
         form.addRow("zoom", self.zoom)
         form.addRow("", self.tta)

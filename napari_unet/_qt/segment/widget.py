@@ -83,12 +83,16 @@ class SegmentWidget(QWidget):
             "its own. Remembered for the layer"))
         self.existing = combo((REPLACE, NEW_LAYER), tip="What to do when '<image> masks' already exists")
         self.show_probabilities = QCheckBox("add a probabilities layer")
+        self.show_probabilities.setToolTip("Also add the network's foreground probability (0-1) as an image "
+                                           "layer: where it hesitates, masks are worth checking")
         self.advanced = AdvancedSettings()
         self.reset = QPushButton("Reset to defaults")
         self.reset.setToolTip("Put every option of this widget back as it was on first start (and forget the "
                               "model and device chosen last time)")
         self.advanced.addWidget(self.reset)
         self.run_button = QPushButton("Segment")
+        self.run_button.setToolTip("Segment the picked image (or the displayed plane) into a masks layer; "
+                                   "press again to cancel")
         self.bar = QProgressBar()
         self.bar.setVisible(False)
         self.status = StatusLabel()

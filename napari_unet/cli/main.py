@@ -23,15 +23,20 @@ def add_info(sub) -> None:
     """Register ``napari-unet info``."""
     p = sub.add_parser("info", help="print a model file's architecture and card")
     p.add_argument("model", nargs="?", type=Path, help="model file (default: the shipped model)")
+    p.add_argument("--model", dest="model_option", type=Path, help="the model file, as an option")
     p.set_defaults(func=run_info)
 
 
 def run_info(args) -> int:
-    """Print a model file's header (architecture and card) as JSON."""
+    """Print a model file's header (architecture and card) as JSON, then its training plan in words."""
     from napari_unet.model.files import DEFAULT_MODEL, read_header
+    from napari_unet.training.plan import Plan
 
-    header = read_header(args.model or DEFAULT_MODEL)
+    header = read_header(args.model_option or args.model or DEFAULT_MODEL)
     print(json.dumps(header, indent=2))
+    plan = header["card"].get("plan") if isinstance(header["card"], dict) else None
+    if plan:
+        print("\ntraining plan:\n" + Plan.from_dict(plan).describe())
     return 0
 
 

@@ -20,7 +20,7 @@ from napari_unet.synth.images import synth_dataset
 from napari_unet.training.engine import TrainConfig, train_iter
 from napari_unet.training.sources import SynthSource, load_folder
 
-TASKS = ("instances", "click")
+TASKS = ("instances", "click", "semantic")
 # What each task uses for the options not given: the segmentation model's recipe, and
 # the click network's (a smaller network on crop-sized windows around one object).
 DEFAULTS = {
@@ -35,17 +35,25 @@ def add_train(sub) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--synthetic", action="store_true", help="train on generated nuclei images")
     src.add_argument("--data", type=Path, help="folder of <name>.tif + <name>_masks.tif (or masks/)")
+    src.add_argument("--images", type=Path, nargs="+",
+                     help="image or volume files (TIFF, NIfTI, ...) with --labels: a new model from your own, "
+                          "possibly partial, labels (planes without labels are not annotated)")
+    p.add_argument("--labels", type=Path, nargs="+", help="label files matching --images, in the same order")
+    p.add_argument("--spacing", type=float, nargs="+", metavar="S",
+                   help="voxel size along the axes (e.g. 3 1 1 for Z Y X in mm; default 1)")
+    p.add_argument("--axes", help="the images' axes, e.g. ZYX (default: YX or ZYX by dimension)")
+    p.add_argument("--classes", help="class names by label value, e.g. '1=liver,2=lesion' (semantic)")
     p.add_argument("-o", "--output", required=True, type=Path, help="model file to write (.safetensors)")
     p.add_argument("--task", choices=TASKS, default="instances",
                    help="instances: the segmentation model (default); click: the click-to-segment network, "
-                        "trained with simulated clicks")
+                        "trained with simulated clicks; semantic: a class map (tissues, organs) from --images")
     p.add_argument("--val", type=Path, help="folder of held-out pairs (default with --synthetic: generated)")
     p.add_argument("--val-size", type=int, default=24, help="generated validation images (default 24)")
     p.add_argument("--ignore-value", type=int, help="label value meaning 'not annotated'")
     p.add_argument("--base-channels", type=int, help="first-level channels (default 24; click: 16)")
     p.add_argument("--depth", type=int, default=4, help="number of poolings (default 4)")
     p.add_argument("--name", help="model name shown in the picker (default: the output's stem)")
-    p.add_argument("--steps", type=int, default=2000, help="step budget (default 2000)")
+    p.add_argument("--steps", type=int, help="step budget (default 2000; with --images: 300 s unless given)")
     p.add_argument("--max-seconds", type=float, help="time budget; the schedule follows it")
     p.add_argument("--batch-size", type=int, help="patches per step (default 4; click: 8)")
     p.add_argument("--patch-size", type=int, help="patch edge in pixels (default 256; click: 128)")
@@ -68,6 +76,11 @@ def add_train(sub) -> None:
 
 def run_train(args) -> int:
     """Train a model as the options say and write it, provenance included."""
+    if args.images:
+        return run_task_train(args)
+    if args.task == "semantic":
+        raise ValueError("--task semantic trains on your own files: give --images and --labels")
+    args.steps = 2000 if args.steps is None else args.steps
     for key, value in DEFAULTS[args.task].items():  # the task's defaults, recorded in the card's command
         if getattr(args, key) is None:
             setattr(args, key, value)
@@ -99,6 +112,52 @@ def run_train(args) -> int:
     figures = f" AP@0.5 {best[0].val_ap50:.3f} AP@0.75 {best[0].val_ap75:.3f}" if best else ""
     print(f"{args.output}: {result.steps} steps in {result.seconds:.0f} s, best step {result.best_step}{figures}")
     return 0
+
+
+def run_task_train(args) -> int:
+    """A new model from image and label files (``napari_unet.train``), written with its plan."""
+    from napari_unet.io.files import read_image_file
+    from napari_unet.training.plan import Plan
+    from napari_unet.training.tasks import train_iter as task_train_iter
+
+    if args.task == "click":
+        raise ValueError("the click network trains on --synthetic or --data; --images is for semantic or instances")
+    if not args.labels or len(args.labels) != len(args.images):
+        raise ValueError(f"give one --labels file per --images file ({len(args.images)} images, "
+                         f"{len(args.labels or [])} labels)")
+    images = [read_image_file(p) for p in args.images]
+    spacing = args.spacing or images[0].spacing  # a NIfTI or DICOM file says its voxel size
+    job = task_train_iter(
+        [i.data for i in images], [read_image_file(p).data for p in args.labels], task=args.task,
+        axes=args.axes, spacing=spacing, classes=_class_names(args.classes), max_seconds=args.max_seconds,
+        max_steps=args.steps, init=args.init and str(args.init), device=args.device, seed=args.seed,
+        base_channels=args.base_channels if args.task == "semantic" else None,
+    )
+    with tqdm(total=args.steps, unit="step", file=sys.stderr, mininterval=5) as bar:
+        model = run(job, lambda rec: _show(bar, rec))
+    card = model_card(model)
+    provenance = {**card.provenance, "command": _train_command(args),
+                  "trained_on": f"{', '.join(map(str, args.images))} ({card.provenance.get('trained_on')})",
+                  "hardware": f"{cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}"}
+    model.card = replace(card, name=args.name or args.output.stem, provenance=provenance)
+    save_model(model, args.output)
+    print(f"{args.output}: {card.provenance['steps']} steps in {card.provenance['seconds']:.0f} s")
+    if card.plan:
+        print(Plan.from_dict(card.plan).describe())
+    return 0
+
+
+def _class_names(text: str | None) -> dict[int, str] | None:
+    """``'1=liver,2=lesion'`` as {1: 'liver', 2: 'lesion'}."""
+    if not text:
+        return None
+    names = {}
+    for part in text.split(","):
+        value, sep, name = part.partition("=")
+        if not sep or not value.strip().isdigit() or not name.strip():
+            raise ValueError(f"--classes {text!r}: write label values and names as '1=liver,2=lesion'")
+        names[int(value)] = name.strip()
+    return names
 
 
 def _config(args) -> TrainConfig:

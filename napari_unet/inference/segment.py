@@ -1,4 +1,4 @@
-"""One call from an image to instance labels."""
+"""One call from an image to instance labels, or to a class map with a semantic model."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import torch
 from napari_unet import checks
 from napari_unet.inference.images import check_axes, from_canonical, normalize_stack, spatial_shape, to_canonical
 from napari_unet.inference.instances import InstanceParams, instances_3d, instances_from_probabilities, model_params
+from napari_unet.inference.intensity import normalize_intensity
 from napari_unet.inference.predict import predict_iter
 from napari_unet.inference.zoom import auto_zoom, unzoom
 from napari_unet.labels import median_diameter
@@ -76,6 +77,10 @@ def segment_iter(
     model = checks.model_or_none(model)
     model = load_model() if model is None else model
     card = model_card(model)
+    if card.task == "semantic":
+        if channel_axis is not None:
+            raise ValueError("this class-map model takes single-channel images; pass one channel")
+        return (yield from _semantic(image, model, axes, spacing, device, zoom, tta, predict_kwargs))
     if params is not None and not isinstance(params, InstanceParams):
         raise TypeError(f"params must be InstanceParams (napari_unet.InstanceParams(...)), got {type(params).__name__}")
     params = params or model_params(card)
@@ -111,6 +116,30 @@ def segment_iter(
         labels = from_canonical(labels.reshape(full), given)
         probs = probs.reshape(probs.shape[0], *full[:-2], *probs.shape[-2:])
     return Segmentation(labels, probs, used, order, spacing)
+
+
+def _semantic(image, model, axes, spacing, device, zoom, tta, kwargs) -> Generator[Progress, None, Segmentation]:
+    """A class map: the image normalised as the model's plan says, every voxel's class as
+    the label value it had in training. A 2D model sees a volume plane by plane.
+    """
+    card = model_card(model)
+    image = np.asarray(image)
+    order = check_axes(axes, image.ndim) if axes is not None else {2: "YX", 3: "ZYX"}.get(image.ndim)
+    if order is None or "C" in order or "T" in order:
+        raise ValueError(f"a class-map model takes a 2D image (YX) or a volume (ZYX), got shape {image.shape}; "
+                         "pass one channel and one time point, or say axes='ZYX'")
+    volume, _ = to_canonical(image, order)
+    target = card.plan.get("target_spacing")
+    if zoom is None and spacing is not None and target:  # the network sees the pixel size it learnt at
+        given = dict(zip(order, spacing if len(spacing) == len(order) else spacing[-len(order):]))
+        ratio = float(np.mean([given[a] / t for a, t in zip("YX", target[-2:])]))
+        zoom = min(max(ratio, MIN_ZOOM), MAX_ZOOM)
+    used = 1.0 if zoom is None else checks.number(zoom, "zoom", MIN_ZOOM, MAX_ZOOM)
+    x = normalize_intensity(volume, card.intensity)
+    probs = yield from predict_iter(x, model, device=device, zoom=used, normalized=True, tta=tta, **kwargs)
+    values = np.asarray(card.label_values if card.label_values is not None else range(probs.shape[0]), np.int32)
+    labels = from_canonical(values[np.argmax(probs, axis=0)], order)
+    return Segmentation(labels, probs, used, order, tuple(spacing) if spacing is not None else (1.0, 1.0, 1.0))
 
 
 MEASURE_PLANES = 3  # planes of a stack on which automatic zoom measures the objects ...

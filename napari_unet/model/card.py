@@ -27,6 +27,10 @@ class ModelCard:
     postprocess: dict[str, Any] = field(default_factory=dict)  # InstanceParams tuned for this model
     zoom: float | None = None  # the zoom it segments at (set by fine-tuning); None: automatic
     provenance: dict[str, Any] = field(default_factory=dict)  # trained on what, when, how long
+    # semantic models: the label value each output channel stands for (None: the channel's index)
+    label_values: tuple[int, ...] | None = None
+    intensity: dict[str, Any] = field(default_factory=dict)  # semantic: normalisation scheme (inference/intensity.py)
+    plan: dict[str, Any] = field(default_factory=dict)  # semantic: the training plan (training/plan.py), as data
 
     def to_dict(self) -> dict:
         """The card as plain data (for the model file's JSON header)."""
@@ -36,8 +40,8 @@ class ModelCard:
     def from_dict(cls, data: dict) -> ModelCard:
         """A card from :meth:`to_dict`'s data; unknown keys (newer files) are ignored."""
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        for key in ("classes", "channels", "normalization"):
-            if key in known:
+        for key in ("classes", "channels", "normalization", "label_values"):
+            if known.get(key) is not None:
                 known[key] = tuple(known[key])
         return cls(**known)
 
@@ -89,7 +93,12 @@ def check_card(data: object, in_channels: int, out_channels: int) -> ModelCard:
             and 0 <= low_high[0] < low_high[1] <= 100):
         raise wrong("normalization", f"is {low_high!r}; it must be two percentiles [low, high] "
                                      "with 0 <= low < high <= 100")
-    for key in ("postprocess", "provenance"):
+    values = value["label_values"]
+    if values is not None and not (isinstance(values, (list, tuple)) and len(values) == out_channels
+                                   and all(_is_int(v) and v >= 0 for v in values) and len(set(values)) == len(values)):
+        raise wrong("label_values", f"is {values!r}; it must be null or {out_channels} different whole numbers "
+                                    ">= 0, the label value of each output")
+    for key in ("postprocess", "provenance", "intensity", "plan"):
         if not isinstance(value[key], dict):
             raise wrong(key, f"is {value[key]!r}, not a mapping")
     zoom = value["zoom"]

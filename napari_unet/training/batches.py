@@ -80,8 +80,12 @@ class PatchSampler:
         labels = crop(sample.labels, corner, window)
         ann = crop(annotated, corner, window, fill=False)  # padding is unannotated, not background
         image, labels, ann = augment(image, labels, ann, self.transform)
-        classes, weights = make_targets(labels, ann, self.target_config)
+        classes, weights = self.targets(labels, ann)
         return image, classes, weights
+
+    def targets(self, labels: np.ndarray, annotated: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The loss's class map and weights of an augmented patch (instances: interior/boundary)."""
+        return make_targets(labels, annotated, self.target_config)
 
     def __call__(self) -> Batch:
         """One batch of ``batch_size`` augmented patches."""

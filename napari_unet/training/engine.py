@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from napari_unet.devices import resolve_device
+from napari_unet.inference.predict import memory_format as memory_format_for
 from napari_unet.model.checkpoint import load_state, model_path, save_state, state_path
 from napari_unet.model.files import ModelFileError, load_model, save_model
 from napari_unet.model.unet import UNet
@@ -54,6 +55,9 @@ class TrainConfig:
     freeze_encoder: bool = False  # fine-tuning: train only the decoder and head
     freeze_norm: bool = False  # fine-tuning on few images: keep BatchNorm statistics fixed
     loss_smoothing: float = 0.98  # EMA of the loss, the metric when there is no validation set
+    # "wall": the time budget is wall-clock seconds; "cpu": this process's CPU seconds per torch
+    # thread, what a dedicated machine of that many cores would take (benchmarks on a shared one)
+    clock: str = "wall"
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # see augment.py
     targets: TargetConfig = field(default_factory=TargetConfig)  # see targets.py
     loss: LossConfig = field(default_factory=LossConfig)  # see losses.py
@@ -161,7 +165,8 @@ def train_iter(
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     sampler = (batches or _patch_sampler)(data, config, rng)
-    memory_format = torch.channels_last if dev.type == "cpu" else torch.preserve_format
+    dims = getattr(model.config, "spatial_dims", 2) + 2  # 3D networks stay contiguous (see memory_format)
+    memory_format = memory_format_for(dims) if dev.type == "cpu" else torch.preserve_format
     model.to(dev).to(memory_format=memory_format)
     optimizer = torch.optim.AdamW(_trainable(model, config), lr=config.lr, weight_decay=config.weight_decay)
     run_state = _RunState()
@@ -170,13 +175,14 @@ def train_iter(
     _set_train_mode(model, config)
     history: list[TrainProgress] = []
     step, last_eval = run_state.step, run_state.step
-    start = time.perf_counter() - run_state.seconds
+    now = _clock(config)
+    start = now() - run_state.seconds
     try:
         while True:
             # schedule: the fraction of the budget used, by steps or by time, whichever is further
             fraction = step / config.steps if config.steps else 0.0
             if config.max_seconds:
-                fraction = max(fraction, (time.perf_counter() - start) / config.max_seconds)
+                fraction = max(fraction, (now() - start) / config.max_seconds)
             stopped = stop is not None and stop.is_set()
             finished = fraction >= 1.0
             lr = learning_rate(config, fraction)
@@ -185,13 +191,13 @@ def train_iter(
             if step > last_eval and (due or finished) and not stopped:
                 last_eval = step
                 ap = _evaluate_and_checkpoint(model, optimizer, rng, config, run_state, step, val, dev,
-                                              time.perf_counter() - start)
+                                              now() - start)
                 if ap is not None and history:
                     history[-1] = replace(history[-1], val_ap50=ap[0], val_ap75=ap[1])
                     # the step's record again, now with its validation figures
-                    start += yield from _timed_yield(history[-1])
+                    start += yield from _timed_yield(history[-1], now)
             if stopped and config.checkpoint and step > last_eval:  # resumable from where it stopped
-                _save_resume_state(model, optimizer, rng, config, run_state, step, time.perf_counter() - start)
+                _save_resume_state(model, optimizer, rng, config, run_state, step, now() - start)
             if finished or stopped:
                 break
             # forward / backward
@@ -209,8 +215,8 @@ def train_iter(
             step += 1
             value = float(loss.detach())
             run_state.smooth(value, config.loss_smoothing)
-            history.append(TrainProgress(step, value, time.perf_counter() - start, lr))
-            start += yield from _timed_yield(history[-1])
+            history.append(TrainProgress(step, value, now() - start, lr))
+            start += yield from _timed_yield(history[-1], now)
     finally:
         torch.set_num_threads(old_threads)
     if run_state.best_weights is None:  # never evaluated (stopped early): keep what we have
@@ -218,17 +224,28 @@ def train_iter(
     model.load_state_dict(run_state.best_weights)
     model.eval()
     return TrainResult(
-        model, run_state.best_metric, run_state.best_step, step, time.perf_counter() - start, history, stopped
+        model, run_state.best_metric, run_state.best_step, step, now() - start, history, stopped
     )
 
 
-def _timed_yield(record: TrainProgress) -> Generator[TrainProgress, None, float]:
+def _clock(config: TrainConfig) -> Callable[[], float]:
+    """The clock the time budget runs on (see TrainConfig.clock)."""
+    if config.clock == "wall":
+        return time.perf_counter
+    if config.clock == "cpu":
+        return lambda: time.process_time() / max(1, torch.get_num_threads())
+    raise ValueError(f"clock must be 'wall' or 'cpu', got {config.clock!r}")
+
+
+def _timed_yield(
+    record: TrainProgress, now: Callable[[], float] = time.perf_counter
+) -> Generator[TrainProgress, None, float]:
     """Yield ``record``; return the seconds spent suspended, which the time budget skips
     (a paused napari worker does not advance the generator).
     """
-    suspended = time.perf_counter()
+    suspended = now()
     yield record
-    return time.perf_counter() - suspended
+    return now() - suspended
 
 
 def train(model: UNet, data: Source, config: TrainConfig = TrainConfig(), **kwargs) -> TrainResult:

@@ -67,7 +67,8 @@ class ArraySource:
     channel_axis
         The images' channel axis, if any.
     normalization
-        Percentiles mapped to 0 and 1, as in the model card.
+        Percentiles mapped to 0 and 1, as in the model card; ``None``: the images are
+        normalised already (a semantic plan's scheme, see :mod:`.semantic`).
     """
 
     def __init__(
@@ -78,7 +79,7 @@ class ArraySource:
         *,
         channels: int = 1,
         channel_axis: int | None = None,
-        normalization: tuple[float, float] = (1.0, 99.8),
+        normalization: tuple[float, float] | None = (1.0, 99.8),
     ):
         if len(images) != len(labels) or not images:
             raise ValueError(f"need as many label images as images (got {len(images)} and {len(labels)})")
@@ -87,7 +88,8 @@ class ArraySource:
             raise ValueError(f"got {len(annotated)} annotated masks for {len(images)} images")
         self.samples: list[Sample] = []
         for i, (img, lab, ann) in enumerate(zip(images, labels, annotated)):
-            chw = normalize(_as_chw(np.asarray(img), channels, channel_axis), *normalization)
+            chw = _as_chw(np.asarray(img), channels, channel_axis)
+            chw = normalize(chw, *normalization) if normalization else chw.astype(np.float32, copy=False)
             lab = np.asarray(lab)
             if lab.shape != chw.shape[1:]:
                 raise ValueError(f"image {i} has spatial shape {chw.shape[1:]}, its labels {lab.shape}")

@@ -1,0 +1,232 @@
+"""Teach a model a new task from the user's own labels: one call for classes or for objects.
+
+:func:`train_iter` takes images and (possibly partial) labels as they come from napari
+layers or files, plans the run from the data (:mod:`.plan`), and runs the one training
+engine (:func:`napari_unet.training.engine.train_iter`) on them:
+
+- ``task="semantic"``: each label value is a class (0 the background inside the
+  annotated region); a fresh network of the plan's shape learns the class map;
+- ``task="instances"``: labels are objects; the shipped nuclei model (or ``init``) is
+  trained on, plane by plane.
+
+Only annotated voxels count. By default that is every voxel of every plane that holds a
+label, so painting a few planes of a volume is a valid training set.
+"""
+
+from __future__ import annotations
+
+import datetime
+import threading
+from collections.abc import Generator, Sequence
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from napari_unet import checks
+from napari_unet.devices import resolve_device
+from napari_unet.inference.images import check_axes, to_canonical
+from napari_unet.model.card import ModelCard
+from napari_unet.model.files import load_model, model_card
+from napari_unet.model.unet import UNet
+from napari_unet.progress import run
+from napari_unet.training.engine import TrainConfig, TrainProgress, TrainResult
+from napari_unet.training.engine import train_iter as engine_train_iter
+from napari_unet.training.losses import LossConfig
+from napari_unet.training.plan import Plan, fingerprint, make_plan
+from napari_unet.training.semantic import SemanticSampler, VolumeSampler, semantic_source
+from napari_unet.training.sources import ArraySource
+
+DEFAULT_SECONDS = 300.0  # time budget when neither max_seconds nor max_steps is given
+TASK_NAMES = ("semantic", "instances")
+
+
+def _as_list(x, what: str) -> list:
+    if x is None:
+        return []
+    if isinstance(x, np.ndarray) or not isinstance(x, (list, tuple)):
+        return [x]
+    return list(x)
+
+
+def prepare(images, labels, annotated=None, axes: str | None = None):
+    """Images, labels and annotated masks as lists of ``[Z]YX`` arrays, checked.
+
+    ``annotated`` defaults to every voxel of every plane (Z) holding a label; a 2D image
+    with any label is annotated everywhere.
+    """
+    images, labels = _as_list(images, "images"), _as_list(labels, "labels")
+    masks = _as_list(annotated, "annotated") or [None] * len(images)
+    if not images or len(images) != len(labels) or len(masks) != len(images):
+        raise ValueError(f"give as many label images as images (and annotated masks, if any): got "
+                         f"{len(images)} images, {len(labels)} labels, {len(_as_list(annotated, ''))} masks")
+    out = []
+    for i, (img, lab, ann) in enumerate(zip(images, labels, masks)):
+        img, lab = np.asarray(img), np.asarray(lab)
+        order = check_axes(axes, img.ndim) if axes else {2: "YX", 3: "ZYX"}.get(img.ndim)
+        if order is None or "C" in order or "T" in order:
+            raise ValueError(f"image {i} has shape {img.shape}: training takes single-channel 2D images (YX) or "
+                             "volumes (ZYX); pass one channel and one time point, or say axes='ZYX'")
+        if lab.shape != img.shape:
+            raise ValueError(f"image {i} has shape {img.shape} but its labels {lab.shape}; they must match")
+        lab = checks.label_image(lab.astype(np.uint8) if lab.dtype == bool else lab, f"labels {i}")
+        img, _ = to_canonical(img, order)
+        lab, _ = to_canonical(lab, order)
+        if ann is None:
+            planes = lab.reshape(-1, *lab.shape[-2:]).any(axis=(1, 2))
+            ann = np.broadcast_to(planes.reshape(*lab.shape[:-2], 1, 1), lab.shape)
+        else:
+            ann, _ = to_canonical(np.asarray(ann, bool), order)
+            if ann.shape != lab.shape:
+                raise ValueError(f"annotated mask {i} has shape {ann.shape}, its labels {lab.shape}; they must match")
+        out.append((img, np.asarray(lab), np.asarray(ann, bool)))
+    if not any(a.any() for _, _, a in out):
+        raise ValueError("no labels: paint some classes or objects in at least one plane first")
+    return out
+
+
+def _spacing(spacing, ndim: int) -> tuple[float, ...]:
+    if spacing is None:
+        return (1.0,) * ndim
+    spacing = tuple(checks.number(s, "spacing", 0, low_open=True) for s in np.atleast_1d(spacing))
+    if len(spacing) != ndim:
+        raise ValueError(f"spacing {spacing} has {len(spacing)} entries; give one per axis ({ndim})")
+    return spacing
+
+
+def _budget(max_seconds, max_steps) -> dict:
+    if max_seconds is None and max_steps is None:
+        return {"steps": 0, "max_seconds": DEFAULT_SECONDS}
+    return {"steps": int(max_steps) if max_steps is not None else 0, "max_seconds": max_seconds}
+
+
+def semantic_plan(data, spacing, classes: dict[int, str] | None, device) -> Plan:
+    """The plan for prepared data (see :func:`prepare`)."""
+    fp = fingerprint([d[0] for d in data], [d[1] for d in data], [d[2] for d in data], spacing)
+    return make_plan(fp, classes, gpu=resolve_device(device).type != "cpu")
+
+
+def train_iter(
+    images,
+    labels,
+    *,
+    task: str = "semantic",
+    annotated=None,
+    axes: str | None = None,
+    spacing: Sequence[float] | None = None,
+    classes: dict[int, str] | None = None,
+    max_seconds: float | None = None,
+    max_steps: int | None = None,
+    init: UNet | str | None = None,
+    device: str | torch.device | None = None,
+    stop: threading.Event | None = None,
+    seed: int = 0,
+    base_channels: int | None = None,
+    clock: str = "wall",
+) -> Generator[TrainProgress, None, UNet]:
+    """Train a model for a new task, yielding :class:`~.engine.TrainProgress` after each step.
+
+    Parameters
+    ----------
+    images, labels
+        An image or volume and its labels, or lists of them (``[Z]YX``, one channel).
+    task
+        ``"semantic"``: label values are classes; ``"instances"``: labels are objects.
+    annotated
+        Boolean mask(s) of where the labels count; default: every plane holding a label.
+    axes
+        The images' axes (``"YX"``, ``"ZYX"``, ``"XYZ"`` ...); default YX or ZYX by dimension.
+    spacing
+        Voxel size along the axes in ``axes`` order (e.g. mm); default 1 everywhere.
+    classes
+        Names of the label values, e.g. ``{1: "liver", 2: "lesion"}``; stored in the card.
+    max_seconds, max_steps
+        Budgets; training ends at whichever comes first (default: 300 seconds).
+    init
+        A model (or model file) to start from; default: a fresh network of the plan
+        (semantic), the shipped nuclei model (instances).
+    device
+        Where to train; ``None`` picks the fastest available.
+    stop
+        Set it (from any thread) to end training after the current step.
+    seed
+        Seeds sampling and initialisation.
+    base_channels
+        Semantic: the new network's first-level width instead of the plan's (small for tests).
+    clock
+        ``"cpu"`` counts ``max_seconds`` in CPU seconds per torch thread (benchmarks on a shared machine).
+
+    Returns
+    -------
+    UNet
+        The trained model, its card naming the task, the classes and the plan.
+    """
+    if task not in TASK_NAMES:
+        raise ValueError(f"task must be 'semantic' (classes) or 'instances' (objects), not {task!r}")
+    data = prepare(images, labels, annotated, axes)
+    order = check_axes(axes, data[0][0].ndim) if axes else None
+    spacing = _spacing(spacing, data[0][0].ndim)
+    if order is not None:  # spacing is given in the caller's axis order; the data is now [Z]YX
+        spacing = tuple(spacing[order.index(a)] for a in "ZYX" if a in order)
+    if isinstance(init, str) or hasattr(init, "__fspath__"):
+        init = load_model(init)
+    budget = {**_budget(max_seconds, max_steps), "clock": clock}
+    if task == "instances":
+        return (yield from _instances(data, init, budget, device, stop, seed))
+    plan = semantic_plan(data, spacing, classes, device)
+    if base_channels is not None:
+        plan = replace(plan, base_channels=checks.number(base_channels, "base_channels", 1, integer=True))
+    torch.manual_seed(seed)  # the new network's initial weights too: same seed, same model
+    model = init if init is not None else UNet(1, len(plan.label_values), base_channels=plan.base_channels,
+                                               depth=plan.depth, norm=plan.norm, spatial_dims=plan.spatial_dims,
+                                               pools=plan.pools)
+    if model.config.out_channels != len(plan.label_values):
+        raise ValueError(f"the model to start from has {model.config.out_channels} outputs but the labels hold "
+                         f"{len(plan.label_values)} classes ({', '.join(map(str, plan.label_values))})")
+    if model.config.spatial_dims != plan.spatial_dims:
+        plan = replace(plan, spatial_dims=model.config.spatial_dims)
+    source = semantic_source([d[0] for d in data], [d[1] for d in data], [d[2] for d in data], plan)
+    sampler = VolumeSampler if plan.spatial_dims == 3 else SemanticSampler
+    config = TrainConfig(**budget, batch_size=plan.batch_size, patch_size=plan.patch_size[-1], val_every=25,
+                         seed=seed, loss=LossConfig(dice_classes=tuple(range(1, len(plan.label_values)))))
+    result = yield from engine_train_iter(model, source, config, device=device, stop=stop,
+                                         batches=lambda src, cfg, rng: sampler(src, plan, rng))
+    model.card = ModelCard(
+        name="new classes", task="semantic", classes=plan.class_names, channels=("intensity",),
+        label_values=plan.label_values, intensity=plan.intensity, plan=plan.to_dict(),
+        provenance=_provenance(result, data, spacing),
+    )
+    return model
+
+
+def _instances(data, init, budget, device, stop, seed) -> Generator[TrainProgress, None, UNet]:
+    """Objects: the annotated planes train the shipped model (or ``init``) on."""
+    model = init if init is not None else load_model()
+    card = model_card(model)
+    planes, objects, masks = [], [], []
+    for img, lab, ann in data:
+        img, lab, ann = (a.reshape(-1, *a.shape[-2:]) for a in (img, lab, ann))
+        for z in np.flatnonzero(ann.any(axis=(1, 2))):
+            planes.append(img[z]), objects.append(lab[z]), masks.append(ann[z])
+    source = ArraySource(planes, objects, masks, normalization=card.normalization)
+    edge = int(min(256, max(max(p.shape) for p in planes)))
+    config = TrainConfig(**budget, patch_size=-(-edge // 16) * 16, val_every=25, seed=seed)
+    result = yield from engine_train_iter(model, source, config, device=device, stop=stop)
+    model.card = replace(card, name="new objects", zoom=None,
+                         provenance={**_provenance(result, data, None), "init_provenance": card.provenance})
+    return model
+
+
+def _provenance(result: TrainResult, data, spacing) -> dict:
+    planes = sum(int(d[2].reshape(-1, *d[2].shape[-2:]).any(axis=(1, 2)).sum()) for d in data)
+    return {
+        "trained_on": f"{len(data)} image(s), {planes} annotated plane(s)",
+        "spacing": list(spacing) if spacing else None,
+        "steps": result.steps, "best_step": result.best_step, "seconds": round(result.seconds, 1),
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+    }
+
+
+def train(images, labels, **kwargs) -> UNet:
+    """Run :func:`train_iter` to the end; takes the same arguments and returns the model."""
+    return run(train_iter(images, labels, **kwargs))

@@ -1,0 +1,106 @@
+"""Training a new model from the user's own, partial labels: classes or objects, 2D or 3D."""
+
+import numpy as np
+import pytest
+import torch
+
+from napari_unet import load_model, save_model, segment, train
+from napari_unet.training.plan import Plan
+from napari_unet.training.tasks import prepare
+
+TINY = {"base_channels": 4, "device": "cpu"}
+
+
+def _volume(seed: int = 0, shape=(8, 48, 48)) -> tuple[np.ndarray, np.ndarray]:
+    """A volume of bright disks (label 5) on a mid-grey body (label 2): an easy class map."""
+    rng = np.random.default_rng(seed)
+    _, h, w = shape
+    y, x = np.ogrid[:h, :w]
+    plane = np.zeros((h, w), np.uint8)
+    plane[(y - h / 2) ** 2 + (x - w / 2) ** 2 < (0.42 * h) ** 2] = 2
+    labels = np.repeat(plane[None], shape[0], axis=0)
+    for z in range(shape[0]):  # spots that move from plane to plane
+        for _ in range(2):
+            cy, r = rng.uniform(0.3, 0.7, 2) * (h, w), rng.uniform(0.08, 0.14) * h
+            labels[z][((y - cy[0]) ** 2 + (x - cy[1]) ** 2 < r**2) & (plane == 2)] = 5
+    image = np.array([0.0, 0, 0.5, 0, 0, 1.0], np.float32)[labels] + 0.05 * rng.standard_normal(shape)
+    return (image * 1000).astype(np.float32), labels
+
+
+def _painted(labels: np.ndarray, planes) -> np.ndarray:
+    out = np.zeros_like(labels)
+    out[planes] = labels[planes]
+    return out
+
+
+def test_the_labelled_planes_are_the_annotation_by_default() -> None:
+    image, labels = _volume()
+    [(img, lab, ann)] = prepare(image, _painted(labels, [1, 5]))
+    assert ann.shape == labels.shape
+    assert ann[[1, 5]].all() and not ann[[0, 2, 3, 4, 6, 7]].any()  # background on a painted plane counts
+    [(_, _, ann)] = prepare(image.transpose(2, 1, 0), _painted(labels, [1, 5]).transpose(2, 1, 0), axes="XYZ")
+    assert ann[[1, 5]].all() and not ann[3].any()  # axes are honoured: Z is found wherever it is
+
+
+def test_labels_outside_the_annotation_change_nothing() -> None:
+    image, labels = _volume()
+    annotated = np.zeros(labels.shape, bool)
+    annotated[2, :, :30] = True  # a scribble-like region of one plane
+    garbage = labels.copy()
+    garbage[~annotated] = np.random.default_rng(1).integers(0, 6, (~annotated).sum()) * (labels[~annotated] > 0)
+    runs = []
+    for lab in (labels, garbage):
+        model = train(image, lab, annotated=annotated, max_steps=2, seed=3, **TINY)
+        runs.append(model.state_dict())
+    assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
+
+
+def test_painted_planes_give_a_class_map_with_the_label_values(tmp_path) -> None:
+    image, labels = _volume()
+    painted = _painted(labels, [1, 4, 6])
+    model = train(image, painted, spacing=(3.0, 1.0, 1.0), classes={2: "body", 5: "spot"}, max_steps=3, **TINY)
+    card = model.card
+    assert card.task == "semantic" and card.classes == ("background", "body", "spot")
+    assert card.label_values == (0, 2, 5) and card.plan["spatial_dims"] == 2  # 3 mm slices: planes
+    out = segment(image, model, device="cpu")
+    assert out.shape == labels.shape and out.dtype == np.int32
+    assert set(np.unique(out)) <= {0, 2, 5}  # the values painted, not the network's channel numbers
+    # (how well it learns is measured by benchmarks/bench_new_task.py, not here)
+    # the model file keeps what the class map means
+    again = load_model(save_model(model, tmp_path / "classes.safetensors"))
+    assert again.card.label_values == (0, 2, 5) and Plan.from_dict(again.card.plan) == Plan.from_dict(card.plan)
+    assert np.array_equal(segment(image, again, device="cpu"), out)
+
+
+def test_near_isotropic_volumes_train_a_3d_network() -> None:
+    image, labels = _volume(shape=(24, 32, 32))
+    model = train(image, _painted(labels, [4, 12, 20]), max_steps=2, **TINY)
+    assert model.config.spatial_dims == 3 and model.card.plan["spatial_dims"] == 3
+    out = segment(image, model, device="cpu")
+    assert out.shape == labels.shape and set(np.unique(out)) <= {0, 2, 5}
+
+
+def test_objects_train_on_from_a_given_model() -> None:
+    from napari_unet import UNet
+
+    image, labels = _volume()
+    objects = (labels == 5).astype(np.int32) * np.arange(1, 49)[None, :, None] // 12  # a few objects per plane
+    model = train(image, _painted(objects, [2]), task="instances", init=UNet(1, 3, base_channels=4, depth=2),
+                  max_steps=2, device="cpu")
+    assert model.card.task == "instances" and model.card.provenance["steps"] == 2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"labels": np.zeros((8, 48, 48), np.uint8)}, "no labels"),
+        ({"labels": np.ones((8, 40, 48), np.uint8)}, "must match"),
+        ({"task": "objects"}, "semantic.*instances"),
+        ({"spacing": (1.0, 1.0)}, "one per axis"),
+    ],
+)
+def test_bad_input_says_what_to_do(kwargs, message) -> None:
+    image, labels = _volume()
+    args = {"labels": _painted(labels, [1]), **kwargs}
+    with pytest.raises(ValueError, match=message):
+        train(image, args.pop("labels"), max_steps=1, **args, **TINY)

@@ -36,17 +36,20 @@ RETRIES = 2  # a block that raises is tried this many more times, then reported 
 class ModelPlugin(WorkerPlugin):
     """A dask worker plugin holding the model: sent to each worker once, kept there."""
 
-    def __init__(self, model: UNet, name: str, torch_threads: int | None = None):
+    def __init__(self, model: UNet, name: str, workers_per_host: dict[str, int] | None = None):
         self.model = model.eval()
         self.name = name  # dask keys plugins by their ``name``
-        self.torch_threads = torch_threads  # None: torch's default (every core the worker's machine has)
+        self.workers_per_host = workers_per_host or {}  # worker processes sharing each machine's cores
 
     def setup(self, worker) -> None:
-        """Give torch its share of the worker's cores (the model itself came with the plugin)."""
-        if self.torch_threads:
-            import torch
+        """Give torch at most its share of the machine's cores (the model came with the plugin):
+        workers that each use every core slow each other down many times over.
+        """
+        import torch
 
-            torch.set_num_threads(self.torch_threads)
+        host = worker.address.rsplit(":", 1)[0]
+        sharing = self.workers_per_host.get(host, 1) * max(1, worker.state.nthreads)
+        torch.set_num_threads(max(1, min(torch.get_num_threads(), (os.cpu_count() or 1) // sharing)))
 
 
 def _model(name: str) -> UNet:
@@ -133,11 +136,7 @@ def segment_zarr_iter(src, dst, model: UNet | None = None, *, client=None, axes:
             on_start(dashboard)
         report = replace(report, dashboard=dashboard)
         name = f"napari-unet-model-{uuid.uuid4().hex[:8]}"
-        local = getattr(client, "_napari_unet_cluster", None)
-        threads = None
-        if local is not None:  # the machine's cores shared out between the workers' torch
-            threads = max(1, (os.cpu_count() or 1) // max(1, len(local.workers)))
-        client.register_plugin(ModelPlugin(model, name, threads), name=name)
+        client.register_plugin(ModelPlugin(model, name, _workers_per_host(client)), name=name)
         try:
             result = yield from _run_blocks(client, plan, todo, name, retries, resumed, total)
         finally:
@@ -195,6 +194,15 @@ def _relabel(client, plan, blocks, sources, targets):
     futures = client.map(_relabel_task, [plan] * len(blocks), blocks, [table] * len(blocks), pure=False)
     for future in as_completed(futures):
         yield future.result()
+
+
+def _workers_per_host(client) -> dict[str, int]:
+    """How many worker processes each machine of the cluster runs."""
+    hosts: dict[str, int] = {}
+    for address in client.scheduler_info().get("workers", {}):
+        host = address.rsplit(":", 1)[0]
+        hosts[host] = hosts.get(host, 0) + 1
+    return hosts
 
 
 def _unregister(client, name: str) -> None:

@@ -155,6 +155,10 @@ def create_labels(dst: str | os.PathLike, image: ZarrImage, chunks: tuple[int, .
     import zarr
 
     dst = Path(dst)
+    inside = image.ome and dst.parent.name == "labels" and dst.parent.parent.resolve() == image.path.resolve()
+    if inside and (image.path / "zarr.json").exists():
+        raise ValueError(f"{image.path} is OME-Zarr 0.5 (zarr format 3); napari-unet writes 0.4 labels, which "
+                         f"cannot go inside it: write them to a new OME-Zarr (e.g. {image.path.stem}_labels.zarr)")
     shape = labels_shape(image)
     chunks = tuple(1 if a == "C" else min(c, n) for a, c, n in zip(image.axes, chunks, shape))
     array_kwargs = {"shape": shape, "chunks": chunks, "dtype": dtype, "fill_value": 0, "overwrite": True,
@@ -164,7 +168,6 @@ def create_labels(dst: str | os.PathLike, image: ZarrImage, chunks: tuple[int, .
     group = zarr.open_group(str(dst), mode="w", zarr_format=2)
     array = group.create_array("0", **array_kwargs)
     meta = {"multiscales": [_multiscale(image, name or dst.name)]}
-    inside = image.ome and dst.parent.name == "labels" and dst.parent.parent.resolve() == image.path.resolve()
     if inside:
         meta["image-label"] = {"version": NGFF_VERSION, "source": {"image": "../../"}}
         listing = zarr.open_group(str(dst.parent), mode="a", zarr_format=2)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -347,6 +348,7 @@ def main() -> None:
     parser.add_argument("--model", help="click model file for the quality parts (default: the shipped one)")
     parser.add_argument("--seg-model", help="segmentation model answering first clicks (default: the shipped one)")
     parser.add_argument("--save", help="keep the quality figures in this JSON file")
+    parser.add_argument("--load", help="quality figures from an earlier --save instead of measuring them again")
     parser.add_argument("--before", help="JSON of an earlier --save (e.g. the previous model): shown as 'before → now'")
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
@@ -358,6 +360,8 @@ def main() -> None:
                                             seg_path=args.seg_model, net_only=args.net_only)
     if "real" in parts:
         quality["real"] = bench_quality(real_objects(), model_path=args.model, seg_path=args.seg_model)
+    if args.load:
+        quality = {**json.loads(Path(args.load).read_text()), **quality}
     if args.save:
         Path(args.save).write_text(json.dumps(quality))
     shown = {name: {"now": q} for name, q in quality.items()}
@@ -370,7 +374,7 @@ def main() -> None:
     text = report(shown, core, viewer)
     print(text)
     if args.write_docs:
-        write_docs(text, "bash run.sh bench bench_click --write-docs")
+        write_docs(text, "bash run.sh bench bench_click " + " ".join(sys.argv[1:]))
 
 
 if __name__ == "__main__":

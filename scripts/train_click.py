@@ -89,9 +89,9 @@ def main() -> None:
     source = SynthSource(shape=(256, 256), pool=args.pool, seed=1)
     batches = lambda data, cfg, rng: ClickSampler(data, model, cfg, rng, SEGMENTED_SIM, segmentation=seg_model)  # noqa: E731
     t0 = time.perf_counter()
-    for rec in train_iter(model, source, config, device="cpu", batches=batches):
-        if rec.step % args.every or rec.val_ap50 is not None:
-            continue
+
+    def select(rec) -> None:
+        nonlocal best, best_state
         noc85, noc90 = selection.score()
         better = (noc85, noc90) < best[:2]
         if better:
@@ -99,6 +99,13 @@ def main() -> None:
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         print(f"step {rec.step} ({time.perf_counter() - t0:.0f} s, loss {rec.loss:.3f}): NoC@85 {noc85:.2f}, "
               f"NoC@90 {noc90:.2f}{'  best' if better else ''}", flush=True)
+
+    rec = None
+    for rec in train_iter(model, source, config, device="cpu", batches=batches):
+        if rec.step % args.every == 0 and rec.val_ap50 is None:
+            select(rec)
+    if rec is not None and rec.step % args.every:  # the final weights are candidates too
+        select(rec)
     model.load_state_dict(best_state)
     command = ("scripts/train_click.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
                                                     if v is not None and k != "output"))

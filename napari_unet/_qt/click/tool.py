@@ -153,10 +153,12 @@ class ClickTool:
         if self.busy or self._hovered is None or not self.first_from_model or self.session.closed:
             return
         image = self._image_layer()
+        if image is None:
+            return
         try:
             model = self.session.ensure_click_model()
             place = self._locate(image, model_input(image, image_channels(model)), self._hovered)
-        except (ValueError, AttributeError):  # no image, or a model that cannot load: a click will say
+        except ValueError:  # a model that cannot load, an image it cannot take: a click will say why
             return
         if isinstance(place, str):
             return

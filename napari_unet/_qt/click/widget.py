@@ -7,7 +7,7 @@ from qtpy.QtWidgets import QCheckBox, QLabel, QPushButton, QVBoxLayout, QWidget
 from napari_unet._qt.click.tool import TOGGLE_KEY, ClickTool
 from napari_unet._qt.pickers import ImageLayerPicker
 from napari_unet._qt.session import session_for
-from napari_unet._qt.widgets import StatusLabel
+from napari_unet._qt.widgets import StatusLabel, scroll_body
 
 HELP = (
     "Click an object to add it as a new label; click again to extend it.\n"
@@ -37,11 +37,12 @@ class ClickWidget(QWidget):
             "(sharper outlines); later clicks refine it with the click network. Off: the click "
             "network answers every click")
         self.end_button = QPushButton("End object (Esc)")
+        self.end_button.setToolTip("Finish the object being clicked: the next click starts a new one")
         self.help = QLabel(HELP)
         self.help.setWordWrap(True)
         self.status = StatusLabel()
 
-        layout = QVBoxLayout(self)
+        layout = QVBoxLayout(scroll_body(self))
         widgets = (self.image, self.toggle, self.preserve, self.first_from_model, self.end_button, self.help,
                    self.status)
         for widget in widgets:

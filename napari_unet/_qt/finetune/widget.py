@@ -100,6 +100,7 @@ class FinetuneWidget(QWidget):
         self.mode.currentTextChanged.connect(self._update_state)
         self.pairs.changed.connect(self._update_state)
         self.session.model_changed.connect(self._update_state)
+        self.session.model_changed.connect(self._drop_candidate)
         self.session.device_changed.connect(self.settings.use_defaults_for)
         self.session.closing.connect(lambda: self.setEnabled(False))
         for event in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
@@ -214,6 +215,12 @@ class FinetuneWidget(QWidget):
         result, data = self._candidate
         self._set_candidate(None)
         self._use(result, data)
+        if self._worker is not None:  # the refresh with it
+            self._set_running(True)
+
+    def _drop_candidate(self, *_) -> None:
+        """Another model came into use: the one kept aside was fine-tuned from what is gone."""
+        self._set_candidate(None)
 
     def _set_candidate(self, candidate) -> None:
         self._candidate = candidate

@@ -109,7 +109,7 @@ class BlockRun:
 
     def same_job(self, other: BlockRun) -> bool:
         """Whether ``other`` segments the same image the same way (measured figures aside)."""
-        keep = ("src_array", "axes", "shape", "edges", "task", "tile_size", "overlap", "model")
+        keep = ("src_array", "axes", "shape", "edges", "task", "tile_size", "overlap", "model", "params", "spacing")
         return all(getattr(self, k) == getattr(other, k) for k in keep)
 
 
@@ -130,6 +130,9 @@ def plan_run(image: ZarrImage, dst: Path, dst_array: Path, model: UNet, settings
     image the same way, its measured figures are kept and nothing is measured again.
     """
     card = model_card(model)
+    if card.task != "instances":
+        raise ValueError(f"block-wise runs segment instances; this model makes a {card.task} class map "
+                         "(segment the image whole, or use an instance model)")
     params = settings.params or model_params(card)
     if not isinstance(params, InstanceParams):
         raise TypeError(f"params must be InstanceParams, got {type(params).__name__}")
@@ -148,7 +151,7 @@ def plan_run(image: ZarrImage, dst: Path, dst_array: Path, model: UNet, settings
     )
     if previous is not None and previous.same_job(plan):
         return with_measured(previous, plan)
-    low, high = intensity_range(image)
+    low, high = intensity_range(image, *card.normalization)
     zoom, extent = _measure(image, model, params, spacing, low, high, settings)
     zoom = max(1, round(zoom * ZOOM_STEP)) / ZOOM_STEP
     reach = math.ceil(receptive_field(model) / 2 / zoom)
@@ -318,5 +321,5 @@ def object_count(plan: BlockRun) -> int:
 
 def with_measured(previous: BlockRun, new: BlockRun) -> BlockRun:
     """The new plan with the earlier run's measured figures (a resumed run sees the image as before)."""
-    keep = ("zoom", "low", "high", "halo", "stride", "params", "spacing")
+    keep = ("zoom", "low", "high", "halo", "stride")
     return replace(new, **{k: getattr(previous, k) for k in keep})

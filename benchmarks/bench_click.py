@@ -363,7 +363,7 @@ def main() -> None:
     if args.load:
         quality = {**json.loads(Path(args.load).read_text()), **quality}
     if args.save:
-        Path(args.save).write_text(json.dumps(quality))
+        Path(args.save).write_text(json.dumps(quality, default=lambda v: v.item()))  # numpy scalars
     shown = {name: {"now": q} for name, q in quality.items()}
     if args.before:
         for name, q in json.loads(Path(args.before).read_text()).items():

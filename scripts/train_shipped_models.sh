@@ -39,4 +39,8 @@ train -o "$OUT/nuclei_click_s4.safetensors" $click --init "$OUT/nuclei_click_s12
     --steps "$(steps 10840)" --lr 1e-3 --pool 800 --seed 1
 train -o "$OUT/nuclei_click.safetensors" $click --init "$OUT/nuclei_click_s4.safetensors" \
     --steps "$(steps 10363)" --lr 5e-4 --pool 800 --seed 1
+# Not in the shipped weights yet (a 40-min run on the shared CPU did 40 steps and lost on its
+# selection set): the click network trained from the segmentation model's objects, chosen by NoC:
+#   nice -n 10 .venv/bin/python scripts/train_click.py --init "$OUT/nuclei_click.safetensors" \
+#       -o "$OUT/nuclei_click_seg.safetensors" --minutes 240 --every 200 --pool 150
 echo "done: $OUT/nuclei.safetensors and $OUT/nuclei_click.safetensors"

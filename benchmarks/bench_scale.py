@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -140,11 +139,11 @@ def main() -> None:
 def _section(rows: list[dict], args, cpu: str) -> str:
     lines = [
         f"`nice -n 10 .venv/bin/python benchmarks/bench_scale.py --sizes {' '.join(map(str, args.sizes))}` "
-        f"on {cpu}, {os.cpu_count()} cores shared with other engineers' test runs (load average well above the "
-        "core count: absolute times are slow, ratios between columns are what counts). The shipped nuclei model, "
+        f"on {cpu}, shared with other engineers' test runs (see below). The shipped nuclei model, "
         f"zoom fixed at {args.zoom:g} (so whole and block-wise runs see the same pixels), blocks of "
         f"{args.block}² plus halo, synthetic uint16 nuclei in 512² zarr chunks. Peak memory is VmHWM of each "
-        "process (the workers' for dask); dask times leave out the cluster's start-up.",
+        "process (the workers' for dask); dask times leave out the cluster's start-up but include the workers' "
+        "first import of napari-unet and the model's transfer.",
         "",
         "| image | segment, whole (s) | peak (MB) | blocks in-process (s) | peak (MB) | 1 worker (s) | worker peak "
         "(MB) | 2 workers (s) | worker peak (MB) | blocks | blocks/s (1 / 2 workers) | overhead 1 worker vs in-process |",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QComboBox, QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
+from qtpy.QtCore import QEvent, QObject, Qt, QTimer
+from qtpy.QtWidgets import QComboBox, QDockWidget, QFrame, QLabel, QMainWindow, QScrollArea, QVBoxLayout, QWidget
 
 FOLD_ICONS = {"expandedIcon": "▼", "collapsedIcon": "▶"}  # every folded section (QCollapsible) of the widgets
 
@@ -59,6 +59,7 @@ def scroll_body(widget: QWidget) -> QWidget:
     """The inner widget to lay ``widget``'s controls out on, inside a frameless vertical
     scroll area that fills ``widget``: a dock then takes what the window can give (three
     docks fit a 1366x768 screen) and scrolls the rest instead of pushing the window taller.
+    When the dock first shows, the docks beside it share the height by what each needs.
     """
     area = QScrollArea(widget)
     area.setWidgetResizable(True)
@@ -69,4 +70,37 @@ def scroll_body(widget: QWidget) -> QWidget:
     outer = QVBoxLayout(widget)
     outer.setContentsMargins(0, 0, 0, 0)
     outer.addWidget(area)
+    widget.installEventFilter(_BalanceOnShow(widget))
     return body
+
+
+class _BalanceOnShow(QObject):
+    """On a widget's first show, share its dock area's height among the docks in it."""
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt API)
+        if event.type() == QEvent.Type.Show:
+            obj.removeEventFilter(self)
+            area = obj.findChild(QScrollArea)
+            if area is not None and area.widget() is not None:  # as wide as the controls, beside the scroll bar
+                bar = area.verticalScrollBar().sizeHint().width()
+                area.setMinimumWidth(area.widget().minimumSizeHint().width() + bar)
+            QTimer.singleShot(0, lambda: balance_docks(obj))
+        return False
+
+
+def balance_docks(widget: QWidget) -> None:
+    """Resize the docks of ``widget``'s dock area so each gets a share of the height in
+    proportion to what its contents ask for (Qt gives a new dock only its minimum).
+    """
+    dock = widget.parentWidget()
+    while dock is not None and not isinstance(dock, QDockWidget):
+        dock = dock.parentWidget()
+    main = widget.window()
+    if dock is None or not isinstance(main, QMainWindow):
+        return
+    area = main.dockWidgetArea(dock)
+    docks = [d for d in main.findChildren(QDockWidget)
+             if d.isVisible() and not d.isFloating() and main.dockWidgetArea(d) == area]
+    wants = [max(1, d.widget().sizeHint().height()) if d.widget() is not None else 1 for d in docks]
+    if len(docks) > 1:
+        main.resizeDocks(docks, wants, Qt.Orientation.Vertical)

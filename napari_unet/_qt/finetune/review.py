@@ -19,12 +19,15 @@ class ChangeReview(QWidget):
         self.label = QLabel()
         self.label.setWordWrap(True)
         self.previous_button = QPushButton("◀ previous")
+        self.previous_button.setToolTip("Show the previous plane the refresh changed")
         self.next_button = QPushButton("next ▶")
+        self.next_button.setToolTip("Show the next plane the refresh changed")
         self.keep_button = QPushButton("Keep")
         self.keep_button.setToolTip("Keep the new masks of this plane")
         self.undo_button = QPushButton("Undo")
         self.undo_button.setToolTip("Bring back this plane's masks as they were before the refresh")
         self.keep_all_button = QPushButton("Keep all")
+        self.keep_all_button.setToolTip("Keep every plane's new masks and close the review")
         row = QHBoxLayout()
         for button in (self.previous_button, self.next_button, self.keep_button, self.undo_button,
                        self.keep_all_button):

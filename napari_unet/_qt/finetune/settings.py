@@ -26,6 +26,7 @@ class FinetuneSettings(QCollapsible):
 
     def __init__(self, device: str, parent: QWidget | None = None):
         super().__init__("Advanced", parent, **FOLD_ICONS)
+        self.setToolTip("Training budget, learning rate, what is trained and the click network's share")
         body = QWidget()
         form = QFormLayout(body)
         form.setContentsMargins(0, 0, 0, 0)
@@ -34,6 +35,8 @@ class FinetuneSettings(QCollapsible):
         self.unit.setToolTip("End training after this long, or after this many optimiser steps")
         self.budget = QSpinBox()
         self.budget.setRange(1, 1_000_000)
+        self.budget.setToolTip("How long training may run (seconds or optimiser steps, as chosen above); "
+                               "Stop ends it sooner, keeping the best weights so far")
         self.lr = QDoubleSpinBox()
         self.lr.setDecimals(5)
         self.lr.setRange(1e-5, 1e-2)

@@ -29,7 +29,7 @@ from napari_unet._qt.finetune.review import ChangeReview
 from napari_unet._qt.finetune.settings import FinetuneSettings
 from napari_unet._qt.jobs import start_job
 from napari_unet._qt.session import session_for
-from napari_unet._qt.widgets import StatusLabel, combo
+from napari_unet._qt.widgets import StatusLabel, combo, scroll_body
 from napari_unet.finetune.both import SEGMENTATION
 from napari_unet.model.files import click_model_beside, image_channels, model_card, save_model
 from napari_unet.training.holdout import MIN_OBJECTS
@@ -60,7 +60,10 @@ class FinetuneWidget(QWidget):
                                    "that holds masks)")
         self.settings = FinetuneSettings(self.session.device)
         self.run_button = QPushButton("Fine-tune")
+        self.run_button.setToolTip("Train the model on your corrected masks in the background; the viewer "
+                                   "stays usable")
         self.pause_button = QPushButton("Pause")
+        self.pause_button.setToolTip("Pause training (the weights so far are kept); press again to go on")
         self.stop_button = QPushButton("Stop")
         self.stop_button.setToolTip("End now and keep the best weights so far")
         self.bar = QProgressBar()
@@ -69,6 +72,7 @@ class FinetuneWidget(QWidget):
         self.revert_button = QPushButton("Revert")
         self.revert_button.setToolTip("Go back to the model used before")
         self.save_button = QPushButton("Save model…")
+        self.save_button.setToolTip("Save the model in use to a file (with its click network beside it)")
         self.use_new_button = QPushButton("Use the new model")
         self.use_new_button.setToolTip("Put the fine-tuned model in use although the check found it no better")
         self.use_new_button.setVisible(False)
@@ -86,7 +90,7 @@ class FinetuneWidget(QWidget):
         models.addWidget(self.use_new_button)
         models.addWidget(self.revert_button)
         models.addWidget(self.save_button)
-        layout = QVBoxLayout(self)
+        layout = QVBoxLayout(scroll_body(self))
         for item in (form, self.settings, buttons, self.bar, self.plot, self.status, self.review, models):
             (layout.addLayout if isinstance(item, (QHBoxLayout, QFormLayout)) else layout.addWidget)(item)
         layout.addStretch(1)

@@ -17,16 +17,14 @@ import time
 import uuid
 from collections.abc import Callable, Generator
 from dataclasses import replace
-from pathlib import Path
 
 from distributed import WorkerPlugin
 
 from napari_unet.distributed.block import segment_block
 from napari_unet.distributed.blocks import Block
-from napari_unet.distributed.local import BlockReport, prepare, stitch_iter
-from napari_unet.distributed.plan import BlockRun, BlockSettings, object_count, stitched
+from napari_unet.distributed.local import BlockReport, begin, stitch_iter
+from napari_unet.distributed.plan import BlockRun, object_count, stitched
 from napari_unet.distributed.stitch import face_pairs, relabel_block
-from napari_unet.model.files import load_model
 from napari_unet.model.unet import UNet
 from napari_unet.progress import Progress, run
 
@@ -120,11 +118,9 @@ def segment_zarr_iter(src, dst, model: UNet | None = None, *, client=None, axes:
     ``memory_limit`` shape the local cluster started when ``client`` is None.
     """
     start = time.perf_counter()
-    model = load_model() if model is None else model
-    plan, todo = prepare(src, dst, model, BlockSettings(**settings), axes=axes, overwrite=overwrite)
-    total, resumed = len(plan.grid), len(plan.grid) - len(todo)
-    report = BlockReport(Path(dst), total, 0, resumed, 0, 0)
-    if stitched(plan) is not None and not todo:
+    model, plan, todo, report = begin(src, dst, model, settings, axes, overwrite)
+    total, resumed = report.blocks, report.resumed
+    if stitched(plan) is not None and not todo:  # finished before: nothing to do
         return replace(report, objects=object_count(plan), seconds=time.perf_counter() - start)
     own = client is None or isinstance(client, str)
     if own:

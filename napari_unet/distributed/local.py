@@ -112,6 +112,15 @@ def stitch_iter(plan: BlockRun, pairs_of, relabel) -> Generator[Progress, None, 
     return len(sources)
 
 
+def begin(src, dst, model: UNet | None, settings: dict, axes: str | None, overwrite: bool):
+    """What both drivers start from: the model (the shipped one for None), the run's plan,
+    the blocks left to do (a rerun skips those written), and the report so far.
+    """
+    model = load_model() if model is None else model
+    plan, todo = prepare(src, dst, model, BlockSettings(**settings), axes=axes, overwrite=overwrite)
+    return model, plan, todo, BlockReport(Path(dst), len(plan.grid), 0, len(plan.grid) - len(todo), 0, 0)
+
+
 def segment_blocks_iter(src, dst, model: UNet | None = None, *, axes: str | None = None, overwrite: bool = False,
                         **settings) -> Generator[Progress, None, BlockReport]:
     """Segment the zarr/OME-Zarr image ``src`` block by block into labels at ``dst``, in
@@ -122,11 +131,9 @@ def segment_blocks_iter(src, dst, model: UNet | None = None, *, axes: str | None
     An interrupted run resumes: blocks already written are skipped.
     """
     start = time.perf_counter()
-    model = load_model() if model is None else model
-    plan, todo = prepare(src, dst, model, BlockSettings(**settings), axes=axes, overwrite=overwrite)
-    total, resumed = len(plan.grid), len(plan.grid) - len(todo)
-    report = BlockReport(Path(dst), total, 0, resumed, 0, 0)
-    if stitched(plan) is not None and not todo:
+    model, plan, todo, report = begin(src, dst, model, settings, axes, overwrite)
+    total, resumed = report.blocks, report.resumed
+    if stitched(plan) is not None and not todo:  # finished before: nothing to do
         return replace(report, objects=object_count(plan), seconds=time.perf_counter() - start)
     image = open_zarr(src, axes).array
     labels = open_labels(dst)

@@ -26,6 +26,10 @@ def test_cli_trains_classes_from_painted_slices_of_tiff_volumes(tmp_path, capsys
     assert main(["info", "--model", str(out)]) == 0
     shown = capsys.readouterr().out
     assert "training plan:" in shown and "lesion" in shown and "z-score" in shown
+    seg = ["segment", str(tmp_path / "mr.tif"), "-o", str(tmp_path / "out"), "--model", str(out), "--axes", "ZYX"]
+    assert main(seg) == 0
+    line = capsys.readouterr().out
+    assert "class map:" in line and "objects" not in line  # a class map is not counted as objects
 
 
 def test_cli_says_what_is_missing(tmp_path, capsys):

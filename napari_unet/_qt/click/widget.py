@@ -6,6 +6,7 @@ from qtpy.QtWidgets import QCheckBox, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from napari_unet._qt.click.tool import TOGGLE_KEY, ClickTool
 from napari_unet._qt.pickers import ImageLayerPicker
+from napari_unet._qt.remember import remember
 from napari_unet._qt.session import session_for
 from napari_unet._qt.widgets import StatusLabel, scroll_body
 
@@ -55,6 +56,7 @@ class ClickWidget(QWidget):
         self.first_from_model.toggled.connect(lambda on: setattr(self.tool, "first_from_model", on))
         self.end_button.clicked.connect(self.tool.end_object)
         self.tool.message.connect(self._say)
+        remember("click", {"keep other objects": self.preserve, "first click from the model": self.first_from_model})
         tool = self.tool  # not self: the lambdas must not keep the widget alive
         self.session.closing.connect(lambda: tool.set_enabled(False))
         self.destroyed.connect(lambda *_: tool.close())

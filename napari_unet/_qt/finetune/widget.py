@@ -28,6 +28,7 @@ from napari_unet._qt.finetune.results import quality_of, refresh_targets, traine
 from napari_unet._qt.finetune.review import ChangeReview
 from napari_unet._qt.finetune.settings import FinetuneSettings
 from napari_unet._qt.jobs import start_job
+from napari_unet._qt.remember import remember
 from napari_unet._qt.session import session_for
 from napari_unet._qt.widgets import StatusLabel, combo, scroll_body
 from napari_unet.finetune.both import SEGMENTATION
@@ -95,6 +96,12 @@ class FinetuneWidget(QWidget):
             (layout.addLayout if isinstance(item, (QHBoxLayout, QFormLayout)) else layout.addWidget)(item)
         layout.addStretch(1)
 
+        advanced = self.settings
+        remember("finetune", {"annotated": self.mode, "afterwards": self.after, "only the displayed plane":
+                              self.only_shown, "budget unit": advanced.unit, "budget": advanced.budget,
+                              "learning rate": advanced.lr, "freeze the encoder": advanced.freeze_encoder,
+                              "edit margin": advanced.margin, "click network share": advanced.click_share,
+                              "validation patch": advanced.validate})
         self.run_button.clicked.connect(self.start)
         self.pause_button.clicked.connect(self.pause_or_resume)
         self.stop_button.clicked.connect(self.stop)

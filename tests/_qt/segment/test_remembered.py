@@ -44,3 +44,21 @@ def test_reset_to_defaults(make_napari_viewer, model_file):
     assert widget.advanced.zoom.currentText() == "auto" and widget.advanced.overlap.value() == 0.25
     assert load_settings("segment")["model"] is None and load_settings("segment")["zoom"] == "auto"
     assert _segment_widget(make_napari_viewer()).session.model_source == DEFAULT_MODEL  # the shipped one next
+
+
+def test_click_and_finetune_options_come_back_in_a_new_viewer(make_napari_viewer):
+    viewer = make_napari_viewer()
+    click = viewer.window.add_plugin_dock_widget("napari-unet", "Click to segment")[1]
+    finetune = viewer.window.add_plugin_dock_widget("napari-unet", "Fine-tune")[1]
+    click.preserve.setChecked(False)
+    finetune.after.setCurrentIndex(1)
+    finetune.settings.budget.setValue(123)
+    finetune.settings.freeze_encoder.setChecked(not finetune.settings.freeze_encoder.isChecked())
+    chosen = (finetune.after.currentText(), finetune.settings.freeze_encoder.isChecked())
+
+    again = make_napari_viewer()
+    click2 = again.window.add_plugin_dock_widget("napari-unet", "Click to segment")[1]
+    finetune2 = again.window.add_plugin_dock_widget("napari-unet", "Fine-tune")[1]
+    assert not click2.preserve.isChecked() and not click2.tool.preserve_labels  # the tool follows the box
+    assert (finetune2.after.currentText(), finetune2.settings.freeze_encoder.isChecked()) == chosen
+    assert finetune2.settings.budget.value() == 123

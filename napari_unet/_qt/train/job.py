@@ -1,0 +1,153 @@
+"""Training a new model as a worker job: the core's ``train_iter`` with a held-out part scored live."""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from collections.abc import Generator
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+from napari_unet._qt.finetune.job import release_memory
+from napari_unet._qt.threads import gui_threads, torch_threads
+from napari_unet._qt.train.heldout import HeldOut, Score, hold_out, score_classes, score_objects
+from napari_unet.inference.intensity import normalize_intensity
+from napari_unet.model.files import load_model
+from napari_unet.model.unet import UNet
+from napari_unet.progress import Progress
+from napari_unet.training.engine import TrainProgress
+from napari_unet.training.tasks import prepare, semantic_plan, train_iter
+
+CLASSES, OBJECTS = "classes", "objects"  # the widget's words for task="semantic" / "instances"
+TASKS = {CLASSES: "semantic", OBJECTS: "instances"}
+SCORE_EVERY_S = 5.0  # training seconds between held-out scores (scoring time is not counted)
+MAX_CLASSES = 50  # more label values than this are objects, not classes
+
+
+@dataclass(frozen=True)
+class Request:
+    """What to train: one image and its painted labels (``[Z]YX``), the task and the budget."""
+
+    image: np.ndarray
+    labels: np.ndarray
+    task: str  # CLASSES or OBJECTS
+    classes: dict[int, str]  # names of the label values (classes only)
+    spacing: tuple[float, ...]
+    max_seconds: float | None
+    max_steps: int | None
+    hold_out: bool = True  # keep a painted slice (or band) out of training and score it
+    base_channels: int | None = None  # classes: a narrower network than the plan's (tests)
+    init: UNet | None = None  # the network to start from; None: a fresh one (classes), the shipped one (objects)
+
+
+@dataclass(frozen=True)
+class TrainStep(Progress):
+    """A training step for the bar (seconds or steps done), the loss plot and the held-out figure."""
+
+    record: TrainProgress | None = None
+    score: Score | None = None
+
+
+@dataclass(frozen=True)
+class Trained:
+    """The new model (on the CPU, its card naming the task and classes) and its last held-out score."""
+
+    model: UNet
+    held: HeldOut | None
+    score: Score | None
+
+
+def check_request(image: np.ndarray, labels: np.ndarray, task: str) -> None:
+    """Raise ValueError saying what is wrong with the picked layers for ``task``, and what to do."""
+    image_shape, labels_shape = np.shape(image), np.shape(labels)
+    if labels_shape != image_shape:
+        raise ValueError(f"the labels are {' x '.join(map(str, labels_shape))} but the image is "
+                         f"{' x '.join(map(str, image_shape))}; paint in a Labels layer made for this image "
+                         "(select it, then Layers › New Labels layer)")
+    labels = np.asarray(labels)
+    if not labels.any():
+        raise ValueError("the labels layer is empty: paint a few slices first (each painted slice counts "
+                         "whole: what is left at 0 there is background)")
+    if task == CLASSES:
+        values = painted_values(labels)
+        if len(values) < 2:
+            raise ValueError(f"only one class ({values[0]}) is painted: a model needs at least two; paint "
+                             "another class, or leave some background at 0 on a painted slice")
+        if len(values) > MAX_CLASSES:
+            raise ValueError(f"the labels hold {len(values)} values: these look like objects, not classes; "
+                             "choose 'objects', or paint a few class values")
+
+
+def painted_values(labels: np.ndarray) -> list[int]:
+    """The label values on the painted planes (0 included where a painted plane has background)."""
+    planes = np.asarray(labels).reshape(-1, *np.shape(labels)[-2:])
+    painted = planes[planes.any(axis=(1, 2))]
+    return [int(v) for v in np.unique(painted)]
+
+
+def train_job(request: Request, *, device: str, stop: threading.Event,
+              score_every: float = SCORE_EVERY_S) -> Generator[TrainStep, None, Trained]:
+    """:func:`napari_unet.training.tasks.train_iter` on :func:`gui_threads` threads at background
+    priority, scoring the held-out part on the first step, every ``score_every`` training
+    seconds and at the end. Device memory is handed back however it ends.
+    """
+    try:
+        with torch_threads(gui_threads()):
+            return (yield from _train(request, device, stop, score_every))
+    except Exception as exc:
+        traceback.clear_frames(exc.__traceback__)  # finished frames would keep device tensors alive
+        raise
+    finally:
+        release_memory(device)
+
+
+def _train(request: Request, device, stop, score_every) -> Generator[TrainStep, None, Trained]:
+    ((image, labels, annotated),) = prepare(request.image, request.labels)
+    train_mask, held = hold_out(annotated) if request.hold_out else (annotated, None)
+    model, scorer = request.init, None
+    if request.task == CLASSES:
+        plan = semantic_plan([(image, labels, train_mask)], request.spacing, request.classes, device)
+        if request.base_channels is not None:
+            plan = replace(plan, base_channels=request.base_channels)
+        if model is None:
+            torch.manual_seed(0)
+            model = UNet(1, len(plan.label_values), base_channels=plan.base_channels, depth=plan.depth,
+                         norm=plan.norm, spatial_dims=plan.spatial_dims, pools=plan.pools)
+        if held is not None:
+            normalized = normalize_intensity(image, plan.intensity)
+
+            def scorer(step):
+                return score_classes(model, normalized, labels, annotated, held, plan, step, device)
+    else:
+        model = model if model is not None else load_model()
+        if held is not None:
+
+            def scorer(step):
+                return score_objects(model, image, labels, held, step, device)
+
+    job = train_iter(image, labels, task=TASKS[request.task], annotated=train_mask, spacing=request.spacing,
+                     classes=request.classes, max_seconds=request.max_seconds, max_steps=request.max_steps,
+                     init=model, device=device, stop=stop, base_channels=request.base_channels)
+    total = int(request.max_seconds) if request.max_seconds else int(request.max_steps or 0)
+    next_score, step = 0.0, 0
+    try:
+        while True:
+            try:
+                record = next(job)
+            except StopIteration as done:
+                model = done.value
+                break
+            score, step = None, record.step
+            if scorer is not None and record.seconds >= next_score and not stop.is_set():
+                score = scorer(record.step)  # while the engine waits: not counted in the budget
+                model.train()
+                next_score = record.seconds + score_every
+            done = int(record.seconds) if request.max_seconds else record.step
+            yield TrainStep(min(done, total), total, "training", record, score)
+    finally:
+        job.close()
+    final = scorer(step) if scorer is not None and step else None
+    return Trained(model.cpu(), held, final)
+

@@ -5,6 +5,7 @@ from __future__ import annotations
 from qtpy.QtWidgets import QCheckBox, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from napari_unet._qt.click.tool import TOGGLE_KEY, ClickTool
+from napari_unet._qt.help import help_link
 from napari_unet._qt.pickers import ImageLayerPicker
 from napari_unet._qt.remember import remember
 from napari_unet._qt.session import session_for
@@ -44,8 +45,8 @@ class ClickWidget(QWidget):
         self.status = StatusLabel()
 
         layout = QVBoxLayout(scroll_body(self))
-        widgets = (self.image, self.toggle, self.preserve, self.first_from_model, self.end_button, self.help,
-                   self.status)
+        widgets = (help_link("clicking.md", "Clicking objects"), self.image, self.toggle, self.preserve,
+                   self.first_from_model, self.end_button, self.help, self.status)
         for widget in widgets:
             layout.addWidget(widget)
         layout.addStretch(1)

@@ -27,6 +27,7 @@ from napari_unet._qt.finetune.pairs import PairPicker
 from napari_unet._qt.finetune.results import quality_of, refresh_targets, trained_message, write_masks
 from napari_unet._qt.finetune.review import ChangeReview
 from napari_unet._qt.finetune.settings import FinetuneSettings
+from napari_unet._qt.help import help_link
 from napari_unet._qt.jobs import start_job
 from napari_unet._qt.remember import remember
 from napari_unet._qt.session import session_for
@@ -92,7 +93,9 @@ class FinetuneWidget(QWidget):
         models.addWidget(self.revert_button)
         models.addWidget(self.save_button)
         layout = QVBoxLayout(scroll_body(self))
-        for item in (form, self.settings, buttons, self.bar, self.plot, self.status, self.review, models):
+        items = (help_link("finetuning.md", "Fine-tuning"), form, self.settings, buttons, self.bar, self.plot,
+                 self.status, self.review, models)
+        for item in items:
             (layout.addLayout if isinstance(item, (QHBoxLayout, QFormLayout)) else layout.addWidget)(item)
         layout.addStretch(1)
 

@@ -22,6 +22,7 @@ from qtpy.QtWidgets import (
 
 from napari_unet._qt._napari import unwrap
 from napari_unet._qt._perf import add_labels_in_turns, set_bar, software_opengl, warm_up_in_background
+from napari_unet._qt.help import help_link
 from napari_unet._qt.jobs import STAGES, instances_job, segment_job, start_job
 from napari_unet._qt.layers import (
     ModelInput,
@@ -107,6 +108,7 @@ class SegmentWidget(QWidget):
         form.addRow("existing masks", self.existing)
         form.addRow("", self.show_probabilities)
         layout = QVBoxLayout(scroll_body(self))
+        layout.addWidget(help_link("segmenting.md", "Segmenting"))
         layout.addLayout(form)
         layout.addWidget(self.advanced)
         layout.addWidget(self.run_button)

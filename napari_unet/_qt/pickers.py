@@ -126,6 +126,7 @@ class ModelPicker(QComboBox):
         self.activated.connect(self._picked)
         session.model_changed.connect(self._show_session_model)
         self.setToolTip("The network that segments; load a file saved by napari-unet to use another")
+        self._show_session_model()  # a model put in use before this picker was made (New model, Fine-tune)
 
     def _picked(self, index: int) -> None:
         data = self.itemData(index)

@@ -6,7 +6,8 @@ if the system's libLLVM, which Mesa's OpenGL drivers load (llvmpipe, AMD), is al
 there -- exactly the case when napari has drawn its canvas and then loads this plugin
 from the Plugins menu. triton only compiles GPU kernels for ``torch.compile``, which
 napari-unet does not use; blocked, ``import triton`` raises ImportError, which torch
-handles as "triton not installed".
+handles as "triton not installed". Code that imports torchvision later, on first use,
+calls :func:`block_triton` again just before.
 """
 
 from __future__ import annotations
@@ -22,5 +23,10 @@ def _system_llvm_loaded() -> bool:
         return False
 
 
-if sys.platform.startswith("linux") and "triton" not in sys.modules and _system_llvm_loaded():
-    sys.modules["triton"] = None
+def block_triton() -> None:
+    """Make ``import triton`` fail if the system's LLVM is loaded and triton is not yet."""
+    if sys.platform.startswith("linux") and "triton" not in sys.modules and _system_llvm_loaded():
+        sys.modules["triton"] = None
+
+
+block_triton()

@@ -7,17 +7,24 @@ transform brings in from outside the window get label 0 *and* annotated 0: they 
 ignored by the loss rather than taught as background. Randomness comes from torch's
 global generator (geometry) and a numpy ``Generator`` (windows); seed both for
 reproducible runs.
+
+torchvision is imported on first use, not with this module: it takes seconds, which every
+process that imports napari_unet (dask workers, torchrun ranks, the CLI) would pay.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from torchvision import tv_tensors
-from torchvision.transforms import v2
+
+from napari_unet import _gl_guard
+
+if TYPE_CHECKING:
+    from torchvision.transforms import v2
 
 
 @dataclass(frozen=True)
@@ -45,10 +52,43 @@ class AugmentConfig:
     noise: tuple[float, float] = (0.0, 0.06)  # Gaussian noise sigma range, normalised units
 
 
-class RandomRot90(v2.Transform):
+@cache
+def _torchvision():
+    """Import torchvision's ``tv_tensors`` and ``transforms.v2`` (once, on first use)."""
+    _gl_guard.block_triton()  # napari may have drawn its canvas since napari_unet was imported
+    from torchvision import tv_tensors
+    from torchvision.transforms import v2
+
+    return tv_tensors, v2
+
+
+class _JointTransform:
+    """A random transform called the way v2.Compose calls torchvision's: parameters drawn once
+    per call, then applied to each input of the ``transformed`` tv_tensors types (others pass
+    through). Plain Python, so that defining it needs no torchvision.
+    """
+
+    transformed: tuple[str, ...] = ()  # names of the tv_tensors classes it changes
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def __call__(self, *inputs: Any) -> Any:
+        tv_tensors, _ = _torchvision()
+        types = tuple(getattr(tv_tensors, name) for name in self.transformed)
+        changed = [inpt for inpt in inputs if isinstance(inpt, types)]
+        params = self.make_params(changed)
+        out = tuple(self.transform(inpt, params) if isinstance(inpt, types) else inpt for inpt in inputs)
+        return out if len(out) > 1 else out[0]
+
+
+class RandomRot90(_JointTransform):
     """Rotate by a random multiple of 90° (image and masks alike)."""
 
-    _transformed_types = (tv_tensors.Image, tv_tensors.Mask)
+    transformed = ("Image", "Mask")
 
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
         """Draw the number of quarter turns."""
@@ -58,20 +98,20 @@ class RandomRot90(v2.Transform):
         """Rotate an image or mask by the drawn quarter turns."""
         if params["k"] == 0:
             return inpt
+        tv_tensors, _ = _torchvision()
         return tv_tensors.wrap(torch.rot90(inpt, params["k"], dims=(-2, -1)), like=inpt)
 
 
-class IntensityJitter(v2.Transform):
+class IntensityJitter(_JointTransform):
     """Gamma, gain, offset and Gaussian noise on the image only; no clipping.
 
     The normalised image may exceed [0, 1] (saturated objects, dark offsets), so
     torchvision's colour transforms, which clip float images to [0, 1], do not fit.
     """
 
-    _transformed_types = (tv_tensors.Image,)
+    transformed = ("Image",)
 
     def __init__(self, config: AugmentConfig):
-        super().__init__()
         self.config = config
 
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
@@ -96,12 +136,14 @@ class IntensityJitter(v2.Transform):
         x = x * params["gain"] + params["offset"]
         if params["noise"] > 0:
             x = x + params["noise"] * torch.randn_like(x)
+        tv_tensors, _ = _torchvision()
         return tv_tensors.wrap(x, like=inpt)
 
 
 def build_transform(config: AugmentConfig, patch_size: int) -> v2.Compose:
     """The v2 pipeline applied to a cropped window: resize to the patch, then jitter."""
-    steps: list[v2.Transform] = [v2.Resize((patch_size, patch_size), antialias=True)]
+    _, v2 = _torchvision()
+    steps: list[Any] = [v2.Resize((patch_size, patch_size), antialias=True)]
     if config.flips:
         steps += [v2.RandomHorizontalFlip(), v2.RandomVerticalFlip()]
     if config.rotate90:
@@ -153,6 +195,7 @@ def augment(
     Returns the image as a float32 tensor and labels (int32) and annotated (bool) as
     numpy arrays, ready for :func:`napari_unet.training.targets.make_targets`.
     """
+    tv_tensors, _ = _torchvision()
     img = tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)))
     masks = np.stack([labels.astype(np.int32, copy=False), annotated.astype(np.int32)])
     out_img, out_masks = transform(img, tv_tensors.Mask(torch.from_numpy(masks)))

@@ -17,6 +17,7 @@ from napari_unet.model.files import load_model, model_card, save_model
 from napari_unet.model.unet import UNet
 from napari_unet.progress import run
 from napari_unet.synth.images import synth_dataset
+from napari_unet.training import parallel
 from napari_unet.training.engine import TrainConfig, train_iter
 from napari_unet.training.sources import SynthSource, load_folder
 
@@ -75,9 +76,17 @@ def add_train(sub) -> None:
 
 
 def run_train(args) -> int:
-    """Train a model as the options say and write it, provenance included."""
-    if args.images:
-        return run_task_train(args)
+    """Train a model as the options say and write it, provenance included.
+
+    Under ``torchrun`` every process runs this and they train one model together (see
+    :mod:`napari_unet.training.parallel`); only rank 0 prints progress and writes files.
+    """
+    with parallel.session(args.device) as ranks:
+        return run_task_train(args, ranks) if args.images else run_data_train(args, ranks)
+
+
+def run_data_train(args, ranks: parallel.Group) -> int:
+    """A segmentation model or click network from --synthetic or --data (the engine directly)."""
     if args.task == "semantic":
         raise ValueError("--task semantic trains on your own files: give --images and --labels")
     args.steps = 2000 if args.steps is None else args.steps
@@ -92,8 +101,10 @@ def run_train(args) -> int:
     batches = click_batches(model) if args.task == "click" else None
     job = train_iter(model, data, cfg, device=args.device, val=val, batches=batches)
     total = args.steps if not args.max_seconds else None
-    with tqdm(total=total, unit="step", file=sys.stderr, mininterval=5) as bar:
+    with tqdm(total=total, unit="step", file=sys.stderr, mininterval=5, disable=not ranks.main) as bar:
         result = run(job, lambda rec: _show(bar, rec))
+    if not ranks.main:
+        return 0
     best = [r for r in result.history if r.step == result.best_step and r.val_ap50 is not None]
     model.card = replace(model_card(model), name=args.name or args.output.stem)
     provenance = {
@@ -101,20 +112,22 @@ def run_train(args) -> int:
         "steps": result.steps,
         "best_step": result.best_step,
         "seconds": round(result.seconds, 1),
-        "hardware": f"{cpu_name()}, {args.threads or torch.get_num_threads()} threads, torch {torch.__version__}",
+        "hardware": _hardware(args.threads, ranks),
         "command": _train_command(args),
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "seed": args.seed,
+        **_replicas(ranks, result.replicas_identical),
     }
     if best:
         provenance.update(val_ap50=round(best[0].val_ap50, 4), val_ap75=round(best[0].val_ap75, 4))
     save_model(model, args.output, **provenance)
     figures = f" AP@0.5 {best[0].val_ap50:.3f} AP@0.75 {best[0].val_ap75:.3f}" if best else ""
     print(f"{args.output}: {result.steps} steps in {result.seconds:.0f} s, best step {result.best_step}{figures}")
+    _print_replicas(ranks, result.replicas_identical)
     return 0
 
 
-def run_task_train(args) -> int:
+def run_task_train(args, ranks: parallel.Group) -> int:
     """A new model from image and label files (``napari_unet.train``), written with its plan."""
     from napari_unet.io.files import read_image_file
     from napari_unet.training.plan import Plan
@@ -133,18 +146,38 @@ def run_task_train(args) -> int:
         max_steps=args.steps, init=args.init and str(args.init), device=args.device, seed=args.seed,
         base_channels=args.base_channels if args.task == "semantic" else None,
     )
-    with tqdm(total=args.steps, unit="step", file=sys.stderr, mininterval=5) as bar:
+    with tqdm(total=args.steps, unit="step", file=sys.stderr, mininterval=5, disable=not ranks.main) as bar:
         model = run(job, lambda rec: _show(bar, rec))
+    identical = ranks.identical(model)  # every rank takes part
+    if not ranks.main:
+        return 0
     card = model_card(model)
     provenance = {**card.provenance, "command": _train_command(args),
                   "trained_on": f"{', '.join(map(str, args.images))} ({card.provenance.get('trained_on')})",
-                  "hardware": f"{cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}"}
+                  "hardware": _hardware(None, ranks), **_replicas(ranks, identical)}
     model.card = replace(card, name=args.name or args.output.stem, provenance=provenance)
     save_model(model, args.output)
     print(f"{args.output}: {card.provenance['steps']} steps in {card.provenance['seconds']:.0f} s")
+    _print_replicas(ranks, identical)
     if card.plan:
         print(Plan.from_dict(card.plan).describe())
     return 0
+
+
+def _hardware(threads: int | None, ranks: parallel.Group) -> str:
+    """What trained the model, for the card's provenance."""
+    text = f"{cpu_name()}, {threads or torch.get_num_threads()} threads, torch {torch.__version__}"
+    return f"{text}, {ranks.describe()}" if ranks.size > 1 else text
+
+
+def _replicas(ranks: parallel.Group, identical: bool | None) -> dict:
+    """Provenance of a run of several processes: how many, and whether their weights agreed."""
+    return {"processes": ranks.size, "replicas_identical": identical} if ranks.size > 1 else {}
+
+
+def _print_replicas(ranks: parallel.Group, identical: bool | None) -> None:
+    if ranks.size > 1:
+        print(f"{ranks.describe()}: replicas identical: {'yes' if identical else 'NO (please report this)'}")
 
 
 def _class_names(text: str | None) -> dict[int, str] | None:
@@ -215,6 +248,8 @@ def _data(args, cfg: TrainConfig):
 
 
 def _show(bar, rec) -> None:
+    if bar.disable:  # not rank 0 of a torchrun run: rank 0 reports
+        return
     bar.n = rec.step
     bar.set_postfix(loss=f"{rec.loss:.3f}", lr=f"{rec.lr:.1e}", refresh=False)
     bar.refresh()

@@ -2,7 +2,9 @@
 
 The loop reads in order: schedule -> eval/checkpoint -> forward/backward -> log.
 ``train_iter`` is what a napari worker runs (stop and pause act between yields);
-``train`` runs it to the end for scripts, the CLI and tests.
+``train`` runs it to the end for scripts, the CLI and tests. Started by ``torchrun``
+(a process group running, see :mod:`.parallel`), every process runs the same loop on
+its own patches and the replicas stay identical.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from napari_unet.model.checkpoint import load_state, model_path, save_state, sta
 from napari_unet.model.files import ModelFileError, load_model, save_model
 from napari_unet.model.unet import UNet
 from napari_unet.progress import run
+from napari_unet.training import parallel
 from napari_unet.training.augment import AugmentConfig
 from napari_unet.training.batches import Batch, PatchSampler
 from napari_unet.training.evaluation import ValImage, evaluate
@@ -40,7 +43,7 @@ class TrainConfig:
 
     steps: int = 2000  # step budget: optimiser updates
     max_seconds: float | None = None  # time budget in seconds (wall clock, eval included)
-    batch_size: int = 4  # patches per step; BatchNorm wants >= 4
+    batch_size: int = 4  # patches per step (per process under torchrun); BatchNorm wants >= 4
     patch_size: int = 256  # patch edge; with depth 4 the receptive field (~180 px) fits inside
     lr: float = 2e-3  # peak AdamW learning rate
     min_lr: float = 2e-5  # the cosine schedule decays to this
@@ -86,6 +89,8 @@ class TrainResult:
     seconds: float  # wall-clock time, resumed runs included
     history: list[TrainProgress]
     stopped: bool = False  # True if ended by the stop event
+    processes: int = 1  # processes that trained it together (torchrun), see parallel.py
+    replicas_identical: bool | None = None  # several processes: all ended with the same weights
 
 
 def learning_rate(config: TrainConfig, fraction: float) -> float:
@@ -153,17 +158,24 @@ def train_iter(
     -------
     TrainResult
         With the best weights loaded into ``model``.
+
+    Notes
+    -----
+    In a running process group (``torchrun``) each process takes its own patches
+    (``batch_size`` of them) and its own GPU, gradients are averaged, rank 0's clock and
+    ``stop`` end the run for all, and only rank 0 evaluates and writes the checkpoint.
     """
     if config.steps < 1 and config.max_seconds is None:
         raise ValueError("give a step budget (steps >= 1) or a time budget (max_seconds)")
     if config.max_seconds is not None and not config.max_seconds > 0:  # 0 or less would never end
         raise ValueError(f"the time budget must be more than 0 seconds, got max_seconds={config.max_seconds:g}")
-    dev = resolve_device(device)
+    ranks = parallel.current()
+    dev = ranks.device(resolve_device(device))
     old_threads = torch.get_num_threads()
     if config.threads:
         torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
+    torch.manual_seed(ranks.seed(config.seed))
+    rng = np.random.default_rng(ranks.seed(config.seed))
     sampler = (batches or _patch_sampler)(data, config, rng)
     dims = getattr(model.config, "spatial_dims", 2) + 2  # 3D networks stay contiguous (see memory_format)
     memory_format = memory_format_for(dims) if dev.type == "cpu" else torch.preserve_format
@@ -172,6 +184,11 @@ def train_iter(
     run_state = _RunState()
     if config.resume:
         run_state = _resume(config.resume, model, optimizer, rng)
+        if not ranks.main:  # the state holds rank 0's generators; draw other patches
+            seed = ranks.seed(config.seed, run_state.step)
+            torch.manual_seed(seed)
+            rng.bit_generator.state = np.random.default_rng(seed).bit_generator.state
+    net = ranks.wrap(model)  # DistributedDataParallel under torchrun; the model itself alone
     _set_train_mode(model, config)
     history: list[TrainProgress] = []
     step, last_eval = run_state.step, run_state.step
@@ -183,7 +200,8 @@ def train_iter(
             fraction = step / config.steps if config.steps else 0.0
             if config.max_seconds:
                 fraction = max(fraction, (now() - start) / config.max_seconds)
-            stopped = stop is not None and stop.is_set()
+            fraction, halt = ranks.from_main((fraction, stop is not None and stop.is_set()))  # rank 0's, for all
+            stopped = bool(halt)
             finished = fraction >= 1.0
             lr = learning_rate(config, fraction)
             # eval / checkpoint: on schedule, and once more at the end of the budget
@@ -191,12 +209,12 @@ def train_iter(
             if step > last_eval and (due or finished) and not stopped:
                 last_eval = step
                 ap = _evaluate_and_checkpoint(model, optimizer, rng, config, run_state, step, val, dev,
-                                              now() - start)
+                                              now() - start, ranks)
                 if ap is not None and history:
                     history[-1] = replace(history[-1], val_ap50=ap[0], val_ap75=ap[1])
                     # the step's record again, now with its validation figures
                     start += yield from _timed_yield(history[-1], now)
-            if stopped and config.checkpoint and step > last_eval:  # resumable from where it stopped
+            if stopped and config.checkpoint and step > last_eval and ranks.main:  # resumable from here
                 _save_resume_state(model, optimizer, rng, config, run_state, step, now() - start)
             if finished or stopped:
                 break
@@ -205,7 +223,7 @@ def train_iter(
                 group["lr"] = lr
             batch = sampler()
             x = batch.images.to(dev, non_blocking=True).contiguous(memory_format=memory_format)
-            loss = segmentation_loss(model(x), batch.classes.to(dev), batch.weights.to(dev), config.loss)
+            loss = segmentation_loss(net(x), batch.classes.to(dev), batch.weights.to(dev), config.loss)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip:
@@ -213,19 +231,19 @@ def train_iter(
             optimizer.step()
             # log
             step += 1
-            value = float(loss.detach())
+            value = ranks.mean(float(loss.detach()))  # over the whole batch: the same on every rank
             run_state.smooth(value, config.loss_smoothing)
             history.append(TrainProgress(step, value, now() - start, lr))
             start += yield from _timed_yield(history[-1], now)
     finally:
         torch.set_num_threads(old_threads)
+    ranks.sync_buffers(model)
     if run_state.best_weights is None:  # never evaluated (stopped early): keep what we have
         run_state.best_step, run_state.best_weights = step, _copy_state(model)
     model.load_state_dict(run_state.best_weights)
     model.eval()
-    return TrainResult(
-        model, run_state.best_metric, run_state.best_step, step, now() - start, history, stopped
-    )
+    return TrainResult(model, run_state.best_metric, run_state.best_step, step, now() - start, history, stopped,
+                       ranks.size, ranks.identical(model))
 
 
 def _clock(config: TrainConfig) -> Callable[[], float]:
@@ -272,20 +290,24 @@ class _RunState:
         self.ema = loss if self.ema is None else factor * self.ema + (1 - factor) * loss
 
 
-def _evaluate_and_checkpoint(model, optimizer, rng, config, st: _RunState, step, val, dev, seconds):
-    """Score the current weights, keep them if best, write the checkpoint; return the APs."""
+def _evaluate_and_checkpoint(model, optimizer, rng, config, st: _RunState, step, val, dev, seconds, ranks):
+    """Score the current weights, keep them if best, write the checkpoint; return the APs.
+
+    Under torchrun every rank keeps rank 0's BatchNorm statistics and figures, so all keep the same weights.
+    """
+    ranks.sync_buffers(model)
     ap = None
     metric = -st.ema if st.ema is not None else -math.inf
     if val:
-        ap = evaluate(model, val, dev)
+        ap = ranks.from_main(evaluate(model, val, dev) if ranks.main else (0.0, 0.0))
         metric = (ap[0] + ap[1]) / 2
         _set_train_mode(model, config)
     if metric >= st.best_metric:
         st.best_metric, st.best_step, st.best_weights = metric, step, _copy_state(model)
-        if config.checkpoint:
+        if config.checkpoint and ranks.main:
             extra = {"val_ap50": ap[0], "val_ap75": ap[1]} if ap else {}
             save_model(model, model_path(config.checkpoint), steps=step, seconds=round(seconds, 1), **extra)
-    if config.checkpoint:
+    if config.checkpoint and ranks.main:
         _save_resume_state(model, optimizer, rng, config, st, step, seconds)
     return ap
 

@@ -46,3 +46,27 @@ def scene_canvas(viewer):
     """
     qt_viewer = getattr(getattr(unwrap(viewer), "window", None), "_qt_viewer", None)
     return getattr(getattr(qt_viewer, "canvas", None), "_scene_canvas", None)
+
+
+# napari 0.9.2 lets plugins' manifests add to the Layers menu (we are in Layers > Segment)
+# but not to the layer list's context menu (MenuId.LAYERLIST_CONTEXT is not contributable),
+# so the entry is registered with napari's app-model once our first dock opens.
+SEGMENT_ACTION = "napari-unet.segment_layer"
+
+
+def add_layer_context_action(title: str, callback) -> None:
+    """Add ``title`` to the context menu of image layers, calling ``callback(viewer)``; once per process."""
+    try:
+        from app_model.types import Action
+        from napari._app_model import get_app_model
+        from napari._app_model.constants import MenuId
+        from napari._app_model.context import LayerListSelectionContextKeys as LLSCK
+    except ImportError:  # napari moved them: the Layers > Segment menu entry still works
+        return
+    app = get_app_model()
+    if SEGMENT_ACTION in app.commands:
+        return
+    app.register_action(Action(
+        id=SEGMENT_ACTION, title=title, callback=callback,
+        menus=[{"id": MenuId.LAYERLIST_CONTEXT, "group": "8_napari_unet", "when": LLSCK.active_layer_type == "image"}],
+    ))

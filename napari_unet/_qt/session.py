@@ -21,6 +21,7 @@ from qtpy.QtCore import QEvent, QObject
 from napari_unet._qt._napari import main_window, unwrap
 from napari_unet._qt.autosave import Autosaver
 from napari_unet._qt.edits import EditLog
+from napari_unet._qt.segment.context import add_context_entry
 from napari_unet.clicks.segmenter import load_click_model
 from napari_unet.devices import available_devices
 from napari_unet.model.files import DEFAULT_MODEL, click_model_beside, load_model, model_card
@@ -40,6 +41,7 @@ def session_for(viewer: napari.Viewer) -> Session:
     session = _SESSIONS.get(viewer)
     if session is None:
         session = _SESSIONS[viewer] = Session(viewer)
+        add_context_entry()  # Layers context menu > Segment with U-Net, from the first dock on
     return session
 
 

@@ -6,10 +6,12 @@ import threading
 import traceback
 from collections.abc import Generator
 from dataclasses import dataclass, replace
+from functools import cache
 
 import numpy as np
 import torch
 
+from napari_unet._gl_guard import block_triton
 from napari_unet._qt.finetune.job import release_memory
 from napari_unet._qt.threads import gui_threads, torch_threads
 from napari_unet._qt.train.heldout import HeldOut, Score, hold_out, score_classes, score_objects
@@ -85,6 +87,25 @@ def painted_values(labels: np.ndarray) -> list[int]:
     planes = np.asarray(labels).reshape(-1, *np.shape(labels)[-2:])
     painted = planes[planes.any(axis=(1, 2))]
     return [int(v) for v in np.unique(painted)]
+
+
+@cache
+def warm_up_training() -> threading.Thread:
+    """Make torch import what its first optimizer imports, in a thread of its own, once per process.
+
+    Creating the first optimizer imports ~900 modules (torch._dynamo, sympy): seconds of
+    work holding the GIL in pieces of up to ~0.5 s, which froze the viewer that long
+    soon after Train was pressed. Call it once the canvas has drawn: triton is then kept
+    out (see :mod:`napari_unet._gl_guard`); imported while OpenGL starts, it crashes.
+    """
+
+    def imports() -> None:
+        block_triton()
+        torch.optim.AdamW([torch.zeros(1, requires_grad=True)])
+
+    thread = threading.Thread(target=imports, name="napari-unet training warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def train_job(request: Request, *, device: str, stop: threading.Event,

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from napari.layers import Labels
 from napari.utils.notifications import notification_manager, show_error
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QCheckBox,
     QFileDialog,
@@ -41,6 +42,7 @@ from napari_unet._qt.train.job import (
     check_request,
     painted_values,
     train_job,
+    warm_up_training,
 )
 from napari_unet._qt.widgets import StatusLabel, combo, scroll_body
 from napari_unet.model.files import model_card, save_model
@@ -49,6 +51,7 @@ from napari_unet.model.unet import UNet
 SECONDS, STEPS = "seconds", "steps"
 CPU_SECONDS = 180  # on a CPU a time budget: three minutes learns a few classes from a few slices
 GPU_STEPS = 1000  # on a GPU a step budget: the same run on any card
+WARM_UP_DELAY_MS = 2000  # after the dock first shows, import what training needs (see warm_up_training)
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ class NewModelWidget(QWidget):
         self.session = session_for(napari_viewer)
         self.options = TrainOptions()
         self._worker = None
+        self._job = None  # identifies the current job, so an earlier one's end is ignored
         self._stop: threading.Event | None = None
         self._pressed = 0.0  # when Train was pressed (time.perf_counter)
         self._request: tuple | None = None  # (image layer, labels layer, class names) of the run
@@ -142,6 +146,10 @@ class NewModelWidget(QWidget):
         self._list_labels()
         self._set_running(False)
 
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        super().showEvent(event)
+        QTimer.singleShot(WARM_UP_DELAY_MS, warm_up_training)  # once the canvas has drawn (once per process)
+
     @property
     def running(self) -> bool:
         """Whether training (or the class map after it) is under way."""
@@ -167,15 +175,19 @@ class NewModelWidget(QWidget):
         self._stop, self._pressed, self.first_score_s = threading.Event(), time.perf_counter(), None
         self.plot.clear()
         self.score.setText("")
-        self._worker = start_job(self.session, train_job, request, device=self.session.device, stop=self._stop,
-                                 score_every=self.options.score_every, desc="Training a new model",
-                                 on_progress=self._progress, on_result=self._trained, on_error=self._failed,
-                                 on_finished=self._finished)
+        self._start(train_job, request, device=self.session.device, stop=self._stop,
+                    score_every=self.options.score_every, desc="Training a new model", on_result=self._trained,
+                    on_error=self._failed)
         self._worker.paused.connect(lambda: self._say("Paused: the CPU is yours. Resume continues."))
         self._set_running(True)
         what = (f"{len(request.classes)} classes" if request.task == CLASSES else "objects")
         self._say(f"Learning {what} from '{labels_layer.name}' on {self.session.device}; keep working, the "
                   "viewer stays usable.")
+
+    def _start(self, job, *args, **kwargs) -> None:
+        token = self._job = object()
+        self._worker = start_job(self.session, job, *args, on_progress=self._progress,
+                                 on_finished=lambda: self._finished(token), **kwargs)
 
     def _make_request(self, image_layer, labels_layer) -> Request:
         if image_layer is None:
@@ -264,13 +276,11 @@ class NewModelWidget(QWidget):
         semantic = model_card(model).task == "semantic"
         self._stop = None  # Stop now cancels this
         spacing = tuple(float(s) for s in np.asarray(image_layer.scale)[list(source.spatial_axes)])
-        self._worker = start_job(self.session, segment_job, source.data, model, device=self.session.device,
-                                 **({"spacing": spacing} if semantic else {}), desc="Applying the new model",
-                                 on_progress=self._progress, on_finished=self._finished,
-                                 on_result=lambda result: self._show_result(result[0].labels, image_layer,
-                                                                            labels_layer, names, semantic),
-                                 on_error=lambda exc: self._say(f"The new model is in use, but applying it failed: "
-                                                                f"{exc}"))
+        self._start(segment_job, source.data, model, device=self.session.device,
+                    **({"spacing": spacing} if semantic else {}), desc="Applying the new model",
+                    on_result=lambda result: self._show_result(result[0].labels, image_layer, labels_layer, names,
+                                                               semantic),
+                    on_error=lambda exc: self._say(f"The new model is in use, but applying it failed: {exc}"))
         self._set_running(True)
 
     def _show_result(self, labels: np.ndarray, image_layer, labels_layer, names: dict[int, str],
@@ -301,9 +311,11 @@ class NewModelWidget(QWidget):
             notification_manager.receive_error(type(exc), exc, exc.__traceback__)
         self._say(f"Training failed: {exc}")
 
-    def _finished(self) -> None:
+    def _finished(self, token) -> None:
+        if token is not self._job:  # the training run whose result started the class map
+            return
         worker = self._worker
-        self._worker = self._stop = None
+        self._worker = self._stop = self._job = None
         if worker is not None and worker.abort_requested and not self.session.closed:
             self._say(self.status.text().replace(" Applying it to the image…", " (not applied: stopped)"))
         self._set_running(False)

@@ -103,6 +103,10 @@ class ClickSegmenter:
         ``None``/``"auto"`` picks CUDA, then MPS, then the CPU.
     config
         Crop size, click encoding and threshold; see :class:`ClickConfig`.
+    levels
+        Intensities mapped to 0 and 1, one (low, high) per channel: a volume's, shared by
+        its planes (see :class:`napari_unet.clicks.volume.VolumeSegmenter`). ``None``: the
+        model card's percentiles of this image.
     segmentation_model
         A segmentation model (task ``"instances"``, e.g. :func:`napari_unet.load_model`)
         that answers a lone first click: the object it finds under the click in a
@@ -114,7 +118,8 @@ class ClickSegmenter:
     """
 
     def __init__(self, image, model: UNet | None = None, *, channel_axis: int | None = None,
-                 device=None, config: ClickConfig = ClickConfig(), segmentation_model: UNet | None = None):
+                 device=None, config: ClickConfig = ClickConfig(), segmentation_model: UNet | None = None,
+                 levels: Sequence[tuple[float, float]] | None = None):
         model = load_click_model() if model is None else model
         card = model_card(model)
         if card.task != "click" or card.click_channels not in (2, 3) or model.config.out_channels != 2:
@@ -129,7 +134,7 @@ class ClickSegmenter:
             raise ValueError(f"click-to-segment works on one 2D plane; got spatial shape {spatial} "
                              "(pass the plane you click on, e.g. stack[z])")
         self.shape: tuple[int, int] = (int(spatial[0]), int(spatial[1]))
-        self.image = normalize(planes[0], *card.normalization)  # (C, Y, X) float32
+        self.image = normalize(planes[0], *card.normalization) if levels is None else _scaled(planes[0], levels)
         self.config = config
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
@@ -331,6 +336,12 @@ def segment_click(image, positive: Sequence[Point], negative: Sequence[Point] = 
     segmenter = ClickSegmenter(image, model, channel_axis=channel_axis, device=device,
                                segmentation_model=segmentation_model)
     return segmenter.predict(as_clicks(positive, negative)).full()
+
+
+def _scaled(plane: np.ndarray, levels: Sequence[tuple[float, float]]) -> np.ndarray:
+    """(C, Y, X) ``plane`` with each channel's (low, high) mapped to 0 and 1, as float32."""
+    low, high = (np.array(v, np.float32)[:, None, None] for v in zip(*levels))
+    return ((plane.astype(np.float32, copy=False) - low) / np.maximum(high - low, 1e-12)).astype(np.float32)
 
 
 def _paste(previous: ObjectMask | None, corner: tuple[int, int], edge: int) -> np.ndarray:

@@ -1,12 +1,16 @@
 """The click tool of one viewer: clicks on the canvas become object masks in a Labels layer.
 
-A click resolves to pixel coordinates on the main thread, joins the *current object*
-(its clicks, its label) and asks for a network pass. Passes run one at a time in a
+A click resolves to pixel coordinates on the main thread (in napari's 3D view: the
+first bright object along the clicked ray), joins the *current object* (its clicks, its
+label) and asks for a network pass. In a volume (a stack whose first axis is not time)
+the object is 3D: the pass answers the clicked plane and carries the answer through the
+planes (:mod:`napari_unet.clicks.volume`), and all its planes change in one undo step. Passes run one at a time in a
 worker; clicks that arrive meanwhile are added to their object, whose next pass uses
 all of them (the stale intermediate answer is skipped, no click is dropped), and
 other objects wait in a queue. Results are written on the main thread with
 ``data_setitem``: one undo step per answered pass, never over another object's pixels
-unless ``preserve_labels`` is off.
+unless ``preserve_labels`` is off. The current object's clicks are shown as markers
+(:mod:`.markers`) until it is finished.
 """
 
 from __future__ import annotations
@@ -22,18 +26,21 @@ from psygnal import Signal
 from qtpy.QtCore import QTimer
 
 from napari_unet._qt._napari import unwrap
-from napari_unet._qt.click.objects import ClickedObject, Prepare, current_mask, edited, has_label, near, plane_of
+from napari_unet._qt.click.markers import ClickMarkers
+from napari_unet._qt.click.objects import ClickedObject, Prepare, current_masks, edited, existing, near, plane_of
 from napari_unet._qt.jobs import start_job
 from napari_unet._qt.layers import displayed_plane, find_masks, masks_name, model_input, spatial_transform
 from napari_unet._qt.threads import gui_threads, torch_threads
-from napari_unet.clicks.edits import label_window, object_change
+from napari_unet.clicks.edits import object_change
 from napari_unet.clicks.segmenter import ClickSegmenter, farthest_point
 from napari_unet.clicks.types import Click, ObjectMask
+from napari_unet.clicks.volume import VolumeSegmenter, bright_voxel, foreground_threshold
 from napari_unet.model.files import image_channels
 
 TOGGLE_KEY = "k"  # switches click mode on and off (free in napari's default keymap)
 DRAG_PX = 4  # a press that moves more canvas pixels than this is a pan, not a click
 HOVER_MS = 30  # the cursor at rest this long: prepare the first click's window under it
+STACK_AXIS = "napari_unet_stack_axis"  # layer metadata: "Z" or "T", as the Segment widget was told
 
 
 class ClickTool:
@@ -60,6 +67,9 @@ class ClickTool:
         self.enabled = False
         self.preserve_labels = True  # never paint over another object's pixels
         self.first_from_model = True  # the segmentation model answers a lone first click
+        self.through_planes = True  # in a volume, a click makes and changes a 3D object
+        self.markers = ClickMarkers(viewer)
+        self._bright: dict = {}  # (image id, data id) -> the volume's foreground threshold (3D view)
         self.current: ClickedObject | None = None
         self._queue: deque[ClickedObject | Prepare] = deque()
         self._running: ClickedObject | Prepare | None = None
@@ -126,20 +136,22 @@ class ClickTool:
         return self._running is not None or bool(self._queue)
 
     def end_object(self) -> None:
-        """Finish the current object: the next click starts a new one."""
+        """Finish the current object: the next click starts a new one (its markers go)."""
         self.current = None
+        self.markers.show(None)
 
     def _on_mouse(self, viewer, event):
-        """Drag callback: a press and release without moving is a click; a drag pans."""
+        """Drag callback: a press and release without moving is a click; a drag pans (or turns the 3D view)."""
         if event.button not in (1, 2):
             return
         negative = event.button == 2 or "Shift" in event.modifiers
         position, start = tuple(event.position), np.asarray(event.pos, dtype=float)
+        ray = (tuple(event.view_direction), list(event.dims_displayed)) if event.view_direction is not None else None
         yield
         while event.type == "mouse_move":
             yield
         if np.hypot(*(np.asarray(event.pos, dtype=float) - start)) <= DRAG_PX:
-            self.click(position, negative)
+            self.click(position, negative, ray)
 
     def _on_hover(self, viewer, event) -> None:
         """Mouse-move callback: remember where the cursor is, and wait for it to rest."""
@@ -163,18 +175,40 @@ class ClickTool:
         if isinstance(place, str):
             return
         _shape, plane, point, _pixel = place
-        segmenter = self._segmenters.get(self._key(image, plane, model, self.session.ensure_model()))
-        if segmenter is None or not segmenter.prepared(point):
-            self._queue.append(Prepare(image, plane, point))
+        volume = self._volume(image, model)
+        segmenter = self._segmenters.get(self._key(image, "volume" if volume else plane, model,
+                                                   self.session.ensure_model()))
+        ready = segmenter is not None and (segmenter.prepared(plane, point) if volume else segmenter.prepared(point))
+        if not ready:
+            self._queue.append(Prepare(image, plane, point, volume))
             self._pump()
 
     # -- clicks -------------------------------------------------------------------------
-    def _locate(self, image, source, position):
+    def _volume(self, image, model) -> bool:
+        """Whether clicks on ``image`` make 3D objects: a stack, clicks through planes on, and its
+        first axis not time (as told to the Segment widget, or napari's axis label).
+        """
+        try:
+            source = model_input(image, image_channels(model))
+        except ValueError:
+            return False
+        if not (source.is_stack and self.through_planes):
+            return False
+        if image.metadata.get(STACK_AXIS) in ("Z", "T"):
+            return image.metadata[STACK_AXIS] == "Z"
+        labels = list(self.viewer.dims.axis_labels)
+        index = len(labels) - image.ndim + source.spatial_axes[0]
+        return not (0 <= index < len(labels) and labels[index].lower() in ("t", "time"))
+
+    def _locate(self, image, source, position, ray=None, volume: bool = False):
         """(plane shape, plane index or None, (y, x) sub-pixel, (y, x) pixel) of a world
-        position on ``image``, or a message saying why it is not a place to click.
+        position on ``image``, or a message saying why it is not a place to click. In the
+        3D view, ``ray`` (view direction, displayed dims) finds the first bright object.
         """
         if self.viewer.dims.ndisplay != 2:
-            return "Click-to-segment works in the 2D view; switch off 3D display."
+            if ray is None:
+                return "Click-to-segment works in the 2D view; switch off 3D display."
+            return self._along_ray(image, source, position, ray, volume)
         coords = np.asarray(image.world_to_data(position))
         axes = source.spatial_axes
         shape = tuple(np.shape(source.data)[ax] for ax in axes)
@@ -184,8 +218,33 @@ class ClickTool:
         plane = pixel[0] if len(axes) == 3 else None
         return shape, plane, (float(coords[axes[-2]]), float(coords[axes[-1]])), pixel[-2:]
 
-    def click(self, position, negative: bool = False) -> None:
-        """Handle a click at ``position`` (world coordinates); what it does is in the user guide."""
+    def _along_ray(self, image, source, position, ray, volume: bool):
+        """Where a click in the 3D view lands: the middle of the first run of bright voxels
+        (above the volume's Otsu threshold) along the clicked ray, as for :meth:`_locate`.
+        """
+        if not volume:
+            return ("In the 3D view a click finds a 3D object along the line of sight, which needs a volume "
+                    "(a Z stack, clicks through planes on); switch to the 2D view to click this image.")
+        direction, displayed = ray
+        start, end = image.get_ray_intersections(position, direction, displayed, world=True)
+        if start is None:
+            return "That click misses the image."
+        axes = source.spatial_axes
+        key = (id(image), id(image.data))
+        if key not in self._bright:
+            self._bright = {key: foreground_threshold(source.data, source.channel_axis)}
+        voxel = bright_voxel(source.data, np.asarray(start)[list(axes)], np.asarray(end)[list(axes)],
+                             self._bright[key], source.channel_axis)
+        if voxel is None:
+            return ("Nothing bright along that line of sight: in the 3D view a click takes the first bright "
+                    "object under the cursor; click on an object.")
+        shape = tuple(np.shape(source.data)[ax] for ax in axes)
+        return shape, voxel[0], (float(voxel[1]), float(voxel[2])), voxel[1:]
+
+    def click(self, position, negative: bool = False, ray=None) -> None:
+        """Handle a click at ``position`` (world coordinates; in the 3D view ``ray`` is
+        napari's view direction and displayed dims); what it does is in the user guide.
+        """
         image = self._image_layer()
         if image is None:
             return self._say("Pick an image layer to click on.")
@@ -194,28 +253,36 @@ class ClickTool:
             source = model_input(image, image_channels(model))
         except ValueError as exc:  # ModelFileError too
             return self._say(str(exc))
-        place = self._locate(image, source, position)
+        volume = self._volume(image, model)
+        place = self._locate(image, source, position, ray, volume)
         if isinstance(place, str):
             return self._say(place)
         shape, plane, (y, x), (iy, ix) = place
         layer = self._labels(image, source, shape)
         under = int(plane_of(layer, plane)[iy, ix])
         obj = self.current
-        if obj is not None and (obj.layer is not layer or obj.plane != plane or obj.image is not image):
+        if obj is not None and (obj.layer is not layer or obj.image is not image or obj.volume != volume
+                                or not (volume or obj.plane == plane) or not obj.clicks):
             obj = None
-        if obj is not None and edited(obj):  # brushed or undone since: start from what is there
-            obj = self._existing(image, layer, plane, obj.label) if has_label(obj) else None
+        if obj is not None and edited(obj):  # brushed since: start from what is there
+            obj = existing(image, layer, plane, obj.label, volume) if _holds_label(obj, plane) else None
         if under and (obj is None or under != obj.label):
-            obj = self._existing(image, layer, plane, under)
-        elif obj is None or not (negative or under or near(obj, iy, ix)):
+            obj = existing(image, layer, plane, under, volume)
+        elif obj is None or not (negative or under or near(obj, plane, iy, ix)):
             if negative:
                 return self._say("Shift-click removes part of an object: click an object first.")
-            obj = ClickedObject(image, layer, plane, self._new_label(layer))
-        obj.clicks.append(Click(y, x, not negative))  # sub-pixel position for the network
+            obj = ClickedObject(image, layer, plane, self._new_label(layer), volume)
+        if volume and negative and not any(c.positive for c in obj.clicks_in(plane)):
+            inner = _inner_point(obj, plane)  # the plane's own positive click: the object's centre there
+            if inner is None:
+                return self._say("Shift-click removes part of an object: this plane has none of it.")
+            obj.add(inner, plane, shown=False)
+        obj.add(Click(y, x, not negative), plane)  # sub-pixel position for the network
         self.current = obj
         if obj is not self._running and obj not in self._queue:
             self._queue.append(obj)
         self._pump()
+        self.markers.show(obj, source.spatial_axes)  # after the pass has started, as below
         # after the pass has started: redrawing the label's colour in napari's controls and
         # polygon overlay takes ~15 ms of the UI thread, while the network works
         if layer.selected_label != obj.label:
@@ -231,10 +298,7 @@ class ClickTool:
         """The layer's largest label: scanned once, then followed through its paint events
         (brush, fill, clicks), so that a click on a big layer never reads all of it.
         """
-        if layer not in self._watched:
-            self._watched.add(layer)
-            layer.events.paint.connect(self._on_paint)
-            layer.events.data.connect(self._on_data)  # new data: scan again
+        self._watch(layer)
         if layer not in self._largest:
             self._largest[layer] = int(np.max(layer.data)) if layer.data.size else 0
         return self._largest[layer]
@@ -247,15 +311,6 @@ class ClickTool:
 
     def _on_data(self, event) -> None:
         self._largest.pop(unwrap(event.source), None)
-
-    def _existing(self, image, layer, plane, label: int) -> ClickedObject:
-        """An object for a label already in the layer: an implicit click at its centre."""
-        mask = label_window(plane_of(layer, plane), label)
-        obj = ClickedObject(image, layer, plane, label, written=mask)
-        point = farthest_point(mask.mask)
-        if point is not None:
-            obj.clicks.append(Click(point[0] + mask.offset[0], point[1] + mask.offset[1], True))
-        return obj
 
     def _image_layer(self):
         """The picked image layer itself, not napari's proxy of it: a plugin's viewer hands out
@@ -273,7 +328,26 @@ class ClickTool:
         if layer is None:
             layer = self.viewer.add_labels(np.zeros(shape, np.int32), name=masks_name(image),
                                            **spatial_transform(image, source.spatial_axes))
-        return unwrap(layer)
+        layer = unwrap(layer)
+        self._watch(layer)
+        return layer
+
+    def _watch(self, layer: Labels) -> None:
+        if layer not in self._watched:
+            self._watched.add(layer)
+            layer.events.paint.connect(self._on_paint)
+            layer.events.data.connect(self._on_data)  # new data: scan again
+            layer.events.set_data.connect(self._on_set_data)  # undo and redo refresh the layer
+
+    def _on_set_data(self, event) -> None:
+        """An undo of the current object's last pass takes its clicks (and markers) back too."""
+        obj = self.current
+        if obj is None or obj is self._running or obj in self._queue or obj.layer is not unwrap(event.source):
+            return
+        if edited(obj) and obj.undo_to_layer():
+            if not obj.clicks:
+                self.current = None
+            self.markers.show(self.current)
 
     # -- network passes ----------------------------------------------------------------
     def prepare(self) -> None:
@@ -289,7 +363,7 @@ class ClickTool:
             return  # the first click will say why
         self._labels(image, source, tuple(np.shape(source.data)[ax] for ax in source.spatial_axes))
         plane = displayed_plane(self.viewer, image, source.spatial_axes) if source.is_stack else None
-        self._queue.append(Prepare(image, plane))
+        self._queue.append(Prepare(image, plane, volume=self._volume(image, self.session.click_model)))
         self._pump()
 
     def _key(self, image, plane, model, seg_model) -> tuple:
@@ -309,58 +383,76 @@ class ClickTool:
         except ValueError as exc:
             self._running = None
             return self._say(str(exc))
-        if item.plane is not None:
+        volume = getattr(item, "volume", False)
+        if item.plane is not None and not volume:
             source = source.plane(item.plane)
-        key = self._key(item.image, item.plane, model, seg_model)
+        key = self._key(item.image, "volume" if volume else item.plane, model, seg_model)
         request, point, on_result = None, None, lambda _: None
         if isinstance(item, ClickedObject):
-            request, n_clicks = (list(item.clicks), current_mask(item)), len(item.clicks)
+            clicked = {p for p, shown in zip(item.planes, item.shown) if shown}
+            request = (item.plane, item.clicks_in(item.plane), current_masks(item), clicked)
+            n_clicks = len(item.clicks)
             on_result = lambda result: self._write(item, result, n_clicks)  # noqa: E731
         else:
-            point = item.point
+            point = (item.plane, item.point)
         start_job(self.session, self._predict, key, source, (model, seg_model), request, point, desc="click",
                   show_progress=False, on_result=on_result, on_error=self._failed,
                   on_finished=self._finished)
 
-    def _predict(self, key, source, models, request, point) -> ObjectMask | None:
-        """Worker thread: the mask for a request's clicks and previous mask; without one, the
-        window of a first click at ``point`` prepared (if given): the image is normalised once per plane.
+    def _predict(self, key, source, models, request, point) -> dict[int | None, ObjectMask] | None:
+        """Worker thread: the object's new masks by plane for a request (plane, its clicks, the
+        object's masks, the planes clicked); without one, the window of a first click at
+        ``point`` (plane, (y, x)) prepared: the image is normalised once per plane (or volume).
         """
         stamps = {"started": time.perf_counter()}
         with torch_threads(gui_threads()):
             segmenter = self._segmenters.get(key)
+            volume = key[2] == "volume"
             if segmenter is None:
-                segmenter = ClickSegmenter(source.data, models[0], channel_axis=source.channel_axis,
-                                           device=self.session.device, segmentation_model=models[1])
-                self._segmenters = {key: segmenter}  # one plane at a time: the cache is small
+                kind = VolumeSegmenter if volume else ClickSegmenter
+                segmenter = kind(source.data, models[0], channel_axis=source.channel_axis,
+                                 device=self.session.device, segmentation_model=models[1])
+                self._segmenters = {key: segmenter}  # one plane (or volume) at a time: the cache is small
             if request is not None:
-                result = segmenter.predict(*request)
+                plane, clicks, masks, clicked = request
+                if volume:
+                    result = segmenter.predict(plane, clicks, masks, clicked)
+                else:
+                    result = {plane: segmenter.predict(clicks, masks.get(plane))}
                 self.stamps = {**stamps, "answered": time.perf_counter()}
                 return result
-            if point is not None:
-                segmenter.prepare(point)
+            plane, where = point
+            if volume:  # the plane normalised on the volume's scale, and the window under the cursor
+                segmenter.segmenter(plane) if where is None else segmenter.prepare(plane, where)
+            elif where is not None:
+                segmenter.prepare(where)
             return None
 
-    def _write(self, obj: ClickedObject, result: ObjectMask, n_clicks: int) -> None:
-        """Main thread: put the answer in the layer as one undo step."""
+    def _write(self, obj: ClickedObject, result: dict[int | None, ObjectMask], n_clicks: int) -> None:
+        """Main thread: put the answer in the layer, every plane it changes in one undo step."""
         if obj.layer not in self.viewer.layers:
             return self._say("The masks layer was removed; the click was dropped.")
         if len(obj.clicks) > n_clicks and obj not in self._queue:
             self._queue.appendleft(obj)  # more clicks came: their pass supersedes this one
             return
-        change = object_change(plane_of(obj.layer, obj.plane), obj.label, result, obj.written, self.preserve_labels)
-        checked = _in_plane(change.checked, obj.plane)
+        written, where, values, checked = dict(obj.written), [], [], []
+        for plane, mask in sorted(result.items(), key=lambda item: -1 if item[0] is None else item[0]):
+            change = object_change(plane_of(obj.layer, plane), obj.label, mask, obj.written.get(plane),
+                                   self.preserve_labels)
+            where.append(_in_plane(change.where, plane))
+            values.append(change.values)
+            checked.append(_in_plane(change.checked, plane))
+            written[plane] = change.written
+        where, checked = _joined(where), _joined(checked)
         before = np.array(obj.layer.data[checked], copy=True)
-        if change.where[0].size:
-            obj.layer.data_setitem(_in_plane(change.where, obj.plane), change.values)
+        if where[0].size:
+            obj.layer.data_setitem(where, np.concatenate(values))
         # the clicked object counts as checked by the user (fine-tuning), until undone
         self.session.edits.mark(obj.layer, checked, before)
-        obj.written = change.written
+        obj.answered(n_clicks, written)
         self.stamps["written"] = time.perf_counter()
         self.written.emit(obj.label)
-        n = int(change.written.mask.sum())
-        self._say(f"Object {obj.label}: {n} pixels after {len(obj.clicks)} click(s)." if n else
-                  "No object found under the click; click nearer its centre.")
+        self._say(_summary(obj))
 
     def _failed(self, exc: Exception) -> None:
         if isinstance(exc, ValueError):
@@ -380,3 +472,33 @@ class ClickTool:
 def _in_plane(where: tuple[np.ndarray, np.ndarray], plane: int | None) -> tuple[np.ndarray, ...]:
     """(y, x) indices of a plane as indices of the whole layer."""
     return where if plane is None else (np.full(where[0].shape, plane), *where)
+
+
+def _joined(parts: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
+    """Several planes' indices as one index of the layer (one ``data_setitem``: one undo step)."""
+    return tuple(np.concatenate(axis).astype(np.intp) for axis in zip(*parts))
+
+
+def _holds_label(obj: ClickedObject, plane) -> bool:
+    """Whether the layer still holds the object's label in ``plane`` (in the window last written)."""
+    masks = current_masks(obj)
+    return masks.get(plane) is not None and bool(masks[plane].mask.any())
+
+
+def _inner_point(obj: ClickedObject, plane: int) -> Click | None:
+    """A positive click at the object's innermost pixel in ``plane``, or None where it has none."""
+    mask = current_masks(obj).get(plane)
+    point = None if mask is None else farthest_point(mask.mask)
+    return None if point is None else Click(point[0] + mask.offset[0], point[1] + mask.offset[1], True)
+
+
+def _summary(obj: ClickedObject) -> str:
+    """The status line after a pass: the object's size (and planes), or why there is nothing."""
+    planes = sorted(p for p, m in obj.written.items() if m.mask.any())
+    n = sum(int(obj.written[p].mask.sum()) for p in planes)
+    if not n:
+        return "No object found under the click; click nearer its centre."
+    if not obj.volume:
+        return f"Object {obj.label}: {n} pixels after {len(obj.clicks)} click(s)."
+    return (f"Object {obj.label}: {n} voxels through planes {planes[0]}–{planes[-1]} "
+            f"after {len(obj.clicks)} click(s).")

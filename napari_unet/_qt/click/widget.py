@@ -15,7 +15,9 @@ HELP = (
     "Click an object to add it as a new label; click again to extend it.\n"
     "Shift-click (or right-click) removes a wrong part.\n"
     "Click an existing label to refine it.\n"
-    "Esc ends the object; Ctrl+Z undoes the last click."
+    "Esc ends the object; Ctrl+Z undoes the last click.\n"
+    "In a Z stack a click makes the 3D object (also in the 3D view).\n"
+    "Markers show the object's clicks: green on it, red off it."
 )
 
 
@@ -38,6 +40,13 @@ class ClickWidget(QWidget):
             "A lone click on a new object takes the object the segmentation model finds there "
             "(sharper outlines); later clicks refine it with the click network. Off: the click "
             "network answers every click")
+        self.through_planes = QCheckBox("3D objects in Z stacks")
+        self.through_planes.setChecked(True)
+        self.through_planes.setToolTip(
+            "On: in a stack whose first axis is depth, a click makes the 3D object, carried through the "
+            "planes above and below, and a click in any plane refines it (one undo step each); in napari's "
+            "3D view a click takes the first bright object along the line of sight. Off, or a time series: "
+            "clicks segment the plane on screen")
         self.end_button = QPushButton("End object (Esc)")
         self.end_button.setToolTip("Finish the object being clicked: the next click starts a new one")
         self.help = QLabel(HELP)
@@ -46,7 +55,7 @@ class ClickWidget(QWidget):
 
         layout = QVBoxLayout(scroll_body(self))
         widgets = (help_link("clicking.md", "Clicking objects"), self.image, self.toggle, self.preserve,
-                   self.first_from_model, self.end_button, self.help, self.status)
+                   self.first_from_model, self.through_planes, self.end_button, self.help, self.status)
         for widget in widgets:
             layout.addWidget(widget)
         layout.addStretch(1)
@@ -55,9 +64,11 @@ class ClickWidget(QWidget):
         self.tool.enabled_changed.connect(self._show_enabled)
         self.preserve.toggled.connect(lambda on: setattr(self.tool, "preserve_labels", on))
         self.first_from_model.toggled.connect(lambda on: setattr(self.tool, "first_from_model", on))
+        self.through_planes.toggled.connect(lambda on: setattr(self.tool, "through_planes", on))
         self.end_button.clicked.connect(self.tool.end_object)
         self.tool.message.connect(self._say)
-        remember("click", {"keep other objects": self.preserve, "first click from the model": self.first_from_model})
+        remember("click", {"keep other objects": self.preserve, "first click from the model": self.first_from_model,
+                           "3D objects in Z stacks": self.through_planes})
         tool = self.tool  # not self: the lambdas must not keep the widget alive
         self.session.closing.connect(lambda: tool.set_enabled(False))
         self.destroyed.connect(lambda *_: tool.close())

@@ -5,56 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from _click_models import disk_image, threshold_click_unet
+from _clicking import CENTRES, WAIT_MS, click, disk, masks, settle
 from napari.utils._test_utils import read_only_mouse_event
-from napari.utils.interactions import mouse_move_callbacks, mouse_press_callbacks, mouse_release_callbacks
+from napari.utils.interactions import mouse_move_callbacks
 from qtpy.QtCore import Qt
 
 from napari_unet._qt.click.widget import ClickWidget
 from napari_unet._qt.session import session_for
-
-WAIT_MS = 60_000
-CENTRES = ((30, 30), (30, 80), (70, 50))
-
-
-def disk(shape, centre, radius=10):
-    yy, xx = np.mgrid[: shape[0], : shape[1]]
-    return (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 <= radius**2
-
-
-@pytest.fixture
-def clicker(make_napari_viewer, qtbot):
-    """A viewer, the Click widget in click mode and the threshold click model."""
-
-    def make(image=None, **layer_kwargs):
-        viewer = make_napari_viewer()
-        viewer.add_image(disk_image() if image is None else image, name="cells", **layer_kwargs)
-        session_for(viewer).set_click_model(threshold_click_unet())
-        _, widget = viewer.window.add_plugin_dock_widget("napari-unet", "Click to segment")
-        widget.first_from_model.setChecked(False)  # the threshold model answers every click
-        widget.toggle.setChecked(True)
-        return viewer, widget
-
-    return make
-
-
-def click(viewer, world, modifiers=(), button=1, drag=0.0):
-    """Press and release at world coordinates ``world`` (moving ``drag`` canvas px in between)."""
-    kwargs = dict(button=button, modifiers=list(modifiers), position=tuple(world),
-                  dims_displayed=list(viewer.dims.displayed))
-    mouse_press_callbacks(viewer, read_only_mouse_event(type="mouse_press", pos=np.zeros(2), **kwargs))
-    if drag:
-        moved = read_only_mouse_event(type="mouse_move", is_dragging=True, pos=np.array([drag, 0.0]), **kwargs)
-        mouse_move_callbacks(viewer, moved)
-    end = np.array([drag, 0.0])
-    mouse_release_callbacks(viewer, read_only_mouse_event(type="mouse_release", pos=end, **kwargs))
-
-
-def settle(qtbot, widget):
-    qtbot.waitUntil(lambda: not widget.tool.busy, timeout=WAIT_MS)
-
-
-def masks(viewer):
-    return viewer.layers["cells masks"]
 
 
 def test_a_first_click_takes_the_segmentation_models_object(clicker, qtbot):
@@ -142,9 +99,9 @@ def test_click_on_a_label_refines_it(clicker, qtbot):
     assert np.array_equal(labels.data == 3, disk((96, 128), (70, 50)))
 
 
-def test_plane_of_a_stack(clicker, qtbot):
+def test_a_frame_of_a_time_series_is_clicked_alone(clicker, qtbot):
     stack = np.stack([disk_image(centres=((70 - 10 * z, 20 + 10 * z),)) for z in range(5)])
-    viewer, widget = clicker(stack)
+    viewer, widget = clicker(stack, metadata={"napari_unet_stack_axis": "T"})  # as told to Segment
     viewer.dims.set_point(0, 2)
     click(viewer, (2, 50, 40))
     settle(qtbot, widget)

@@ -1,0 +1,72 @@
+"""Where the user clicked: the current object's clicks as markers, until the object is finished.
+
+The markers are a Points layer, ``<image> clicks``, over the image (its scale and
+translate): a green disc for each positive click, a red cross for each negative one. It
+is never a Labels layer, so nothing in it is written into the masks or read by
+fine-tuning; it is emptied when the object is finished and follows undo.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from napari.layers import Points
+
+from napari_unet._qt._napari import unwrap
+from napari_unet._qt.click.objects import ClickedObject
+from napari_unet._qt.layers import OUTPUT, spatial_transform
+
+POSITIVE, NEGATIVE = (0.2, 0.9, 0.2, 1.0), (1.0, 0.2, 0.2, 1.0)  # green, red
+SYMBOLS = {True: "disc", False: "cross"}  # told apart without colour too
+
+
+def markers_name(image_layer) -> str:
+    return f"{image_layer.name} clicks"
+
+
+class ClickMarkers:
+    """The markers of one viewer's click tool (see the module docstring)."""
+
+    def __init__(self, viewer):
+        self.viewer = viewer
+        self._layers: dict[int, Points] = {}  # id(image layer) -> its markers layer
+
+    def show(self, obj: ClickedObject | None, spatial_axes: tuple[int, ...] = ()) -> None:
+        """Show ``obj``'s clicks (the user's, not the implicit ones); ``None`` empties every markers
+        layer. ``spatial_axes``: the image's axes that the masks have (needed to make the layer).
+        """
+        shown = [] if obj is None else [(c, p) for c, p, s in zip(obj.clicks, obj.planes, obj.shown) if s]
+        for key, layer in list(self._layers.items()):
+            if layer not in self.viewer.layers:
+                del self._layers[key]
+            elif obj is None or key != id(obj.image):
+                _set(layer, np.empty((0, layer.ndim)), [])
+        if obj is None:
+            return
+        ndim = obj.layer.ndim
+        points = np.array([(p, c.y, c.x) if ndim == 3 else (c.y, c.x) for c, p in shown], float).reshape(-1, ndim)
+        layer = self._layer(obj.image, ndim, spatial_axes)
+        _set(layer, points, [c.positive for c, _ in shown])
+
+    def _layer(self, image, ndim: int, spatial_axes) -> Points:
+        layer = self._layers.get(id(image))
+        if layer is not None and layer in self.viewer.layers and layer.ndim == ndim:
+            return layer
+        selection = self.viewer.layers.selection
+        active = unwrap(selection.active) if selection.active is not None else None
+        transform = spatial_transform(image, spatial_axes or tuple(range(ndim)))
+        transform["metadata"] = {OUTPUT: "clicks"}
+        shape = np.shape(image.data)
+        size = float(np.clip(0.015 * max(shape[a] for a in (spatial_axes or range(ndim))[-2:]), 3.0, 10.0))
+        layer = unwrap(self.viewer.add_points(np.empty((0, ndim)), name=markers_name(image), size=size,
+                                              border_color="white", border_width=0.1, **transform))
+        if active is not None:  # the tool writes to the selected Labels layer: keep it selected
+            selection.active = active
+        self._layers[id(image)] = layer
+        return layer
+
+
+def _set(layer: Points, points: np.ndarray, positive: list[bool]) -> None:
+    layer.data = points
+    if len(points):
+        layer.face_color = np.array([POSITIVE if p else NEGATIVE for p in positive])
+        layer.symbol = [SYMBOLS[p] for p in positive]

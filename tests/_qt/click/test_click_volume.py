@@ -1,0 +1,133 @@
+"""Clicks in a volume: 3D objects through planes, in the 2D and the 3D view, and the click markers."""
+
+from __future__ import annotations
+
+import numpy as np
+from _clicking import click, masks, settle
+from scipy import ndimage as ndi
+
+from napari_unet.synth.volumes import VolumeConfig, synth_volume
+
+# well-separated, evenly bright nuclei: the threshold click model sees each one alone
+SPARSE = VolumeConfig(z_ratio=(1.5, 1.5), size=(16, 18), coverage=(0.08, 0.1), p_clustered=0.0, packing=(1.3, 1.4),
+                      attenuation=(0.0, 0.0), haze=(0.0, 0.0), background=(0.05, 0.05), photons=(2000, 3000),
+                      texture=(0.0, 0.05), spots=(0.0, 0.0), brightness_spread=(0.05, 0.1), dome=(0.0, 0.1))
+
+
+def nuclei():
+    volume = synth_volume(1, (24, 96, 96), SPARSE)
+    return volume.image, volume.labels
+
+
+def inside(truth, label):
+    """A voxel deep inside nucleus ``label`` (its centre of mass)."""
+    return tuple(int(round(c)) for c in ndi.center_of_mass(truth == label))
+
+
+def iou(a, b):
+    return (a & b).sum() / (a | b).sum()
+
+
+def ellipsoid(shape=(20, 64, 64), centre=(10, 32, 32), radii=(7, 12, 12)):
+    grid = np.mgrid[tuple(slice(0, n) for n in shape)]
+    return sum(((g - c) / r) ** 2 for g, c, r in zip(grid, centre, radii)) <= 1
+
+
+def test_one_click_gives_the_3d_object_with_one_id_through_its_planes(clicker, qtbot):
+    image, truth = nuclei()
+    viewer, widget = clicker(image)
+    voxel = inside(truth, 5)
+    viewer.dims.set_point(0, voxel[0])
+    click(viewer, voxel)
+    settle(qtbot, widget)
+    labels = masks(viewer).data
+    assert set(np.unique(labels)) == {0, 1}
+    planes = np.unique(np.nonzero(labels)[0])
+    assert len(planes) >= 8 and np.all(np.diff(planes) == 1)  # one id through consecutive planes
+    assert iou(labels == 1, truth == 5) > 0.8
+    assert "through planes" in widget.status.text()
+
+
+def test_a_click_in_another_plane_extends_the_3d_object_and_undo_takes_it_back(clicker, qtbot):
+    body = ellipsoid()
+    image = np.where(body, 110.0, 10.0).astype(np.float32)
+    image[11] = 10.0  # a dark plane cuts the nucleus: carrying stops there
+    viewer, widget = clicker(image)
+    click(viewer, (7, 32, 32))
+    settle(qtbot, widget)
+    first = masks(viewer).data.copy()
+    assert np.array_equal(np.unique(np.nonzero(first)[0]), np.arange(4, 11))  # planes 3 and 17: one pixel
+    click(viewer, (13, 32, 32))  # the same nucleus beyond the dark plane: the same object
+    settle(qtbot, widget)
+    both = masks(viewer).data
+    assert set(np.unique(both)) == {0, 1}
+    assert np.array_equal(np.unique(np.nonzero(both)[0]), [*range(4, 11), *range(12, 17)])
+    assert np.array_equal(both[12:17] == 1, body[12:17]) and np.array_equal(both[:11], first[:11])
+    markers = viewer.layers["cells clicks"]
+    assert len(markers.data) == 2
+    masks(viewer).undo()  # one step takes back every plane the second click changed ...
+    assert np.array_equal(masks(viewer).data, first)
+    assert len(markers.data) == 1  # ... and its marker
+    masks(viewer).undo()
+    assert not masks(viewer).data.any() and len(markers.data) == 0
+
+
+def test_a_negative_click_in_another_plane_changes_the_3d_object_there(clicker, qtbot):
+    body = ellipsoid()
+    viewer, widget = clicker(np.where(body, 110.0, 10.0).astype(np.float32))
+    click(viewer, (10, 32, 32))
+    settle(qtbot, widget)
+    whole = masks(viewer).data.copy()
+    assert np.array_equal(whole == 1, body & (whole == 1)) and (whole == 1).sum() > 0.9 * body.sum()
+    click(viewer, (6, 32, 40), modifiers=["Shift"])  # off the object in plane 6
+    settle(qtbot, widget)
+    after = masks(viewer).data
+    assert after[6, 32, 40] == 0 and after[6, 32, 32] == 1 and after[10, 32, 40] == 1
+    assert np.array_equal(np.nonzero(after != whole)[0], np.full((after != whole).sum(), 6))
+    masks(viewer).undo()
+    assert np.array_equal(masks(viewer).data, whole)
+
+
+def test_a_click_in_the_3d_view_takes_the_object_along_the_ray(clicker, qtbot):
+    image, truth = nuclei()
+    viewer, widget = clicker(image)
+    viewer.dims.ndisplay = 3
+    _, y, x = inside(truth, 5)
+    click(viewer, (-5.0, y, x), view_direction=(1.0, 0.0, 0.0))  # looking down the planes at (y, x)
+    settle(qtbot, widget)
+    labels = masks(viewer).data
+    assert set(np.unique(labels)) == {0, 1}
+    assert iou(labels == 1, truth == 5) > 0.8
+    click(viewer, (-5.0, 2, 2), view_direction=(1.0, 0.0, 0.0))  # a corner with nothing bright
+    settle(qtbot, widget)
+    assert widget.status.text().startswith("Nothing bright along that line of sight")
+
+
+def test_the_3d_view_says_why_a_time_series_is_not_clicked_there(clicker, qtbot):
+    image, _ = nuclei()
+    viewer, widget = clicker(image, metadata={"napari_unet_stack_axis": "T"})
+    viewer.dims.ndisplay = 3
+    click(viewer, (-5.0, 40, 40), view_direction=(1.0, 0.0, 0.0))
+    settle(qtbot, widget)
+    assert "needs a volume" in widget.status.text() and not masks(viewer).data.any()
+
+
+def test_markers_show_the_clicks_until_the_object_is_finished(clicker, qtbot):
+    from napari.layers import Points
+
+    viewer, widget = clicker()  # the 2D image of three disks
+    click(viewer, (70, 50))
+    click(viewer, (70, 58), modifiers=["Shift"])
+    settle(qtbot, widget)
+    markers = viewer.layers["cells clicks"]
+    assert isinstance(markers, Points)  # never a Labels layer: nothing to write or to fine-tune on
+    assert np.allclose(markers.data, [(70, 50), (70, 58)])
+    green, red = markers.face_color
+    assert green[1] > 0.8 > green[0] and red[0] > 0.8 > red[1]
+    assert set(np.unique(masks(viewer).data)) == {0, 1}  # the markers are not in the labels
+    assert viewer.layers.selection.active is not markers
+    widget.end_button.click()
+    assert len(markers.data) == 0
+    click(viewer, (30, 30))  # the next object shows only its own click
+    settle(qtbot, widget)
+    assert np.allclose(markers.data, [(30, 30)])

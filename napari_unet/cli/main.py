@@ -43,14 +43,25 @@ def run_info(args) -> int:
 def add_demo(sub) -> None:
     """Register ``napari-unet demo``."""
     p = sub.add_parser("demo", help="open napari with the sample image, the widgets docked, segmented")
-    p.add_argument("--screenshot", type=Path, help="wait for the segmentation, save the window here, exit")
+    p.add_argument("--screenshot", type=Path, help="wait for the result, save the window here, exit")
     p.add_argument("--model", type=Path, help="model file (default: the shipped nuclei model)")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds to wait with --screenshot")
+    p.add_argument("--medical", action="store_true",
+                   help="the MR phantom instead: train a model from five of its slices, show its class map")
+    p.add_argument("--seconds", type=float, default=60.0, help="with --medical: the training budget")
     p.set_defaults(func=run_demo)
 
 
 def run_demo(args) -> int:
-    """Open the demo viewer (see :func:`napari_unet._qt.demo.run_demo`)."""
+    """Open the demo viewer (see :func:`napari_unet._qt.demo.run_demo` and ``run_medical_demo``)."""
+    if args.medical:
+        if args.model is not None:
+            raise ValueError("--medical trains its own model; leave out --model")
+        if not args.seconds > 0:
+            raise ValueError(f"--seconds must be more than 0, got {args.seconds:g}")
+        from napari_unet._qt.demo import run_medical_demo
+
+        return run_medical_demo(screenshot=args.screenshot, seconds=args.seconds, timeout=args.timeout)
     from napari_unet._qt.demo import run_demo as demo
 
     return demo(screenshot=args.screenshot, model=args.model, timeout=args.timeout)

@@ -51,6 +51,7 @@ from napari_unet.model.unet import UNet
 SECONDS, STEPS = "seconds", "steps"
 CPU_SECONDS = 180  # on a CPU a time budget: three minutes learns a few classes from a few slices
 GPU_STEPS = 1000  # on a GPU a step budget: the same run on any card
+TABLE_DELAY_MS = 700  # after painting pauses, list the painted values again
 WARM_UP_DELAY_MS = 2000  # after the dock first shows, import what training needs (see warm_up_training)
 
 
@@ -78,6 +79,12 @@ class NewModelWidget(QWidget):
         self._request: tuple | None = None  # (image layer, labels layer, class names) of the run
         self.model: UNet | None = None  # the model this widget trained last
         self.first_score_s: float | None = None  # Train pressed -> first held-out figure shown
+
+        self._watched = None  # the labels layer whose painting updates the class table
+        self._table_timer = QTimer(self)
+        self._table_timer.setSingleShot(True)
+        self._table_timer.setInterval(TABLE_DELAY_MS)
+        self._table_timer.timeout.connect(self._show_classes)
 
         self.image = ImageLayerPicker(napari_viewer, self.session)
         self.labels = combo((), tip="The Labels layer you painted on this image: a few slices are enough; on "
@@ -368,9 +375,27 @@ class NewModelWidget(QWidget):
 
     def _show_classes(self, *_) -> None:
         layer = self._labels_layer()
+        self._watch(layer)
         values = painted_values(layer.data) if layer is not None else []
         self.table.show_values(values, feature_names(layer) if layer is not None else {})
         self._update_state()
+
+    def _watch(self, layer) -> None:
+        """Follow the picked labels layer's painting, so a new class gets its row in the table."""
+        layer = unwrap(layer) if layer is not None else None
+        if layer is self._watched:
+            return
+        if self._watched is not None:
+            self._watched.events.paint.disconnect(self._painted)
+            self._watched.events.data.disconnect(self._painted)
+        self._watched = layer
+        if layer is not None:
+            layer.events.paint.connect(self._painted)
+            layer.events.data.connect(self._painted)
+
+    def _painted(self, *_) -> None:
+        if self._worker is None:
+            self._table_timer.start()  # once the strokes pause: np.unique over a volume takes a moment
 
     def _update_state(self, *_) -> None:
         classes = self.task.currentText() == CLASSES

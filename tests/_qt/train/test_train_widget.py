@@ -92,6 +92,14 @@ def test_objects_from_a_2d_image_scored_on_a_held_out_band(qtbot, make_napari_vi
     assert answer.shape == image.data.shape and answer.max() >= 1
 
 
+def test_a_newly_painted_class_gets_a_row(qtbot, dock):
+    viewer, widget = dock
+    labels = viewer.layers[CLASSES]
+    labels.brush_size = 5
+    labels.paint((PAINTED[0], 80, 80), 4)  # a brush dab with a new value, as the user paints it
+    qtbot.waitUntil(lambda: widget.table.names().get(4) == "lesion", timeout=5000)  # named by the features
+
+
 def test_bad_input_gets_a_message_not_a_traceback(dock, notifications):
     viewer, widget = dock
     shape = viewer.layers[IMAGE].data.shape

@@ -64,7 +64,7 @@ MEDICAL_SLICES = (6, 13, 20, 26, 33)  # the phantom's "painted" slices: five of 
 MEDICAL_IMAGE = "abdomen MR (synthetic)"
 
 
-def run_medical_demo(screenshot: Path | None = None, seconds: float = 60.0, timeout: float = 900.0) -> int:
+def run_medical_demo(screenshot: Path | None = None, seconds: float = 120.0, timeout: float = 900.0) -> int:
     """Open the MR phantom with labels on five slices, train a model on them with New model
     for ``seconds``, show its class map; with ``screenshot``, save the window then and exit.
 

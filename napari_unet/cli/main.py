@@ -48,7 +48,7 @@ def add_demo(sub) -> None:
     p.add_argument("--timeout", type=float, default=900.0, help="seconds to wait with --screenshot")
     p.add_argument("--medical", action="store_true",
                    help="the MR phantom instead: train a model from five of its slices, show its class map")
-    p.add_argument("--seconds", type=float, default=60.0, help="with --medical: the training budget")
+    p.add_argument("--seconds", type=float, default=120.0, help="with --medical: the training budget")
     p.set_defaults(func=run_demo)
 
 

@@ -74,7 +74,7 @@ def test_class_model_from_three_slices_then_segment_uses_it(qtbot, dock, tmp_pat
     assert load_model(saved).card.classes == ("background", "body", "liver", "fluid")
 
 
-def test_objects_from_a_2d_image_scored_on_a_held_out_band(qtbot, make_napari_viewer):
+def test_objects_from_a_2d_image_scored_on_a_held_out_band_and_stopped(qtbot, make_napari_viewer):
     viewer = make_napari_viewer()
     image = viewer.add_image(disks(), name="img")
     viewer.add_labels(disk_labels(image.data), name="painted")
@@ -83,8 +83,12 @@ def test_objects_from_a_2d_image_scored_on_a_held_out_band(qtbot, make_napari_vi
     widget.task.setCurrentText("objects")
     assert widget.table.isHidden()
     widget.unit.setCurrentText("steps")
-    widget.budget.setValue(2)
-    train(qtbot, widget)
+    widget.budget.setValue(1000)
+    widget.run_button.click()
+    qtbot.waitUntil(lambda: len(widget.plot.steps) >= 2, timeout=WAIT_MS)
+    widget.stop_button.click()  # Stop keeps the model so far, which is then put in use
+    qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
+    assert widget.model.card.provenance["steps"] < 1000
     assert "Held-out rows " in widget.score.text() and "AP@0.5" in widget.score.text()
     assert widget.plot.val  # AP drawn as the plot's orange line
     assert session_for(viewer).model.card.task == "instances"

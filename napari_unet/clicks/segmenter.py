@@ -155,7 +155,8 @@ class ClickSegmenter:
                     f"image of shape {self.shape}; click on a pixel of the image"
                 )
 
-    def predict(self, clicks: Sequence[Click], previous: ObjectMask | None = None) -> ObjectMask:
+    def predict(self, clicks: Sequence[Click], previous: ObjectMask | None = None, *,
+                near: ObjectMask | None = None, crop: int | None = None) -> ObjectMask:
         """The clicked object's mask.
 
         Parameters
@@ -165,6 +166,13 @@ class ClickSegmenter:
             the image's pixels; at least one positive.
         previous
             The object's mask before the latest click; it places the crop window.
+        near
+            Without ``previous``: a mask of the object nearby (its next plane in a volume)
+            that places the window as ``previous`` would; the network does not see it, so
+            the answer follows this image alone.
+        crop
+            Network input edge for this answer (a multiple of 2**depth); ``None``: the
+            config's. A smaller one is cheaper (a volume's carried planes use 64).
         """
         self.check(clicks)
         pos = [(c.y, c.x) for c in clicks if c.positive]
@@ -172,12 +180,13 @@ class ClickSegmenter:
             raise ValueError("give at least one positive click (a point on the object)")
         lone = len(clicks) == 1
         cfg = self.config
-        known = previous.bbox() if previous is not None else None
+        placed = previous if previous is not None else near
+        known = placed.bbox() if placed is not None else None
         if known is None and lone and self.segmentation_model is not None:
             found = self._segmented_object(pos[0])
             if found is not None:
                 return found
-        size = cfg.crop
+        size = crop = cfg.crop if crop is None else crop
         if known is None:  # first click: a small unscaled window at the click finds the object
             middle = pos[0] if len(pos) == 1 else centre(union_box(points=pos))
             edge = size = cfg.first_window
@@ -186,7 +195,7 @@ class ClickSegmenter:
         for attempt in range(4):
             edge = int(round(edge))
             mask, corner, touches = self._run(clicks, previous, middle, edge, size)
-            size = cfg.crop
+            size = crop
             result = ObjectMask.clipped(mask, corner, self.shape)
             found = result.bbox()
             if found is None or attempt == 3:

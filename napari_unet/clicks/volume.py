@@ -3,16 +3,19 @@
 The click network is 2D: it sees one plane's window. A click in a volume (Z, Y, X) is
 answered in its plane as on a 2D image (a lone first click by the segmentation model's
 object there), then carried to the planes above and below: each next plane is answered
-by the click network with the previous plane's mask as its previous-mask channel and a
-click at that mask's innermost pixel. This is what the network was trained for (an
-object's mask, then a click that corrects it), so it follows one object and not its
-neighbours, and a plane costs one small network pass whatever the volume's size.
+by the click network with a click at the innermost pixel of the previous plane's mask,
+in the window that mask places. The network does not see that mask: given it (its
+previous-mask channel) it copies the mask on into planes the nucleus has left, while from
+the image alone it outlines the nucleus as it is in that plane. A plane costs one small
+network pass (64² input) whatever the volume's size.
 
-Carrying stops where the object ends (the mask vanishes, grows abruptly — a neighbour
-joined it —, or moves off the previous plane's mask), where the answer already matches
-what the plane holds (a refining click changes the planes it reaches and no more), at a
-plane with clicks of its own (the user said what the object is there) or at the plane
-budget. Every plane shares the volume's intensity scale, as in 3D segmentation.
+Carrying stops where the object ends — the mask vanishes, grows abruptly (a neighbour
+joined it), moves off the previous plane's mask, or no longer stands out from its
+surroundings as the clicked plane's did (the PSF's blur along Z still lights a few planes
+beyond a nucleus) —, where the answer already matches what the plane holds (a refining
+click changes the planes it reaches and no more), at a plane with clicks of its own (the
+user said what the object is there) or at the plane budget. Every plane shares the
+volume's intensity scale, as in 3D segmentation.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from napari_unet.clicks.segmenter import ClickConfig, ClickSegmenter, Point, farthest_point, load_click_model
 from napari_unet.clicks.types import Click, ObjectMask
@@ -43,6 +47,11 @@ class Propagation:
     growth_slack: int = 48  # ... plus this many pixels (near a pole areas grow fast from a few pixels)
     min_overlap: float = 0.5  # the previous plane's mask must lie this much under the new one
     keep_iou: float = 0.9  # an answer this close to what the plane holds needs no change: carrying stops
+    min_contrast: float = 0.5  # a plane's mask must stand out from its surroundings this much, relative to
+    # the clicked plane's (the network finds a shape where the PSF's blur still lights the next planes)
+    ring: int = 3  # pixels around a mask that are its surroundings
+    crop: int = 64  # network input edge for carried planes: a quarter of the pixels of a clicked plane's
+    # 128², 3x faster, and mean 3D IoU 0.72 against 0.73 (bench_click3d)
 
 
 class VolumeSegmenter:
@@ -132,16 +141,17 @@ class VolumeSegmenter:
         out = {z: answer}
         if _area(answer) >= self.propagation.min_area:
             stop = set(clicked) - {z}
+            reference = self._contrast(z, answer)
             for step in (1, -1):
-                out.update(self._carry(z, step, answer, current, stop))
+                out.update(self._carry(z, step, answer, current, stop, reference))
         return out
 
-    def _carry(self, z: int, step: int, start: ObjectMask, current, stop) -> dict[int, ObjectMask]:
+    def _carry(self, z: int, step: int, start: ObjectMask, current, stop, reference: float) -> dict[int, ObjectMask]:
         """Masks of the planes beyond ``z`` in direction ``step``, each from the one before."""
         cfg, out, previous = self.propagation, {}, start
         k = z + step
         while 0 <= k < self.depth and abs(k - z) <= cfg.max_planes and k not in stop:
-            new, old = self._follow(k, previous), current.get(k)
+            new, old = self._follow(k, previous, reference), current.get(k)
             if new is None:  # the object ends here: it leaves the planes beyond that still hold it
                 while 0 <= k < self.depth and k not in stop and _area(current.get(k)):
                     out[k] = _empty(previous.shape)
@@ -153,20 +163,37 @@ class VolumeSegmenter:
             k += step
         return out
 
-    def _follow(self, k: int, previous: ObjectMask) -> ObjectMask | None:
+    def _follow(self, k: int, previous: ObjectMask, reference: float) -> ObjectMask | None:
         """Plane ``k``'s mask of the object whose mask in the plane before is ``previous``,
         or None where the object has ended.
         """
         cfg = self.propagation
         y, x = farthest_point(previous.mask)
         click = Click(float(y + previous.offset[0]), float(x + previous.offset[1]), True)
-        new = self.segmenter(k).predict([click], previous)
+        segmenter = self.segmenter(k)
+        new = segmenter.predict([click], near=previous, crop=cfg.crop)
         area, before = _area(new), _area(previous)
         if area < cfg.min_area or area > cfg.max_growth * before + cfg.growth_slack:
             return None
         if _overlap(new, previous) < cfg.min_overlap * before:
             return None
+        if self._contrast(k, new) < cfg.min_contrast * reference:
+            return None
         return new
+
+    def _contrast(self, k: int, mask: ObjectMask) -> float:
+        """Mean intensity of ``mask`` in plane ``k`` less that of the ring of pixels around it
+        (channels averaged, on the volume's scale).
+        """
+        image, r = self.segmenter(k).image, self.propagation.ring
+        y0, x0 = max(mask.offset[0] - r, 0), max(mask.offset[1] - r, 0)
+        window = image[:, y0 : mask.window[2] + r, x0 : mask.window[3] + r].mean(axis=0)
+        inside = np.zeros(window.shape, bool)
+        inside[mask.offset[0] - y0 : mask.window[2] - y0, mask.offset[1] - x0 : mask.window[3] - x0] = mask.mask
+        ring = ndi.binary_dilation(inside, iterations=r) & ~inside
+        if not inside.any() or not ring.any():
+            return 0.0
+        return float(window[inside].mean() - window[ring].mean())
 
 
 def volume_levels(volume, n_channels: int, channel_axis: int | None,

@@ -1,0 +1,77 @@
+"""Clicks through the planes of a volume, without a viewer: tiny hand-set networks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _click_models import threshold_click_unet
+
+from napari_unet.clicks.types import Click
+from napari_unet.clicks.volume import VolumeSegmenter, bright_voxel, foreground_threshold
+
+
+def ellipsoid(shape=(20, 64, 64), centre=(10, 32, 32), radii=(6, 12, 12)):
+    grid = np.mgrid[tuple(slice(0, n) for n in shape)]
+    return sum(((g - c) / r) ** 2 for g, c, r in zip(grid, centre, radii)) <= 1
+
+
+def volume_of(body, blur_planes=()):
+    image = np.where(body, 110.0, 10.0).astype(np.float32)
+    for z in blur_planes:  # a faint copy of the nucleus: the PSF's blur beyond it
+        image[z] = np.where(body[10], 25.0, 10.0)
+    return image
+
+
+def full(masks, shape):
+    out = np.zeros(shape, bool)
+    for z, mask in masks.items():
+        out[z] = mask.full()
+    return out
+
+
+def test_one_click_gives_every_plane_of_the_object():
+    body = ellipsoid()
+    segmenter = VolumeSegmenter(volume_of(body), threshold_click_unet())
+    masks = segmenter.predict(10, [Click(32, 32)], {})
+    got = full(masks, body.shape)
+    assert np.array_equal(got[5:16], body[5:16])  # planes 4 and 16 hold one pixel: under min_area
+    assert not got[:4].any() and not got[17:].any()
+
+
+def test_carrying_stops_where_the_object_no_longer_stands_out():
+    body = ellipsoid()
+    image = volume_of(body, blur_planes=(3, 4, 16, 17))  # faint beyond its ends: not the nucleus
+    masks = VolumeSegmenter(image, threshold_click_unet()).predict(10, [Click(32, 32)], {})
+    planes = sorted(z for z, m in masks.items() if m.mask.any())
+    assert planes == list(range(5, 16))
+
+
+def test_a_refining_click_changes_only_the_planes_it_reaches():
+    body = ellipsoid()
+    segmenter = VolumeSegmenter(volume_of(body), threshold_click_unet())
+    first = segmenter.predict(10, [Click(32, 32)], {})
+    changed = segmenter.predict(7, [Click(32, 32), Click(32, 40, positive=False)], first, clicked={10})
+    assert sorted(changed) == [7]  # its neighbours' answers match what they hold
+    assert not changed[7].full()[32, 40] and changed[7].full()[32, 32]
+
+
+def test_the_plane_budget_bounds_the_work():
+    from napari_unet.clicks.volume import Propagation
+
+    body = ellipsoid()
+    segmenter = VolumeSegmenter(volume_of(body), threshold_click_unet(), propagation=Propagation(max_planes=2))
+    assert sorted(segmenter.predict(10, [Click(32, 32)], {})) == [8, 9, 10, 11, 12]
+
+
+def test_a_ray_takes_the_middle_of_the_first_bright_run():
+    body = ellipsoid()
+    image = volume_of(body)
+    threshold = foreground_threshold(image)
+    assert 10 < threshold < 110
+    assert bright_voxel(image, (-0.5, 32, 32), (19.5, 32, 32), threshold) == (10, 32, 32)
+    assert bright_voxel(image, (-0.5, 2, 2), (19.5, 2, 2), threshold) is None
+
+
+def test_a_stack_of_planes_is_required():
+    with pytest.raises(ValueError, match="need a volume"):
+        VolumeSegmenter(np.zeros((32, 32), np.float32), threshold_click_unet())

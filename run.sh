@@ -2,6 +2,7 @@
 # One entry point that installs what it needs on first use, then runs:
 #   bash run.sh demo          napari with the sample image, segmented, widgets docked
 #   bash run.sh test [ARGS]   the test suite (under Xvfb, so napari can draw headless)
+#   bash run.sh test-pyqt5 [ARGS]   tests again under the PyQt5 binding (CI runs the viewer's)
 #   bash run.sh napari-unet ARGS   the CLI (segment, train, finetune, info, demo)
 #   bash run.sh lint          ruff check (CI runs it before the tests)
 #   bash run.sh bench NAME    a script from benchmarks/
@@ -9,6 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 VENV=${NAPARI_UNET_VENV:-.venv}
 PY=$VENV/bin/python
+export QT_API=${QT_API:-pyqt6}  # napari's default binding (PyQt5 is deprecated there)
+export PYTEST_QT_API=$QT_API    # pytest-qt picks its own otherwise, and qtpy follows what is imported
 
 need_root() { if [ "$(id -u)" != 0 ]; then echo "sudo"; fi; }
 
@@ -31,9 +34,23 @@ python_deps() {
   local pipq="$PY -m pip install -q --disable-pip-version-check"
   # torch first, pinned to the release that this machine kind serves from local disk
   $pipq "torch==2.14.1" "torchvision==0.29.1" 2> >(grep -v "^WARNING: Location" >&2)
-  $pipq -e ".[pyqt5,testing,export]" 2> >(grep -v "^WARNING: Location" >&2)
+  $pipq -e ".[pyqt6,testing,export]" 2> >(grep -v "^WARNING: Location" >&2)
   $pipq --no-deps "bioimageio.core==0.11.0" 2> >(grep -v "^WARNING: Location" >&2)  # --no-deps: see the export extra
   rm -f "$VENV"/.installed-*; touch "$stamp"
+}
+
+pyqt5_deps() {
+  # The second binding in a venv of its own that sees $VENV's packages (a .pth runs
+  # site.addsitedir on them): $VENV stays a default install, with PyQt6 only.
+  local V5=$VENV-pyqt5
+  python_deps
+  [ -f "$V5/.ready" ] && return
+  echo "run.sh: creating $V5 with PyQt5 over $VENV (once)..." >&2
+  python3 -m venv "$V5"
+  local base; base=$("$PY" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+  echo "import site; site.addsitedir('$base')" > "$("$V5/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/zz_napari_unet_base.pth"
+  "$V5/bin/python" -m pip install -q --disable-pip-version-check "PyQt5>=5.15" 2> >(grep -v "^WARNING: Location" >&2)
+  touch "$V5/.ready"
 }
 
 in_xvfb() {
@@ -54,6 +71,9 @@ case "$cmd" in
   test)
     python_deps; system_deps
     in_xvfb "$PY" -m pytest -q -p no:cacheprovider "$@" ;;
+  test-pyqt5)
+    pyqt5_deps; system_deps
+    QT_API=pyqt5 PYTEST_QT_API=pyqt5 in_xvfb "$VENV-pyqt5/bin/python" -m pytest -q -p no:cacheprovider "$@" ;;
   lint)
     python_deps; "$VENV/bin/ruff" check . ;;
   napari-unet|cli)
@@ -61,5 +81,5 @@ case "$cmd" in
   bench)
     python_deps; name=$1; shift; in_xvfb "$PY" "benchmarks/$name.py" "$@" ;;
   *)
-    sed -n '2,8p' "$0"; exit 2 ;;
+    sed -n '2,9p' "$0"; exit 2 ;;
 esac

@@ -128,3 +128,14 @@ def test_the_checks_catch_a_cycle_and_an_upward_import():
     assert [set(c) for c in find_cycles(graph)] == [{"napari_unet.inference.predict", "napari_unet.inference.segment"}]
     graph["napari_unet.model.files"] = {"napari_unet.training.engine"}
     assert ("napari_unet.model.files", "napari_unet.training.engine") in upward_imports(graph)
+
+
+def test_qt_is_reached_only_through_qtpy():
+    bindings = {"PyQt5", "PyQt6", "PySide2", "PySide6", "sip", "shiboken2", "shiboken6"}
+    direct = []
+    for name, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            roots = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            direct += [f"{name} imports {r}" for r in roots if r.split(".")[0] in bindings]
+    assert not direct, direct

@@ -214,7 +214,10 @@ class Autosaver:
 
     def _on_closing(self) -> None:
         """Save what changed since the last tick, here and now: the process may be ending."""
-        self._timer.stop()
+        try:
+            self._timer.stop()
+        except RuntimeError:  # at interpreter exit PyQt6 may have deleted the timer first
+            pass
         for layer, state in self._due(include_saving=True):
             try:
                 version = _save(self._request(layer, state), background=False)

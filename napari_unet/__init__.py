@@ -5,16 +5,46 @@ Public API: :func:`segment`, :func:`predict`, :func:`load_model`, :func:`save_mo
 :func:`train` (a new model for classes or objects from the user's own, possibly partial, labels).
 """
 
+import importlib
+
 from napari_unet import _gl_guard  # noqa: F401  (first: before anything imports torchvision)
-from napari_unet.clicks.segmenter import segment_click
-from napari_unet.finetune.clicks import finetune_click, finetune_click_iter
-from napari_unet.finetune.segmentation import finetune, finetune_iter
-from napari_unet.inference.instances import InstanceParams, instances_from_probabilities
-from napari_unet.inference.predict import predict, predict_iter
-from napari_unet.inference.segment import Segmentation, segment, segment_iter
-from napari_unet.model.files import ModelFileError, load_model, save_model
-from napari_unet.model.unet import UNet, UNetConfig
-from napari_unet.training.tasks import train, train_iter
+
+# Imported on first use (PEP 562): napari imports this package for a dock, a reader or a
+# sample, and PyTorch (seconds) should load where it is needed, not with every import.
+_API = {
+    "segment_click": "napari_unet.clicks.segmenter",
+    "finetune_click": "napari_unet.finetune.clicks",
+    "finetune_click_iter": "napari_unet.finetune.clicks",
+    "finetune": "napari_unet.finetune.segmentation",
+    "finetune_iter": "napari_unet.finetune.segmentation",
+    "InstanceParams": "napari_unet.inference.instances",
+    "instances_from_probabilities": "napari_unet.inference.instances",
+    "predict": "napari_unet.inference.predict",
+    "predict_iter": "napari_unet.inference.predict",
+    "Segmentation": "napari_unet.inference.segment",
+    "segment": "napari_unet.inference.segment",
+    "segment_iter": "napari_unet.inference.segment",
+    "ModelFileError": "napari_unet.model.files",
+    "load_model": "napari_unet.model.files",
+    "save_model": "napari_unet.model.files",
+    "UNet": "napari_unet.model.unet",
+    "UNetConfig": "napari_unet.model.unet",
+    "train": "napari_unet.training.tasks",
+    "train_iter": "napari_unet.training.tasks",
+}
+
+
+def __getattr__(name: str):
+    module = _API.get(name)
+    if module is None:
+        raise AttributeError(f"module 'napari_unet' has no attribute {name!r}")
+    value = globals()[name] = getattr(importlib.import_module(module), name)
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_API))
+
 
 __all__ = [
     "InstanceParams",

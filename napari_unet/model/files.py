@@ -147,8 +147,9 @@ def load_model(path: str | os.PathLike | None = None, device: str | torch.device
     config = UNetConfig(**header["config"])
     card = check_card(header["card"], config.in_channels, config.out_channels)
     try:
-        model = UNet.from_config(config)
-        model.load_state_dict(st_load(_read_bytes(path)))
+        with torch.device("meta"):  # no random init of weights the file replaces at once
+            model = UNet.from_config(config)
+        model.load_state_dict(st_load(_read_bytes(path)), assign=True)
     except (TypeError, KeyError, RuntimeError, SafetensorError) as exc:
         raise ModelFileError(f"{path}: damaged model file ({exc})") from exc
     model.card = card

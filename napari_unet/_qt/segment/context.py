@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from napari.utils.notifications import show_info
 from napari.viewer import Viewer
 
 from napari_unet._qt._napari import add_layer_context_action
+from napari_unet._qt.docks import inner
 
 
 def segment_active_layer(viewer) -> None:
@@ -12,6 +14,10 @@ def segment_active_layer(viewer) -> None:
     layer = viewer.layers.selection.active
     dock, widget = viewer.window.add_plugin_dock_widget("napari-unet", "Segment")
     dock.show()
+    widget = inner(widget)
+    if widget is None:
+        show_info("Segment is still starting (PyTorch loads once); try again in a moment.")
+        return
     if layer is not None:
         widget.image.set_current(layer)
     widget.segment()

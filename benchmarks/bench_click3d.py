@@ -76,7 +76,8 @@ def bench_quality(n_volumes: int) -> dict:
     click_model, seg_model = load_click_model(), load_model()
     rows = []
     for volume in synth_volumes(n_volumes, HELD_OUT_SEED, (32, 128, 128)):
-        segmenter = VolumeSegmenter(volume.image, click_model, device="cpu", segmentation_model=seg_model)
+        segmenter = VolumeSegmenter(volume.image, click_model, device="cpu", segmentation_model=seg_model,
+                                    spacing=volume.spacing)
         labels = segment(volume.image, seg_model, axes="ZYX", spacing=volume.spacing, device="cpu")
         for voxel in centres(volume.labels):
             truth = volume.labels == volume.labels[voxel]
@@ -92,13 +93,13 @@ def bench_quality(n_volumes: int) -> dict:
 
 def big_volume():
     part = synth_volume(7, (BIG[0] // 4, *BIG[1:]), VolumeConfig(z_ratio=(2.0, 2.0)))
-    return np.concatenate([part.image] * 4), np.concatenate([part.labels] * 4)
+    return np.concatenate([part.image] * 4), np.concatenate([part.labels] * 4), part.spacing
 
 
-def bench_core(image, labels, n: int) -> dict:
+def bench_core(image, labels, spacing, n: int) -> dict:
     click_model, seg_model = load_click_model(), load_model()
     t = time.perf_counter()
-    segmenter = VolumeSegmenter(image, click_model, device="cpu", segmentation_model=seg_model)
+    segmenter = VolumeSegmenter(image, click_model, device="cpu", segmentation_model=seg_model, spacing=spacing)
     prepare = time.perf_counter() - t
     points = centres(labels[: BIG[0] // 4], n + 1)
     one_click(segmenter, points[0])  # warm-up
@@ -111,7 +112,7 @@ def bench_core(image, labels, n: int) -> dict:
     return {"prepare": prepare, "times": times, "planes": planes}
 
 
-def bench_viewer(image, labels, n: int) -> dict:
+def bench_viewer(image, labels, spacing, n: int) -> dict:
     """Press -> the object's planes written, in a real viewer (the cursor rests on each first)."""
     import napari
     from napari.utils._test_utils import read_only_mouse_event
@@ -122,23 +123,24 @@ def bench_viewer(image, labels, n: int) -> dict:
 
     viewer = napari.Viewer(title="bench_click3d")
     viewer.window.resize(1400, 900)
-    viewer.add_image(image, name="bench", metadata={"napari_unet_stack_axis": "Z"})
+    viewer.add_image(image, name="bench", scale=spacing, metadata={"napari_unet_stack_axis": "Z"})
     widget = ClickWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Click")
     tool = widget.tool
     points = centres(labels[: BIG[0] // 4], n + 1)
-    viewer.dims.set_point(0, points[0][0])
+    viewer.dims.set_point(0, points[0][0] * spacing[0])
     widget.toggle.setChecked(True)
     wait_until(lambda: not tool.busy, 120)  # the volume's scale is found when click mode starts
     settle()
 
     def event(kind, point):
-        return read_only_mouse_event(type=kind, button=1, position=tuple(float(c) for c in point),
+        world = tuple(float(c * s) for c, s in zip(point, spacing))
+        return read_only_mouse_event(type=kind, button=1, position=world,
                                      pos=np.zeros(2), dims_displayed=[1, 2])
 
     rows = []
     for k, point in enumerate(points):
-        viewer.dims.set_point(0, point[0])
+        viewer.dims.set_point(0, point[0] * spacing[0])
         mouse_move_callbacks(viewer, event("mouse_move", point))
         settle(0.2)  # a person aiming
         tool.stamps = {}
@@ -195,9 +197,9 @@ def main() -> None:
     args = parser.parse_args()
     parts = set(args.parts.split(","))
     quality = bench_quality(args.volumes) if "quality" in parts else None
-    image, labels = big_volume() if parts & {"core", "viewer"} else (None, None)
-    core = bench_core(image, labels, args.clicks) if "core" in parts else None
-    viewer = bench_viewer(image, labels, args.clicks) if "viewer" in parts else None
+    image, labels, spacing = big_volume() if parts & {"core", "viewer"} else (None, None, None)
+    core = bench_core(image, labels, spacing, args.clicks) if "core" in parts else None
+    viewer = bench_viewer(image, labels, spacing, args.clicks) if "viewer" in parts else None
     text = report(quality, core, viewer)
     print(text)
     if args.write_docs:

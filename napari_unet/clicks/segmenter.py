@@ -137,7 +137,8 @@ class ClickSegmenter:
         self.image = normalize(planes[0], *card.normalization) if levels is None else _scaled(planes[0], levels)
         self.config = config
         self.device = resolve_device(device)
-        self.model = model.to(self.device).eval()
+        placed = not model.training and all(p.device == self.device for p in model.parameters())
+        self.model = model if placed else model.to(self.device).eval()  # a volume's planes share one model
         self.segmentation_model = None
         if segmentation_model is not None and config.auto_window > 0:
             seg_task = model_card(segmentation_model).task

@@ -50,6 +50,9 @@ class Propagation:
     min_contrast: float = 0.5  # a plane's mask must stand out from its surroundings this much, relative to
     # the clicked plane's (the network finds a shape where the PSF's blur still lights the next planes)
     ring: int = 3  # pixels around a mask that are its surroundings
+    waist: float = 1.4  # a plane's mask this many times the smallest one since the clicked plane: a new nucleus
+    reach: float = 0.75  # an object ends within this many of its widest diameters from its widest plane
+    # (physical units: 1.5 radii allows elongated nuclei), so a column of touching nuclei is not followed far
     crop: int = 64  # network input edge for carried planes: a quarter of the pixels of a clicked plane's
     # 128², 3x faster, and mean 3D IoU 0.72 against 0.73 (bench_click3d)
 
@@ -70,11 +73,14 @@ class VolumeSegmenter:
         model answers a lone first click in its plane).
     propagation
         How answers are carried through planes; see :class:`Propagation`.
+    spacing
+        The voxel size along Z, Y, X (the layer's scale): how many planes an object as wide
+        as the one clicked may span.
     """
 
     def __init__(self, volume, model: UNet | None = None, *, channel_axis: int | None = None, device=None,
                  config: ClickConfig = ClickConfig(), segmentation_model: UNet | None = None,
-                 propagation: Propagation = Propagation()):
+                 propagation: Propagation = Propagation(), spacing: Sequence[float] = (1.0, 1.0, 1.0)):
         self.model = load_click_model() if model is None else model
         ndim = np.ndim(volume)
         self._channel_axis = None if channel_axis is None else channel_axis % ndim
@@ -88,6 +94,7 @@ class VolumeSegmenter:
                                     model_card(self.model).normalization)
         self._kwargs = dict(device=device, config=config, segmentation_model=segmentation_model)
         self.propagation = propagation
+        self._z_per_y = float(spacing[1]) / float(spacing[0])  # planes per in-plane pixel of length
         self._planes: OrderedDict[int, ClickSegmenter] = OrderedDict()
 
     def segmenter(self, z: int) -> ClickSegmenter:
@@ -149,9 +156,13 @@ class VolumeSegmenter:
     def _carry(self, z: int, step: int, start: ObjectMask, current, stop, reference: float) -> dict[int, ObjectMask]:
         """Masks of the planes beyond ``z`` in direction ``step``, each from the one before."""
         cfg, out, previous = self.propagation, {}, start
-        k = z + step
+        k, smallest, widest = z + step, _area(start), (z, _area(start))
         while 0 <= k < self.depth and abs(k - z) <= cfg.max_planes and k not in stop:
+            if abs(k - widest[0]) > cfg.reach * np.sqrt(4 * widest[1] / np.pi) * self._z_per_y + 1:
+                break
             new, old = self._follow(k, previous, reference), current.get(k)
+            if new is not None and _area(new) > cfg.waist * smallest:
+                new = None  # narrowed, then wide again: the next nucleus of a stack along Z
             if new is None:  # the object ends here: it leaves the planes beyond that still hold it
                 while 0 <= k < self.depth and k not in stop and _area(current.get(k)):
                     out[k] = _empty(previous.shape)
@@ -160,6 +171,8 @@ class VolumeSegmenter:
             if _area(old) and _iou(new, old) >= cfg.keep_iou:
                 break
             out[k] = previous = new
+            smallest = min(smallest, _area(new))
+            widest = max(widest, (k, _area(new)), key=lambda plane_area: plane_area[1])
             k += step
         return out
 

@@ -367,8 +367,8 @@ class ClickTool:
         self._pump()
 
     def _key(self, image, plane, model, seg_model) -> tuple:
-        """What a :class:`ClickSegmenter` is made for: the image data, the plane, the models, the device."""
-        return id(image), id(image.data), plane, id(model), id(seg_model), self.session.device
+        """What a segmenter is made for: the image data, the plane, the models, the device, the voxel size."""
+        return id(image), id(image.data), plane, id(model), id(seg_model), self.session.device, tuple(image.scale)
 
     def _pump(self) -> None:
         """Start the next waiting pass, if none is running."""
@@ -395,11 +395,12 @@ class ClickTool:
             on_result = lambda result: self._write(item, result, n_clicks)  # noqa: E731
         else:
             point = (item.plane, item.point)
-        start_job(self.session, self._predict, key, source, (model, seg_model), request, point, desc="click",
+        spacing = tuple(float(v) for v in np.asarray(item.image.scale)[list(source.spatial_axes)])
+        start_job(self.session, self._predict, key, source, (model, seg_model), request, point, spacing, desc="click",
                   show_progress=False, on_result=on_result, on_error=self._failed,
                   on_finished=self._finished)
 
-    def _predict(self, key, source, models, request, point) -> dict[int | None, ObjectMask] | None:
+    def _predict(self, key, source, models, request, point, spacing) -> dict[int | None, ObjectMask] | None:
         """Worker thread: the object's new masks by plane for a request (plane, its clicks, the
         object's masks, the planes clicked); without one, the window of a first click at
         ``point`` (plane, (y, x)) prepared: the image is normalised once per plane (or volume).
@@ -409,9 +410,10 @@ class ClickTool:
             segmenter = self._segmenters.get(key)
             volume = key[2] == "volume"
             if segmenter is None:
-                kind = VolumeSegmenter if volume else ClickSegmenter
-                segmenter = kind(source.data, models[0], channel_axis=source.channel_axis,
-                                 device=self.session.device, segmentation_model=models[1])
+                shared = dict(channel_axis=source.channel_axis, device=self.session.device,
+                              segmentation_model=models[1])
+                segmenter = (VolumeSegmenter(source.data, models[0], spacing=spacing, **shared) if volume
+                             else ClickSegmenter(source.data, models[0], **shared))
                 self._segmenters = {key: segmenter}  # one plane (or volume) at a time: the cache is small
             if request is not None:
                 plane, clicks, masks, clicked = request

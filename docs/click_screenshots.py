@@ -3,7 +3,11 @@
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python docs/click_screenshots.py
 
 Writes docs/images/click-objects.png: the sample image, click mode on, a dozen nuclei
-clicked once each through the click tool, the view zoomed in on them.
+clicked once each through the click tool, the view zoomed in on them; and for a volume
+(a generated confocal-like stack): docs/images/click-volume.png, one plane in the 2D view
+with three nuclei clicked once each and a fourth being refined (its click markers: a
+positive and a negative click), and docs/images/click-volume-3d.png, the same objects in
+napari's 3D view.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from scipy import ndimage as ndi  # noqa: E402
 from napari_unet._qt.demo import settle, wait_until  # noqa: E402
 from napari_unet.clicks.segmenter import farthest_point  # noqa: E402
 from napari_unet.synth.sample import nuclei_sample  # noqa: E402
+from napari_unet.synth.volumes import VolumeConfig, synth_volume  # noqa: E402
 
 IMAGES = Path(__file__).resolve().parent / "images"
 REGION = (slice(300, 700), slice(420, 720))  # the part of the 1024² sample shown (portrait)
@@ -57,5 +62,50 @@ def main() -> None:
     viewer.close()
 
 
+def volume() -> None:
+    """Clicks in a volume: 3D objects from one click each, the markers of the object being clicked."""
+    stack = synth_volume(11, (40, 192, 192), VolumeConfig(z_ratio=(2.0, 2.0), coverage=(0.12, 0.15)))
+    viewer = napari.Viewer(title="napari-unet")
+    viewer.window.resize(1500, 950)
+    viewer.add_image(stack.image, name="stack", scale=stack.spacing, metadata={"napari_unet_stack_axis": "Z"})
+    _, widget = viewer.window.add_plugin_dock_widget("napari-unet", "Click to segment")
+    widget.toggle.setChecked(True)
+    tool = widget.tool
+    assert wait_until(lambda: not tool.busy, 120)
+    labels, spacing = stack.labels, np.asarray(stack.spacing)
+    middle = labels.shape[0] // 2
+    plane = labels[middle]
+    centres = []
+    for i in sorted(np.unique(plane)[1:], key=lambda i: -(plane == i).sum()):  # the widest nuclei first
+        y, x = farthest_point(plane == i)
+        if 40 <= y < plane.shape[0] - 40 and 40 <= x < plane.shape[1] - 40 and len(centres) < 6:
+            centres.append((middle, y, x))
+    viewer.dims.set_point(0, middle * spacing[0])
+    for k, voxel in enumerate(centres):
+        tool.click(tuple(np.asarray(voxel) * spacing))
+        assert wait_until(lambda: not tool.busy, 120)
+        if k < len(centres) - 1:
+            tool.end_object()
+    z, y, x = centres[-1]  # the last object stays open: a negative click at its edge, both markers shown
+    edge = np.nonzero(plane[y] == plane[y, x])[0].max()
+    tool.click((z * spacing[0], y * spacing[1], (edge - 1) * spacing[2]), negative=True)
+    assert wait_until(lambda: not tool.busy, 120)
+    viewer.camera.center = tuple(np.array(plane.shape) / 2 * spacing[1:])
+    viewer.camera.zoom = 3.6 / float(spacing[1])
+    settle()
+    viewer.screenshot(str(IMAGES / "click-volume.png"), canvas_only=False)
+    print("wrote click-volume.png;", widget.status.text())
+    viewer.dims.ndisplay = 3
+    viewer.layers["stack"].visible = False  # its volume rendering would hide the objects inside
+    viewer.camera.angles = (-20.0, 35.0, 140.0)
+    viewer.camera.center = (labels.shape[0] / 2 * spacing[0], *(np.array(plane.shape) / 2 * spacing[1:]))
+    viewer.camera.zoom = 5.0 / float(spacing[1])
+    settle(1.0)
+    viewer.screenshot(str(IMAGES / "click-volume-3d.png"), canvas_only=False)
+    print("wrote click-volume-3d.png")
+    viewer.close()
+
+
 if __name__ == "__main__":
     main()
+    volume()

@@ -156,6 +156,7 @@ def bench_viewer(image, labels, spacing, n: int) -> dict:
             rows.append([handled - t, *(s[key] - t for key in ("started", "answered", "written"))])
     widget.toggle.setChecked(False)
     wait_until(lambda: not tool.busy, 60)
+    settle(0.5)  # the last worker's signals delivered before the viewer goes
     viewer.close()
     return {"stages": rows}
 

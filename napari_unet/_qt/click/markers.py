@@ -66,7 +66,12 @@ class ClickMarkers:
 
 
 def _set(layer: Points, points: np.ndarray, positive: list[bool]) -> None:
-    layer.data = points
-    if len(points):
-        layer.face_color = np.array([POSITIVE if p else NEGATIVE for p in positive])
-        layer.symbol = [SYMBOLS[p] for p in positive]
+    """Points, colours and symbols at once: one redraw (each one set alone redraws the layer and
+    tells the viewer, ~90 ms of the UI thread per click on a 256×512×512 volume's markers).
+    """
+    with layer.events.blocker_all():
+        layer.data = points
+        if len(points):
+            layer.face_color = np.array([POSITIVE if p else NEGATIVE for p in positive])
+            layer.symbol = [SYMBOLS[p] for p in positive]
+    layer.refresh()

@@ -30,7 +30,7 @@ from napari_unet._qt.click.markers import ClickMarkers
 from napari_unet._qt.click.objects import ClickedObject, Prepare, current_masks, edited, existing, near, plane_of
 from napari_unet._qt.jobs import start_job
 from napari_unet._qt.layers import displayed_plane, find_masks, masks_name, model_input, spatial_transform
-from napari_unet._qt.threads import gui_threads, torch_threads
+from napari_unet._qt.threads import torch_threads
 from napari_unet.clicks.edits import object_change
 from napari_unet.clicks.segmenter import ClickSegmenter, farthest_point
 from napari_unet.clicks.types import Click, ObjectMask
@@ -40,6 +40,10 @@ from napari_unet.model.files import image_channels
 TOGGLE_KEY = "k"  # switches click mode on and off (free in napari's default keymap)
 DRAG_PX = 4  # a press that moves more canvas pixels than this is a pan, not a click
 HOVER_MS = 30  # the cursor at rest this long: prepare the first click's window under it
+# a click's passes are small (64-128² windows): on one thread they take the same time whether or not
+# another job holds a core; on two, OpenMP's threads wait on each other (a 64² pass: 14 ms on one
+# thread, 120-800 ms on two, on the shared 2-core machine while other jobs ran)
+CLICK_THREADS = 1
 STACK_AXIS = "napari_unet_stack_axis"  # layer metadata: "Z" or "T", as the Segment widget was told
 
 
@@ -406,7 +410,7 @@ class ClickTool:
         ``point`` (plane, (y, x)) prepared: the image is normalised once per plane (or volume).
         """
         stamps = {"started": time.perf_counter()}
-        with torch_threads(gui_threads()):
+        with torch_threads(CLICK_THREADS):
             segmenter = self._segmenters.get(key)
             volume = key[2] == "volume"
             if segmenter is None:

@@ -131,3 +131,32 @@ def test_markers_show_the_clicks_until_the_object_is_finished(clicker, qtbot):
     click(viewer, (30, 30))  # the next object shows only its own click
     settle(qtbot, widget)
     assert np.allclose(markers.data, [(30, 30)])
+
+
+def test_hovering_in_a_volume_prepares_the_first_click(clicker, qtbot):
+    from _qt_helpers import threshold_unet
+    from napari.utils._test_utils import read_only_mouse_event
+    from napari.utils.interactions import mouse_move_callbacks
+
+    from napari_unet._qt.session import session_for
+
+    body = ellipsoid()
+    viewer, widget = clicker(np.where(body, 110.0, 10.0).astype(np.float32))
+    seg_model = threshold_unet()
+    session_for(viewer).set_model(seg_model)
+    widget.first_from_model.setChecked(True)  # the segmentation model answers the clicked plane
+    passes = []
+    seg_model.register_forward_hook(lambda *_: passes.append(1))
+    settle(qtbot, widget)
+    viewer.dims.set_point(0, 10)
+    hover = read_only_mouse_event(type="mouse_move", position=(10.0, 32.0, 32.0), dims_displayed=[1, 2],
+                                  pos=np.zeros(2))
+    mouse_move_callbacks(viewer, hover)
+    qtbot.waitUntil(lambda: len(passes) > 0, timeout=60_000)  # the cursor rests: its window is segmented
+    settle(qtbot, widget)
+    hovered = len(passes)
+    click(viewer, (10, 32, 32))
+    settle(qtbot, widget)
+    assert len(passes) == hovered  # the clicked plane needed no pass of the segmentation model
+    labels = masks(viewer).data
+    assert set(np.unique(labels)) == {0, 1} and (labels == 1).sum() > 0.9 * body.sum()

@@ -166,8 +166,8 @@ def _ms(values) -> str:
 
 
 def report(quality, core, viewer) -> str:
-    torch_threads = torch.get_num_threads()
-    lines = [f"Machine: {cpu_description()}, torch threads {torch_threads}; shared with other jobs while "
+    lines = [f"Machine: {cpu_description()}, torch threads {torch.get_num_threads()} (the viewer: 1, as the "
+             "click tool runs); shared with other jobs while "
              "measured (the figures are upper bounds).", ""]
     if quality:
         lines += [f"**Quality**: one click at the centre of each of {quality['objects']} nuclei in "
@@ -196,7 +196,7 @@ def main() -> None:
     parser.add_argument("--parts", default="quality,core,viewer")
     parser.add_argument("--volumes", type=int, default=4, help="held-out volumes for quality")
     parser.add_argument("--clicks", type=int, default=20, help="nuclei clicked for latency")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads (core part)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (the click tool uses 1)")
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
     parts = set(args.parts.split(","))

@@ -7,7 +7,6 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from napari_unet.cli.blockwise import add_block_options, segment_zarrs, zarr_inputs
@@ -17,6 +16,7 @@ from napari_unet.inference.doubts import out_of_depth
 from napari_unet.inference.instances import model_params
 from napari_unet.inference.segment import segment_iter
 from napari_unet.io import expand_inputs, file_layout, output_paths, read_image_file, write_labels
+from napari_unet.model.card import what_was_found
 from napari_unet.model.files import image_channels, load_model, model_card
 from napari_unet.progress import run
 
@@ -101,7 +101,7 @@ def _segment_file(path: Path, out: Path, model, device, params, args) -> str:
     with tqdm(desc=path.name, unit="tile", leave=False, file=sys.stderr) as bar:
         result = run(job, lambda step: _tile_bar(bar, step))
     write_labels(out, result.labels, source)
-    notes = [_what_was_found(result.labels, model_card(model))]
+    notes = [what_was_found(result.labels, model_card(model))]
     if result.zoom != 1.0:
         notes.append(f"seen at zoom x{result.zoom:g}")
     if layout:
@@ -110,16 +110,6 @@ def _segment_file(path: Path, out: Path, model, device, params, args) -> str:
     if doubt:  # last on the line: what to do instead
         notes.append(f"WARNING: {doubt}")
     return ", ".join(notes)
-
-
-def _what_was_found(labels, card) -> str:
-    """``"N objects"``, or for a class map the classes present, by name."""
-    if card.task != "semantic":
-        return f"{int(labels.max())} objects"
-    values = card.label_values if card.label_values is not None else range(len(card.classes))
-    names = dict(zip(values, card.classes))
-    present = [names.get(int(v), str(int(v))) for v in np.unique(labels) if int(v) != 0]
-    return f"class map: {', '.join(present) or 'background only'}"
 
 
 def _file_error(path: Path, out: Path, exc: Exception) -> str:

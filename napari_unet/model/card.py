@@ -6,6 +6,8 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal, get_args
 
+import numpy as np
+
 Task = Literal["instances", "semantic", "click"]
 TASKS: tuple[str, ...] = get_args(Task)
 MAX_CLICK_CHANNELS = 3  # positive, negative and the previous mask (see napari_unet.clicks)
@@ -117,3 +119,13 @@ def _is_number(value: object) -> bool:
 
 def _is_names(value: object) -> bool:
     return isinstance(value, (list, tuple)) and len(value) > 0 and all(isinstance(v, str) for v in value)
+
+
+def what_was_found(labels, card: ModelCard) -> str:
+    """``"N objects"``, or for a class map the classes present, by name (what the CLI and Segment say)."""
+    if card.task != "semantic":
+        return f"{int(np.max(labels, initial=0))} objects"
+    values = card.label_values if card.label_values is not None else range(len(card.classes))
+    names = dict(zip(values, card.classes))
+    present = [names.get(int(v), str(int(v))) for v in np.unique(labels) if int(v) != 0]
+    return f"class map: {', '.join(present) or 'background only'}"

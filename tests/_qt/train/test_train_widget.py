@@ -69,6 +69,7 @@ def test_class_model_from_three_slices_then_segment_uses_it(qtbot, dock, tmp_pat
     qtbot.waitUntil(lambda: not segment.running, timeout=WAIT_MS)
     masks = viewer.layers[f"{IMAGE} masks"].data
     assert masks.any() and set(np.unique(masks)) <= {0, 1, 2, 3}  # class values, not object ids
+    assert segment.status.text().startswith("class map: ") and " objects" not in segment.status.text()
 
     saved = widget.save(tmp_path / "abdomen.safetensors")
     assert load_model(saved).card.classes == ("background", "body", "liver", "fluid")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from qtpy.QtCore import QUrl
-from qtpy.QtGui import QDesktopServices
+from qtpy.QtGui import QDesktopServices, QTextCursor, QTextDocument
 from qtpy.QtWidgets import QDialog, QLabel, QTextBrowser, QVBoxLayout, QWidget
 
 DOCS = Path(__file__).resolve().parent.parent / "_docs"
@@ -41,7 +41,32 @@ class HelpWindow(QDialog):
                     f"({DOCS}). Reinstall napari-unet, or read the docs/ folder of its source.")
         self.browser.document().setBaseUrl(QUrl.fromLocalFile(str(path.parent) + "/"))
         self.browser.setMarkdown(text)
+        self._fit_images()
         self.setWindowTitle(f"napari-unet help: {path.stem}")
+
+    def _fit_images(self) -> None:
+        """Show screenshots at most as wide as the window (they are taken at full screen size)."""
+        width = max(200, self.width() - 60)
+        document = self.browser.document()
+        block = document.begin()
+        while block.isValid():
+            it = block.begin()
+            while not it.atEnd():
+                fragment = it.fragment()
+                fmt = fragment.charFormat()
+                if fmt.isImageFormat():
+                    image = fmt.toImageFormat()
+                    size = document.resource(QTextDocument.ResourceType.ImageResource, QUrl(image.name()))
+                    natural = size.width() if size is not None and hasattr(size, "width") else width
+                    if natural > width:
+                        image.setWidth(width)
+                        image.setHeight(size.height() * width / natural)
+                        cursor = QTextCursor(document)
+                        cursor.setPosition(fragment.position())
+                        cursor.setPosition(fragment.position() + fragment.length(), QTextCursor.MoveMode.KeepAnchor)
+                        cursor.setCharFormat(image)
+                it += 1
+            block = block.next()
 
     def _follow(self, url: QUrl) -> None:
         target = url if url.isRelative() is False else self.browser.document().baseUrl().resolved(url)

@@ -38,9 +38,11 @@ from napari_unet._qt.layers import (
 )
 from napari_unet._qt.pickers import DevicePicker, ImageLayerPicker, ModelPicker
 from napari_unet._qt.remember import current, remember, restore_defaults
+from napari_unet._qt.segment.blockwise import destination, open_labels_array, zarr_source
 from napari_unet._qt.segment.settings import AdvancedSettings
 from napari_unet._qt.session import Prediction, session_for
 from napari_unet._qt.widgets import StatusLabel, combo, scroll_body
+from napari_unet.distributed.local import segment_blocks_iter
 from napari_unet.inference.doubts import PURPOSES, out_of_depth
 from napari_unet.inference.instances import model_params
 from napari_unet.model.card import what_was_found
@@ -207,6 +209,10 @@ class SegmentWidget(QWidget):
         layer = self.image.current_layer()
         if layer is None or self._worker is not None:
             return
+        source = zarr_source(layer)
+        if source is not None:  # held lazily from a zarr: block by block, never loaded whole
+            self._segment_blockwise(layer, source)
+            return
         try:
             model = self.session.ensure_model()
             if model_card(model).task == "click":
@@ -255,6 +261,45 @@ class SegmentWidget(QWidget):
         self._running_layer = layer
         self._set_running(True)
         self._say(f"Segmenting '{layer.name}'{where} on {self.session.device}…")
+
+    def _segment_blockwise(self, layer, source) -> None:
+        try:
+            model = self.session.ensure_model()
+            if model_card(model).task != "instances":
+                raise ValueError("block-wise segmentation of a zarr image takes an objects model")
+        except ValueError as exc:
+            self._say(str(exc))
+            return
+        dst = destination(source)
+        self._worker = start_job(
+            self.session, segment_blocks_iter, str(source), str(dst), model, ome=False,
+            device=self.session.device, tile_size=self.advanced.predict_kwargs()["tile_size"],
+            desc=f"Segmenting {layer.name} block by block",
+            on_progress=self._progress,
+            on_result=lambda report: self._show_blocks(layer, report),
+            on_error=self._failed,
+            on_finished=self._finished,
+        )
+        self._running_layer = layer
+        self._set_running(True)
+        self._say(f"Segmenting '{layer.name}' block by block from {source.name} into {dst.name} "
+                  f"(never loaded whole) on {self.session.device}…")
+
+    def _show_blocks(self, layer, report) -> None:
+        if report.failed:
+            self._say(f"{len(report.failed)} blocks failed ({report.failed[0]}); press Segment again to "
+                      "retry them (blocks already written are kept).")
+            return
+        name = masks_name(layer)
+        labels = open_labels_array(report.labels)
+        if name in self.viewer.layers:  # a rerun resumed into the same file: show it anew
+            self.viewer.layers.remove(name)
+        target = self.viewer.add_labels(labels, name=name, scale=layer.scale[-labels.ndim:],
+                                        translate=layer.translate[-labels.ndim:])
+        self.viewer.layers.selection.active = target
+        self._say(f"{report.objects} objects in '{name}', written block by block to {report.labels} "
+                  f"({report.blocks} blocks, {report.empty} empty, {report.resumed} from an earlier run); "
+                  "brush edits are saved into that file as you paint.")
 
     def cancel(self) -> None:
         if self._worker is not None:

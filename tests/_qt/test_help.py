@@ -9,7 +9,8 @@ from qtpy.QtWidgets import QLabel
 
 from napari_unet._qt.help import DOCS, HelpWindow
 
-PAGES = {"Segment": "segmenting.md", "Click to segment": "clicking.md", "Fine-tune": "finetuning.md"}
+PAGES = {"Segment": "segmenting.md", "Click to segment": "clicking.md", "Fine-tune": "finetuning.md",
+         "New model": "new-task.md"}
 
 
 def _open_help(widget) -> HelpWindow:

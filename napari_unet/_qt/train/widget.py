@@ -26,6 +26,7 @@ from qtpy.QtWidgets import (
 from napari_unet._qt._napari import unwrap
 from napari_unet._qt._perf import add_labels_in_turns, set_bar
 from napari_unet._qt.finetune.lossplot import LossPlot
+from napari_unet._qt.help import help_link
 from napari_unet._qt.jobs import segment_job, start_job
 from napari_unet._qt.layers import model_input, spatial_transform
 from napari_unet._qt.pickers import ImageLayerPicker
@@ -128,6 +129,7 @@ class NewModelWidget(QWidget):
         for button in (self.run_button, self.pause_button, self.stop_button):
             buttons.addWidget(button)
         layout = QVBoxLayout(scroll_body(self))
+        layout.addWidget(help_link("new-task.md", "Teaching a new model"))
         layout.addLayout(form)
         layout.addLayout(buttons)
         for item in (self.bar, self.plot, self.score, self.status, self.save_button):

@@ -117,3 +117,18 @@ def start_job(
     session.track(worker)
     worker.start()
     return worker
+
+
+def toggle_pause(worker, button) -> bool | None:
+    """Pause a running generator job, or resume a paused one; ``button`` reads what a press
+    does next. Returns True once resumed, False once paused, None if there is nothing to pause.
+    """
+    if worker is None or not hasattr(worker, "pause"):
+        return None
+    if worker.is_paused:
+        worker.resume()
+        button.setText("Pause")
+        return True
+    worker.pause()
+    button.setText("Resume")
+    return False

@@ -28,7 +28,7 @@ from napari_unet._qt.finetune.results import quality_of, refresh_targets, traine
 from napari_unet._qt.finetune.review import ChangeReview
 from napari_unet._qt.finetune.settings import FinetuneSettings
 from napari_unet._qt.help import help_link
-from napari_unet._qt.jobs import start_job
+from napari_unet._qt.jobs import start_job, toggle_pause
 from napari_unet._qt.remember import remember
 from napari_unet._qt.session import session_for
 from napari_unet._qt.widgets import StatusLabel, combo, scroll_body
@@ -171,15 +171,8 @@ class FinetuneWidget(QWidget):
                                  on_finished=lambda: self._finished(token), **kwargs)
 
     def pause_or_resume(self) -> None:
-        if self._worker is None or not hasattr(self._worker, "pause"):
-            return
-        if self._worker.is_paused:
-            self._worker.resume()
-            self.pause_button.setText("Pause")
+        if toggle_pause(self._worker, self.pause_button):
             self._say("Training…")
-        else:
-            self._worker.pause()
-            self.pause_button.setText("Resume")
 
     def _paused(self) -> None:
         self._say("Paused: the CPU is yours. Resume continues (paused time does not count).")

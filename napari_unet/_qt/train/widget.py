@@ -27,7 +27,7 @@ from napari_unet._qt._napari import unwrap
 from napari_unet._qt._perf import add_labels_in_turns, set_bar
 from napari_unet._qt.finetune.lossplot import LossPlot
 from napari_unet._qt.help import help_link
-from napari_unet._qt.jobs import segment_job, start_job
+from napari_unet._qt.jobs import segment_job, start_job, toggle_pause
 from napari_unet._qt.layers import model_input, spatial_transform
 from napari_unet._qt.pickers import ImageLayerPicker
 from napari_unet._qt.remember import remember
@@ -224,15 +224,8 @@ class NewModelWidget(QWidget):
                        init=self.options.init)
 
     def pause_or_resume(self) -> None:
-        if self._worker is None or not hasattr(self._worker, "pause"):
-            return
-        if self._worker.is_paused:
-            self._worker.resume()
-            self.pause_button.setText("Pause")
+        if toggle_pause(self._worker, self.pause_button):
             self._say("Training…")
-        else:
-            self._worker.pause()
-            self.pause_button.setText("Resume")
 
     def stop(self) -> None:
         """End training after the current step (the model so far is kept), or skip the class map."""

@@ -213,6 +213,8 @@ def ready(model: torch.nn.Module, dev: torch.device) -> torch.nn.Module:
 
 def _probabilities(model, xb: torch.Tensor, views: int) -> torch.Tensor:
     """Softmax of the model on a batch, averaged over its first ``views`` views."""
+    if views == 1:
+        return torch.softmax(model(xb).float(), dim=1)
     total = None
     for k in range(views):
         xk = view(xb, k).contiguous(memory_format=memory_format(xb.dim()))
@@ -222,23 +224,29 @@ def _probabilities(model, xb: torch.Tensor, views: int) -> torch.Tensor:
 
 
 def _tiled(model, x, tile, overlap, batch, dev, views=1) -> Generator[int, None, np.ndarray]:
+    """Blend the tiles' probabilities on ``dev``, in place: the sums and their weights stay
+    torch tensors until the end (a tile costs one multiply-add, not a copy to numpy and back).
+    """
     slices = tile_slices(x.shape[1:], tile, overlap)
-    acc = np.zeros((model.config.out_channels, *x.shape[1:]), np.float32)
-    weight = np.zeros(x.shape[1:], np.float32)
-    window = blend_window(*x[(0, *slices[0])].shape)
-    window_t = torch.tensor(window, device=dev)  # a copy: the cached window is read-only
+    source = torch.from_numpy(np.ascontiguousarray(x))
     model = ready(model, dev)
+    window = torch.tensor(blend_window(*source[(0, *slices[0])].shape), device=dev)  # a copy: the cache is read-only
+    acc = torch.zeros((model.config.out_channels, *x.shape[1:]), dtype=torch.float32, device=dev)
+    weight = torch.zeros(x.shape[1:], dtype=torch.float32, device=dev)
     use_amp = dev.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-    for start in range(0, len(slices), batch):
-        group = slices[start : start + batch]
-        xb = torch.from_numpy(np.stack([x[(slice(None), *s)] for s in group]))
-        xb = xb.to(dev, non_blocking=True).contiguous(memory_format=memory_format(xb.dim()))
-        with torch.inference_mode(), torch.autocast(dev.type, dtype=amp_dtype, enabled=use_amp):
-            probs = _probabilities(model, xb, views).mul_(window_t).cpu().numpy()
-        for s, p in zip(group, probs):
-            acc[(slice(None), *s)] += p
-            weight[s] += window
-        yield start + len(group)
-    acc /= weight
-    return acc
+    fmt = memory_format(source.dim() + 1)
+    with torch.inference_mode():
+        for start in range(0, len(slices), batch):
+            group = slices[start : start + batch]
+            parts = [source[(slice(None), *s)] for s in group]
+            xb = (parts[0][None] if len(parts) == 1 else torch.stack(parts)).to(dev, non_blocking=True)
+            xb = xb.contiguous(memory_format=fmt)
+            with torch.autocast(dev.type, dtype=amp_dtype, enabled=use_amp):
+                probs = _probabilities(model, xb, views)
+            for s, p in zip(group, probs):
+                acc[(slice(None), *s)].addcmul_(p, window)
+                weight[s].add_(window)
+            yield start + len(group)
+        acc.div_(weight)
+    return acc.cpu().numpy() if dev.type != "cpu" else acc.numpy()

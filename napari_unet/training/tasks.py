@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime
 import threading
+import warnings
 from collections.abc import Generator, Sequence
 from dataclasses import replace
 
@@ -103,7 +104,22 @@ def _budget(max_seconds, max_steps) -> dict:
 def semantic_plan(data, spacing, classes: dict[int, str] | None, device) -> Plan:
     """The plan for prepared data (see :func:`prepare`)."""
     fp = fingerprint([d[0] for d in data], [d[1] for d in data], [d[2] for d in data], spacing)
+    unpainted = {v: n for v, n in (classes or {}).items() if v not in fp.label_values}
+    if unpainted:  # the network gets no output for them: say so rather than train a model blind to them
+        names = ", ".join(f"{v} ({n})" for v, n in unpainted.items())
+        warnings.warn(f"class {names} is named but painted nowhere in the annotated region, so the model will not "
+                      "learn it; paint it on at least one plane", UserWarning, stacklevel=2)
     return make_plan(fp, classes, gpu=resolve_device(device).type != "cpu")
+
+
+def new_network(plan: Plan, seed: int = 0) -> UNet:
+    """A fresh network of the plan's shape (one input channel, one output per class).
+
+    Its initial weights come from ``seed``: same plan and seed, same network.
+    """
+    torch.manual_seed(seed)
+    return UNet(1, len(plan.label_values), base_channels=plan.base_channels, depth=plan.depth, norm=plan.norm,
+                spatial_dims=plan.spatial_dims, pools=plan.pools)
 
 
 def train_iter(
@@ -176,10 +192,7 @@ def train_iter(
     plan = semantic_plan(data, spacing, classes, device)
     if base_channels is not None:
         plan = replace(plan, base_channels=checks.number(base_channels, "base_channels", 1, integer=True))
-    torch.manual_seed(seed)  # the new network's initial weights too: same seed, same model
-    model = init if init is not None else UNet(1, len(plan.label_values), base_channels=plan.base_channels,
-                                               depth=plan.depth, norm=plan.norm, spatial_dims=plan.spatial_dims,
-                                               pools=plan.pools)
+    model = init if init is not None else new_network(plan, seed)
     if model.config.out_channels != len(plan.label_values):
         raise ValueError(f"the model to start from has {model.config.out_channels} outputs but the labels hold "
                          f"{len(plan.label_values)} classes ({', '.join(map(str, plan.label_values))})")

@@ -1,12 +1,14 @@
 """Training a new model from the user's own, partial labels: classes or objects, 2D or 3D."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
 from napari_unet import load_model, save_model, segment, train
 from napari_unet.training.plan import Plan
-from napari_unet.training.tasks import prepare
+from napari_unet.training.tasks import new_network, prepare, semantic_plan
 
 TINY = {"base_channels": 4, "device": "cpu"}
 
@@ -104,3 +106,23 @@ def test_bad_input_says_what_to_do(kwargs, message) -> None:
     args = {"labels": _painted(labels, [1]), **kwargs}
     with pytest.raises(ValueError, match=message):
         train(image, args.pop("labels"), max_steps=1, **args, **TINY)
+
+
+def test_a_named_class_painted_nowhere_is_reported() -> None:
+    image, labels = _volume()
+    painted = _painted(np.where(labels == 5, 2, labels), [1, 4])  # the spots are painted as body
+    with pytest.warns(UserWarning, match=r"5 \(spot\) is named but painted nowhere"):
+        model = train(image, painted, classes={2: "body", 5: "spot"}, max_steps=1, **TINY)
+    assert model.card.label_values == (0, 2)
+
+
+def test_a_new_network_has_the_plans_shape_and_its_seeds_weights() -> None:
+    image, labels = _volume()
+    [data] = prepare(image, _painted(labels, [1, 4]))
+    plan = replace(semantic_plan([data], (3.0, 1.0, 1.0), None, "cpu"), base_channels=4)
+    net = new_network(plan, seed=1)
+    assert net.config.out_channels == len(plan.label_values) == 3 and net.config.spatial_dims == 2
+    assert net.config.base_channels == 4 and net.config.depth == plan.depth
+    same, other = new_network(plan, seed=1).state_dict(), new_network(plan, seed=2).state_dict()
+    assert all(torch.equal(v, same[k]) for k, v in net.state_dict().items())
+    assert not all(torch.equal(v, other[k]) for k, v in net.state_dict().items())

@@ -61,16 +61,17 @@ class PatchSampler:
         self.focus = focus
         self.transform = build_transform(augment, patch_size)
 
-    def patch(self, sample: Sample) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
-        """One augmented patch: image tensor, class map, weights."""
+    def patch(
+        self, sample: Sample, center: tuple[int, int] | None = None
+    ) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+        """One augmented patch: image tensor, class map, weights; around ``center`` if given."""
         lo, hi = np.log(self.augment_config.scale)
         scale = float(np.exp(self.rng.uniform(lo, hi)))
         if self.augment_config.object_zoom:
             scale *= max(1.0, auto_zoom(median_diameter(sample.labels), sample.labels.shape))
         window = max(8, int(round(self.patch_size / scale)))
         shape = sample.labels.shape
-        center = None
-        if sample.anchors is not None and self.rng.random() < self.focus:
+        if center is None and sample.anchors is not None and self.rng.random() < self.focus:
             center = np.unravel_index(sample.anchors[self.rng.integers(sample.anchors.size)], shape)
         corner = random_window(shape, window, self.rng, center)
         annotated = sample.annotated

@@ -58,6 +58,9 @@ class Plan:
     class_weights: tuple[float, ...]  # cross-entropy weight of each class: rare classes count more
     augment: dict  # augmentation ranges that differ from AugmentConfig's (see training/augment.py)
     memory_mb: int  # the activation memory budget the patch and batch were sized for
+    # share of patches centred on an annotated voxel of a foreground class drawn uniformly, so rare
+    # classes are in the batches (nnU-Net forces a third to hold foreground; here per class)
+    class_share: float = 1 / 3
 
     def to_dict(self) -> dict:
         """The plan as plain data (JSON), for the model card."""
@@ -77,9 +80,10 @@ class Plan:
         """The plan in a few lines of words, as ``napari-unet info`` prints it."""
         net = "2D network on planes" if self.spatial_dims == 2 else "3D network on volumes"
         norm = self.intensity.get("scheme")
+        lo, hi = self.intensity.get("percentiles", (0.5, 99.5))
         how = ("CT: clip to the foreground's {clip[0]:.0f}..{clip[1]:.0f}, then its mean {mean:.1f} / std {std:.1f}"
-               .format(**self.intensity) if norm == "ct" else "per image: clip to percentiles "
-               f"{self.intensity.get('percentiles', (0.5, 99.5))}, then z-score")
+               .format(**self.intensity) if norm == "ct" else "per image: z-score" + (
+                   f" after clipping to percentiles {lo:g}..{hi:g}" if (lo, hi) != (0, 100) else ""))
         classes = ", ".join(f"{v} {n} (weight {w:.1f})"
                             for v, n, w in zip(self.label_values, self.class_names, self.class_weights))
         return "\n".join([
@@ -203,7 +207,9 @@ def make_plan(
         intensity = {"scheme": "ct", "clip": [lo, hi], "mean": mean, "std": std}
         augment = {"contrast": [0.9, 1.1], "gamma": [0.8, 1.25], "brightness": 0.05}
     else:
-        intensity = {"scheme": "zscore", "percentiles": [0.5, 99.5]}
+        # no clipping (nnU-Net's z-score for non-CT): clipping at 99.5 % flattens a bright class that
+        # covers less than 0.5 % of the volume (a phantom's fluid) into the clip value
+        intensity = {"scheme": "zscore", "percentiles": [0.0, 100.0]}
         augment = {"contrast": [0.75, 1.25], "gamma": [0.7, 1.5], "brightness": 0.1}
     # spacing is known: little zoom jitter; no elastic warps on few slices; noise in z-score units
     augment.update(scale=[0.85, 1.18], elastic_p=0.0, noise=[0.0, 0.1], object_zoom=False)  # JSON-plain lists

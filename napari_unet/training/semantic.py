@@ -9,6 +9,11 @@ painted planes of a 40-plane volume, or scribbles, are a valid training set.
   :class:`SemanticSampler` (the instance sampler's windows and augmentation, class targets);
 - 3D plans train on volumes, batched by :class:`VolumeSampler` (3D windows centred on
   annotated voxels, mirroring, intensity jitter).
+
+Both centre a share of their patches (the plan's ``class_share``) on an annotated voxel of
+a foreground class drawn uniformly (:class:`ClassCentres`), as nnU-Net forces a third of its
+patches to hold foreground, but per class: a lesion painted on one slice of five is then in
+a fixed share of the batches, not only where a random window happens to fall on it.
 """
 
 from __future__ import annotations
@@ -67,14 +72,72 @@ def semantic_source(volumes: Sequence[np.ndarray], labels: Sequence[np.ndarray],
     return ArraySource(planes, maps, masks, normalization=None)
 
 
+class ClassCentres:
+    """Where each foreground class is annotated: patch centres that make rare classes common.
+
+    Parameters
+    ----------
+    samples
+        Training samples whose labels are class indices (0 the background).
+    classes
+        Number of classes (the network's outputs).
+    limit
+        At most this many voxels are kept per class and sample (drawn once, as nnU-Net does),
+        so a densely painted volume costs little memory.
+    """
+
+    def __init__(self, samples: Sequence[Sample], classes: int, limit: int = 10_000):
+        self.samples = list(samples)
+        pick = np.random.default_rng(0)
+        self.where: dict[int, list[tuple[int, np.ndarray]]] = {}
+        for c in range(1, classes):
+            hits = []
+            for i, s in enumerate(self.samples):
+                mask = s.labels == c if s.annotated is None else (s.labels == c) & s.annotated
+                idx = np.flatnonzero(mask)
+                if idx.size > limit:
+                    idx = np.sort(pick.choice(idx, limit, replace=False))
+                if idx.size:
+                    hits.append((i, idx))
+            if hits:
+                self.where[c] = hits
+
+    @property
+    def classes(self) -> tuple[int, ...]:
+        """The foreground classes (indices) annotated somewhere."""
+        return tuple(self.where)
+
+    def draw(self, rng: np.random.Generator) -> tuple[Sample, tuple[int, ...]] | None:
+        """A sample and a voxel of a class drawn uniformly (then a sample holding it, then a voxel)."""
+        if not self.where:
+            return None
+        hits = self.where[self.classes[int(rng.integers(len(self.where)))]]
+        i, idx = hits[int(rng.integers(len(hits)))]
+        sample = self.samples[i]
+        return sample, tuple(int(v) for v in np.unravel_index(idx[int(rng.integers(idx.size))], sample.labels.shape))
+
+
 class SemanticSampler(PatchSampler):
     """2D batches of class targets: the instance sampler's windows and augmentation,
-    with each annotated pixel's class as target and its class weight as weight.
+    with each annotated pixel's class as target and its class weight as weight; a share of
+    the patches is centred on a class drawn uniformly (see :class:`ClassCentres`).
     """
 
     def __init__(self, source: ArraySource, plan: Plan, rng: np.random.Generator):
         super().__init__(source, plan.patch_size[-1], plan.batch_size, augment_config(plan), rng=rng)
         self.class_weights = np.asarray(plan.class_weights, np.float32)
+        self.class_share = plan.class_share
+        self.centres = ClassCentres(source.samples, len(plan.label_values))
+
+    def __call__(self) -> Batch:
+        """One batch of ``batch_size`` patches, ``class_share`` of them (on average) centred on a class."""
+        patches = []
+        for _ in range(self.batch_size):
+            drawn = self.centres.draw(self.rng) if self.rng.random() < self.class_share else None
+            patches.append(self.patch(*drawn) if drawn else self.patch(self.source.sample(self.rng)))
+        return Batch(torch.stack([p[0] for p in patches]),
+                     torch.from_numpy(np.stack([p[1] for p in patches])),
+                     torch.from_numpy(np.stack([p[2] for p in patches])))
 
     def targets(self, labels: np.ndarray, annotated: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Class indices (IGNORE_INDEX outside the annotation) and class weights."""
@@ -128,13 +191,15 @@ class VolumeSampler:
         self.source, self.plan, self.rng, self.focus = source, plan, rng, focus
         self.jitter = IntensityJitter(augment_config(plan))
         self.class_weights = np.asarray(plan.class_weights, np.float32)
+        self.centres = ClassCentres(source.samples, len(plan.label_values))
 
-    def patch(self, sample: Sample) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
-        """One augmented 3D patch: image tensor, class targets, weights."""
+    def patch(self, sample: Sample, centre: Sequence[int] | None = None) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+        """One augmented 3D patch: image tensor, class targets, weights; around ``centre`` if given."""
         size = self.plan.patch_size
         shape = sample.labels.shape
-        if self.rng.random() < self.focus:
+        if centre is None and self.rng.random() < self.focus:
             centre = np.unravel_index(sample.anchors[self.rng.integers(sample.anchors.size)], shape)
+        if centre is not None:
             corner = [int(c) - s // 2 for c, s in zip(centre, size)]
         else:
             corner = [int(self.rng.integers(min(0, n - s), max(0, n - s) + 1)) for n, s in zip(shape, size)]
@@ -150,8 +215,11 @@ class VolumeSampler:
         return x, classes, self.class_weights[labels]
 
     def __call__(self) -> Batch:
-        """One batch of ``plan.batch_size`` patches."""
-        patches = [self.patch(self.source.sample(self.rng)) for _ in range(self.plan.batch_size)]
+        """One batch of ``plan.batch_size`` patches, ``class_share`` of them (on average) centred on a class."""
+        patches = []
+        for _ in range(self.plan.batch_size):
+            drawn = self.centres.draw(self.rng) if self.rng.random() < self.plan.class_share else None
+            patches.append(self.patch(*drawn) if drawn else self.patch(self.source.sample(self.rng)))
         return Batch(torch.stack([p[0] for p in patches]),
                      torch.from_numpy(np.stack([p[1] for p in patches])),
                      torch.from_numpy(np.stack([p[2] for p in patches])))

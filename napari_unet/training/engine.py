@@ -47,7 +47,11 @@ class TrainConfig:
     patch_size: int = 256  # patch edge; with depth 4 the receptive field (~180 px) fits inside
     lr: float = 2e-3  # peak AdamW learning rate
     min_lr: float = 2e-5  # the cosine schedule decays to this
-    warmup: float = 0.03  # fraction of the budget for the linear warm-up
+    warmup: float = 0.03  # fraction of the budget for the linear warm-up (unless warmup_steps)
+    # warm-up counted in optimiser steps instead (0: use ``warmup``): a time budget on a busy
+    # machine can end a fractional warm-up after one step, and fine-tuning's first steps at
+    # the full rate are the ones that lose quality
+    warmup_steps: int = 0
     weight_decay: float = 1e-4  # AdamW's decoupled weight decay
     grad_clip: float = 1.0  # max gradient norm; rare bad batches cannot wreck the weights
     val_every: int = 200  # steps between evaluations / checkpoints (0 = only at the end)
@@ -93,8 +97,17 @@ class TrainResult:
     replicas_identical: bool | None = None  # several processes: all ended with the same weights
 
 
-def learning_rate(config: TrainConfig, fraction: float) -> float:
-    """Linear warm-up, then cosine decay to ``min_lr``, over the fraction of the budget used."""
+def learning_rate(config: TrainConfig, fraction: float, step: int = 0) -> float:
+    """Linear warm-up, then cosine decay to ``min_lr``, over the fraction of the budget used.
+
+    With ``config.warmup_steps`` the warm-up counts steps (``step``: those done before this
+    one) and the cosine spans the whole budget: the rate is the cosine's times
+    ``(step + 1) / warmup_steps`` until then, whatever the clock says.
+    """
+    if config.warmup_steps:
+        t = min(1.0, max(0.0, fraction))
+        cosine = config.min_lr + 0.5 * (config.lr - config.min_lr) * (1.0 + math.cos(math.pi * t))
+        return cosine * min(1.0, (step + 1) / config.warmup_steps)
     if fraction < config.warmup:
         return config.lr * max(fraction / config.warmup, 0.01)
     t = min(1.0, (fraction - config.warmup) / max(1e-9, 1.0 - config.warmup))
@@ -203,7 +216,7 @@ def train_iter(
             fraction, halt = ranks.from_main((fraction, stop is not None and stop.is_set()))  # rank 0's, for all
             stopped = bool(halt)
             finished = fraction >= 1.0
-            lr = learning_rate(config, fraction)
+            lr = learning_rate(config, fraction, step)
             # eval / checkpoint: on schedule, and once more at the end of the budget
             due = config.val_every and step % config.val_every == 0
             if step > last_eval and (due or finished) and not stopped:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
+import weakref
 from collections.abc import Generator
 
 import numpy as np
 import torch
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from napari_unet import checks
 from napari_unet.devices import resolve_device
@@ -15,7 +18,7 @@ from napari_unet.inference.tiling import blend_window, tile_slices
 from napari_unet.inference.zoom import resample, zoomed_shape
 from napari_unet.model.card import MAX_ZOOM, MIN_ZOOM
 from napari_unet.model.files import image_channels, load_model, model_card
-from napari_unet.model.unet import UNet
+from napari_unet.model.unet import TwoConv, UNet
 from napari_unet.progress import Progress, relay, run
 
 VIEWS = 8  # test-time augmentation: the tile, mirrored and rotated (the dihedral group)
@@ -211,6 +214,34 @@ def ready(model: torch.nn.Module, dev: torch.device) -> torch.nn.Module:
     return model
 
 
+_FOLDED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # network -> (its weights' versions, folded copy)
+
+
+def folded(model: UNet) -> UNet:
+    """A 3D network with each batch norm folded into the convolution before it, for inference.
+
+    In eval mode a batch norm is a per-channel scale and shift, which the convolution's
+    weights and bias can carry: the same function (to ~1e-7) in one pass over the voxels
+    instead of two, ~10% of a 3D network's time on the CPU. The copy is kept while the
+    weights stay as they are (a fine-tuning step or a new state dict makes a new one); 2D
+    networks are returned as they are (a click's small windows would pay the copy).
+    """
+    if getattr(model.config, "spatial_dims", 2) != 3 or model.config.norm != "batch":
+        return model
+    key = tuple((t.data_ptr(), t._version, t.device) for t in (*model.parameters(), *model.buffers()))
+    kept = _FOLDED.get(model)
+    if kept is not None and kept[0] == key:
+        return kept[1]
+    fused = copy.deepcopy(model).eval()
+    for block in fused.modules():
+        if isinstance(block, TwoConv):
+            for i in (0, 3):  # conv, norm, relu, conv, norm, relu
+                block[i] = fuse_conv_bn_eval(block[i], block[i + 1])
+                block[i + 1] = torch.nn.Identity()
+    _FOLDED[model] = (key, fused)
+    return fused
+
+
 def _probabilities(model, xb: torch.Tensor, views: int) -> torch.Tensor:
     """Softmax of the model on a batch, averaged over its first ``views`` views."""
     if views == 1:
@@ -229,7 +260,7 @@ def _tiled(model, x, tile, overlap, batch, dev, views=1) -> Generator[int, None,
     """
     slices = tile_slices(x.shape[1:], tile, overlap)
     source = torch.from_numpy(np.ascontiguousarray(x))
-    model = ready(model, dev)
+    model = ready(folded(model), dev)
     window = torch.tensor(blend_window(*source[(0, *slices[0])].shape), device=dev)  # a copy: the cache is read-only
     acc = torch.zeros((model.config.out_channels, *x.shape[1:]), dtype=torch.float32, device=dev)
     weight = torch.zeros(x.shape[1:], dtype=torch.float32, device=dev)

@@ -95,3 +95,31 @@ def test_out_of_memory_on_the_cpu_at_the_smallest_tile_is_raised(tiny_3d):
     small.limit = 100
     with pytest.raises(torch.OutOfMemoryError):
         predict(np.zeros((16, 130, 130), np.float32), small)
+
+
+def _network_answer(net: UNet, volume: np.ndarray) -> np.ndarray:
+    flat = normalize(volume.reshape(1, -1, volume.shape[-1])).reshape(volume.shape)
+    with torch.inference_mode():
+        return torch.softmax(net.eval()(torch.from_numpy(flat)[None, None]), 1)[0].numpy()
+
+
+def test_prediction_follows_weights_changed_in_place_between_calls(tiny_3d, volume):
+    # batch norms are folded into the convolutions for speed; a fine-tuning step or a loaded
+    # state dict between two predictions must still be seen by the second
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for m in tiny_3d.modules():
+            if isinstance(m, torch.nn.BatchNorm3d):  # trained statistics, not the identity
+                m.running_mean.uniform_(-0.2, 0.2, generator=gen)
+                m.running_var.uniform_(0.5, 2.0, generator=gen)
+    first = predict(volume, tiny_3d, tile_size=(32, 64, 64))
+    assert np.allclose(first, _network_answer(tiny_3d, volume), atol=1e-5)
+    with torch.no_grad():
+        for p in tiny_3d.parameters():
+            p.mul_(1.5)
+    second = predict(volume, tiny_3d, tile_size=(32, 64, 64))
+    assert not np.allclose(second, first, atol=1e-3)
+    assert np.allclose(second, _network_answer(tiny_3d, volume), atol=1e-5)
+    other = UNet(1, 3, base_channels=4, depth=2, spatial_dims=3)
+    tiny_3d.load_state_dict(other.state_dict())
+    assert np.allclose(predict(volume, tiny_3d, tile_size=(32, 64, 64)), _network_answer(other, volume), atol=1e-5)

@@ -79,6 +79,17 @@ def test_stopped_run_returns_its_model(tiny_model, pair):
     assert not torch.equal(_weights(result.model), _weights(tiny_model))
 
 
+def test_the_first_steps_learn_gently_however_short_the_time_budget(tiny_model, pair):
+    """The warm-up counts steps: on a busy machine a time budget must not end it after one."""
+    from napari_unet.finetune.segmentation import FINETUNE_DEFAULTS
+
+    warm, peak = FINETUNE_DEFAULTS.warmup_steps, FINETUNE_DEFAULTS.lr
+    assert warm >= 5
+    for budget in ({"max_steps": 6}, {"max_seconds": 0.2}):  # the time budget is spent after a step or two
+        history = run(finetune_iter(tiny_model, [pair[0]], [pair[1]], **budget)).history
+        assert history and all(r.lr <= peak * r.step / warm + 1e-12 for r in history)
+
+
 def test_nothing_annotated_is_a_clear_error(tiny_model, pair):
     with pytest.raises(ValueError, match="hold no object: the whole of image 0 would be taught as background"):
         finetune(tiny_model, [pair[0]], [np.zeros_like(pair[1])], max_steps=1)
@@ -246,7 +257,7 @@ def test_cli_finetunes_the_click_network_too(tmp_path, tiny_model, click_model, 
     assert load_model(click_out).card.provenance["steps"] == 1
 
 
-# -- a held-out validation strip --------------------------------------------------------
+# -- held-out squares ---------------------------------------------------------------------
 def grid(rows: int, cols: int = 3, radius: int = 6):
     """Bright disks on a grid (never touching): image and instance labels."""
     step = 3 * radius
@@ -260,17 +271,27 @@ def grid(rows: int, cols: int = 3, radius: int = 6):
     return image.astype(np.float32), labels
 
 
-def test_a_validation_strip_is_held_out_of_training():
-    image, labels = grid(rows=6)  # 18 objects, the longer axis downwards
-    held = hold_out([image], [labels], [None])
-    val = held.val[0]
-    val_ids = set(np.unique(val.labels[val.annotated])) - {0}
-    train_ids = set(np.unique(labels[held.annotated[0]])) - {0}
-    assert held.n_objects == len(val_ids) >= 3
-    assert val_ids == {16, 17, 18}  # the last row, whole
-    assert not val_ids & train_ids and len(train_ids) == 15  # never seen by the loss
-    assert val.image.shape[1:] == val.labels.shape  # (C, Y, X) with context around the strip
-    assert hold_out([image], [labels], [None], min_objects=19) is None  # too few: train on all
+def test_held_out_squares_are_spread_over_the_annotation_and_never_learnt():
+    from scipy import ndimage as ndi
+
+    from napari_unet.training.holdout import MARGIN
+
+    image, labels = grid(rows=8)  # 24 objects in 8 rows of 3
+    annotated = np.ones(labels.shape, bool)
+    annotated[:, :8] = False  # the left column is cut by the annotation's edge
+    held = hold_out([image], [labels], [annotated])
+    scored = [v.labels[v.annotated] for v in held.val]
+    val_ids = set().union(*(np.unique(ids) for ids in scored)) - {0}
+    assert held.n_objects == len(val_ids) == 5
+    assert not any(i % 3 == 1 for i in val_ids)  # only objects annotated in full are held out
+    rows = sorted((i - 1) // 3 for i in val_ids)
+    assert rows[-1] - rows[0] >= 5  # from the top rows to the bottom ones, not one end
+    assert sum(int((ids == 0).sum()) for ids in scored) > 0  # their background is scored too
+    near = ndi.binary_dilation(np.isin(labels, list(val_ids)), iterations=MARGIN)
+    assert not (held.annotated[0] & near).any()  # the loss sees neither them nor their outline
+    assert not set(np.unique(labels[held.annotated[0]])) & val_ids
+    assert all(v.image.shape[1:] == v.labels.shape == v.annotated.shape for v in held.val)
+    assert hold_out([image], [labels], [None], min_objects=25) is None  # too few: train on all
     small, small_labels = grid(rows=2)
     assert hold_out([small], [small_labels], [None]) is None
 
@@ -294,7 +315,7 @@ def test_validation_scores_the_run_and_stop_keeps_the_best(tiny_model):
 
     result = run(job, seen)
     assert scored == [2, 4] and result.stopped and result.steps == 5
-    assert result.best_step in (2, 4)  # weights scored on the strip, not the last step's
+    assert result.best_step in (2, 4)  # weights scored on the held-out squares, not the last step's
     validation = result.model.card.provenance["validation"]
     assert validation["objects"] == 3 and set(validation) == {"objects", "ap50_before", "ap50_after"}
     unvalidated = finetune(tiny_model, [image], [labels], max_steps=2)

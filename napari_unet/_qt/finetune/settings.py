@@ -58,9 +58,9 @@ class FinetuneSettings(QCollapsible):
                                     "(simulated clicks on them); 0 leaves the click network as it is")
         self.validate = QCheckBox("hold out a validation patch")
         self.validate.setChecked(True)
-        self.validate.setToolTip(f"With at least {MIN_OBJECTS} annotated objects, a strip of them is kept out "
-                                 "of training and scored as it learns (orange line); the best-scoring weights "
-                                 "are kept")
+        self.validate.setToolTip(f"With at least {MIN_OBJECTS} annotated objects, about a quarter of the "
+                                 "annotation, in squares spread over it, is kept out of training; the new model "
+                                 "is put in use only when it does better there (orange point)")
         form.addRow("budget", self.unit)
         form.addRow("", self.budget)
         form.addRow("learning rate", self.lr)

@@ -357,19 +357,19 @@ def test_an_error_in_the_click_networks_turn_leaves_both_models(qtbot, setup, mo
     assert "previous model is still in use" in widget.status.text()
 
 
-def test_a_held_out_strip_is_scored_in_the_loss_plot(qtbot, make_napari_viewer):
+def test_held_out_squares_are_scored_in_the_loss_plot(qtbot, make_napari_viewer):
     viewer = make_napari_viewer()
     widget, session, _ = populate(viewer, steps=4, image=disks(shape=(140, 64), n=18))  # 6 rows: 3 held out
     widget.mode.setCurrentText(WHOLE)
     widget.run_button.click()
     assert "held out to score the training" in widget.status.text()
     qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
-    take_new(qtbot, widget)  # no better on the strip (the threshold is right already): taken anyway
+    take_new(qtbot, widget)  # no better there (the threshold is right already): taken anyway
     assert widget.plot.val and widget.plot.val[-1][0] == 3  # scored at the end of its 3 steps
     validation = session.model.card.provenance["validation"]
     assert validation["objects"] == 3
     assert "On 3 corrected objects held out of training: 3 → 3 right" in widget.status.text()
-    # the strip was never trained on: 15 of the 18 objects taught the network
+    # the held-out objects were never trained on: 15 of the 18 taught the network
     assert session.model.card.provenance["fine_tuned_on"] == "15 annotated objects"
 
 

@@ -18,6 +18,7 @@ def test_the_figure_reads_as_objects_and_a_tie_keeps_the_old_model():
     assert not Quality(8, True, Counts(5, 0, 4.0), Counts(6, 2, 4.8)).better  # one more right, two made up
     assert not Quality(8, True, Counts(5, 0, 4.0), Counts(5, 1, 4.4)).better  # closer outlines, one made up
     assert Quality(8, True, Counts(5, 0, 4.0), Counts(5, 0, 4.4)).better  # as many right, closer outlines
+    assert not Quality(8, True, Counts(5, 0, 4.0), Counts(5, 0, 4.1)).better  # a hair closer: noise
     assert Quality(8, True, Counts(6, 3, 4.8), Counts(6, 0, 4.8)).better  # no longer makes objects up
     assert not Quality(8, False, Counts(5, 0, 4.0), Counts(5, 0, 4.4)).better  # ... on objects it trained on
     assert "held out of training" in Quality(4, True, Counts(1, 0), Counts(2, 0)).words()

@@ -21,6 +21,9 @@ class LossConfig:
     dice_weight: float = 1.0  # soft Dice balances the small boundary class against background
     dice_classes: tuple[int, ...] = (1, 2)  # foreground classes scored by Dice (interior, boundary)
     smooth: float = 1.0  # Dice smoothing: keeps object-free batches finite
+    # Dice only over the classes present in the batch's targets: a rare class absent from a batch
+    # is then not pushed to zero everywhere by Dice (the cross-entropy still punishes false positives)
+    dice_present_only: bool = False
 
 
 def weighted_cross_entropy(
@@ -40,8 +43,12 @@ def soft_dice_loss(
     classes: torch.Tensor,
     dice_classes: tuple[int, ...] = (1, 2),
     smooth: float = 1.0,
+    present_only: bool = False,
 ) -> torch.Tensor:
-    """1 − mean soft Dice of ``dice_classes`` over the batch, annotated pixels only."""
+    """1 − mean soft Dice of ``dice_classes`` over the batch, annotated pixels only.
+
+    With ``present_only`` the mean is over the classes that occur in ``classes`` (0 if none).
+    """
     valid = (classes != IGNORE_INDEX).unsqueeze(1)
     probs = logits.float().softmax(dim=1)
     # where() rather than multiplication: ignored pixels then give exactly zero gradient
@@ -51,8 +58,12 @@ def soft_dice_loss(
     for c in dice_classes:
         p = probs[:, c]
         t = (classes == c).to(p.dtype)
+        if present_only and not bool(t.any()):
+            continue
         inter = (p * t).sum()
         scores.append((2 * inter + smooth) / (p.sum() + t.sum() + smooth))
+    if not scores:
+        return logits.sum() * 0.0  # no scored class in the batch: no Dice term, gradient graph intact
     return 1.0 - torch.stack(scores).mean()
 
 
@@ -78,6 +89,6 @@ def segmentation_loss(
     loss = weighted_cross_entropy(logits, classes, weights)
     if config.dice_weight:
         loss = loss + config.dice_weight * soft_dice_loss(
-            logits, classes, config.dice_classes, config.smooth
+            logits, classes, config.dice_classes, config.smooth, config.dice_present_only
         )
     return loss

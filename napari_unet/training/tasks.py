@@ -26,7 +26,9 @@ import torch
 
 from napari_unet import checks
 from napari_unet.devices import resolve_device
+from napari_unet.finetune.segmentation import training_zoom
 from napari_unet.inference.images import check_axes, to_canonical
+from napari_unet.inference.zoom import labels_to_shape, resample, zoomed_shape
 from napari_unet.model.card import ModelCard
 from napari_unet.model.files import load_model, model_card
 from napari_unet.model.unet import UNet
@@ -201,7 +203,8 @@ def train_iter(
     source = semantic_source([d[0] for d in data], [d[1] for d in data], [d[2] for d in data], plan)
     sampler = VolumeSampler if plan.spatial_dims == 3 else SemanticSampler
     config = TrainConfig(**budget, batch_size=plan.batch_size, patch_size=plan.patch_size[-1], val_every=25,
-                         seed=seed, loss=LossConfig(dice_classes=tuple(range(1, len(plan.label_values)))))
+                         seed=seed, loss=LossConfig(dice_classes=tuple(range(1, len(plan.label_values))),
+                                                    dice_present_only=True))  # rare classes: see LossConfig
     result = yield from engine_train_iter(model, source, config, device=device, stop=stop,
                                          batches=lambda src, cfg, rng: sampler(src, plan, rng))
     model.card = ModelCard(
@@ -213,7 +216,12 @@ def train_iter(
 
 
 def _instances(data, init, budget, device, stop, seed) -> Generator[TrainProgress, None, UNet]:
-    """Objects: the annotated planes train the shipped model (or ``init``) on."""
+    """Objects: the annotated planes train the shipped model (or ``init``) on.
+
+    The planes are learnt at the zoom automatic zoom picks for their objects, and the model
+    keeps that zoom (as fine-tuning does): learnt at the image's scale, large objects would be
+    shrunk at prediction to a size the network never saw. Patches span the annotated part.
+    """
     model = init if init is not None else load_model()
     card = model_card(model)
     planes, objects, masks = [], [], []
@@ -221,13 +229,25 @@ def _instances(data, init, budget, device, stop, seed) -> Generator[TrainProgres
         img, lab, ann = (a.reshape(-1, *a.shape[-2:]) for a in (img, lab, ann))
         for z in np.flatnonzero(ann.any(axis=(1, 2))):
             planes.append(img[z]), objects.append(lab[z]), masks.append(ann[z])
+    zoom = card.zoom if card.zoom is not None else training_zoom(objects, masks)
+    if zoom != 1.0:
+        shapes = [zoomed_shape(p.shape, zoom) for p in planes]
+        planes = [resample(p[None].astype(np.float32), s)[0] for p, s in zip(planes, shapes)]
+        objects = [labels_to_shape(o, s) for o, s in zip(objects, shapes)]
+        masks = [labels_to_shape(m.astype(np.int32), s, renumber=False) > 0 for m, s in zip(masks, shapes)]
     source = ArraySource(planes, objects, masks, normalization=card.normalization)
-    edge = int(min(256, max(max(p.shape) for p in planes)))
+    edge = int(min(256, max(_extent(m) for m in masks) + 16))  # the annotated part and some context
     config = TrainConfig(**budget, patch_size=-(-edge // 16) * 16, val_every=25, seed=seed)
     result = yield from engine_train_iter(model, source, config, device=device, stop=stop)
-    model.card = replace(card, name="new objects", zoom=None,
+    model.card = replace(card, name="new objects", zoom=zoom,
                          provenance={**_provenance(result, data, None), "init_provenance": card.provenance})
     return model
+
+
+def _extent(mask: np.ndarray) -> int:
+    """The longer side of the box around a plane's annotated pixels."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return int(max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1)
 
 
 def _provenance(result: TrainResult, data, spacing) -> dict:

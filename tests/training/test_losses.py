@@ -1,6 +1,6 @@
 import torch
 
-from napari_unet.training.losses import LossConfig, segmentation_loss
+from napari_unet.training.losses import LossConfig, segmentation_loss, soft_dice_loss
 from napari_unet.training.targets import IGNORE_INDEX
 
 
@@ -48,3 +48,17 @@ def test_nothing_annotated_gives_zero_loss_with_a_graph():
     loss = segmentation_loss(logits, classes, torch.zeros(1, 4, 4))
     loss.backward()
     assert float(loss.detach()) == 0.0 and (logits.grad == 0).all()
+
+
+
+def test_a_class_absent_from_the_batch_is_left_out_of_dice_when_present_only():
+    """A rare class missing from most batches is not scored (and pushed to zero) by Dice there."""
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 4, 16, 16, generator=g)
+    classes = torch.randint(0, 3, (2, 16, 16), generator=g)  # class 3 (the rare one) is absent
+    scored = soft_dice_loss(logits, classes, (1, 2))
+    assert torch.allclose(soft_dice_loss(logits, classes, (1, 2, 3), present_only=True), scored)
+    assert soft_dice_loss(logits, classes, (1, 2, 3)) > scored + 0.05 # an absent class scores ~0 otherwise
+    classes[0, :2, :2] = 3  # present: scored again
+    assert not torch.allclose(soft_dice_loss(logits, classes, (1, 2, 3), present_only=True),
+                              soft_dice_loss(logits, classes, (1, 2)))

@@ -126,3 +126,19 @@ def test_a_new_network_has_the_plans_shape_and_its_seeds_weights() -> None:
     same, other = new_network(plan, seed=1).state_dict(), new_network(plan, seed=2).state_dict()
     assert all(torch.equal(v, same[k]) for k, v in net.state_dict().items())
     assert not all(torch.equal(v, other[k]) for k, v in net.state_dict().items())
+
+
+def test_large_objects_are_learnt_and_segmented_at_one_zoom() -> None:
+    """Objects ~32 px across are learnt shrunk, as automatic zoom would show them, and the model keeps that zoom."""
+    from napari_unet import UNet
+
+    y, x = np.ogrid[:128, :128]
+    objects = np.zeros((128, 128), np.int32)
+    for i, (cy, cx) in enumerate([(30, 30), (30, 95), (95, 30), (95, 95)], start=1):
+        objects[(y - cy) ** 2 + (x - cx) ** 2 < 16**2] = i
+    image = (objects > 0).astype(np.float32) + 0.05 * np.random.default_rng(0).standard_normal((128, 128))
+    model = train(image, objects, task="instances", init=UNet(1, 3, base_channels=4, depth=2), max_steps=1,
+                  device="cpu")
+    assert 0.4 < model.card.zoom < 0.8  # ~18 px, the size automatic zoom gives large objects
+    again = train(image, objects, task="instances", init=model, max_steps=1, device="cpu")
+    assert again.card.zoom == model.card.zoom  # trained on: the zoom it was taught at

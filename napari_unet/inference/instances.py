@@ -9,7 +9,7 @@ from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
 from napari_unet.inference.zoom import labels_to_shape
-from napari_unet.labels import drop_small, keep_ids
+from napari_unet.labels import drop_small
 
 
 @dataclass(frozen=True)
@@ -116,20 +116,41 @@ def instances_3d(probabilities: np.ndarray, params: InstanceParams = InstancePar
     with no seed is one object per connected piece. Objects whose largest cross-section
     is under ``min_size`` pixels, or whose volume is under ``min_relative_size`` of the
     median object's, are removed; ids are 1..n.
+
+    Each connected piece of foreground is split in its own bounding box (the distance
+    to the background and the flood stay inside it), so memory beyond the labels is that
+    of the largest piece, not of the volume: a 200x1024x1024 stack needs no 4-8 GB
+    volume-wide distance map.
     """
     probs = np.asarray(probabilities)
     if probs.ndim != 4 or probs.shape[0] != 3:
         raise ValueError(f"3D instances need (3, Z, Y, X) probabilities, got shape {probs.shape}")
     foreground = probs[0] < 1.0 - params.foreground_threshold
     if params.fill_holes:
-        foreground = np.stack([ndi.binary_fill_holes(plane) for plane in foreground])
-    markers, n_seeds = ndi.label((probs[1] > params.interior_threshold) & foreground)
-    labels = np.zeros(foreground.shape, np.int32)
-    if n_seeds:
-        distance = ndi.distance_transform_edt(foreground, sampling=spacing)
-        labels = watershed(-distance, markers, mask=foreground).astype(np.int32)
-    unseeded, n_rest = ndi.label(foreground & (labels == 0))
-    labels[unseeded > 0] = unseeded[unseeded > 0] + n_seeds
+        for plane in foreground:
+            plane[...] = ndi.binary_fill_holes(plane)
+    labels, n_blobs = ndi.label(foreground, output=np.int32)
+    del foreground
+    # the objects are written as negative ids into the pieces' own array: a piece's box
+    # may overlap pieces still to be split, which keep their positive numbers until then
+    next_id = 1
+    for blob, box in enumerate(ndi.find_objects(labels), start=1):
+        if box is None:
+            continue
+        box = tuple(slice(max(0, s.start - 1), min(n, s.stop + 1)) for s, n in zip(box, labels.shape))
+        piece = labels[box]
+        region = piece == blob
+        seeds, n_seeds = ndi.label((probs[(1, *box)] > params.interior_threshold) & region)
+        if n_seeds <= 1:  # one object as it is
+            piece[region] = -next_id
+            next_id += 1
+            continue
+        # the nearest background lies inside the box grown by a voxel, as in the whole volume
+        distance = ndi.distance_transform_edt(piece != 0, sampling=spacing)
+        flooded = watershed(-distance, seeds, mask=region)
+        piece[region] = -(flooded[region] + (next_id - 1))
+        next_id += n_seeds
+    np.negative(labels, out=labels)
     if not labels.any():
         return labels
     return _drop_small_3d(labels, params.min_size, params.min_relative_size)
@@ -137,7 +158,7 @@ def instances_3d(probabilities: np.ndarray, params: InstanceParams = InstancePar
 
 def _drop_small_3d(labels: np.ndarray, min_size: int, min_relative_size: float) -> np.ndarray:
     """:func:`drop_small` for volumes: the size test is on an object's largest cross-section
-    (pixels, as in 2D), the relative test on its volume.
+    (pixels, as in 2D), the relative test on its volume. Renumbers ``labels`` in place.
     """
     n = int(labels.max()) + 1
     per_plane = np.stack([np.bincount(plane.ravel(), minlength=n) for plane in labels])
@@ -146,4 +167,8 @@ def _drop_small_3d(labels: np.ndarray, min_size: int, min_relative_size: float) 
     keep[0] = False
     if min_relative_size > 0 and keep.any():
         keep &= volume >= min_relative_size * np.median(volume[keep])
-    return keep_ids(labels, keep)
+    lut = np.zeros(n, np.int32)
+    lut[keep] = np.arange(1, keep.sum() + 1, dtype=np.int32)
+    for plane in labels:  # plane by plane: no second volume of labels
+        plane[...] = lut[plane]
+    return labels

@@ -85,9 +85,9 @@ def test_the_first_steps_learn_gently_however_short_the_time_budget(tiny_model, 
 
     warm, peak = FINETUNE_DEFAULTS.warmup_steps, FINETUNE_DEFAULTS.lr
     assert warm >= 5
-    for budget in ({"max_steps": 6}, {"max_seconds": 0.2}):  # the time budget is spent after a step or two
-        history = run(finetune_iter(tiny_model, [pair[0]], [pair[1]], **budget)).history
-        assert history and all(r.lr <= peak * r.step / warm + 1e-12 for r in history)
+    # a fractional warm-up would end 0.1 s into this budget, a few steps in, and go on at the peak
+    history = run(finetune_iter(tiny_model, [pair[0]], [pair[1]], max_seconds=2.0)).history
+    assert history and all(r.lr <= peak * r.step / warm + 1e-12 for r in history)
 
 
 def test_nothing_annotated_is_a_clear_error(tiny_model, pair):

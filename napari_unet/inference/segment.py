@@ -12,6 +12,7 @@ from napari_unet import checks
 from napari_unet.inference.images import check_axes, from_canonical, normalize_stack, spatial_shape, to_canonical
 from napari_unet.inference.instances import InstanceParams, instances_3d, instances_from_probabilities, model_params
 from napari_unet.inference.intensity import normalize_intensity
+from napari_unet.inference.orientations import near_isotropic, three_orientations_iter
 from napari_unet.inference.predict import predict_iter
 from napari_unet.inference.zoom import auto_zoom, unzoom
 from napari_unet.labels import median_diameter
@@ -43,6 +44,7 @@ def segment_iter(
     params: InstanceParams | None = None,
     zoom: float | None = None,
     tta: bool = False,
+    orientations: bool | None = None,
     **predict_kwargs,
 ) -> Generator[Progress, None, Segmentation]:
     """Predict, then post-process; yields :class:`Progress` and returns a :class:`Segmentation`.
@@ -73,6 +75,12 @@ def segment_iter(
     (stage ``"measuring"``, then ``"planes"``), on one bar that never restarts. Keyword
     arguments (``tile_size``, ``overlap``, ``batch_size``) go to
     :func:`napari_unet.inference.predict.predict_iter`.
+
+    ``orientations`` (a 2D model on a volume, ``axes`` with a Z): also predict the
+    volume's ZY and ZX planes and average the three orientations' probabilities before the
+    3D watershed (:mod:`~napari_unet.inference.orientations`; three times the work).
+    ``None``: when ``spacing`` is given and near-isotropic (Z within 1.5x the in-plane
+    spacing, either way); ``False``: never; ``True``: whatever the spacing.
     """
     model = checks.model_or_none(model)
     model = load_model() if model is None else model
@@ -86,7 +94,7 @@ def segment_iter(
     params = params or model_params(card)
     if zoom is not None:
         zoom = checks.number(zoom, "zoom", MIN_ZOOM, MAX_ZOOM)
-    spacing = _spacing(spacing)
+    known, spacing = spacing is not None, _spacing(spacing)  # unknown spacing: no side planes
     order, full, normalized = None, None, False
     if axes is not None:
         if channel_axis is not None:
@@ -108,6 +116,10 @@ def segment_iter(
         probs, used, labels = yield from _single_plane(image, model, params, card.task, shape, zoom, auto, tta, kwargs)
     else:
         probs, used = yield from _stack(image, model, params, card.task, shape, zoom, auto, tta, kwargs)
+        if (order is not None and "Z" in order and card.task == "instances" and model.config.spatial_dims == 2
+                and (orientations or (orientations is None and known and near_isotropic(spacing)))):
+            probs = yield from three_orientations_iter(probs, image, model, spacing, full[-3], device=device,
+                                                       tta=tta, **predict_kwargs)
     if order is not None and "Z" in order and card.task == "instances":
         labels = labels_from(probs, params, card.task, full, order, spacing)
     elif labels is None:

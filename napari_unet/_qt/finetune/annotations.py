@@ -13,8 +13,8 @@ import numpy as np
 from napari_unet._qt.finetune.region_layers import region_mask
 from napari_unet._qt.layers import displayed_plane, model_input
 from napari_unet.finetune.regions import count_objects, edited_region
-from napari_unet.finetune.segmentation import training_zoom
 from napari_unet.inference.images import to_planes
+from napari_unet.inference.zoom import training_zoom
 
 AUTO = "edited regions, else everything"
 WHOLE = "whole image or stack"

@@ -95,12 +95,21 @@ def mask(value, shape: tuple[int, ...], name: str) -> np.ndarray:
     return arr.astype(bool)
 
 
-def model_or_none(model, name: str = "model"):
-    """A :class:`~napari_unet.model.unet.UNet`, or None; a path is refused with how to load it."""
+def model_or_none(model, name: str = "model", *, foreign: bool = False):
+    """A :class:`~napari_unet.model.unet.UNet`, or None; a path is refused with how to load it.
+
+    ``foreign`` also takes a Model Zoo model napari-unet did not write (it segments, but
+    cannot be trained: without ``foreign`` it is refused in those words).
+    """
     from napari_unet.model.unet import UNet  # the checks are below the model in the package's layers
 
     if model is None or isinstance(model, UNet) or type(model).__name__ == "OnnxUNet":  # onnx: not imported here
         return model
+    if type(model).__name__ == "ZooModel":
+        if foreign:
+            return model
+        raise TypeError(f"{model.name} is a Model Zoo model that napari-unet did not write: it segments "
+                        "(napari_unet.segment), but napari-unet cannot train it or run it tile by tile")
     if isinstance(model, (str, os.PathLike)):
         raise TypeError(f"{name} must be a loaded model, got the path {str(model)!r}; "
                         f"load it first: napari_unet.load_model({str(model)!r})")

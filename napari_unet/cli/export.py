@@ -27,7 +27,7 @@ def run_export(args) -> int:
     """Export one model; one line on success, one line on stderr per problem (exit 2)."""
     from napari_unet.io import read_image
     from napari_unet.model.export import export_model
-    from napari_unet.model.files import load_model
+    from napari_unet.model.files import load_model, trainable
 
     out: Path = args.output
     if out.exists() and not args.overwrite:
@@ -35,7 +35,7 @@ def run_export(args) -> int:
         return 2
     if out.suffix.lower() != SUFFIXES[args.format]:
         error(f"note: {args.format} files usually end with {SUFFIXES[args.format]}, writing {out} anyway")
-    model = load_model(args.model)
+    model = trainable(load_model(args.model), "export")
     sample = read_image(args.sample) if args.sample else None
     try:
         export_model(model, out, format=args.format, sample=sample)

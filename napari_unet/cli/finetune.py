@@ -10,7 +10,7 @@ from tqdm import tqdm
 from napari_unet.clicks.segmenter import load_click_model
 from napari_unet.finetune.both import CLICK_SHARE, finetune_both_iter
 from napari_unet.io import read_image
-from napari_unet.model.files import load_model, save_model
+from napari_unet.model.files import load_model, save_model, trainable
 from napari_unet.progress import run
 
 
@@ -41,7 +41,7 @@ def run_finetune(args) -> int:
         given = getattr(args, name)
         if given is not None and len(given) != len(args.image):
             raise ValueError(f"give one --{name} file per --image ({len(args.image)}), got {len(given)}")
-    model = load_model(args.model)
+    model = trainable(load_model(args.model))
     click_model = load_click_model(args.click_model) if args.click_output else None
     images = [read_image(p) for p in args.image]
     labels = [read_image(p) for p in args.labels]

@@ -58,6 +58,11 @@ def run_segment(args) -> int:
     """Segment every input file; one line per file, exit 1 if any failed."""
     model = load_model(args.model)
     device = resolve_device(args.device)  # an unknown device is one line, before any file
+    foreign = getattr(model, "fine_tunable", True) is False  # a Model Zoo model: its own runtime
+    if foreign and (args.backend == "onnx" or zarr_inputs(args.inputs)[0]):
+        error(f"{model.name} is a Model Zoo model that napari-unet did not write: it runs with its own "
+              "processing, whole images only; drop --backend onnx and give TIFF/PNG/NIfTI files")
+        return 2
     if args.backend == "onnx":
         if device.type != "cpu":
             error(f"--backend onnx runs on the CPU; drop --device {args.device} or use --backend torch")

@@ -13,7 +13,7 @@ from tqdm import tqdm
 from napari_unet.clicks.train import click_batches, click_train_config, new_click_model, widened
 from napari_unet.devices import cpu_name
 from napari_unet.model.checkpoint import model_path
-from napari_unet.model.files import load_model, model_card, save_model
+from napari_unet.model.files import load_model, model_card, save_model, trainable
 from napari_unet.model.unet import UNet
 from napari_unet.progress import run
 from napari_unet.synth.images import synth_dataset
@@ -215,7 +215,7 @@ def _config(args) -> TrainConfig:
 def _model(args) -> UNet:
     """The network to train: a model file's (--init, --resume) or a new one for the task."""
     if args.init:
-        model = load_model(args.init)
+        model = trainable(load_model(args.init), "train")
         if args.task == "click":
             model = widened(model)
         card = model_card(model)  # what the weights were before this run, kept apart from it

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_unet import checks
 from napari_unet.distributed.block import segment_block
 from napari_unet.distributed.blocks import Block
 from napari_unet.distributed.plan import (
@@ -116,7 +117,7 @@ def begin(src, dst, model: UNet | None, settings: dict, axes: str | None, overwr
     """What both drivers start from: the model (the shipped one for None), the run's plan,
     the blocks left to do (a rerun skips those written), and the report so far.
     """
-    model = load_model() if model is None else model
+    model = load_model() if checks.model_or_none(model) is None else model  # Model Zoo models: refused in words
     plan, todo = prepare(src, dst, model, BlockSettings(**settings), axes=axes, overwrite=overwrite)
     return model, plan, todo, BlockReport(Path(dst), len(plan.grid), 0, len(plan.grid) - len(todo), 0, 0)
 

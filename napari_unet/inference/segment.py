@@ -14,8 +14,10 @@ from napari_unet.inference.instances import InstanceParams, instances_3d, instan
 from napari_unet.inference.intensity import normalize_intensity
 from napari_unet.inference.orientations import near_isotropic, three_orientations_iter
 from napari_unet.inference.predict import predict_iter
+from napari_unet.inference.zoo import segment_zoo_iter
 from napari_unet.inference.zoom import auto_zoom, unzoom
 from napari_unet.labels import median_diameter
+from napari_unet.model.bioimageio import ZooModel
 from napari_unet.model.card import MAX_ZOOM, MIN_ZOOM
 from napari_unet.model.files import image_channels, load_model, model_card
 from napari_unet.model.unet import UNet
@@ -82,8 +84,15 @@ def segment_iter(
     ``None``: when ``spacing`` is given and near-isotropic (Z within 1.5x the in-plane
     spacing, either way); ``False``: never; ``True``: whatever the spacing.
     """
-    model = checks.model_or_none(model)
+    model = checks.model_or_none(model, foreign=True)
     model = load_model() if model is None else model
+    if isinstance(model, ZooModel):  # a Model Zoo model from elsewhere: its own processing
+        if channel_axis is not None and axes is not None:
+            raise ValueError("give axes (with a C for the channels) or channel_axis, not both")
+        spacing = _spacing(spacing)
+        labels, probs, order = yield from segment_zoo_iter(image, model, axes=axes, spacing=spacing,
+                                                           channel_axis=channel_axis, device=device, params=params)
+        return Segmentation(labels, probs, 1.0, order, tuple(spacing))
     card = model_card(model)
     if card.task == "semantic":
         if channel_axis is not None:

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import fields, replace
 from pathlib import Path
-from typing import BinaryIO, get_args
+from typing import TYPE_CHECKING, BinaryIO, get_args
 
 import torch
 from safetensors import SafetensorError
@@ -22,6 +22,9 @@ from safetensors.torch import save as st_save
 from napari_unet.io import atomic_path
 from napari_unet.model.card import ModelCard, check_card
 from napari_unet.model.unet import ADDED_FIELDS, Norm, UNet, UNetConfig, Upsample
+
+if TYPE_CHECKING:
+    from napari_unet.model.bioimageio import ZooModel
 
 FORMAT = "napari-unet/1"
 MODELS_DIR = Path(__file__).parent / "weights"
@@ -129,11 +132,14 @@ def state_mismatch(expected: Mapping[str, tuple[int, ...]], found: Mapping[str, 
     return f"tensor {extra[0]!r} does not belong to this network" if extra else None
 
 
-def load_model(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> UNet:
+def load_model(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> UNet | ZooModel:
     """Load a model file; with no path, the nuclei model shipped with the package.
 
     A BioImage Model Zoo package (``.zip``, ``rdf.yaml``) that napari-unet exported comes
-    back as the same model (:mod:`napari_unet.model.bioimageio`).
+    back as the same model (:mod:`napari_unet.model.bioimageio`); any other package whose
+    output is probabilities or labels comes back as a
+    :class:`~napari_unet.model.bioimageio.ZooModel`, which segments but is not
+    fine-tunable (:func:`trainable` says so in words).
 
     Raises
     ------
@@ -159,21 +165,26 @@ def load_model(path: str | os.PathLike | None = None, device: str | torch.device
 ZOO_FILES = ("rdf.yaml", "bioimageio.yaml")  # what describes an unpacked Model Zoo package
 
 
-def _zoo_package(path: Path, device) -> UNet:
-    """Our own Model Zoo export as a model; anything else is one ModelFileError saying why."""
+def _zoo_package(path: Path, device) -> UNet | ZooModel:
+    """A Model Zoo package as a model; one that cannot run is one ModelFileError saying why."""
     from napari_unet.model.bioimageio import load_bioimageio  # needs the export extra
 
+    if not path.exists():
+        raise ModelFileError(f"{path}: no such file; check the path (a Model Zoo package is a .zip or an rdf.yaml)")
     try:
-        model = load_bioimageio(path, device)
+        return load_bioimageio(path, device)
     except (ValueError, ImportError, OSError) as exc:
-        raise ModelFileError(f"{path}: {exc}") from exc
-    if not isinstance(model, UNet):
-        raise ModelFileError(
-            f"{path}: a Model Zoo package napari-unet did not write ({model.name}); it runs for prediction "
-            "with napari_unet.model.bioimageio.load_bioimageio(...).predict(image), not as a model to segment "
-            "and fine-tune here"
-        )
-    return model
+        raise ModelFileError(str(exc) if str(path) in str(exc) else f"{path}: {exc}") from exc
+
+
+def trainable(model, doing: str = "fine-tune") -> UNet:
+    """``model`` if napari-unet can train it; a Model Zoo model from elsewhere is a ModelFileError."""
+    if getattr(model, "fine_tunable", True):
+        return model
+    raise ModelFileError(
+        f"{model.name} is a Model Zoo model that napari-unet did not write: it segments, but napari-unet "
+        f"cannot {doing} it; {doing} the shipped model or one napari-unet trained instead"
+    )
 
 
 def model_card(model: UNet) -> ModelCard:

@@ -33,7 +33,7 @@ from napari_unet._qt.remember import remember
 from napari_unet._qt.session import session_for
 from napari_unet._qt.widgets import StatusLabel, combo, scroll_body
 from napari_unet.finetune.both import SEGMENTATION
-from napari_unet.model.files import click_model_beside, image_channels, model_card, save_model
+from napari_unet.model.files import click_model_beside, image_channels, model_card, save_model, trainable
 from napari_unet.training.holdout import MIN_OBJECTS
 
 REFRESH, NEW_LAYER = "refresh the masks I did not correct", "add a new layer"
@@ -138,7 +138,7 @@ class FinetuneWidget(QWidget):
         if self._worker is not None:
             return
         try:
-            model = self.session.ensure_model()
+            model = trainable(self.session.ensure_model())
             data = snapshot(self.viewer, self.pairs.pairs(), self.mode.currentText(), image_channels(model),
                             self.session.edits, region=self._region_layer(), margin=self.settings.margin.value())
         except ValueError as exc:
@@ -159,7 +159,8 @@ class FinetuneWidget(QWidget):
         self._set_running(True)
         validation = ""
         if args["validate"]:
-            validation = (" A strip of them is held out to score the training (orange line)." if
+            validation = (" About a quarter of them, in squares spread over them, is held out to check "
+                          "the new model (orange)." if
                           data.n_objects >= MIN_OBJECTS else f" Too few to hold some out for validation "
                           f"(that takes {MIN_OBJECTS}): all are trained on.")
         self._say(f"Learning from {data.n_objects} objects ({', '.join(sorted(set(data.modes)))}) "
@@ -323,7 +324,8 @@ class FinetuneWidget(QWidget):
         idle = self._worker is None and not self.session.closed
         self.run_button.setEnabled(idle and bool(self.pairs.pairs()))
         self.revert_button.setEnabled(idle and bool(self.session.history))
-        self.save_button.setEnabled(idle and self.session.model is not None)
+        own = self.session.model is not None and getattr(self.session.model, "fine_tunable", True)
+        self.save_button.setEnabled(idle and own)  # a Model Zoo model from elsewhere stays in its package
 
     def _set_running(self, running: bool) -> None:
         for widget in (self.pairs, self.mode, self.region, self.after, self.only_shown, self.settings,

@@ -439,6 +439,9 @@ class SegmentWidget(QWidget):
             card = model_card(model)
             n = image_channels(model)
             made_for = f"made for {PURPOSES[card.name].split(' (')[0]}; " if card.name in PURPOSES else ""
+            if not getattr(model, "fine_tunable", True):  # a Model Zoo model napari-unet did not write
+                made_for = (f"Model Zoo model, its output read as {card.provenance['output']}; it segments "
+                            "with its own processing; it cannot be fine-tuned or saved here; ")
             self.model_info.setText(f"{made_for}{card.task} model, {n} channel{'s' * (n != 1)} in")
         else:
             self.model_info.setText(self._model_error or "no model loaded")

@@ -362,7 +362,7 @@ def test_held_out_squares_are_scored_in_the_loss_plot(qtbot, make_napari_viewer)
     widget, session, _ = populate(viewer, steps=4, image=disks(shape=(140, 64), n=18))  # 6 rows: 3 held out
     widget.mode.setCurrentText(WHOLE)
     widget.run_button.click()
-    assert "held out to score the training" in widget.status.text()
+    assert "held out to check the new model" in widget.status.text()
     qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
     take_new(qtbot, widget)  # no better there (the threshold is right already): taken anyway
     assert widget.plot.val and widget.plot.val[-1][0] == 3  # scored at the end of its 3 steps

@@ -97,6 +97,9 @@ def export_onnx(model: UNet, path: str | os.PathLike, opset: int = ONNX_OPSET) -
         import onnxscript  # noqa: F401  (torch's exporter needs it; say so before it does)
     except ImportError as exc:
         raise ImportError(f"ONNX export needs onnx and onnxscript ({exc.name} is missing); {EXTRA_HINT}") from exc
+    from napari_unet import _gl_guard
+
+    _gl_guard.block_triton()  # torch.export imports torch._dynamo; see _gl_guard (napari may have drawn)
     from torch.export import Dim
 
     net = _frozen(model)

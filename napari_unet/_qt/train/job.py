@@ -20,7 +20,7 @@ from napari_unet.model.files import load_model
 from napari_unet.model.unet import UNet
 from napari_unet.progress import Progress
 from napari_unet.training.engine import TrainProgress
-from napari_unet.training.tasks import prepare, semantic_plan, train_iter
+from napari_unet.training.tasks import new_network, prepare, semantic_plan, train_iter
 
 CLASSES, OBJECTS = "classes", "objects"  # the widget's words for task="semantic" / "instances"
 TASKS = {CLASSES: "semantic", OBJECTS: "instances"}
@@ -133,9 +133,7 @@ def _train(request: Request, device, stop, score_every) -> Generator[TrainStep, 
         if request.base_channels is not None:
             plan = replace(plan, base_channels=request.base_channels)
         if model is None:
-            torch.manual_seed(0)
-            model = UNet(1, len(plan.label_values), base_channels=plan.base_channels, depth=plan.depth,
-                         norm=plan.norm, spatial_dims=plan.spatial_dims, pools=plan.pools)
+            model = new_network(plan)
         if held is not None:
             normalized = normalize_intensity(image, plan.intensity)
 

@@ -20,6 +20,8 @@ from napari_unet.model.card import what_was_found
 from napari_unet.model.files import image_channels, load_model, model_card
 from napari_unet.progress import run
 
+ORIENTATIONS = {"auto": None, "on": True, "off": False}  # --orientations: segment_iter's orientations
+
 
 def add_segment(sub) -> None:
     """Register ``napari-unet segment``."""
@@ -46,6 +48,10 @@ def add_segment(sub) -> None:
                                   "is channels")
     p.add_argument("--spacing", type=float, nargs=3, metavar=("Z", "Y", "X"),
                    help="voxel size along Z, Y, X (e.g. 2 0.5 0.5): splits 3D objects by physical distance")
+    p.add_argument("--orientations", choices=tuple(ORIENTATIONS), default="auto",
+                   help="volumes (axes with a Z): also predict the ZY and ZX planes and average the three "
+                        "(~3x the work; better 3D objects when voxels are near cubes). auto (default): when "
+                        "--spacing (or the file's) has Z within 1.5x the in-plane spacing; on: always; off: never")
     p.add_argument("--min-size", type=int, default=None, help="remove objects smaller than this (pixels)")
     p.add_argument("--min-relative-size", type=float, default=None,
                    help="remove objects under this fraction of the median object area (default 0.15; 0 keeps all)")
@@ -102,13 +108,21 @@ def _segment_file(path: Path, out: Path, model, device, params, args) -> str:
         image, channel_axis, layout = file_layout(image, image_channels(model))
     job = segment_iter(image, model, axes=args.axes, spacing=args.spacing or source.spacing, channel_axis=channel_axis,
                        device=device, params=params, tile_size=args.tile_size, overlap=args.overlap, zoom=args.zoom,
-                       tta=args.tta)
+                       tta=args.tta, orientations=ORIENTATIONS[args.orientations])
+    stages = set()  # what the run did, as its progress said
+
     with tqdm(desc=path.name, unit="tile", leave=False, file=sys.stderr) as bar:
-        result = run(job, lambda step: _tile_bar(bar, step))
+        def on_step(step) -> None:
+            stages.add(step.stage)
+            _tile_bar(bar, step)
+
+        result = run(job, on_step)
     write_labels(out, result.labels, source)
     notes = [what_was_found(result.labels, model_card(model))]
     if result.zoom != 1.0:
         notes.append(f"seen at zoom x{result.zoom:g}")
+    if "orientations" in stages:  # what was done, whichever rule chose it
+        notes.append("XY, ZY and ZX planes averaged")
     if layout:
         notes.append(layout)
     doubt = out_of_depth(result.labels, model_card(model))
@@ -140,7 +154,7 @@ def _zoom(text: str) -> float | None:
 
 
 def _tile_bar(bar, step) -> None:
-    if step.stage in ("predict", "zoom", "tta", "measuring", "planes"):
-        bar.unit = "plane" if step.stage in ("measuring", "planes") else "tile"
+    if step.stage in ("predict", "zoom", "tta", "measuring", "planes", "orientations"):
+        bar.unit = "plane" if step.stage in ("measuring", "planes", "orientations") else "tile"
         bar.total, bar.n = step.total, step.done
         bar.refresh()

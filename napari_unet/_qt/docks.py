@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import importlib
 import importlib.util
+import os
 import sys
 import threading
 from pathlib import Path
@@ -23,9 +24,11 @@ from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 POLL_MS = 50  # how often the loading dock looks whether the thread is done
 START_DELAY_MS = 100  # the loading starts once the dock is in place (they would compete for the GIL)
-# PyTorch's shared libraries, in load order. ``ctypes`` releases the GIL while it loads a
-# library (``import torch`` holds it: ~0.5 s frozen), so loading them first keeps the UI
-# thread running; ``import torch`` then finds them loaded.
+# PyTorch's shared libraries, in load order: ~1 s of loading and relocating. ``import
+# torch`` (and ``ctypes.CDLL``) load them holding the GIL, which froze the UI thread for
+# as long; called through ctypes as a foreign function, libc's ``dlopen`` runs with the
+# GIL released (the UI thread's longest wait fell from ~1000 ms to ~30 ms), and ``import
+# torch`` then finds them loaded.
 TORCH_LIBRARIES = ("libc10.so", "libtorch_cpu.so", "libtorch_cuda.so", "libtorch.so", "libtorch_python.so")
 
 
@@ -37,11 +40,11 @@ def preload_torch() -> None:
     if spec is None or not spec.submodule_search_locations:
         return
     lib = Path(next(iter(spec.submodule_search_locations))) / "lib"
+    dlopen = ctypes.CDLL(None).dlopen  # a foreign call: ctypes releases the GIL around it
+    dlopen.restype, dlopen.argtypes = ctypes.c_void_p, (ctypes.c_char_p, ctypes.c_int)
     for name in TORCH_LIBRARIES:
-        try:
-            ctypes.CDLL(str(lib / name), mode=ctypes.RTLD_GLOBAL)
-        except OSError:  # not in this build (CPU-only wheels have no libtorch_cuda): torch decides
-            pass
+        if (lib / name).exists():  # CPU-only wheels have no libtorch_cuda: torch decides
+            dlopen(str(lib / name).encode(), os.RTLD_NOW | os.RTLD_GLOBAL)  # a failure: torch says why
 
 
 DOCK_MODULES = ("napari_unet._qt.segment.widget", "napari_unet._qt.click.widget",
@@ -56,9 +59,9 @@ def warm_up() -> None:
     preload_torch()
     for module in DOCK_MODULES:  # all of them: the next dock opened then builds at once
         importlib.import_module(module)
-    from napari_unet.model.files import load_model
+    from napari_unet._qt.session import preload_default_model
 
-    load_model()  # first use of the conv layers and the file: paid here, not by the UI thread
+    preload_default_model()  # the first session takes it: the UI thread does not load it again
 
 
 class LoadingDock(QWidget):

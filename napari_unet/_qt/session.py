@@ -33,6 +33,17 @@ if TYPE_CHECKING:
 
 _SESSIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 HISTORY_LENGTH = 3  # earlier models kept for Session.revert (each holds a copy of the weights)
+_PRELOADED: list[UNet] = []  # the shipped model, loaded off the UI thread for the next session
+
+
+def preload_default_model() -> None:
+    """Load the shipped model now (in a loading thread) for the next session to take.
+
+    Loading builds the network and reads its file, ~0.2 s that the first dock would
+    otherwise spend on the UI thread. Each loaded model is taken once: sessions never
+    share a network.
+    """
+    _PRELOADED[:] = [load_model()]
 
 
 def session_for(viewer: napari.Viewer) -> Session:
@@ -154,7 +165,7 @@ class Session:
             The file is missing, damaged or not a napari-unet model; the current
             model stays in use.
         """
-        model = load_model(path)
+        model = _PRELOADED.pop() if path is None and _PRELOADED else load_model(path)
         source = Path(path) if path is not None else DEFAULT_MODEL
         beside = click_model_beside(source)
         click_model = load_click_model(beside) if path is not None and beside.exists() else None

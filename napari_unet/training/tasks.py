@@ -39,6 +39,10 @@ from napari_unet.training.plan import Plan, fingerprint, make_plan
 from napari_unet.training.semantic import SemanticSampler, VolumeSampler, semantic_source
 from napari_unet.training.sources import ArraySource
 
+# Going on from a trained class model (init=): its weights already fit, so a lower peak rate
+# reached over the first steps keeps a short run on a few corrections from undoing them,
+# and BatchNorm statistics stay those of the whole training set (see finetune.segmentation).
+CONTINUE_LR, CONTINUE_WARMUP_STEPS = 3e-4, 10
 DEFAULT_SECONDS = 300.0  # time budget when neither max_seconds nor max_steps is given
 TASK_NAMES = ("semantic", "instances")
 
@@ -190,8 +194,10 @@ def train_iter(
     budget = {**_budget(max_seconds, max_steps), "clock": clock}
     if task == "instances":
         return (yield from _instances(data, init, budget, device, stop, seed))
-    plan = semantic_plan(data, spacing, classes, device)
-    if base_channels is not None:
+    plan = continued_plan(init, data) if init is not None else None
+    if plan is None:
+        plan = semantic_plan(data, spacing, classes, device)
+    if base_channels is not None and init is None:
         plan = replace(plan, base_channels=checks.number(base_channels, "base_channels", 1, integer=True))
     model = init if init is not None else new_network(plan, seed)
     if model.config.out_channels != len(plan.label_values):
@@ -199,19 +205,48 @@ def train_iter(
                          f"{len(plan.label_values)} classes ({', '.join(map(str, plan.label_values))})")
     if model.config.spatial_dims != plan.spatial_dims:
         plan = replace(plan, spatial_dims=model.config.spatial_dims)
+    earlier = model_card(model) if init is not None else None
     source = semantic_source([d[0] for d in data], [d[1] for d in data], [d[2] for d in data], plan)
     sampler = VolumeSampler if plan.spatial_dims == 3 else SemanticSampler
     config = TrainConfig(**budget, batch_size=plan.batch_size, patch_size=plan.patch_size[-1], val_every=25,
                          seed=seed, loss=LossConfig(dice_classes=tuple(range(1, len(plan.label_values))),
                                                     dice_present_only=True))  # rare classes: see LossConfig
+    if earlier is not None and earlier.task == "semantic":  # corrections to a class model: gently, as for objects
+        config = replace(config, lr=CONTINUE_LR, warmup_steps=CONTINUE_WARMUP_STEPS, freeze_norm=True)
     result = yield from engine_train_iter(model, source, config, device=device, stop=stop,
                                          batches=lambda src, cfg, rng: sampler(src, plan, rng))
+    provenance = _provenance(result, data, spacing)
+    if earlier is not None and earlier.task == "semantic":  # a class model taught more: its name, its history
+        provenance = {**earlier.provenance, "fine_tuned_on": provenance["trained_on"], "fine_tuning": provenance}
     model.card = ModelCard(
-        name="new classes", task="semantic", classes=plan.class_names, channels=("intensity",),
-        label_values=plan.label_values, intensity=plan.intensity, plan=plan.to_dict(),
-        provenance=_provenance(result, data, spacing),
+        name=earlier.name if earlier is not None and earlier.task == "semantic" else "new classes",
+        task="semantic", classes=plan.class_names, channels=("intensity",),
+        label_values=plan.label_values, intensity=plan.intensity, plan=plan.to_dict(), provenance=provenance,
     )
     return model
+
+
+def continued_plan(model: UNet, data) -> Plan | None:
+    """The plan a class model was trained with, to go on training it on ``data`` (prepared);
+    None for a model without one (objects, or a network not trained here).
+
+    It keeps the model's classes and intensity normalisation, so corrections that show only
+    some classes (a few fixed organ borders) teach the same network; a label value the model
+    does not know is a ValueError saying which.
+    """
+    card = model_card(model)
+    if card.task != "semantic" or not card.plan:
+        return None
+    plan = Plan.from_dict(card.plan)
+    painted = set()
+    for _, lab, ann in data:
+        painted |= {int(v) for v in np.unique(lab[ann])}
+    unknown = sorted(painted - set(plan.label_values))
+    if unknown:
+        known = ", ".join(f"{v} ({n})" for v, n in zip(plan.label_values, plan.class_names))
+        raise ValueError(f"the labels hold value {', '.join(map(str, unknown))}, which '{card.name}' does not know "
+                         f"(its classes: {known}); paint with those values, or train a new model for more classes")
+    return plan
 
 
 def _instances(data, init, budget, device, stop, seed) -> Generator[TrainProgress, None, UNet]:

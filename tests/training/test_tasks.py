@@ -142,3 +142,21 @@ def test_large_objects_are_learnt_and_segmented_at_one_zoom() -> None:
     assert 0.4 < model.card.zoom < 0.8  # ~18 px, the size automatic zoom gives large objects
     again = train(image, objects, task="instances", init=model, max_steps=1, device="cpu")
     assert again.card.zoom == model.card.zoom  # trained on: the zoom it was taught at
+
+
+def test_a_class_model_goes_on_learning_from_corrections_of_some_classes() -> None:
+    image, labels = _volume()
+    model = train(image, _painted(labels, [1, 4, 6]), classes={2: "body", 5: "spot"}, max_steps=2, **TINY)
+    fixed = np.where(labels == 5, 2, labels)  # corrections that show body and background only
+    annotated = np.zeros(labels.shape, bool)
+    annotated[3, 10:40, 10:40] = True
+    before, plan = {k: v.clone() for k, v in model.state_dict().items()}, model.card.plan
+    again = train(image, fixed, annotated=annotated, init=model, max_steps=2, seed=1, device="cpu")
+    card = again.card
+    assert card.label_values == (0, 2, 5) and card.classes == ("background", "body", "spot")  # the model's classes
+    assert card.plan == plan  # its own plan: the same normalisation and patches, not the corrections' fingerprint
+    assert "fine_tuned_on" in card.provenance and card.provenance["trained_on"]  # its history kept
+    assert any(not torch.equal(before[k], v) for k, v in again.state_dict().items())  # it learnt
+    assert set(np.unique(segment(image, again, device="cpu"))) <= {0, 2, 5}
+    with pytest.raises(ValueError, match=r"value 7, which .* does not know \(its classes: 0 \(background\), 2"):
+        train(image, np.where(fixed == 2, 7, fixed), annotated=annotated, init=again, max_steps=1, device="cpu")

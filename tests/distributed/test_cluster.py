@@ -108,6 +108,20 @@ def test_a_killed_worker_does_not_lose_the_run(client, image_zarr, reference, tm
     assert np.array_equal(labels_of(dst), reference)
 
 
+def test_a_lone_worker_runs_torch_on_every_core(image_zarr, tmp_path, threshold_model):
+    """dask starts its workers with OMP_NUM_THREADS=1; the blocks still use the worker's share of cores."""
+    import torch
+    from distributed import Client, LocalCluster
+
+    cores = len(os.sched_getaffinity(0))
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+        with Client(cluster) as c:
+            report = segment_zarr(image_zarr[1], tmp_path / "labels.zarr", threshold_model, client=c,
+                                  block_size=BLOCK, progress=False)
+            assert report.complete
+            assert c.submit(torch.get_num_threads, pure=False).result() == cores  # the thread the blocks ran on
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

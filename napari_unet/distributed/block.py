@@ -8,6 +8,8 @@ their id range: block ``n`` numbers its objects from ``n * stride + 1``, and sti
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from napari_unet.distributed.blocks import Block
@@ -15,6 +17,8 @@ from napari_unet.distributed.plan import BlockRun, mark_done, scaled
 from napari_unet.inference.images import to_canonical
 from napari_unet.inference.predict import predict_iter
 from napari_unet.inference.segment import labels_from
+from napari_unet.inference.tiling import tile_starts
+from napari_unet.inference.zoom import zoomed_shape
 from napari_unet.model.unet import UNet
 from napari_unet.progress import run
 
@@ -41,15 +45,41 @@ def segment_block(image, labels, block: Block, plan: BlockRun, model: UNet) -> i
         canonical, order = canonical[0], order[1:]
     spatial = "".join(a for a in order if a != "C")
     channel_axis = -1 if "C" in order else None
-    probs = run(predict_iter(canonical, model, channel_axis=channel_axis, device=plan.device, normalized=True,
-                             zoom=plan.zoom, keep_zoom=True, tile_size=plan.tile_size, overlap=plan.overlap))
     shape = canonical.shape[:-1] if channel_axis is not None else canonical.shape
+    tile = plan.tile_size
+    if getattr(model.config, "spatial_dims", 2) == 2 and np.ndim(tile) == 0:
+        tile = fitted_tiles(zoomed_shape(shape[-2:], plan.zoom), plan.tile_size, plan.overlap, plan.multiple)
+    probs = run(predict_iter(canonical, model, channel_axis=channel_axis, device=plan.device, normalized=True,
+                             zoom=plan.zoom, keep_zoom=True, tile_size=tile, overlap=plan.overlap))
     found = labels_from(probs, plan.instance_params, plan.task, shape, spatial, plan.spacing)
     core = tuple(block.core_in_read[[a for a in plan.axes if a != "C"].index(a)] for a in spatial)
     ids, n = _numbered(found[core], block.number, plan.stride)
     labels[_index(plan.axes, block.core)] = _to_axes(ids.astype(labels.dtype), spatial, plan.axes)
     mark_done(plan, block.name, n, empty=False)
     return n
+
+
+def fitted_tiles(seen: tuple[int, ...], tile: int, overlap: float, multiple: int) -> tuple[int, ...]:
+    """Per axis of ``seen`` (the block at the network's zoom), the smallest tile edge, a
+    multiple of ``multiple`` and at most ``tile``, that covers it with no more tiles than
+    ``tile`` itself would, overlapping by at least ``overlap``.
+
+    A block is rarely a whole number of tiles: with tiles of one edge the last one lies
+    almost entirely over its neighbour (a 800-px block takes two 512-px tiles, 224 px
+    predicted twice). Tiles fitted to the block make as many forward passes, each smaller:
+    the block's tiles hold no more pixels than the whole image's tiles over the same area.
+    """
+    edges = []
+    for n in seen:
+        count = len(tile_starts(n, tile, overlap))
+        if count == 1:
+            edges.append(tile)
+            continue
+        edge = -(-math.ceil(n / (count - (count - 1) * overlap)) // multiple) * multiple
+        while edge < tile and len(tile_starts(n, edge, overlap)) > count:
+            edge += multiple
+        edges.append(min(edge, tile))
+    return tuple(edges)
 
 
 def _index(axes: str, slices: tuple[slice, ...]) -> tuple:

@@ -34,13 +34,15 @@ SAMPLE_PIXELS = 4_000_000  # pixels read (from the coarsest level that has them)
 MEASURE_EDGE = 512  # the central window on which the zoom and the largest object are measured
 MEASURE_PLANES = 16  # ... and its planes, for a volume
 ZOOM_STEP = 8  # the zoom is rounded to eighths, so blocks can start where the whole image's pixels do
+BLOCK_2D = 2048  # default core edge of a plane: ~1.2 GB per worker at its peak (docs/scale.md)
+BLOCK_3D = 256  # ... and of a volume
 
 
 @dataclass(frozen=True)
 class BlockSettings:
     """What the user chooses for a block-wise run; everything else is measured."""
 
-    block_size: int | tuple[int, ...] | None = None  # core edge per non-channel axis (None: 1024 in 2D, 256 in 3D)
+    block_size: int | tuple[int, ...] | None = None  # core edge per non-channel axis (None: 2048 in 2D, 256 in 3D)
     halo: int | None = None  # pixels read around each block (None: half the receptive field + largest object)
     zoom: float | None = None  # magnification the network sees (None: measured once, as segment does)
     params: InstanceParams | None = None  # post-processing (None: the model's own settings)
@@ -152,7 +154,10 @@ def plan_run(image: ZarrImage, dst: Path, dst_array: Path, model: UNet, settings
     if previous is not None and previous.same_job(plan):
         return with_measured(previous, plan)
     low, high = intensity_range(image, *card.normalization)
-    zoom, extent = _measure(image, model, params, spacing, low, high, settings)
+    if settings.zoom is not None and (settings.halo is not None or edges == shape):
+        zoom, extent = settings.zoom, {}  # nothing left to measure: the zoom is given, the halo given or unused
+    else:
+        zoom, extent = _measure(image, model, params, spacing, low, high, settings)
     zoom = max(1, round(zoom * ZOOM_STEP)) / ZOOM_STEP
     reach = math.ceil(receptive_field(model) / 2 / zoom)
     halo = []
@@ -187,8 +192,8 @@ def labels_chunks(plan: BlockRun) -> tuple[int, ...]:
 def _edges(block_size, blocked: list[str], shape: tuple[int, ...]) -> tuple[int, ...]:
     """Core edges per non-channel axis: 1 along T, the given size (or the default) elsewhere."""
     space = [a for a in blocked if a != "T"]
-    if block_size is None:
-        block_size = 1024 if "Z" not in space else 256
+    if block_size is None:  # 2048² cores: halos add ~25 % to the pixels read, not 50-130 % as at 1024²
+        block_size = BLOCK_2D if "Z" not in space else BLOCK_3D
     sizes = (block_size,) * len(space) if np.ndim(block_size) == 0 else tuple(block_size)
     if len(sizes) != len(space):
         raise ValueError(f"block_size gives {len(sizes)} edges for {len(space)} axes ({''.join(space)}); "

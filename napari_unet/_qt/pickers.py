@@ -21,6 +21,9 @@ _SESSION = "session"  # item data of a model that came from elsewhere (e.g. fine
 class ImageLayerPicker(QWidget):
     """Image layers the session's model can take; a note says why others are not listed.
 
+    ``accepts(layer, n_channels)`` reads a layer as the widget feeds it to the model, or
+    raises ValueError saying why it can't (default :func:`model_input`).
+
     Signals
     -------
     changed()
@@ -29,9 +32,9 @@ class ImageLayerPicker(QWidget):
 
     changed = Signal()
 
-    def __init__(self, viewer, session, parent: QWidget | None = None):
+    def __init__(self, viewer, session, parent: QWidget | None = None, *, accepts=model_input):
         super().__init__(parent)
-        self.viewer, self.session = viewer, session
+        self.viewer, self.session, self.accepts = viewer, session, accepts
         self.combo = QComboBox()
         self.combo.setToolTip("The image layer to work on; follows the layer you select. Layers the model "
                               "cannot take are left out, and the note below says why")
@@ -74,7 +77,7 @@ class ImageLayerPicker(QWidget):
             if not isinstance(layer, Image):
                 continue
             try:
-                model_input(layer, n_channels)
+                self.accepts(layer, n_channels)
             except ValueError as exc:
                 self._rejected[layer.name] = str(exc)
             else:

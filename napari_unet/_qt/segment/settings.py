@@ -11,11 +11,12 @@ from napari_unet.inference.instances import InstanceParams
 
 _DEFAULT = InstanceParams()
 ZOOMS = {"auto": None, "1× (off)": 1.0, "1.5×": 1.5, "2×": 2.0, "3×": 3.0, "0.5×": 0.5}
+SIDE_PLANES = {"auto": None, "on": True, "off": False}  # segment_iter's orientations
 
 
 class AdvancedSettings(QCollapsible):
-    """Zoom, test-time augmentation, tile size and overlap (a new network pass), thresholds
-    and minimum size (instant).
+    """Zoom, test-time augmentation, a volume's side planes, tile size and overlap (a new
+    network pass), thresholds and minimum size (instant).
 
     Signals
     -------
@@ -49,6 +50,13 @@ class AdvancedSettings(QCollapsible):
             "Test-time augmentation: the network sees every tile flipped and rotated 8 ways and "
             "the results are averaged. 8x slower; objects come out slightly more accurate"
         )
+        self.side_planes = QComboBox()
+        self.side_planes.addItems(list(SIDE_PLANES))
+        self.side_planes.setToolTip(
+            "Volumes (Z: depth): also predict the ZY and ZX planes and average them with the XY "
+            "planes. About 3x the work; better 3D objects when voxels are near cubes. auto: when the "
+            "layer's scale has Z within 1.5x the pixel size in Y and X; on: always; off: never"
+        )
         self.interior = spin(
             QDoubleSpinBox(), 0.05, 0.95, _DEFAULT.interior_threshold, 0.05,
             "P(interior) above which a pixel seeds an object; raise it to split touching objects less",
@@ -68,6 +76,7 @@ class AdvancedSettings(QCollapsible):
 
         form.addRow("zoom", self.zoom)
         form.addRow("", self.tta)
+        form.addRow("side planes", self.side_planes)
         form.addRow("tile size", self.tile_size)
         form.addRow("tile overlap", self.overlap)
         form.addRow("interior threshold", self.interior)
@@ -108,4 +117,5 @@ class AdvancedSettings(QCollapsible):
     def predict_kwargs(self) -> dict:
         """The settings that need a new network pass, as keyword arguments of ``segment_iter``."""
         return {"zoom": ZOOMS[self.zoom.currentText()], "tta": self.tta.isChecked(),
+                "orientations": SIDE_PLANES[self.side_planes.currentText()],
                 "tile_size": self.tile_size.value(), "overlap": self.overlap.value()}

@@ -30,7 +30,6 @@ from napari_unet._qt.layers import (
     displayed_plane,
     find_masks,
     masks_name,
-    model_input,
     new_labels,
     show_probabilities,
     spatial_transform,
@@ -39,6 +38,7 @@ from napari_unet._qt.layers import (
 from napari_unet._qt.pickers import DevicePicker, ImageLayerPicker, ModelPicker
 from napari_unet._qt.remember import current, remember, restore_defaults
 from napari_unet._qt.segment.blockwise import destination, open_labels_array, zarr_source
+from napari_unet._qt.segment.series import ALL_TIMES, ONE_TIME, is_series, segment_input, series_axes, time_point
 from napari_unet._qt.segment.settings import AdvancedSettings
 from napari_unet._qt.session import Prediction, session_for
 from napari_unet._qt.widgets import StatusLabel, combo, scroll_body
@@ -74,8 +74,9 @@ class SegmentWidget(QWidget):
         self._outputs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # image -> masks
         self._shown_step = (0.0, "")  # when the bar last moved, and the stage it showed
         self._started = 0.0  # when Segment was last pressed
+        self._stages: set[str] = set()  # what the running Segment job has done (its progress stages)
 
-        self.image = ImageLayerPicker(napari_viewer, self.session)
+        self.image = ImageLayerPicker(napari_viewer, self.session, accepts=segment_input)
         self.model = ModelPicker(self.session)
         self.model_info = QLabel()
         self.model_info.setWordWrap(True)
@@ -85,6 +86,9 @@ class SegmentWidget(QWidget):
             "What a stack's first axis is. Z: the planes of one volume, each object one 3D label through its "
             "planes (split using the layer's scale as voxel size). T: a time series, every frame segmented on "
             "its own. Remembered for the layer"))
+        self.times = combo((ALL_TIMES, ONE_TIME), tip=(
+            "For a 4D layer, read as T, Z, Y, X (time points of volumes): every time point, or the one on "
+            "screen; each volume segmented into 3D objects, ids unique over the series"))
         self.existing = combo((REPLACE, NEW_LAYER), tip="What to do when '<image> masks' already exists")
         self.show_probabilities = QCheckBox("add a probabilities layer")
         self.show_probabilities.setToolTip("Also add the network's foreground probability (0-1) as an image "
@@ -108,6 +112,7 @@ class SegmentWidget(QWidget):
         form.addRow("device", self.device)
         form.addRow("stack axis", self.stack_axis)
         form.addRow("segment", self.scope)
+        form.addRow("time points", self.times)
         form.addRow("existing masks", self.existing)
         form.addRow("", self.show_probabilities)
         layout = QVBoxLayout(scroll_body(self))
@@ -136,7 +141,8 @@ class SegmentWidget(QWidget):
 
         # options the user set last time (napari_unet.settings); the model and device are the
         # session's, shared with the other widgets, so only a fresh session takes them
-        remembered = {"device": self.device, "scope": self.scope, "existing masks": self.existing,
+        remembered = {"device": self.device, "scope": self.scope, "time points": self.times,
+                      "side planes": self.advanced.side_planes, "existing masks": self.existing,
                       "probabilities layer": self.show_probabilities, "zoom": self.advanced.zoom,
                       "tta": self.advanced.tta, "tile size": self.advanced.tile_size,
                       "tile overlap": self.advanced.overlap}
@@ -217,13 +223,19 @@ class SegmentWidget(QWidget):
             model = self.session.ensure_model()
             if model_card(model).task == "click":
                 raise ValueError("this is a click-to-segment model; load a segmentation model here")
-            source = model_input(layer, image_channels(model))
+            source = segment_input(layer, image_channels(model))
         except ValueError as exc:  # ModelFileError too
             self._say(str(exc))
             return
         plane, axes, spacing = None, None, None
         job_input = source
-        if source.is_stack and self.scope.currentText() == PLANE:
+        if is_series(source):  # T, Z, Y, X: every time point a volume of 3D objects
+            axes = series_axes(source)
+            spacing = tuple(float(s) for s in np.asarray(layer.scale)[list(source.spatial_axes[1:])])
+            if self.times.currentText() == ONE_TIME:
+                plane = displayed_plane(self.viewer, layer, source.spatial_axes)
+                job_input, axes = time_point(source, plane)
+        elif source.is_stack and self.scope.currentText() == PLANE:
             plane = displayed_plane(self.viewer, layer, source.spatial_axes)
             job_input = source.plane(plane)
         elif source.is_stack:
@@ -239,7 +251,8 @@ class SegmentWidget(QWidget):
         run_settings = self.advanced.predict_kwargs()  # as they are now: the message says which zoom
         # why the network sees the image at its zoom: the objects' size, the model's own, or the setting
         reason = "set" if run_settings["zoom"] is not None else ("model" if model_card(model).zoom else "auto")
-        where = f" (plane {plane})" if plane is not None else ""
+        where = "" if plane is None else f" (time point {plane})" if is_series(source) else f" (plane {plane})"
+        self._stages = set()
         self._worker = start_job(
             self.session,
             segment_job,
@@ -316,6 +329,7 @@ class SegmentWidget(QWidget):
         # cursor; it must not cancel the run the first press started
 
     def _progress(self, step: Progress) -> None:
+        self._stages.add(step.stage)
         now = time.monotonic()
         if step.stage == self._shown_step[1] and now - self._shown_step[0] < PROGRESS_INTERVAL_S:
             return
@@ -331,8 +345,8 @@ class SegmentWidget(QWidget):
         if foreground is not None:
             show_probabilities(self.viewer, layer, source, plane, foreground)
         replace = self.existing.currentText() == REPLACE
-        target, message = self._write_masks(layer, source, plane, labels, replace, card)
-        if prediction.axes:  # a whole stack: say how it was read, and which planes
+        target, message = self._write_masks(layer, source, plane, labels, replace, card, _where(source, plane, labels))
+        if prediction.axes and not is_series(source):  # a whole stack: say how it was read, and which planes
             n = np.shape(labels)[0]
             kind = (f" 3D objects through its {n} planes" if "Z" in prediction.axes else
                     f" objects in its {n} frames (0-{n - 1}), each segmented in 2D")
@@ -349,14 +363,15 @@ class SegmentWidget(QWidget):
                 message += f" The network saw the image at zoom ×{zoom:g}, the zoom it was fine-tuned at."
             else:
                 message += f" The network saw the image at zoom ×{zoom:g} (Advanced › zoom)."
+        if "orientations" in self._stages:  # what the run did, whichever rule chose it
+            message += " The ZY and ZX planes were averaged in with the XY planes (Advanced › side planes)."
         self._say(message)
 
-    def _write_masks(self, layer, source: ModelInput, plane, labels, replace: bool, card=None):
+    def _write_masks(self, layer, source: ModelInput, plane, labels, replace: bool, card=None, where: str = ""):
         shape = tuple(np.shape(source.data)[ax] for ax in source.spatial_axes)
         target = find_masks(self.viewer, layer, shape) if replace else None
         found = (what_was_found(labels, card) if card is not None and card.task == "semantic"
                  else f"{int(labels.max())} objects")  # the core numbers objects 1..n (np.unique: 0.3 s at 2048²)
-        where = f" in plane {plane}" if plane is not None else ""
         changed = write_labels(target, labels, plane) if target is not None else None
         if changed is not None:
             message = (
@@ -446,10 +461,10 @@ class SegmentWidget(QWidget):
         else:
             self.model_info.setText(self._model_error or "no model loaded")
         layer = self.image.current_layer()
-        stack = self._is_stack(layer)  # the plane/stack choice only exists for stacks
-        for field in (self.scope, self.stack_axis):
-            field.setVisible(stack)
-            self._form.labelForField(field).setVisible(stack)
+        stack, series = self._stack_or_series(layer)  # the plane/stack choice only exists for stacks
+        for field, shown in ((self.scope, stack), (self.stack_axis, stack), (self.times, series)):
+            field.setVisible(shown)
+            self._form.labelForField(field).setVisible(shown)
         if stack:
             kind = self._stack_kind(layer)
             self.stack_axis.blockSignals(True)
@@ -465,7 +480,7 @@ class SegmentWidget(QWidget):
         said = layer.metadata.get(STACK_AXIS)
         if said in ("Z", "T"):
             return said
-        source = model_input(layer, image_channels(self.session.model))
+        source = segment_input(layer, image_channels(self.session.model))
         labels = list(self.viewer.dims.axis_labels)
         index = len(labels) - layer.ndim + source.spatial_axes[0]
         label = labels[index].lower() if 0 <= index < len(labels) else ""
@@ -476,17 +491,19 @@ class SegmentWidget(QWidget):
         if layer is not None and text in (DEPTH, TIME):
             layer.metadata[STACK_AXIS] = "Z" if text == DEPTH else "T"
 
-    def _is_stack(self, layer) -> bool:
+    def _stack_or_series(self, layer) -> tuple[bool, bool]:
+        """Whether ``layer`` is a stack (Z or T, Y, X) and whether a time series of volumes."""
         if layer is None or self.session.model is None:
-            return False
+            return False, False
         try:
-            return model_input(layer, image_channels(self.session.model)).is_stack
+            source = segment_input(layer, image_channels(self.session.model))
         except ValueError:
-            return False
+            return False, False
+        return source.is_stack, is_series(source)
 
     def _set_running(self, running: bool) -> None:
-        for widget in (self.image, self.model, self.device, self.scope, self.stack_axis, self.existing,
-                       self.advanced):
+        for widget in (self.image, self.model, self.device, self.scope, self.stack_axis, self.times,
+                       self.existing, self.advanced):
             widget.setEnabled(not running)
         self.run_button.setText("Cancel" if running else "Segment")
         self.bar.setVisible(running)
@@ -511,3 +528,14 @@ class SegmentWidget(QWidget):
 
     def _say(self, text: str) -> None:
         self.status.setText(text)
+
+
+def _where(source: ModelInput, plane: int | None, labels) -> str:
+    """Which part of the layer was segmented, for the status line ("" for all of an image or stack)."""
+    if is_series(source):
+        depth = np.shape(labels)[-3]
+        if plane is not None:
+            return f" in time point {plane} (in 3D, through its {depth} planes)"
+        n = np.shape(labels)[0]
+        return f" in its {n} time points (0-{n - 1}), each volume in 3D through its {depth} planes"
+    return f" in plane {plane}" if plane is not None else ""

@@ -1,0 +1,76 @@
+"""Time series of volumes in the Segment widget: which 4D and 5D layers feed the core, and how.
+
+A 4D layer is read as T, Z, Y, X, napari's order (the time slider above the depth slider):
+every time point is a volume, segmented into 3D objects. Channels come as RGB(A) or as one
+more axis, first (C, T, Z, Y, X), second (T, C, Z, Y, X: OME-Zarr's order) or third
+(T, Z, C, Y, X: ImageJ hyperstacks').
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from napari_unet._qt.layers import ModelInput, model_input
+from napari_unet.inference.images import spatial_shape
+
+ALL_TIMES, ONE_TIME = "all time points", "displayed time point"
+
+
+def segment_input(layer, n_channels: int) -> ModelInput:
+    """:func:`~napari_unet._qt.layers.model_input`, and time series of volumes besides (four
+    spatial axes); raises ValueError saying why the layer cannot be segmented.
+    """
+    if getattr(layer, "multiscale", False):
+        return model_input(layer, n_channels)  # which says why not
+    data = layer.data
+    shape = np.shape(data)
+    axis = len(shape) - 1 if getattr(layer, "rgb", False) else _channel_axis(shape, n_channels)
+    if len(shape) - (axis is not None) < 4:  # an image or a stack, as the other widgets take them
+        return model_input(layer, n_channels)
+    if len(shape) - (axis is not None) > 4:
+        raise ValueError(
+            f"shape {shape} has more than 4 spatial dimensions (T, Z, Y, X) for a model taking "
+            f"{n_channels} channel{'s' * (n_channels != 1)}: open one channel per layer "
+            "(e.g. File › Open with channels split, or viewer.add_image(data, channel_axis=1)), "
+            "or load a model trained on this many channels"
+        )
+    spatial_shape(data, n_channels, axis, max_dims=4)  # empty, or pixels that are not numbers
+    return ModelInput(data, axis, tuple(ax for ax in range(np.ndim(data)) if ax != axis))
+
+
+def is_series(source: ModelInput) -> bool:
+    """Whether ``source`` is a time series of volumes (T, Z, Y, X)."""
+    return len(source.spatial_axes) == 4
+
+
+def series_axes(source: ModelInput) -> str:
+    """The letters of a series' axes for the core, e.g. ``"TZYX"``, ``"TCZYX"``, ``"TZYXC"``."""
+    letters = dict(zip(source.spatial_axes, "TZYX"))
+    return "".join(letters.get(ax, "C") for ax in range(np.ndim(source.data)))
+
+
+def time_point(source: ModelInput, t: int) -> tuple[ModelInput, str]:
+    """The volume at time point ``t`` (T dropped), and its axes letters (``"ZYX"``, ``"CZYX"`` ...)."""
+    plane = source.plane(t)
+    return plane, series_axes(source).replace("T", "")
+
+
+def _channel_axis(shape: tuple[int, ...], n_channels: int) -> int | None:
+    """Where a layer of four or more axes holds a model's ``n_channels`` channels: first if they
+    fit there (as for stacks), else (5D) the one of the second and third axes that has that many.
+    """
+    if n_channels == 1 or len(shape) < 4:
+        return None
+    if shape[0] == n_channels:
+        return 0
+    if len(shape) < 5:
+        return None
+    fits = [ax for ax in (1, 2) if shape[ax] == n_channels]
+    if len(fits) != 1:
+        where = "none" if not fits else "both"
+        raise ValueError(
+            f"the model takes {n_channels} channels and {where} of axes 1 and 2 of shape {shape} "
+            f"{'has' if not fits else 'have'} {n_channels} entries: put the channels first "
+            "(C, T, Z, Y, X) or load a model trained on this many channels"
+        )
+    return fits[0]

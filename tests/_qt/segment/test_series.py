@@ -1,0 +1,132 @@
+"""The Segment widget on 4D and 5D layers: time points of volumes, each in 3D, ids unique over time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _qt_helpers import disks, run_segment
+from napari.layers import Labels
+
+from napari_unet.model.files import save_model
+from napari_unet.model.unet import UNet
+
+T, Z = 3, 5
+
+
+def volume(seed: int, **kwargs) -> np.ndarray:
+    """Six disks (:func:`disks`) through three planes, a dim plane above and below: six 3D objects."""
+    plane = disks(seed=seed, **kwargs)
+    dim = np.full_like(plane, 10)
+    return np.stack([dim, plane, plane, plane, dim])
+
+
+def series() -> np.ndarray:
+    return np.stack([volume(t) for t in range(T)])  # (T, Z, Y, X)
+
+
+def masks(viewer) -> Labels:
+    layer = viewer.layers["movie masks"]
+    assert isinstance(layer, Labels)
+    return layer
+
+
+def ids(labels: np.ndarray) -> set[int]:
+    return set(np.unique(labels).tolist()) - {0}
+
+
+def test_all_time_points_give_3d_objects_with_ids_unique_over_time(qtbot, viewer_widget):
+    viewer, widget = viewer_widget
+    data = series()
+    viewer.add_image(data, name="movie", scale=(1, 2, 1, 1))
+    assert widget.image.current_layer() is not None  # listed: 4D layers are segmented
+    assert not widget.times.isHidden() and widget.times.currentText() == "all time points"
+    assert widget.scope.isHidden() and widget.stack_axis.isHidden()  # T and Z are both known
+    run_segment(qtbot, widget)
+    labels = masks(viewer)
+    assert labels.data.shape == data.shape
+    np.testing.assert_allclose(labels.scale, (1, 2, 1, 1))
+    per_time = [ids(labels.data[t]) for t in range(T)]
+    assert [len(found) for found in per_time] == [6] * T
+    assert not per_time[0] & per_time[1] and not per_time[1] & per_time[2]  # unique over the series
+    for t in range(T):  # one id per object through its planes
+        assert np.array_equal(labels.data[t, 1], labels.data[t, 3]) and labels.data[t, 0].max() == 0
+    status = widget.status.text()
+    assert "18 objects in its 3 time points (0-2), each volume in 3D through its 5 planes" in status
+
+    widget.advanced.min_size.setValue(10_000)  # re-thresholding works on the whole series
+    qtbot.waitUntil(lambda: masks(viewer).data.max() == 0, timeout=10_000)
+    widget.advanced.min_size.setValue(10)
+    qtbot.waitUntil(lambda: len(ids(masks(viewer).data)) == 18, timeout=10_000)
+    assert np.array_equal(masks(viewer).data[2, 1], masks(viewer).data[2, 3])
+
+
+def test_the_displayed_time_point_alone(qtbot, viewer_widget):
+    viewer, widget = viewer_widget
+    data = series()
+    viewer.add_image(data, name="movie", scale=(1, 2, 1, 1))  # coarse Z: no side planes, quick
+    widget.times.setCurrentText("displayed time point")
+    viewer.dims.set_current_step(0, 1)
+    run_segment(qtbot, widget)
+    labels = masks(viewer)
+    assert labels.data.shape == data.shape
+    assert labels.data[0].max() == 0 and labels.data[2].max() == 0  # only the time point on screen
+    assert len(ids(labels.data[1])) == 6 and np.array_equal(labels.data[1, 1], labels.data[1, 2])
+    assert "6 objects in time point 1 (in 3D, through its 5 planes)" in widget.status.text()
+
+    viewer.dims.set_current_step(0, 2)  # the next one goes into the same layer, beside the first
+    run_segment(qtbot, widget)
+    assert len(ids(labels.data[1])) == 6 and len(ids(labels.data[2])) == 6
+    assert not ids(labels.data[1]) & ids(labels.data[2])
+    assert "time point 2" in widget.status.text() and "Ctrl+Z" in widget.status.text()
+    labels.undo()  # one undo step takes time point 2 back out
+    assert labels.data[2].max() == 0 and len(ids(labels.data[1])) == 6
+
+
+def test_layers_the_model_cannot_take_are_explained(viewer_widget, tmp_path):
+    viewer, widget = viewer_widget
+    viewer.add_image(np.zeros((2, 3, 4, 16, 16), np.float32), name="tczyx")
+    note = widget.image.note.text()
+    assert widget.image.combo.findText("tczyx") < 0
+    assert "'tczyx' is not listed" in note and "more than 4 spatial dimensions" in note
+    assert "model taking 1 channel" in note  # what is wrong, and what to do
+    assert not widget.run_button.isEnabled()
+
+    widget.model.load(save_model(UNet(2, 3, base_channels=4, depth=2), tmp_path / "two.safetensors"))
+    viewer.add_image(np.zeros((3, 2, 2, 16, 16), np.float32), name="which")  # axes 1 and 2 both of 2
+    note = widget.image.note.text()
+    assert "'which' is not listed" in note and "both of axes 1 and 2" in note
+    assert "put the channels first" in note
+
+
+def test_channels_of_a_5d_layer_feed_a_model_taking_them(qtbot, viewer_widget, tmp_path):
+    import torch
+
+    viewer, widget = viewer_widget
+    torch.manual_seed(0)
+    widget.model.load(save_model(UNet(2, 3, base_channels=4, depth=2), tmp_path / "two.safetensors"))
+    rng = np.random.default_rng(0)
+    data = rng.random((2, 2, 3, 32, 32)).astype(np.float32)  # T, C, Z, Y, X: OME-Zarr's order
+    viewer.add_image(data, name="movie", scale=(1, 1, 2, 1, 1))
+    assert widget.image.current_layer() is not None and not widget.times.isHidden()
+    widget.advanced.zoom.setCurrentText("1× (off)")  # a random network: no objects to measure
+    run_segment(qtbot, widget)
+    assert masks(viewer).data.shape == (2, 3, 32, 32)  # the channels went into the network
+    assert "its 2 time points (0-1)" in widget.status.text()
+
+
+@pytest.mark.parametrize("side_planes, scale, averaged", [
+    ("off", (1, 1, 1), False),  # voxels are cubes, where auto would average them
+    ("on", (3, 1, 1), True),  # Z three times coarser, where auto would leave them out
+])
+def test_side_planes_switch(qtbot, viewer_widget, side_planes, scale, averaged):
+    viewer, widget = viewer_widget
+    small = volume(0, shape=(16, 32), n=2, radius=5)  # two objects: the side planes are many small images
+    layer = viewer.add_image(small, name="vol", scale=scale)
+    layer.metadata["napari_unet_stack_axis"] = "Z"
+    assert widget.advanced.side_planes.currentText() == "auto"  # the default: the rule decides
+    widget.advanced.side_planes.setCurrentText(side_planes)
+    widget.advanced.zoom.setCurrentText("1× (off)")
+    run_segment(qtbot, widget)
+    assert ("ZY and ZX planes were averaged" in widget.status.text()) is averaged
+    labels = viewer.layers["vol masks"].data
+    assert len(ids(labels)) == 2 and np.array_equal(labels[1], labels[3])

@@ -8,7 +8,8 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
-from napari_unet.inference.zoom import labels_to_shape
+from napari_unet.inference.predict import QUANTUM, as_float
+from napari_unet.inference.zoom import labels_to_shape, unzoom
 from napari_unet.labels import drop_small
 
 
@@ -46,9 +47,10 @@ def instances_from_probabilities(
     ``shape`` (default: the probabilities' own) is the image's spatial shape when the
     network saw it resampled (``zoom``): objects are then found at the pixels the network
     saw, where neighbours that touch are still apart, and brought to the image's pixels
-    with :func:`labels_to_shape`; ``min_size`` counts the image's pixels.
+    with :func:`labels_to_shape`; ``min_size`` counts the image's pixels. uint8
+    probabilities (0-255, :func:`~napari_unet.inference.predict.quantize`) are read as 0-1.
     """
-    probs = np.asarray(probabilities)
+    probs = as_float(probabilities)
     shape = tuple(probs.shape[1:]) if shape is None else tuple(shape)
     if probs.ndim - 1 != len(shape) or probs.shape[1:-2] != shape[:-2]:
         raise ValueError(f"probabilities of spatial shape {probs.shape[1:]} cannot make labels of shape {shape}")
@@ -105,9 +107,9 @@ def _instances_2d(probs: np.ndarray, params: InstanceParams) -> np.ndarray:
 
 
 def instances_3d(probabilities: np.ndarray, params: InstanceParams = InstanceParams(),
-                 spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> np.ndarray:
-    """3D objects from (3, Z, Y, X) probabilities at the volume's voxels: one id per object
-    through its planes.
+                 spacing: tuple[float, float, float] = (1.0, 1.0, 1.0), shape: tuple[int, ...] | None = None,
+                 out: np.ndarray | None = None) -> np.ndarray:
+    """3D objects from (3, Z, Y, X) probabilities: one id per object through its planes.
 
     The interiors the network found seed the objects, joined across planes where they
     touch; a seeded watershed over the distance to the background, measured in physical
@@ -117,30 +119,49 @@ def instances_3d(probabilities: np.ndarray, params: InstanceParams = InstancePar
     is under ``min_size`` pixels, or whose volume is under ``min_relative_size`` of the
     median object's, are removed; ids are 1..n.
 
+    The probabilities are float (0-1) or uint8 (0-255, as
+    :func:`~napari_unet.inference.predict.quantize` stores them), at the volume's voxels or,
+    with ``shape`` (Z, Y, X), at a zoom in Y and X: each plane is then brought to the
+    volume's pixels as it is thresholded. The labels (int32 of the volume's shape) are
+    written into ``out`` when given.
+
     Each connected piece of foreground is split in its own bounding box (the distance
-    to the background and the flood stay inside it), so memory beyond the labels is that
-    of the largest piece, not of the volume: a 200x1024x1024 stack needs no 4-8 GB
-    volume-wide distance map.
+    to the background and the flood stay inside it), so memory beyond the labels and one
+    mask is that of the largest piece, not of the volume: a 200x1024x1024 stack needs no
+    4-8 GB volume-wide distance map.
     """
     probs = np.asarray(probabilities)
     if probs.ndim != 4 or probs.shape[0] != 3:
         raise ValueError(f"3D instances need (3, Z, Y, X) probabilities, got shape {probs.shape}")
-    foreground = probs[0] < 1.0 - params.foreground_threshold
-    if params.fill_holes:
-        for plane in foreground:
-            plane[...] = ndi.binary_fill_holes(plane)
-    labels, n_blobs = ndi.label(foreground, output=np.int32)
+    shape = tuple(probs.shape[1:]) if shape is None else tuple(shape)
+    zoomed = shape != tuple(probs.shape[1:])
+    foreground = np.empty(shape, bool)
+    interior = np.empty(shape, bool) if zoomed else probs[1]  # seeds are read box by box
+    stored = np.float32 if zoomed else probs.dtype  # a zoomed plane is read as floats
+    below = _level(1.0 - params.foreground_threshold, stored)
+    above = _level(params.interior_threshold, stored)
+    for z in range(shape[0]):  # plane by plane: no float copy of the volume
+        plane = unzoom(as_float(probs[:2, z]), shape[1:]) if zoomed else probs[:2, z]
+        np.less(plane[0], below, out=foreground[z])
+        if zoomed:
+            np.greater(plane[1], above, out=interior[z])
+        if params.fill_holes:
+            foreground[z] = ndi.binary_fill_holes(foreground[z])
+    if zoomed:
+        above = False  # the interiors are a mask already
+    labels = np.empty(shape, np.int32) if out is None else out
+    n_blobs = ndi.label(foreground, output=labels)
     del foreground
     # the objects are written as negative ids into the pieces' own array: a piece's box
     # may overlap pieces still to be split, which keep their positive numbers until then
     next_id = 1
-    for blob, box in enumerate(ndi.find_objects(labels), start=1):
+    for blob, box in enumerate(ndi.find_objects(labels, max_label=n_blobs), start=1):
         if box is None:
             continue
         box = tuple(slice(max(0, s.start - 1), min(n, s.stop + 1)) for s, n in zip(box, labels.shape))
         piece = labels[box]
         region = piece == blob
-        seeds, n_seeds = ndi.label((probs[(1, *box)] > params.interior_threshold) & region)
+        seeds, n_seeds = ndi.label((interior[box] > above) & region)
         if n_seeds <= 1:  # one object as it is
             piece[region] = -next_id
             next_id += 1
@@ -154,6 +175,11 @@ def instances_3d(probabilities: np.ndarray, params: InstanceParams = InstancePar
     if not labels.any():
         return labels
     return _drop_small_3d(labels, params.min_size, params.min_relative_size)
+
+
+def _level(threshold: float, dtype: np.dtype) -> float:
+    """A probability threshold in the units of probabilities stored as ``dtype``."""
+    return threshold * QUANTUM if dtype == np.uint8 else threshold
 
 
 def _drop_small_3d(labels: np.ndarray, min_size: int, min_relative_size: float) -> np.ndarray:

@@ -55,3 +55,45 @@ def normalize_intensity(image: np.ndarray, intensity: dict) -> np.ndarray:
         sample = _subsample(clipped)
         return ((clipped - float(sample.mean())) / max(float(sample.std()), 1e-6)).astype(np.float32, copy=False)
     raise ValueError(f"unknown intensity scheme {scheme!r}; this version knows {', '.join(SCHEMES)}")
+
+
+def stack_range(stack: np.ndarray, channel_axis: int | None, low: float = 1.0, high: float = 99.8) -> np.ndarray:
+    """The intensities that :func:`~napari_unet.inference.images.normalize_stack` maps to 0
+    and 1, per channel, as a (C, 2) float64 array: one scale for all the planes of ``stack``.
+
+    Reads the same subsample as ``normalize_stack`` and makes no float copy of the stack,
+    so a volume can be scaled plane by plane (:func:`scale_plane`) as the network takes it.
+
+    Raises
+    ------
+    ValueError
+        If the stack holds NaN or infinite values.
+    """
+    arr = np.asarray(stack)
+    chans = arr[None] if channel_axis is None else np.moveaxis(arr, channel_axis, 0)
+    ranges = np.empty((chans.shape[0], 2), np.float64)  # as np.percentile gives them
+    for c, ch in enumerate(chans):
+        flat = ch.reshape(-1, ch.shape[-1])  # (planes * Y, X), as normalize_stack sees it
+        if np.issubdtype(flat.dtype, np.floating) and not all(np.isfinite(p).all() for p in flat):
+            raise ValueError("the image contains NaN or infinite values; replace them first (e.g. np.nan_to_num)")
+        step = max(1, int(np.sqrt(flat.size / 1_000_000)))
+        lo, hi = np.percentile(flat[::step, ::step].astype(np.float32), (low, high))
+        if hi - lo < 1e-6:
+            lo, hi = float(flat.min()), float(flat.max())
+        ranges[c] = lo, hi
+    return ranges
+
+
+def scale_plane(plane: np.ndarray, ranges: np.ndarray) -> np.ndarray:
+    """A (C, Y, X) or (C, Z, Y, X) block mapped to 0-1 by its channels' (C, 2) ``ranges``
+    (:func:`stack_range`), float32: what ``normalize_stack`` gives for those pixels.
+    """
+    out = np.empty(plane.shape, np.float32)
+    for c, (ch, (lo, hi)) in enumerate(zip(plane, ranges)):
+        ch = ch.astype(np.float32, copy=False)
+        if not np.isfinite(hi - lo):  # the range overflows (values near the type's limits)
+            ch, lo, hi = ch * 0.5, lo * 0.5, hi * 0.5
+        scale = 1.0 / (hi - lo) if hi - lo > 1e-12 else 0.0
+        np.subtract(ch, lo, out=out[c])
+        out[c] *= scale
+    return out

@@ -13,7 +13,8 @@ from collections.abc import Generator
 
 import numpy as np
 
-from napari_unet.inference.predict import predict_iter
+from napari_unet.inference.intensity import scale_plane
+from napari_unet.inference.predict import as_float, predict_iter, quantize
 from napari_unet.inference.zoom import resample
 from napari_unet.model.unet import UNet
 from napari_unet.progress import Progress, relay
@@ -40,6 +41,7 @@ def three_orientations_iter(
     model: UNet,
     spacing: tuple[float, float, float],
     depth: int,
+    ranges: np.ndarray | None = None,
     **predict_kwargs,
 ) -> Generator[Progress, None, np.ndarray]:
     """Average the ZY and ZX planes' probabilities into the XY planes' ones, volume by volume.
@@ -48,10 +50,12 @@ def three_orientations_iter(
     ----------
     xy
         (n_classes, N * Z, y, x) probabilities of the XY planes of N volumes of ``depth``
-        planes each, at the pixels the network saw (Y and X zoomed). Overwritten with the
+        planes each, at the pixels the network saw (Y and X zoomed), float32 or uint8
+        (0-255, :func:`~napari_unet.inference.predict.quantize`). Overwritten with the
         average, and returned.
     planes
-        (N * Z, Y, X) or (N * Z, Y, X, C) normalised image those planes came from.
+        (N * Z, Y, X) or (N * Z, Y, X, C) image those planes came from: normalised, or
+        scaled here by ``ranges``.
     model
         The 2D network that predicted ``xy``.
     spacing
@@ -59,6 +63,9 @@ def three_orientations_iter(
         network sees them, and back to the volume's planes after.
     depth
         Planes per volume (Z).
+    ranges
+        (N * Z, C, 2) intensities mapped to 0 and 1 per plane and channel
+        (:func:`~napari_unet.inference.intensity.stack_range`); None: ``planes`` is normalised.
     **predict_kwargs
         ``device``, ``tile_size``, ``overlap``, ``batch_size``, ``tta`` for
         :func:`~napari_unet.inference.predict.predict_iter`.
@@ -78,8 +85,12 @@ def three_orientations_iter(
     for v in range(volumes):
         block = planes[v * depth : (v + 1) * depth]
         block = block[None] if block.ndim == 3 else np.moveaxis(block, -1, 0)  # (C, Z, Y, X)
+        if ranges is None:
+            block = block.astype(np.float32, copy=False)
+        else:  # one scale per volume: its first plane's
+            block = scale_plane(block, ranges[v * depth])
         # Y and X first, as the XY planes were (area when shrinking), then Z alone
-        iso = resample(resample(block.astype(np.float32, copy=False), (depth, *xy.shape[-2:])), side_shape)
+        iso = resample(resample(block, (depth, *xy.shape[-2:])), side_shape)
         side = np.zeros((xy.shape[0], *side_shape), np.float32)
         done = v * per_volume
         for axis, count in ((2, side_shape[1]), (3, side_shape[2])):  # ZX planes (one per row), ZY planes
@@ -89,9 +100,11 @@ def three_orientations_iter(
             side += np.moveaxis(probs, 1, axis)
             done += count
         del iso, probs
-        part = xy[:, v * depth : (v + 1) * depth]
-        part += resample(side, (depth, *xy.shape[-2:]))  # the two side answers, summed, at the volume's planes
-        part /= 3.0
+        side = resample(side, (depth, *xy.shape[-2:]))  # the two side answers, summed, at the volume's planes
+        for z in range(depth):  # plane by plane: uint8 planes are averaged in float
+            plane = as_float(xy[:, v * depth + z]) + side[:, z]
+            plane /= 3.0
+            xy[:, v * depth + z] = plane if xy.dtype != np.uint8 else quantize(plane)
     return xy
 
 

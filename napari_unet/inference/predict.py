@@ -14,6 +14,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from napari_unet import checks
 from napari_unet.devices import resolve_device
 from napari_unet.inference.images import normalize, to_planes, to_volumes
+from napari_unet.inference.intensity import scale_plane
 from napari_unet.inference.tiling import blend_window, tile_slices
 from napari_unet.inference.zoom import resample, zoomed_shape
 from napari_unet.model.card import MAX_ZOOM, MIN_ZOOM
@@ -40,6 +41,8 @@ def predict_iter(
     keep_zoom: bool = False,
     tta: bool = False,
     normalized: bool = False,
+    ranges: np.ndarray | None = None,
+    dtype: type = np.float32,
 ) -> Generator[Progress, None, np.ndarray]:
     """Predict class probabilities tile by tile, yielding :class:`Progress` after each batch.
 
@@ -78,13 +81,23 @@ def predict_iter(
         The image is already scaled as the model's card says (e.g. over a whole volume,
         :func:`~napari_unet.inference.images.normalize_stack`): its planes are not
         normalised one by one.
+    ranges
+        Instead of an image already scaled: (planes, C, 2) intensities mapped to 0 and 1,
+        per plane of the image (after its channel axis is taken out) and channel
+        (:func:`~napari_unet.inference.intensity.stack_range`, one per volume). Each plane is
+        scaled as the network takes it: no float copy of a whole volume.
+    dtype
+        ``np.float32``, or ``np.uint8`` for probabilities stored as 0-255 (a quarter of the
+        memory; see :func:`quantize`), made plane by plane.
 
     Returns
     -------
     np.ndarray
-        float32 probabilities shaped (n_classes, *spatial), spatial being the image's
+        Probabilities of ``dtype`` shaped (n_classes, *spatial), spatial being the image's
         shape without its channel axis (its last two, Y and X, zoomed with ``keep_zoom``).
     """
+    if np.dtype(dtype) not in (np.float32, np.uint8):
+        raise ValueError(f"probabilities are stored as float32 or uint8 (0-255), not {np.dtype(dtype)}")
     overlap = checks.number(overlap, "overlap", 0.0, 1.0, high_open=True)
     zoom = checks.number(zoom, "zoom", MIN_ZOOM, MAX_ZOOM)
     batch_size = None if batch_size is None else checks.number(batch_size, "batch_size", 1, integer=True)
@@ -102,17 +115,27 @@ def predict_iter(
     seen = (*shape[:-2], *zoomed_shape(shape[-2:], zoom))
     tiles = tile_slices(seen, tile, overlap)
     back = seen if keep_zoom else shape
-    # one block is returned as it comes from the tiles: no second copy of the largest array
-    out = None if len(blocks) == 1 else np.empty((model.config.out_channels, len(blocks), *back), np.float32)
+    # one float32 block is returned as it comes from the tiles: no second copy of the largest array
+    whole = len(blocks) == 1 and np.dtype(dtype) == np.float32
+    out = None if whole else np.empty((model.config.out_channels, len(blocks), *back), dtype)
     total = len(blocks) * len(tiles)
+    depth = shape[0] if dims == 3 else 1  # planes per block
     for b, block in enumerate(blocks):
-        scaled = block.astype(np.float32, copy=False) if normalized else _normalized(block, card.normalization)
+        if ranges is not None:
+            scaled = _scaled(block, ranges[b * depth : (b + 1) * depth], dims)
+        elif normalized:
+            scaled = block.astype(np.float32, copy=False)
+        else:
+            scaled = _normalized(block, card.normalization)
         x = resample(scaled, seen)
+        del scaled
         job = _predict_block(model, x, tile, overlap, batch_size, dev, VIEWS if tta else 1)
         first = b * len(tiles)
         probs = yield from relay(job, lambda done, first=first: Progress(first + done, total, "predict"))
         if out is None:
             out = resample(probs, back)[:, None]
+        elif np.dtype(dtype) == np.uint8:
+            quantize(resample(probs, back), out=out[:, b])
         else:
             out[:, b] = resample(probs, back)
         del x, job, probs  # the next block's input is made after this one's is freed
@@ -138,6 +161,40 @@ def _normalized(block: np.ndarray, percentiles: tuple[float, float]) -> np.ndarr
         return normalize(block, *percentiles)
     flat = block.reshape(block.shape[0], -1, block.shape[-1])  # (C, Z * Y, X)
     return normalize(flat, *percentiles).reshape(block.shape)
+
+
+def _scaled(block: np.ndarray, ranges: np.ndarray, dims: int) -> np.ndarray:
+    """A (C, Y, X) plane, or a (C, Z, Y, X) volume plane by plane, scaled by its (planes, C, 2) ``ranges``."""
+    if dims == 2:
+        return scale_plane(block, ranges[0])
+    out = np.empty(block.shape, np.float32)
+    for z in range(block.shape[1]):
+        out[:, z] = scale_plane(block[:, z], ranges[z])
+    return out
+
+
+QUANTUM = 255  # uint8 probabilities: 0-255 for 0-1
+
+
+def quantize(probabilities: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """0-1 probabilities as uint8 0-255 (rounded: within 1/510 of the float; a threshold of
+    0.5 splits them exactly as the float ones), into ``out`` when given.
+    """
+    scaled = np.multiply(probabilities, QUANTUM, dtype=np.float32)
+    scaled += 0.5
+    np.clip(scaled, 0, QUANTUM, out=scaled)
+    if out is None:
+        return scaled.astype(np.uint8)
+    out[...] = scaled  # truncates: scaled + 0.5 rounds
+    return out
+
+
+def as_float(probabilities: np.ndarray) -> np.ndarray:
+    """Probabilities as float32 0-1, whether stored as float or as uint8 (:func:`quantize`)."""
+    probs = np.asarray(probabilities)
+    if probs.dtype == np.uint8:
+        return probs.astype(np.float32) / np.float32(QUANTUM)
+    return probs
 
 
 def predict(image, model: UNet | None = None, **kwargs) -> np.ndarray:

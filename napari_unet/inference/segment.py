@@ -9,13 +9,13 @@ import numpy as np
 import torch
 
 from napari_unet import checks
-from napari_unet.inference.images import check_axes, from_canonical, normalize_stack, spatial_shape, to_canonical
+from napari_unet.inference.images import check_axes, from_canonical, spatial_shape, to_canonical
 from napari_unet.inference.instances import InstanceParams, instances_3d, instances_from_probabilities, model_params
-from napari_unet.inference.intensity import normalize_intensity
+from napari_unet.inference.intensity import normalize_intensity, stack_range
 from napari_unet.inference.orientations import near_isotropic, three_orientations_iter
 from napari_unet.inference.predict import predict_iter
 from napari_unet.inference.zoo import segment_zoo_iter
-from napari_unet.inference.zoom import auto_zoom, unzoom
+from napari_unet.inference.zoom import auto_zoom
 from napari_unet.labels import median_diameter
 from napari_unet.model.bioimageio import ZooModel
 from napari_unet.model.card import MAX_ZOOM, MIN_ZOOM
@@ -29,7 +29,7 @@ class Segmentation:
     """Labels plus the probabilities they came from (kept to re-threshold without the network)."""
 
     labels: np.ndarray  # int32, the image's spatial shape, 0 = background
-    probabilities: np.ndarray  # float32 (n_classes, *spatial), at the pixels the network saw
+    probabilities: np.ndarray  # float32 (n_classes, *spatial) at the pixels the network saw; uint8 0-255 for 3D objects
     zoom: float = 1.0  # the magnification the network saw the image at (Y and X of probabilities)
     axes: str | None = None  # with axes given: the order of the probabilities' axes ([T][Z]YX); labels keep the image's
     spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)  # the voxel size (Z, Y, X) objects were split with
@@ -104,7 +104,7 @@ def segment_iter(
     if zoom is not None:
         zoom = checks.number(zoom, "zoom", MIN_ZOOM, MAX_ZOOM)
     known, spacing = spacing is not None, _spacing(spacing)  # unknown spacing: no side planes
-    order, full, normalized = None, None, False
+    order, full, ranges = None, None, None
     if axes is not None:
         if channel_axis is not None:
             raise ValueError("give axes (with a C for the channels) or channel_axis, not both")
@@ -112,13 +112,15 @@ def segment_iter(
         image, order = to_canonical(np.asarray(image), given)
         channel_axis = -1 if "C" in order else None
         full = spatial_shape(image, image_channels(model), -1 if "C" in order else None, max_dims=4)
-        if "Z" in order:  # a volume's planes share one intensity scale (per time point)
-            image, normalized = _normalized_volumes(image, order, channel_axis, card.normalization), True
+        if "Z" in order:  # a volume's planes share one intensity scale (per time point), applied plane by plane
+            ranges = _volume_ranges(image, order, channel_axis, card.normalization)
         image = image.reshape(-1, *image.shape[len(full) - 2:]) if len(full) > 3 else image  # [T][Z] as planes
     shape = spatial_shape(image, image_channels(model), channel_axis)  # checks the image before any work
     if zoom is None and card.zoom is not None:  # fine-tuned at a zoom: it sees images there
         zoom = card.zoom
-    kwargs = {"channel_axis": channel_axis, "device": device, "normalized": normalized, **predict_kwargs}
+    kwargs = {"channel_axis": channel_axis, "device": device, "ranges": ranges, **predict_kwargs}
+    if ranges is not None and card.task == "instances":  # 3D objects: thresholds only, a quarter of the memory
+        kwargs["dtype"] = np.uint8
     auto = zoom is None and card.task == "instances"  # a first pass measures the objects
     labels = None
     if len(shape) == 2:
@@ -127,7 +129,7 @@ def segment_iter(
         probs, used = yield from _stack(image, model, params, card.task, shape, zoom, auto, tta, kwargs)
         if (order is not None and "Z" in order and card.task == "instances" and model.config.spatial_dims == 2
                 and (orientations or (orientations is None and known and near_isotropic(spacing)))):
-            probs = yield from three_orientations_iter(probs, image, model, spacing, full[-3], device=device,
+            probs = yield from three_orientations_iter(probs, image, model, spacing, full[-3], ranges, device=device,
                                                        tta=tta, **predict_kwargs)
     if order is not None and "Z" in order and card.task == "instances":
         labels = labels_from(probs, params, card.task, full, order, spacing)
@@ -199,7 +201,8 @@ def _stack(image, model, params, task, shape, zoom, auto, tta, kwargs):
         measured = len(sample)
         sub = _central_window(np.take(flat, sample, axis=first), kwargs["channel_axis"], MEASURE_EDGE)
         sub_shape = (measured, *spatial_shape(sub, image_channels(model), kwargs["channel_axis"])[-2:])
-        job = predict_iter(sub, model, zoom=1.0, keep_zoom=True, **kwargs)
+        ranges = None if kwargs["ranges"] is None else kwargs["ranges"][sample]
+        job = predict_iter(sub, model, zoom=1.0, keep_zoom=True, **{**kwargs, "ranges": ranges, "dtype": np.float32})
         probs = yield from relay(job, _in_planes(0, measured, measured + planes, "measuring"))
         used = auto_zoom(median_diameter(instances_from_probabilities(probs, params, task, sub_shape)), shape[-2:])
         del probs
@@ -223,23 +226,28 @@ def _in_planes(offset: int, planes: int, total: int, stage: str):
     return lambda step: Progress(offset + (step.done * planes) // max(step.total, 1), total, stage)
 
 
-def _normalized_volumes(image: np.ndarray, order: str, channel_axis, percentiles) -> np.ndarray:
-    """Each volume of a canonical ``[T]Z...`` image scaled as a whole (see normalize_stack)."""
-    if "T" not in order:
-        return normalize_stack(image, channel_axis, *percentiles)
-    return np.stack([normalize_stack(frame, channel_axis, *percentiles) for frame in image])
+def _volume_ranges(image: np.ndarray, order: str, channel_axis, percentiles) -> np.ndarray:
+    """(planes, C, 2): each volume's intensity scale (:func:`stack_range`) for every one of
+    its planes, in the order of a canonical ``[T]Z...`` image's planes.
+    """
+    frames = image if "T" in order else image[None]
+    return np.concatenate([np.repeat(stack_range(frame, channel_axis, *percentiles)[None], len(frame), axis=0)
+                           for frame in frames])
 
 
 def _volumes(probs: np.ndarray, full: tuple[int, ...], params, spacing) -> np.ndarray:
     """3D objects in every volume of a ``[T]ZYX`` stack, ids unique across time points."""
     volume = tuple(full[-3:])
     frames = probs.reshape(probs.shape[0], -1, volume[0], *probs.shape[-2:])  # (C, T, Z, y, x) at the network's zoom
-    labels = np.zeros((frames.shape[1], *volume), np.int32)
+    labels = np.empty((frames.shape[1], *volume), np.int32)
     offset = 0
-    for t in range(frames.shape[1]):
-        found = instances_3d(unzoom(frames[:, t], volume), params, spacing)
-        labels[t] = np.where(found > 0, found + offset, 0)
-        offset += int(found.max())
+    for t in range(frames.shape[1]):  # each volume's objects made in place, then numbered after the last's
+        found = instances_3d(frames[:, t], params, spacing, shape=volume, out=labels[t])
+        n = int(found.max())
+        if offset:
+            for plane in found:
+                plane[plane > 0] += offset
+        offset += n
     return labels.reshape(full)
 
 

@@ -19,7 +19,8 @@ class PairPicker(QWidget):
     """One row per image layer the model can take: a check box and its labels layer.
 
     Each image is paired by default with its Labels layer named ``<image> masks`` (what the
-    Segment widget writes); any Labels layer of the image's shape can be picked. Only the
+    Segment widget writes), else what New model wrote for it (``<image> classes (new model)``);
+    any Labels layer of the image's shape can be picked. Only the
     current image (the selected one, or the one whose masks are selected) is ticked at
     first; "add all" ticks every image with masks. A ticked image whose size or
     intensities differ a lot from the other ticked ones is flagged (⚠, and in the note).
@@ -83,7 +84,9 @@ class PairPicker(QWidget):
             if shape is None:
                 continue
             labels = [lay.name for lay in self.viewer.layers if isinstance(lay, Labels) and lay.data.shape == shape]
-            default = masks_name(image) if masks_name(image) in labels else NONE
+            # Segment's masks, else the class map (or objects) New model made for the image
+            made = (masks_name(image), f"{image.name} classes (new model)", f"{image.name} objects (new model)")
+            default = next((name for name in made if name in labels), NONE)
             ticked, pick = self._picked.get(image.name, (False, NONE))
             if pick not in labels:  # never picked, or its layer went: take the masks, if any; tick
                 # them only for the current image, and only when nothing else is ticked

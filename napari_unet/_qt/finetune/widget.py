@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import numpy as np
 from napari.layers import Labels, Shapes
 from napari.utils.notifications import notification_manager, show_error
 from qtpy.QtWidgets import (
@@ -21,6 +22,14 @@ from qtpy.QtWidgets import (
 
 from napari_unet._qt._perf import set_bar
 from napari_unet._qt.finetune.annotations import MODES, REGION, TrainingSet, snapshot
+from napari_unet._qt.finetune.classes import (
+    ClassesTuned,
+    class_request,
+    classes_job,
+    is_class_model,
+    protected_region,
+    write_class_map,
+)
 from napari_unet._qt.finetune.job import Refresh, TrainStep, finetune_job, refresh_job
 from napari_unet._qt.finetune.lossplot import LossPlot
 from napari_unet._qt.finetune.pairs import PairPicker
@@ -28,7 +37,8 @@ from napari_unet._qt.finetune.results import quality_of, refresh_targets, traine
 from napari_unet._qt.finetune.review import ChangeReview
 from napari_unet._qt.finetune.settings import FinetuneSettings
 from napari_unet._qt.help import help_link
-from napari_unet._qt.jobs import start_job, toggle_pause
+from napari_unet._qt.jobs import segment_job, start_job, toggle_pause
+from napari_unet._qt.layers import model_input
 from napari_unet._qt.remember import remember
 from napari_unet._qt.session import session_for
 from napari_unet._qt.widgets import StatusLabel, combo, scroll_body
@@ -51,6 +61,7 @@ class FinetuneWidget(QWidget):
         self._stop: threading.Event | None = None
         self._data: TrainingSet | None = None  # the snapshot being learned from
         self._candidate = None  # a fine-tuned result not put in use (not better on the check), and its data
+        self._classes = None  # a class model's run: (its Request, image layer, class-map layer)
 
         self.pairs = PairPicker(napari_viewer, self.session)
         self.mode = combo(MODES, tip="Pixels the loss sees; the rest is ignored, never taught as background")
@@ -144,6 +155,9 @@ class FinetuneWidget(QWidget):
         except ValueError as exc:
             self._say(f"Cannot fine-tune: {exc}")
             return
+        if is_class_model(model):
+            self._start_classes(model, data)
+            return
         try:
             click_model = self.session.ensure_click_model()
         except ValueError:  # no click network to teach (the shipped file is missing): the model gets it all
@@ -165,6 +179,29 @@ class FinetuneWidget(QWidget):
                           f"(that takes {MIN_OBJECTS}): all are trained on.")
         self._say(f"Learning from {data.n_objects} objects ({', '.join(sorted(set(data.modes)))}) "
                   f"on {self.session.device}; keep working, the viewer stays usable.{validation}")
+
+    def _start_classes(self, model, data: TrainingSet) -> None:
+        """A class model: its corrections as one request for its own plan (see ``classes``)."""
+        try:
+            request = class_request(model, data, self.session.edits, self.settings.margin.value(),
+                                    self.settings.budgets(), self.settings.validate.isChecked())
+        except ValueError as exc:
+            self._say(f"Cannot fine-tune: {exc}")
+            return
+        part = data.parts[0]
+        self._data, self._stop = data, threading.Event()
+        self._classes = (request, part.image_layer, part.labels_layer)
+        self._set_candidate(None)
+        self.review.review([])
+        self.plot.clear()
+        self._start(classes_job, request, device=self.session.device, stop=self._stop, desc="Fine-tuning",
+                    on_result=self._classes_trained, on_error=self._failed)
+        self._worker.paused.connect(self._paused)
+        self._set_running(True)
+        held = (" A painted slice (or band) of them is held out to check the new model." if request.hold_out else "")
+        self._say(f"Learning from your corrections of '{part.labels_layer.name}' (a class map: "
+                  f"{', '.join(model_card(model).classes[1:])}) on {self.session.device}; keep working, the viewer "
+                  f"stays usable.{held}")
 
     def _start(self, job, *args, **kwargs) -> None:
         token = self._job = object()
@@ -208,7 +245,49 @@ class FinetuneWidget(QWidget):
             return
         self._use(result, self._data)
 
+    def _classes_trained(self, result: ClassesTuned) -> None:
+        if not result.better:  # the check says no: the user's model stays
+            self._set_candidate((result, self._data))
+            self._say(f"Fine-tuned: {result.words()}. Not better there, so the old model stays in use and no "
+                      "class was changed; 'Use the new model' takes it anyway.")
+            return
+        self._use(result, self._data)
+
+    def _use_classes(self, result: ClassesTuned) -> None:
+        """Put the fine-tuned class model in use, then redraw the class map outside the corrections."""
+        request, image_layer, labels_layer = self._classes
+        model = result.model
+        self.session.set_model(model, model_card(model).name, None)
+        self._say(f"Fine-tuned '{model_card(model).name}': {result.words()}. The new model is in use; "
+                  "refreshing the class map outside your corrections…")
+        if image_layer not in self.viewer.layers or labels_layer not in self.viewer.layers:
+            return
+        source = model_input(image_layer, 1)
+        spacing = tuple(float(s) for s in np.asarray(image_layer.scale)[list(source.spatial_axes)])
+        self._stop = None  # Stop now skips the refresh
+        self._start(segment_job, source.data, model, spacing=spacing, device=self.session.device,
+                    desc="Refreshing the class map",
+                    on_result=lambda out: self._write_classes(out[0].labels, request, labels_layer, model),
+                    on_error=lambda exc: self._say(f"The new model is in use, but its class map failed: {exc}"))
+
+    def _write_classes(self, labels, request, labels_layer, model) -> None:
+        if self.session.model is not model or labels_layer not in self.viewer.layers:  # reverted, or gone
+            return
+        if np.shape(labels) != np.shape(labels_layer.data):
+            self._say(self.status.text() + f"\n'{labels_layer.name}' changed shape meanwhile: not refreshed.")
+            return
+        protected = protected_region(request, labels_layer, self.session.edits, self.settings.margin.value())
+        changed = write_class_map(labels_layer, labels, protected)
+        note = (f"{changed} pixels changed class outside your corrections; Ctrl+Z on the layer undoes it."
+                if changed else "no pixel changed class outside your corrections.")
+        self._say(self.status.text().replace("; refreshing the class map outside your corrections…", ".") +
+                  f"\nClass map: {note}")
+        self.session.masks_refreshed.emit(f"Fine-tuned class model: {note}")
+
     def _use(self, result, data: TrainingSet) -> None:
+        if isinstance(result, ClassesTuned):
+            self._use_classes(result)
+            return
         seg, click = result.model, result.click
         model = seg.model
         self.session.set_model(model, model_card(model).name, None,

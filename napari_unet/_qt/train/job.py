@@ -20,7 +20,7 @@ from napari_unet.model.files import load_model
 from napari_unet.model.unet import UNet
 from napari_unet.progress import Progress
 from napari_unet.training.engine import TrainProgress
-from napari_unet.training.tasks import new_network, prepare, semantic_plan, train_iter
+from napari_unet.training.tasks import continued_plan, new_network, prepare, semantic_plan, train_iter
 
 CLASSES, OBJECTS = "classes", "objects"  # the widget's words for task="semantic" / "instances"
 TASKS = {CLASSES: "semantic", OBJECTS: "instances"}
@@ -42,6 +42,7 @@ class Request:
     hold_out: bool = True  # keep a painted slice (or band) out of training and score it
     base_channels: int | None = None  # classes: a narrower network than the plan's (tests)
     init: UNet | None = None  # the network to start from; None: a fresh one (classes), the shipped one (objects)
+    annotated: np.ndarray | None = None  # where the labels count; None: every painted plane (see tasks.prepare)
 
 
 @dataclass(frozen=True)
@@ -125,12 +126,14 @@ def train_job(request: Request, *, device: str, stop: threading.Event,
 
 
 def _train(request: Request, device, stop, score_every) -> Generator[TrainStep, None, Trained]:
-    ((image, labels, annotated),) = prepare(request.image, request.labels)
+    ((image, labels, annotated),) = prepare(request.image, request.labels, request.annotated)
     train_mask, held = hold_out(annotated) if request.hold_out else (annotated, None)
     model, scorer = request.init, None
     if request.task == CLASSES:
-        plan = semantic_plan([(image, labels, train_mask)], request.spacing, request.classes, device)
-        if request.base_channels is not None:
+        plan = continued_plan(model, [(image, labels, train_mask)]) if model is not None else None
+        if plan is None:
+            plan = semantic_plan([(image, labels, train_mask)], request.spacing, request.classes, device)
+        if request.base_channels is not None and model is None:
             plan = replace(plan, base_channels=request.base_channels)
         if model is None:
             model = new_network(plan)

@@ -6,6 +6,8 @@ Public API: :func:`segment`, :func:`predict`, :func:`load_model`, :func:`save_mo
 """
 
 import importlib
+import sys
+import types
 
 from napari_unet import _gl_guard  # noqa: F401  (first: before anything imports torchvision)
 
@@ -40,6 +42,24 @@ def __getattr__(name: str):
         raise AttributeError(f"module 'napari_unet' has no attribute {name!r}")
     value = globals()[name] = getattr(importlib.import_module(module), name)
     return value
+
+
+class _Package(types.ModuleType):
+    """The package, whose public names win over its subpackages of the same name.
+
+    Importing the subpackage ``napari_unet.finetune`` (any of its modules) sets the
+    package's ``finetune`` attribute to it, so :func:`finetune` of the API was a module
+    for whoever asked after that: ``from napari_unet import finetune`` then raised
+    "'module' object is not callable". Subpackages stay reachable by import.
+    """
+
+    def __setattr__(self, name: str, value) -> None:
+        if name in _API and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __dir__() -> list[str]:

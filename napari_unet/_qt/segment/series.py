@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from napari_unet._qt.layers import ModelInput, model_input
-from napari_unet.inference.images import spatial_shape
+from napari_unet.inference.images import validate_image
 
 ALL_TIMES, ONE_TIME = "all time points", "displayed time point"
 
@@ -34,8 +34,12 @@ def segment_input(layer, n_channels: int) -> ModelInput:
             "(e.g. File › Open with channels split, or viewer.add_image(data, channel_axis=1)), "
             "or load a model trained on this many channels"
         )
-    spatial_shape(data, n_channels, axis, max_dims=4)  # empty, or pixels that are not numbers
-    return ModelInput(data, axis, tuple(ax for ax in range(np.ndim(data)) if ax != axis))
+    if 0 in shape:
+        raise ValueError(f"the image is empty (shape {shape}); load an image with pixels in it")
+    source = ModelInput(data, axis, tuple(ax for ax in range(len(shape)) if ax != axis))
+    first = source.plane(0)  # a view: a layer held lazily is not read
+    validate_image(first.data, n_channels, first.channel_axis)  # pixels that are not numbers, channels
+    return source
 
 
 def is_series(source: ModelInput) -> bool:

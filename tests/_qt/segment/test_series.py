@@ -130,3 +130,17 @@ def test_side_planes_switch(qtbot, viewer_widget, side_planes, scale, averaged):
     assert ("ZY and ZX planes were averaged" in widget.status.text()) is averaged
     labels = viewer.layers["vol masks"].data
     assert len(ids(labels)) == 2 and np.array_equal(labels[1], labels[3])
+
+
+def test_a_lazy_series_is_listed_without_reading_its_pixels():
+    from types import SimpleNamespace
+
+    import dask.array as da
+
+    from napari_unet._qt.segment.series import segment_input
+
+    read = []
+    lazy = da.zeros((3, 4, 16, 16), chunks=(1, 4, 16, 16), dtype=np.float32).map_blocks(
+        lambda block: read.append(block.shape) or block, meta=np.zeros((0,) * 4, np.float32))
+    source = segment_input(SimpleNamespace(data=lazy, rgb=False, multiscale=False), 1)
+    assert source.spatial_axes == (0, 1, 2, 3) and read == []  # the picker checks every layer, often

@@ -20,6 +20,7 @@ from qtpy.QtCore import QEvent, QObject
 
 from napari_unet._qt._napari import main_window, unwrap
 from napari_unet._qt.autosave import Autosaver
+from napari_unet._qt.docks import take_preloaded
 from napari_unet._qt.edits import EditLog
 from napari_unet._qt.segment.context import add_context_entry
 from napari_unet.clicks.segmenter import load_click_model
@@ -33,17 +34,6 @@ if TYPE_CHECKING:
 
 _SESSIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 HISTORY_LENGTH = 3  # earlier models kept for Session.revert (each holds a copy of the weights)
-_PRELOADED: list[UNet] = []  # the shipped model, loaded off the UI thread for the next session
-
-
-def preload_default_model() -> None:
-    """Load the shipped model now (in a loading thread) for the next session to take.
-
-    Loading builds the network and reads its file, ~0.2 s that the first dock would
-    otherwise spend on the UI thread. Each loaded model is taken once: sessions never
-    share a network.
-    """
-    _PRELOADED[:] = [load_model()]
 
 
 def session_for(viewer: napari.Viewer) -> Session:
@@ -165,7 +155,7 @@ class Session:
             The file is missing, damaged or not a napari-unet model; the current
             model stays in use.
         """
-        model = _PRELOADED.pop() if path is None and _PRELOADED else load_model(path)
+        model = (take_preloaded() if path is None else None) or load_model(path)
         source = Path(path) if path is not None else DEFAULT_MODEL
         beside = click_model_beside(source)
         click_model = load_click_model(beside) if path is not None and beside.exists() else None

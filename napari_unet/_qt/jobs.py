@@ -12,6 +12,7 @@ from napari.utils import progress
 
 from napari_unet._qt._perf import software_opengl, warm_labels_layer
 from napari_unet._qt.threads import gui_threads, torch_threads
+from napari_unet.inference.predict import as_float
 from napari_unet.inference.segment import Segmentation, labels_from, segment_iter
 from napari_unet.inference.zoom import unzoom
 from napari_unet.labels import compact_labels
@@ -31,7 +32,7 @@ def segment_job(image, model, *, foreground: bool = False, **kwargs
     warm_labels_layer()
     with torch_threads(gui_threads()):
         result = yield from segment_iter(image, model, **kwargs)
-    shown = 1.0 - unzoom(result.probabilities[:1], result.labels.shape)[0] if foreground else None
+    shown = 1.0 - unzoom(as_float(result.probabilities[:1]), result.labels.shape)[0] if foreground else None
     return replace(result, labels=compact_labels(result.labels)), shown
 
 

@@ -12,7 +12,9 @@ from _block_images import BLOCK, balls_3d, disks_2d, write_ome_zarr, write_zarr
 from scipy import ndimage as ndi
 
 from napari_unet.distributed import segment_blocks_iter
+from napari_unet.distributed.block import fitted_tiles
 from napari_unet.inference.segment import segment
+from napari_unet.inference.tiling import tile_slices, tile_starts
 from napari_unet.io.zarr import open_labels, open_zarr
 from napari_unet.progress import run
 from napari_unet.training.metrics import average_precision
@@ -39,6 +41,21 @@ def test_blocks_match_one_pass_and_objects_cross_faces(tmp_path, threshold_model
     assert one_id(labels, np.s_[100:109, 44:84]) == 1  # the bar crosses a block border: one object
     assert report.empty >= 1  # the empty corner's block was skipped ...
     assert not labels[:BLOCK, 3 * BLOCK:].any()  # ... and holds no objects
+
+
+def test_tiles_fitted_to_blocks_stay_within_tile_size_and_match_one_pass(tmp_path, threshold_model):
+    for seen in [(800, 800), (960, 800), (1440, 1440), (513, 2560), (300, 300)]:
+        fitted = fitted_tiles(seen, 512, 0.25, 16)
+        assert all(t <= 512 and t % 16 == 0 for t in fitted)  # no tile larger than asked: memory holds
+        assert len(tile_slices(seen, fitted, 0.25)) == len(tile_slices(seen, 512, 0.25))  # no more passes
+        for n, t in zip(seen, fitted):
+            starts = tile_starts(n, t, 0.25)
+            assert all(b - a <= 0.75 * t for a, b in zip(starts, starts[1:]))  # neighbours overlap as asked
+    image = disks_2d()
+    src = write_zarr(tmp_path / "image.zarr", image)
+    run(segment_blocks_iter(src, tmp_path / "labels.zarr", threshold_model, block_size=BLOCK, tile_size=40))
+    whole = segment(image, threshold_model, tile_size=40)
+    assert average_precision(whole, read_labels(tmp_path / "labels.zarr"), [0.5])[0] >= 0.98
 
 
 def test_an_interrupted_run_resumes(tmp_path, threshold_model):

@@ -6,15 +6,17 @@ in-process `segment` against blocks in this process, on 1 and on 2 dask workers.
 Images are generated synthetic nuclei (1024² tiles of different seeds) written to chunked
 zarr under --folder. Every measurement runs in a fresh process, so each peak memory
 (VmHWM: the most resident memory a process ever held) is its own. ``segment`` (the whole
-image in memory) is run only up to --whole-max pixels a side; above it the table shows
-the in-process time of the largest size measured, scaled by area. Writes the "Scale"
-section of docs/benchmarks.md.
+image in memory) is run only up to --whole-max pixels a side; below it each block-wise
+run is compared with it: wall and CPU time (CPU is steadier on a shared machine) and
+AP@0.5 of its labels against the whole pass's. Writes the "Scale" section of
+docs/benchmarks.md (--no-docs: only print).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -63,12 +65,14 @@ def one(mode: str, src: str, dst: str, block: int, zoom: float) -> dict:
     from napari_unet.progress import run
 
     model = load_model()
-    start = time.perf_counter()
-    out = {"mode": mode}
+    block = block or None  # 0: the package's default block size
+    start, cpu = time.perf_counter(), time.process_time()
+    out = {"mode": mode, "threads": torch.get_num_threads()}
     if mode == "whole":
         image = np.asarray(open_zarr(src).array[...])
         labels = segment(image, model, zoom=zoom)
         out["objects"] = int(labels.max())
+        np.save(dst, labels)  # what the block-wise runs are compared with
     elif mode == "blocks":
         report = run(segment_blocks_iter(src, dst, model, block_size=block, zoom=zoom, overwrite=True))
         out["objects"], out["blocks"] = report.objects, report.blocks
@@ -76,20 +80,33 @@ def one(mode: str, src: str, dst: str, block: int, zoom: float) -> dict:
         from distributed import Client, LocalCluster
 
         workers = int(mode.split("-")[1])
-        threads = max(1, torch.get_num_threads() // workers)
         with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                           memory_limit=None) as cluster, Client(cluster) as client:
             client.wait_for_workers(workers)
-            client.run(torch.set_num_threads, threads)
-            start = time.perf_counter()  # the cluster's start-up is not the segmentation's time
+            start, cpu = time.perf_counter(), time.process_time()  # the cluster's start-up is not counted
+            worker_cpu = client.run(time.process_time)
             report = segment_zarr(src, dst, model, client=client, block_size=block, zoom=zoom, overwrite=True,
                                   progress=False)
             out["seconds"] = time.perf_counter() - start
+            after = client.run(time.process_time)
+            out["cpu_seconds"] = time.process_time() - cpu + sum(after[w] - worker_cpu[w] for w in after)
             out["worker_peak_mb"] = max(client.run(vmhwm_mb).values())
         out["objects"], out["blocks"] = report.objects, report.blocks
     out.setdefault("seconds", time.perf_counter() - start)
+    out.setdefault("cpu_seconds", time.process_time() - cpu)  # every thread of this process
     out["peak_mb"] = vmhwm_mb()
+    out["load"] = os.getloadavg()[0]
     return out
+
+
+def agreement(whole: Path, labels: Path) -> float:
+    """AP@0.5 of block-wise labels against the whole image's."""
+    import numpy as np
+
+    from napari_unet.io.zarr import open_labels
+    from napari_unet.training.metrics import average_precision
+
+    return float(average_precision(np.load(whole), np.asarray(open_labels(labels, mode="r")[...]), [0.5])[0])
 
 
 def measure(mode: str, src: Path, dst: Path, block: int, zoom: float) -> dict:
@@ -105,7 +122,9 @@ def measure(mode: str, src: Path, dst: Path, block: int, zoom: float) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[2048, 4096])
-    parser.add_argument("--block", type=int, default=1024)
+    parser.add_argument("--block", type=int, default=0, help="block edge (default 0: the package's default)")
+    parser.add_argument("--modes", nargs="+", default=["blocks", "dask-1", "dask-2"],
+                        help="block-wise runs to measure beside the whole pass: blocks, dask-N")
     parser.add_argument("--zoom", type=float, default=0.625, help="fixed: whole and blocks see the same pixels")
     parser.add_argument("--whole-max", type=int, default=4096, help="largest image segmented whole in memory")
     parser.add_argument("--folder", type=Path, default=Path("/tmp/napari-unet-scale"))
@@ -119,50 +138,55 @@ def main() -> None:
     from _docs import cpu_description, write_section
 
     args.folder.mkdir(parents=True, exist_ok=True)
-    rows, whole_rate = [], None
+    rows = []
     for size in args.sizes:
         src = args.folder / f"nuclei_{size}.zarr"
         make_image(src, size)
         row = {"size": size}
+        whole = args.folder / f"whole_{size}.npy"
         if size <= args.whole_max:
-            row["whole"] = measure("whole", src, args.folder / "unused", args.block, args.zoom)
-            whole_rate = row["whole"]["seconds"] / size**2
-        for mode in ("blocks", "dask-1", "dask-2"):
-            row[mode] = measure(mode, src, args.folder / f"labels_{size}_{mode}.zarr", args.block, args.zoom)
-            shutil.rmtree(args.folder / f"labels_{size}_{mode}.zarr", ignore_errors=True)
-        row["whole_scaled"] = whole_rate * size**2 if whole_rate else None
+            row["whole"] = measure("whole", src, whole, args.block, args.zoom)
+        for mode in args.modes:
+            dst = args.folder / f"labels_{size}_{mode}.zarr"
+            row[mode] = measure(mode, src, dst, args.block, args.zoom)
+            if size <= args.whole_max:
+                row[mode]["ap50_vs_whole"] = agreement(whole, dst)
+                print(f"{size}² {mode}: AP@0.5 against the whole pass {row[mode]['ap50_vs_whole']:.4f}; "
+                      f"{row[mode]['seconds'] / row['whole']['seconds']:.2f}x its wall time, "
+                      f"{row[mode]['cpu_seconds'] / row['whole']['cpu_seconds']:.2f}x its CPU time", flush=True)
+            shutil.rmtree(dst, ignore_errors=True)
         rows.append(row)
     if not args.no_docs:
         write_section("Scale", _section(rows, args, cpu_description()))
 
 
 def _section(rows: list[dict], args, cpu: str) -> str:
+    block = f"{args.block}²" if args.block else "the default size (2048² in 2D)"
     lines = [
         f"`nice -n 10 .venv/bin/python benchmarks/bench_scale.py --sizes {' '.join(map(str, args.sizes))}` "
-        f"on {cpu}, shared with other engineers' test runs (see below). The shipped nuclei model, "
-        f"zoom fixed at {args.zoom:g} (so whole and block-wise runs see the same pixels), blocks of "
-        f"{args.block}² plus halo, synthetic uint16 nuclei in 512² zarr chunks. Peak memory is VmHWM of each "
-        "process (the workers' for dask); dask times leave out the cluster's start-up but include the workers' "
-        "first import of napari-unet and the model's transfer.",
+        f"on {cpu}, shared with other engineers' test runs (load average in the table). The shipped nuclei "
+        f"model, zoom fixed at {args.zoom:g} (so whole and block-wise runs see the same pixels), blocks of "
+        f"{block} plus halo, synthetic uint16 nuclei in 512² zarr chunks. CPU time is every thread's, of "
+        "the process and (dask) its workers: steadier than wall time on a shared machine. Peak memory is VmHWM "
+        "of each process (the workers' for dask); dask times leave out the cluster's start-up but include the "
+        "workers' first import of napari-unet and the model's transfer. AP@0.5 compares each block-wise run's "
+        "labels with the whole pass's.",
         "",
-        "| image | segment, whole (s) | peak (MB) | blocks in-process (s) | peak (MB) | 1 worker (s) | worker peak "
-        "(MB) | 2 workers (s) | worker peak (MB) | blocks | blocks/s (1 / 2 workers) | overhead 1 worker vs in-process |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| image | run | blocks | wall (s) | CPU (s) | x whole (wall / CPU) | peak (MB) | AP@0.5 vs whole | load |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         w = r.get("whole")
-        base = w["seconds"] if w else r["whole_scaled"]
-        whole = f"{w['seconds']:.0f}" if w else (f"~{base:.0f} (scaled by area)" if base else "—")
-        d1, d2, b = r["dask-1"], r["dask-2"], r["blocks"]
-        lines.append(
-            f"| {r['size']}² | {whole} | {w['peak_mb']:.0f} | " if w else f"| {r['size']}² | {whole} | — | "
-        )
-        lines[-1] += (
-            f"{b['seconds']:.0f} | {b['peak_mb']:.0f} | {d1['seconds']:.0f} | {d1['worker_peak_mb']:.0f} | "
-            f"{d2['seconds']:.0f} | {d2['worker_peak_mb']:.0f} | {d1['blocks']} | "
-            f"{d1['blocks'] / d1['seconds']:.3f} / {d2['blocks'] / d2['seconds']:.3f} | "
-            f"{d1['seconds'] / b['seconds']:.2f}x |"
-        )
+        for mode in ["whole", *args.modes]:
+            m = r.get(mode)
+            if m is None:
+                continue
+            ratio = (f"{m['seconds'] / w['seconds']:.2f}x / {m['cpu_seconds'] / w['cpu_seconds']:.2f}x"
+                     if w and mode != "whole" else "—")
+            peak = m.get("worker_peak_mb", m["peak_mb"])
+            ap = f"{m['ap50_vs_whole']:.3f}" if "ap50_vs_whole" in m else "—"
+            lines.append(f"| {r['size']}² | {mode} | {m.get('blocks', '—')} | {m['seconds']:.0f} | "
+                         f"{m['cpu_seconds']:.0f} | {ratio} | {peak:.0f} | {ap} | {m['load']:.1f} |")
     return "\n".join(lines)
 
 

@@ -135,23 +135,21 @@ def instances_3d(probabilities: np.ndarray, params: InstanceParams = InstancePar
         raise ValueError(f"3D instances need (3, Z, Y, X) probabilities, got shape {probs.shape}")
     shape = tuple(probs.shape[1:]) if shape is None else tuple(shape)
     zoomed = shape != tuple(probs.shape[1:])
-    foreground = np.empty(shape, bool)
+    # the foreground is written into the labels' own array and labelled in place: no mask of the volume
+    labels = np.empty(shape, np.int32) if out is None else out
     interior = np.empty(shape, bool) if zoomed else probs[1]  # seeds are read box by box
     stored = np.float32 if zoomed else probs.dtype  # a zoomed plane is read as floats
     below = _level(1.0 - params.foreground_threshold, stored)
     above = _level(params.interior_threshold, stored)
     for z in range(shape[0]):  # plane by plane: no float copy of the volume
         plane = unzoom(as_float(probs[:2, z]), shape[1:]) if zoomed else probs[:2, z]
-        np.less(plane[0], below, out=foreground[z])
+        foreground = plane[0] < below
         if zoomed:
             np.greater(plane[1], above, out=interior[z])
-        if params.fill_holes:
-            foreground[z] = ndi.binary_fill_holes(foreground[z])
+        labels[z] = ndi.binary_fill_holes(foreground) if params.fill_holes else foreground
     if zoomed:
         above = False  # the interiors are a mask already
-    labels = np.empty(shape, np.int32) if out is None else out
-    n_blobs = ndi.label(foreground, output=labels)
-    del foreground
+    n_blobs = ndi.label(labels, output=labels)
     # the objects are written as negative ids into the pieces' own array: a piece's box
     # may overlap pieces still to be split, which keep their positive numbers until then
     next_id = 1

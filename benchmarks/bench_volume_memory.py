@@ -11,7 +11,13 @@ Y and X and repeated along Z up to ``--planes`` (dense nuclei everywhere, as a r
 view), uint16. The baseline is the process's resident memory after the volume is made, the
 model loaded and a small volume segmented (torch's libraries and thread pools in place); the
 peak is the kernel's high-water mark (VmHWM, reset before the run), and a sampling thread
-notes which stage of the progress the resident memory peaked in.
+notes which stage of the progress the resident memory peaked in (the 3D objects are made
+after the last plane's progress, so they count in ``planes``).
+
+bytes per voxel are the peak over the baseline divided by the voxels: they include a part that
+does not grow with the planes (the network's activations on a tile, ~0.3 GB), so the figure
+at 200 planes extrapolated from a few is high; two runs (``--planes 20`` and ``50``) give the
+slope. Wall time depends on the load of the machine; CPU time less so.
 """
 
 from __future__ import annotations
@@ -78,18 +84,18 @@ def main() -> None:
     sampler = threading.Thread(target=sample, daemon=True)
     _reset_hwm()
     sampler.start()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     result = run(segment_iter(stack, model, axes="ZYX", spacing=args.spacing, device="cpu", zoom=args.zoom),
                  lambda step: stage.__setitem__(0, step.stage))
     stage[0] = "returned"
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     time.sleep(0.05)
     stop.set()
     sampler.join()
     peak = _hwm() - base
     voxels = stack.size
     print(f"volume {stack.shape} uint16 ({stack.nbytes / GB:.2f} GB), spacing {tuple(args.spacing)}, "
-          f"zoom {result.zoom:.3g}, {int(result.labels.max())} objects; {seconds:.0f} s; "
+          f"zoom {result.zoom:.3g}, {int(result.labels.max())} objects; {seconds:.0f} s ({cpu:.0f} s of CPU); "
           f"load average {os.getloadavg()[0]:.1f}")
     print(f"baseline {base / GB:.2f} GB; peak over baseline {peak / GB:.2f} GB "
           f"({peak / voxels:.1f} bytes per voxel: {peak / voxels * 200 * 1024**2 / GB:.2f} GB at 200x1024x1024)")

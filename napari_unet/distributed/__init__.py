@@ -7,8 +7,25 @@ plain loop in this process, and :func:`segment_zarr` on dask.distributed (a loca
 cluster of processes, or any running cluster by address).
 """
 
-from napari_unet.distributed.cluster import segment_zarr, segment_zarr_iter
-from napari_unet.distributed.local import BlockReport, segment_blocks_iter
-from napari_unet.distributed.plan import BlockSettings
+import importlib
+
+# Imported on first use (PEP 562): the Segment widget reads block plans (``plan``) to
+# resume a zarr run, and dask.distributed (~0.2-0.6 s of imports) is needed only to run one.
+_API = {
+    "segment_zarr": "napari_unet.distributed.cluster",
+    "segment_zarr_iter": "napari_unet.distributed.cluster",
+    "BlockReport": "napari_unet.distributed.local",
+    "segment_blocks_iter": "napari_unet.distributed.local",
+    "BlockSettings": "napari_unet.distributed.plan",
+}
+
+
+def __getattr__(name: str):
+    module = _API.get(name)
+    if module is None:
+        raise AttributeError(f"module 'napari_unet.distributed' has no attribute {name!r}")
+    value = globals()[name] = getattr(importlib.import_module(module), name)
+    return value
+
 
 __all__ = ["BlockReport", "BlockSettings", "segment_blocks_iter", "segment_zarr", "segment_zarr_iter"]

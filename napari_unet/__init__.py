@@ -5,11 +5,11 @@ Public API: :func:`segment`, :func:`predict`, :func:`load_model`, :func:`save_mo
 :func:`train` (a new model for classes or objects from the user's own, possibly partial, labels).
 """
 
-import importlib
 import sys
 import types
 
 from napari_unet import _gl_guard  # noqa: F401  (first: before anything imports torchvision)
+from napari_unet._lazy import lazy_names
 
 # Imported on first use (PEP 562): napari imports this package for a dock, a reader or a
 # sample, and PyTorch (seconds) should load where it is needed, not with every import.
@@ -36,12 +36,7 @@ _API = {
 }
 
 
-def __getattr__(name: str):
-    module = _API.get(name)
-    if module is None:
-        raise AttributeError(f"module 'napari_unet' has no attribute {name!r}")
-    value = globals()[name] = getattr(importlib.import_module(module), name)
-    return value
+__getattr__ = lazy_names(__name__, _API, globals())
 
 
 class _Package(types.ModuleType):

@@ -18,7 +18,7 @@ PACKAGE = Path(napari_unet.__file__).parent
 QT_MODULES = ("qtpy", "PyQt5", "PyQt6", "PySide2", "PySide6", "magicgui", "superqt", "vispy", "napari")
 # Lower layers never import higher ones; modules of one layer may import each other.
 LAYERS = [
-    {"_gl_guard", "progress", "devices", "io", "labels", "windows", "recovery", "settings"},
+    {"_gl_guard", "_lazy", "progress", "devices", "io", "labels", "windows", "recovery", "settings"},
     {"synth", "model", "checks"},
     {"inference"},
     {"training"},

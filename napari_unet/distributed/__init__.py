@@ -7,7 +7,7 @@ plain loop in this process, and :func:`segment_zarr` on dask.distributed (a loca
 cluster of processes, or any running cluster by address).
 """
 
-import importlib
+from napari_unet._lazy import lazy_names
 
 # Imported on first use (PEP 562): the Segment widget reads block plans (``plan``) to
 # resume a zarr run, and dask.distributed (~0.2-0.6 s of imports) is needed only to run one.
@@ -20,12 +20,7 @@ _API = {
 }
 
 
-def __getattr__(name: str):
-    module = _API.get(name)
-    if module is None:
-        raise AttributeError(f"module 'napari_unet.distributed' has no attribute {name!r}")
-    value = globals()[name] = getattr(importlib.import_module(module), name)
-    return value
+__getattr__ = lazy_names(__name__, _API, globals())
 
 
 __all__ = ["BlockReport", "BlockSettings", "segment_blocks_iter", "segment_zarr", "segment_zarr_iter"]

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from qtpy.QtCore import Signal
-from qtpy.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QSpinBox, QWidget
+from qtpy.QtWidgets import QCheckBox, QDoubleSpinBox, QFormLayout, QSpinBox, QWidget
 from superqt import QCollapsible
 
-from napari_unet._qt.widgets import FOLD_ICONS, spin
+from napari_unet._qt.widgets import FOLD_ICONS, combo, spin
 from napari_unet.inference.instances import InstanceParams
 
 _DEFAULT = InstanceParams()
@@ -37,26 +37,22 @@ class AdvancedSettings(QCollapsible):
 
         self.tile_size = spin(QSpinBox(), 64, 4096, 512, 64, "Tile edge in pixels; smaller uses less memory")
         self.overlap = spin(QDoubleSpinBox(), 0.0, 0.75, 0.25, 0.05, "Fraction by which tiles overlap")
-        self.zoom = QComboBox()
-        self.zoom.addItems(list(ZOOMS))
-        self.zoom.setToolTip(
+        self.zoom = combo(ZOOMS, tip=(
             "Magnification at which the network sees the image. auto: when the objects found "
             "are under 10 px across the image is segmented again magnified (dense small nuclei "
             "split far better), over 22 px shrunk (large textured nuclei split less); a "
             "fine-tuned model sees images at the zoom it was fine-tuned at"
-        )
+        ))
         self.tta = QCheckBox("average 8 mirrored/rotated views")
         self.tta.setToolTip(
             "Test-time augmentation: the network sees every tile flipped and rotated 8 ways and "
             "the results are averaged. 8x slower; objects come out slightly more accurate"
         )
-        self.side_planes = QComboBox()
-        self.side_planes.addItems(list(SIDE_PLANES))
-        self.side_planes.setToolTip(
+        self.side_planes = combo(SIDE_PLANES, tip=(
             "Volumes (Z: depth): also predict the ZY and ZX planes and average them with the XY "
             "planes. About 3x the work; better 3D objects when voxels are near cubes. auto: when the "
             "layer's scale has Z within 1.5x the pixel size in Y and X; on: always; off: never"
-        )
+        ))
         self.interior = spin(
             QDoubleSpinBox(), 0.05, 0.95, _DEFAULT.interior_threshold, 0.05,
             "P(interior) above which a pixel seeds an object; raise it to split touching objects less",

@@ -140,7 +140,10 @@ def plan_run(image: ZarrImage, dst: Path, dst_array: Path, model: UNet, settings
         raise TypeError(f"params must be InstanceParams, got {type(params).__name__}")
     blocked = [a for a in image.axes if a != "C"]
     shape = tuple(n for a, n in zip(image.axes, image.shape) if a != "C")
-    edges = _edges(settings.block_size, blocked, shape)
+    if settings.block_size is None and previous is not None and (previous.axes, previous.shape) == (image.axes, shape):
+        edges = previous.edges  # a rerun that names no block size resumes with the run's own blocks
+    else:
+        edges = _edges(settings.block_size, blocked, shape)
     spacing = settings.spacing or tuple(image.spacing[image.axes.index(a)] if a in image.axes else 1.0 for a in "ZYX")
     plan = BlockRun(
         src=str(image.path), src_array=str(image.path / image.levels[0]) if image.levels else str(image.path),

@@ -66,7 +66,7 @@ def test_an_interrupted_run_resumes(tmp_path, threshold_model):
         if step.stage == "blocks" and step.done == 5:
             job.close()
             break
-    report = run(segment_blocks_iter(src, dst, threshold_model, block_size=BLOCK))
+    report = run(segment_blocks_iter(src, dst, threshold_model))  # no size given: the run's own blocks
     assert report.resumed == 5 and report.segmented == 11 and report.complete
     fresh = run(segment_blocks_iter(src, tmp_path / "fresh.zarr", threshold_model, block_size=BLOCK))
     assert np.array_equal(read_labels(dst), read_labels(tmp_path / "fresh.zarr"))

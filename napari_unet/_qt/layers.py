@@ -79,6 +79,11 @@ def displayed_plane(viewer, layer, spatial_axes: tuple[int, ...]) -> int:
     return int(np.clip(np.round(coords[spatial_axes[0]]), 0, size - 1))
 
 
+def layer_spacing(layer, axes) -> tuple[float, ...]:
+    """The physical size of a pixel of ``layer`` along its ``axes`` (napari's ``scale``)."""
+    return tuple(float(s) for s in np.asarray(layer.scale)[list(axes)])
+
+
 def spatial_transform(layer, spatial_axes: tuple[int, ...]) -> dict:
     """The image layer's scale and translate for a layer over its spatial axes only.
 

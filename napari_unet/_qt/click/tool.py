@@ -29,7 +29,14 @@ from napari_unet._qt._napari import unwrap
 from napari_unet._qt.click.markers import ClickMarkers
 from napari_unet._qt.click.objects import ClickedObject, Prepare, current_masks, edited, existing, near, plane_of
 from napari_unet._qt.jobs import start_job
-from napari_unet._qt.layers import displayed_plane, find_masks, masks_name, model_input, spatial_transform
+from napari_unet._qt.layers import (
+    displayed_plane,
+    find_masks,
+    layer_spacing,
+    masks_name,
+    model_input,
+    spatial_transform,
+)
 from napari_unet._qt.threads import torch_threads
 from napari_unet.clicks.edits import object_change
 from napari_unet.clicks.segmenter import ClickSegmenter, farthest_point
@@ -399,7 +406,7 @@ class ClickTool:
             on_result = lambda result: self._write(item, result, n_clicks)  # noqa: E731
         else:
             point = (item.plane, item.point)
-        spacing = tuple(float(v) for v in np.asarray(item.image.scale)[list(source.spatial_axes)])
+        spacing = layer_spacing(item.image, source.spatial_axes)
         start_job(self.session, self._predict, key, source, (model, seg_model), request, point, spacing, desc="click",
                   show_progress=False, on_result=on_result, on_error=self._failed,
                   on_finished=self._finished)

@@ -21,7 +21,7 @@ from scipy import ndimage as ndi
 
 from napari_unet._qt.finetune.annotations import EDITED, TrainingSet
 from napari_unet._qt.finetune.job import TrainStep
-from napari_unet._qt.layers import model_input, write_labels
+from napari_unet._qt.layers import layer_spacing, model_input, write_labels
 from napari_unet._qt.train.heldout import Score, score_classes
 from napari_unet._qt.train.job import CLASSES, Request, Trained, train_job
 from napari_unet.finetune.both import SEGMENTATION
@@ -61,7 +61,7 @@ def class_request(model: UNet, data: TrainingSet, edits, margin: int, budgets: d
         for part in data.parts:
             where = annotated if part.plane is None else annotated[part.plane]
             where |= True if part.annotated is None else part.annotated
-    spacing = tuple(float(s) for s in np.asarray(image_layer.scale)[list(source.spatial_axes)])
+    spacing = layer_spacing(image_layer, source.spatial_axes)
     return Request(np.asarray(source.data), labels, CLASSES, dict(zip(card.label_values, card.classes)), spacing,
                    max_seconds=budgets["max_seconds"], max_steps=budgets["max_steps"], hold_out=validate,
                    init=copy.deepcopy(model), annotated=annotated)

@@ -38,7 +38,7 @@ from napari_unet._qt.finetune.review import ChangeReview
 from napari_unet._qt.finetune.settings import FinetuneSettings
 from napari_unet._qt.help import help_link
 from napari_unet._qt.jobs import segment_job, start_job, toggle_pause
-from napari_unet._qt.layers import model_input
+from napari_unet._qt.layers import layer_spacing, model_input
 from napari_unet._qt.remember import remember
 from napari_unet._qt.session import session_for
 from napari_unet._qt.widgets import StatusLabel, combo, scroll_body
@@ -263,7 +263,7 @@ class FinetuneWidget(QWidget):
         if image_layer not in self.viewer.layers or labels_layer not in self.viewer.layers:
             return
         source = model_input(image_layer, 1)
-        spacing = tuple(float(s) for s in np.asarray(image_layer.scale)[list(source.spatial_axes)])
+        spacing = layer_spacing(image_layer, source.spatial_axes)
         self._stop = None  # Stop now skips the refresh
         self._start(segment_job, source.data, model, spacing=spacing, device=self.session.device,
                     desc="Refreshing the class map",

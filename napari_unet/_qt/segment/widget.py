@@ -29,6 +29,7 @@ from napari_unet._qt.layers import (
     axes_of,
     displayed_plane,
     find_masks,
+    layer_spacing,
     masks_name,
     new_labels,
     show_probabilities,
@@ -231,7 +232,7 @@ class SegmentWidget(QWidget):
         job_input = source
         if is_series(source):  # T, Z, Y, X: every time point a volume of 3D objects
             axes = series_axes(source)
-            spacing = tuple(float(s) for s in np.asarray(layer.scale)[list(source.spatial_axes[1:])])
+            spacing = layer_spacing(layer, source.spatial_axes[1:])
             if self.times.currentText() == ONE_TIME:
                 plane = displayed_plane(self.viewer, layer, source.spatial_axes)
                 job_input, axes = time_point(source, plane)
@@ -245,7 +246,7 @@ class SegmentWidget(QWidget):
                           "Choose it under 'stack axis', then press Segment.")
                 return
             axes = axes_of(source, kind)
-            spacing = tuple(float(s) for s in np.asarray(layer.scale)[list(source.spatial_axes)])
+            spacing = layer_spacing(layer, source.spatial_axes)
         card = model_card(model)
         version, task = self.session.model_version, card.task
         run_settings = self.advanced.predict_kwargs()  # as they are now: the message says which zoom

@@ -28,7 +28,7 @@ from napari_unet._qt._perf import add_labels_in_turns, set_bar
 from napari_unet._qt.finetune.lossplot import LossPlot
 from napari_unet._qt.help import help_link
 from napari_unet._qt.jobs import segment_job, start_job, toggle_pause
-from napari_unet._qt.layers import model_input, spatial_transform
+from napari_unet._qt.layers import layer_spacing, model_input, spatial_transform
 from napari_unet._qt.pickers import ImageLayerPicker
 from napari_unet._qt.remember import remember
 from napari_unet._qt.session import session_for
@@ -218,7 +218,7 @@ class NewModelWidget(QWidget):
         names = self.table.names() if task == CLASSES else {}
         budget = self.budget.value()
         seconds = self.unit.currentText() == SECONDS
-        return Request(image, labels, task, names, tuple(float(s) for s in np.asarray(image_layer.scale)[-image.ndim:]),
+        return Request(image, labels, task, names, layer_spacing(image_layer, source.spatial_axes),
                        max_seconds=float(budget) if seconds else None, max_steps=None if seconds else int(budget),
                        hold_out=self.hold.isChecked(), base_channels=self.options.base_channels,
                        init=self.options.init)
@@ -277,7 +277,7 @@ class NewModelWidget(QWidget):
         source = model_input(image_layer, 1)
         semantic = model_card(model).task == "semantic"
         self._stop = None  # Stop now cancels this
-        spacing = tuple(float(s) for s in np.asarray(image_layer.scale)[list(source.spatial_axes)])
+        spacing = layer_spacing(image_layer, source.spatial_axes)
         self._start(segment_job, source.data, model, device=self.session.device,
                     **({"spacing": spacing} if semantic else {}), desc="Applying the new model",
                     on_result=lambda result: self._show_result(result[0].labels, image_layer, labels_layer, names,

@@ -206,20 +206,21 @@ def train_iter(
     if model.config.spatial_dims != plan.spatial_dims:
         plan = replace(plan, spatial_dims=model.config.spatial_dims)
     earlier = model_card(model) if init is not None else None
+    continuing = earlier is not None and earlier.task == "semantic"  # a class model taught more
     source = semantic_source([d[0] for d in data], [d[1] for d in data], [d[2] for d in data], plan)
     sampler = VolumeSampler if plan.spatial_dims == 3 else SemanticSampler
     config = TrainConfig(**budget, batch_size=plan.batch_size, patch_size=plan.patch_size[-1], val_every=25,
                          seed=seed, loss=LossConfig(dice_classes=tuple(range(1, len(plan.label_values))),
                                                     dice_present_only=True))  # rare classes: see LossConfig
-    if earlier is not None and earlier.task == "semantic":  # corrections to a class model: gently, as for objects
+    if continuing:  # corrections to a class model: gently, as for objects
         config = replace(config, lr=CONTINUE_LR, warmup_steps=CONTINUE_WARMUP_STEPS, freeze_norm=True)
     result = yield from engine_train_iter(model, source, config, device=device, stop=stop,
                                          batches=lambda src, cfg, rng: sampler(src, plan, rng))
     provenance = _provenance(result, data, spacing)
-    if earlier is not None and earlier.task == "semantic":  # a class model taught more: its name, its history
+    if continuing:  # its name and its history go on
         provenance = {**earlier.provenance, "fine_tuned_on": provenance["trained_on"], "fine_tuning": provenance}
     model.card = ModelCard(
-        name=earlier.name if earlier is not None and earlier.task == "semantic" else "new classes",
+        name=earlier.name if continuing else "new classes",
         task="semantic", classes=plan.class_names, channels=("intensity",),
         label_values=plan.label_values, intensity=plan.intensity, plan=plan.to_dict(), provenance=provenance,
     )

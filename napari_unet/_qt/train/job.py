@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import traceback
 from collections.abc import Generator
@@ -113,7 +114,7 @@ def train_job(request: Request, *, device: str, stop: threading.Event,
               score_every: float = SCORE_EVERY_S) -> Generator[TrainStep, None, Trained]:
     """:func:`napari_unet.training.tasks.train_iter` on :func:`gui_threads` threads at background
     priority, scoring the held-out part on the first step, every ``score_every`` training
-    seconds and at the end. Device memory is handed back however it ends.
+    seconds and at the end (``score_every`` infinite: only at the end). Device memory is handed back however it ends.
     """
     try:
         with torch_threads(gui_threads()):
@@ -153,7 +154,7 @@ def _train(request: Request, device, stop, score_every) -> Generator[TrainStep, 
                      classes=request.classes, max_seconds=request.max_seconds, max_steps=request.max_steps,
                      init=model, device=device, stop=stop, base_channels=request.base_channels)
     total = int(request.max_seconds) if request.max_seconds else int(request.max_steps or 0)
-    next_score, step = 0.0, 0
+    next_score, step = (0.0 if math.isfinite(score_every) else math.inf), 0
     try:
         while True:
             try:

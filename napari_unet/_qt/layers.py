@@ -72,6 +72,23 @@ def axes_of(source: ModelInput, stack_axis: str) -> str:
     return "".join(letters.get(ax, "C") for ax in range(np.ndim(source.data)))
 
 
+STACK_AXIS = "napari_unet_stack_axis"  # layer metadata: "Z" or "T", the user's answer for the layer
+
+
+def stack_kind(viewer, layer, source: ModelInput) -> str | None:
+    """"Z" or "T" for a stack layer's first spatial axis: the answer given for the layer
+    (Segment's 'stack axis'), else napari's axis label of that axis when it says (z, depth,
+    t, time); None when nobody said.
+    """
+    said = layer.metadata.get(STACK_AXIS)
+    if said in ("Z", "T"):
+        return said
+    labels = list(viewer.dims.axis_labels)
+    index = len(labels) - layer.ndim + source.spatial_axes[0]
+    label = labels[index].lower() if 0 <= index < len(labels) else ""
+    return "Z" if label in ("z", "depth") else "T" if label in ("t", "time") else None
+
+
 def displayed_plane(viewer, layer, spatial_axes: tuple[int, ...]) -> int:
     """Index of the plane on screen along the layer's first spatial axis."""
     coords = layer.world_to_data(viewer.dims.point)  # one per layer dim (RGB: channel excluded)

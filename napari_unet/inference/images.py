@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from napari_unet.inference.intensity import percentile_range
+
 _RGB_SIZES = (3, 4)
 
 
@@ -124,10 +126,7 @@ def normalize(image: np.ndarray, low: float = 1.0, high: float = 99.8) -> np.nda
         raise ValueError("the image contains NaN or infinite values; replace them first (e.g. np.nan_to_num)")
     out = np.empty(chans.shape, np.float32)
     for c, ch in enumerate(chans):
-        step = max(1, int(np.sqrt(ch.size / 1_000_000)))
-        lo, hi = np.percentile(ch[::step, ::step], (low, high))
-        if hi - lo < 1e-6:
-            lo, hi = float(ch.min()), float(ch.max())
+        lo, hi = percentile_range(ch, low, high)
         half = not np.isfinite(hi - lo)  # the range overflows (values near the type's limits)
         if half:
             ch, lo, hi = ch * 0.5, lo * 0.5, hi * 0.5

@@ -76,12 +76,22 @@ def stack_range(stack: np.ndarray, channel_axis: int | None, low: float = 1.0, h
         flat = ch.reshape(-1, ch.shape[-1])  # (planes * Y, X), as normalize_stack sees it
         if np.issubdtype(flat.dtype, np.floating) and not all(np.isfinite(p).all() for p in flat):
             raise ValueError("the image contains NaN or infinite values; replace them first (e.g. np.nan_to_num)")
-        step = max(1, int(np.sqrt(flat.size / 1_000_000)))
-        lo, hi = np.percentile(flat[::step, ::step].astype(np.float32), (low, high))
-        if hi - lo < 1e-6:
-            lo, hi = float(flat.min()), float(flat.max())
-        ranges[c] = lo, hi
+        ranges[c] = percentile_range(flat, low, high)
     return ranges
+
+
+def percentile_range(channel: np.ndarray, low: float, high: float) -> tuple:
+    """The ``low`` and ``high`` percentiles of a 2D ``channel``, on a regular subsample of
+    about a million pixels (float64 images in float64, others in float32); its minimum and
+    maximum where the two meet (a nearly constant channel).
+    """
+    step = max(1, int(np.sqrt(channel.size / 1_000_000)))
+    sample = channel[::step, ::step]
+    sample = sample.astype(np.float64 if sample.dtype == np.float64 else np.float32, copy=False)
+    lo, hi = np.percentile(sample, (low, high))
+    if hi - lo < 1e-6:
+        lo, hi = float(channel.min()), float(channel.max())
+    return lo, hi  # numpy's scalars: the arithmetic with them stays as it was
 
 
 def scale_plane(plane: np.ndarray, ranges: np.ndarray) -> np.ndarray:

@@ -36,6 +36,7 @@ from napari_unet._qt.layers import (
     masks_name,
     model_input,
     spatial_transform,
+    stack_kind,
 )
 from napari_unet._qt.threads import torch_threads
 from napari_unet.clicks.edits import object_change
@@ -51,7 +52,6 @@ HOVER_MS = 30  # the cursor at rest this long: prepare the first click's window 
 # another job holds a core; on two, OpenMP's threads wait on each other (a 64² pass: 14 ms on one
 # thread, 120-800 ms on two, on the shared 2-core machine while other jobs ran)
 CLICK_THREADS = 1
-STACK_AXIS = "napari_unet_stack_axis"  # layer metadata: "Z" or "T", as the Segment widget was told
 
 
 class ClickTool:
@@ -198,6 +198,10 @@ class ClickTool:
     def _volume(self, image, model) -> bool:
         """Whether clicks on ``image`` make 3D objects: a stack, clicks through planes on, and its
         first axis not time (as told to the Segment widget, or napari's axis label).
+
+        A stack nobody has named is taken as depth, where Segment asks: a click cannot wait for
+        an answer, its result shows at once (one object through the planes) and is one undo
+        away, and 'clicks through planes' off makes it plane by plane.
         """
         try:
             source = model_input(image, image_channels(model))
@@ -205,11 +209,7 @@ class ClickTool:
             return False
         if not (source.is_stack and self.through_planes):
             return False
-        if image.metadata.get(STACK_AXIS) in ("Z", "T"):
-            return image.metadata[STACK_AXIS] == "Z"
-        labels = list(self.viewer.dims.axis_labels)
-        index = len(labels) - image.ndim + source.spatial_axes[0]
-        return not (0 <= index < len(labels) and labels[index].lower() in ("t", "time"))
+        return stack_kind(self.viewer, image, source) != "T"
 
     def _locate(self, image, source, position, ray=None, volume: bool = False):
         """(plane shape, plane index or None, (y, x) sub-pixel, (y, x) pixel) of a world

@@ -25,6 +25,7 @@ from napari_unet._qt._perf import add_labels_in_turns, set_bar, software_opengl,
 from napari_unet._qt.help import help_link
 from napari_unet._qt.jobs import STAGES, instances_job, segment_job, start_job
 from napari_unet._qt.layers import (
+    STACK_AXIS,
     ModelInput,
     axes_of,
     displayed_plane,
@@ -34,6 +35,7 @@ from napari_unet._qt.layers import (
     new_labels,
     show_probabilities,
     spatial_transform,
+    stack_kind,
     write_labels,
 )
 from napari_unet._qt.pickers import DevicePicker, ImageLayerPicker, ModelPicker
@@ -53,7 +55,6 @@ from napari_unet.settings import load_settings, save_settings
 
 PLANE, STACK = "displayed plane", "whole stack"
 DEPTH, TIME, ASK = "Z: depth (3D objects)", "T: time (each frame in 2D)", "Z or T? (choose)"
-STACK_AXIS = "napari_unet_stack_axis"  # layer metadata: the answer, remembered for the layer
 REPLACE, NEW_LAYER = "replace (undoable)", "add a new layer"
 RECOMPUTE_DELAY_MS = 150  # a spin box held down recomputes once it settles
 PROGRESS_INTERVAL_S = 0.25  # the bar moves at most 4 times a second: each move repaints the window
@@ -475,17 +476,10 @@ class SegmentWidget(QWidget):
         self.run_button.setEnabled(can_run or self._worker is not None)
 
     def _stack_kind(self, layer) -> str | None:
-        """"Z" or "T" for the layer's stack axis: the answer given for it, else napari's axis label
-        of that axis when it says (z, depth, t, time); None when nobody said.
+        """"Z" or "T" for the layer's stack axis (:func:`~napari_unet._qt.layers.stack_kind`); None
+        when nobody said: a whole run's meaning depends on it, so Segment asks.
         """
-        said = layer.metadata.get(STACK_AXIS)
-        if said in ("Z", "T"):
-            return said
-        source = segment_input(layer, image_channels(self.session.model))
-        labels = list(self.viewer.dims.axis_labels)
-        index = len(labels) - layer.ndim + source.spatial_axes[0]
-        label = labels[index].lower() if 0 <= index < len(labels) else ""
-        return "Z" if label in ("z", "depth") else "T" if label in ("t", "time") else None
+        return stack_kind(self.viewer, layer, segment_input(layer, image_channels(self.session.model)))
 
     def _remember_stack_axis(self, text: str) -> None:
         layer = self.image.current_layer()

@@ -30,8 +30,17 @@ MAX_CLASSES = 50  # more label values than this are objects, not classes
 
 
 @dataclass(frozen=True)
+class Pair:
+    """Another image and its painted labels (``[Z]YX``) to learn from."""
+
+    image: np.ndarray
+    labels: np.ndarray
+    annotated: np.ndarray | None = None  # where the labels count; None: every painted plane
+
+
+@dataclass(frozen=True)
 class Request:
-    """What to train: one image and its painted labels (``[Z]YX``), the task and the budget."""
+    """What to train: an image and its painted labels (``[Z]YX``), more pairs if any, the task and the budget."""
 
     image: np.ndarray
     labels: np.ndarray
@@ -44,6 +53,7 @@ class Request:
     base_channels: int | None = None  # classes: a narrower network than the plan's (tests)
     init: UNet | None = None  # the network to start from; None: a fresh one (classes), the shipped one (objects)
     annotated: np.ndarray | None = None  # where the labels count; None: every painted plane (see tasks.prepare)
+    more: tuple[Pair, ...] = ()  # more images to learn from, at the first one's spacing (nothing held out of them)
 
 
 @dataclass(frozen=True)
@@ -63,8 +73,8 @@ class Trained:
     score: Score | None
 
 
-def check_request(image: np.ndarray, labels: np.ndarray, task: str) -> None:
-    """Raise ValueError saying what is wrong with the picked layers for ``task``, and what to do."""
+def check_pair(image: np.ndarray, labels: np.ndarray) -> None:
+    """Raise ValueError saying what is wrong with an image and its painted labels, and what to do."""
     image_shape, labels_shape = np.shape(image), np.shape(labels)
     if labels_shape != image_shape:
         raise ValueError(f"the labels are {' x '.join(map(str, labels_shape))} but the image is "
@@ -74,21 +84,27 @@ def check_request(image: np.ndarray, labels: np.ndarray, task: str) -> None:
     if not labels.any():
         raise ValueError("the labels layer is empty: paint a few slices first (each painted slice counts "
                          "whole: what is left at 0 there is background)")
-    if task == CLASSES:
-        values = painted_values(labels)
-        if len(values) < 2:
-            raise ValueError(f"only one class ({values[0]}) is painted: a model needs at least two; paint "
-                             "another class, or leave some background at 0 on a painted slice")
-        if len(values) > MAX_CLASSES:
-            raise ValueError(f"the labels hold {len(values)} values: these look like objects, not classes; "
-                             "choose 'objects', or paint a few class values")
 
 
-def painted_values(labels: np.ndarray) -> list[int]:
-    """The label values on the painted planes (0 included where a painted plane has background)."""
-    planes = np.asarray(labels).reshape(-1, *np.shape(labels)[-2:])
-    painted = planes[planes.any(axis=(1, 2))]
-    return [int(v) for v in np.unique(painted)]
+def check_classes(values: list[int]) -> None:
+    """Raise ValueError when the painted label ``values`` (of every pair) can't be the classes of a model."""
+    if len(values) < 2:
+        raise ValueError(f"only one class ({values[0]}) is painted: a model needs at least two; paint "
+                         "another class, or leave some background at 0 on a painted slice")
+    if len(values) > MAX_CLASSES:
+        raise ValueError(f"the labels hold {len(values)} values: these look like objects, not classes; "
+                         "choose 'objects', or paint a few class values")
+
+
+def painted_values(*labels: np.ndarray) -> list[int]:
+    """The label values on the painted planes of each labels array (0 included where a painted
+    plane has background), all together.
+    """
+    values = set()
+    for each in labels:
+        planes = np.asarray(each).reshape(-1, *np.shape(each)[-2:])
+        values.update(int(v) for v in np.unique(planes[planes.any(axis=(1, 2))]))
+    return sorted(values)
 
 
 @cache
@@ -127,13 +143,17 @@ def train_job(request: Request, *, device: str, stop: threading.Event,
 
 
 def _train(request: Request, device, stop, score_every) -> Generator[TrainStep, None, Trained]:
-    ((image, labels, annotated),) = prepare(request.image, request.labels, request.annotated)
+    pairs = [Pair(request.image, request.labels, request.annotated), *request.more]
+    (image, labels, annotated), *more = prepare([p.image for p in pairs], [p.labels for p in pairs],
+                                                [p.annotated for p in pairs])
+    # The held-out part comes from the first pair only: its image is the one scored (and shown).
     train_mask, held = hold_out(annotated) if request.hold_out else (annotated, None)
+    data = [(image, labels, train_mask), *more]
     model, scorer = request.init, None
     if request.task == CLASSES:
-        plan = continued_plan(model, [(image, labels, train_mask)]) if model is not None else None
+        plan = continued_plan(model, data) if model is not None else None
         if plan is None:
-            plan = semantic_plan([(image, labels, train_mask)], request.spacing, request.classes, device)
+            plan = semantic_plan(data, request.spacing, request.classes, device)
         if request.base_channels is not None and model is None:
             plan = replace(plan, base_channels=request.base_channels)
         if model is None:
@@ -150,7 +170,8 @@ def _train(request: Request, device, stop, score_every) -> Generator[TrainStep, 
             def scorer(step):
                 return score_objects(model, image, labels, held, step, device)
 
-    job = train_iter(image, labels, task=TASKS[request.task], annotated=train_mask, spacing=request.spacing,
+    job = train_iter([d[0] for d in data], [d[1] for d in data], task=TASKS[request.task],
+                     annotated=[d[2] for d in data], spacing=request.spacing,
                      classes=request.classes, max_seconds=request.max_seconds, max_steps=request.max_steps,
                      init=model, device=device, stop=stop, base_channels=request.base_channels)
     total = int(request.max_seconds) if request.max_seconds else int(request.max_steps or 0)

@@ -8,14 +8,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from napari.layers import Labels
+from napari.layers import Image, Labels
 from napari.utils.notifications import notification_manager, show_error
-from qtpy.QtCore import QTimer
+from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import (
     QCheckBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
+    QListWidget,
+    QListWidgetItem,
     QProgressBar,
     QPushButton,
     QSpinBox,
@@ -37,10 +39,12 @@ from napari_unet._qt.train.job import (
     CLASSES,
     OBJECTS,
     SCORE_EVERY_S,
+    Pair,
     Request,
     Trained,
     TrainStep,
-    check_request,
+    check_classes,
+    check_pair,
     painted_values,
     train_job,
     warm_up_training,
@@ -54,6 +58,8 @@ CPU_SECONDS = 180  # on a CPU a time budget: three minutes learns a few classes 
 GPU_STEPS = 1000  # on a GPU a step budget: the same run on any card
 TABLE_DELAY_MS = 700  # after painting pauses, list the painted values again
 WARM_UP_DELAY_MS = 2000  # after the dock first shows, import what training needs (see warm_up_training)
+SPACING_RTOL = 0.15  # more images may differ this much in voxel size (within training's scale jitter)
+ANSWERS = "(new model)"  # in the name of a layer this widget answered into: not painting to learn from
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,37 @@ class TrainOptions:
     base_channels: int | None = None  # classes: the new network's width; None: the plan's (16 on a CPU)
     init: UNet | None = None  # the network to start from; None: a fresh one (classes), the shipped one (objects)
     score_every: float = SCORE_EVERY_S  # training seconds between held-out scores
+
+
+class PairList(QListWidget):
+    """Other images with a painted Labels layer of their shape, each a checkbox (none ticked at first)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setToolTip("Tick other images to learn from as well, each with its painted Labels layer: one model "
+                        "from all of them. They must all be 2D images or all volumes; the held-out slice, the "
+                        "voxel size and the answer are those of the image picked above")
+        self.setMaximumHeight(90)
+
+    def show_pairs(self, pairs: list[tuple[str, str]]) -> None:
+        """List ``(image, labels)`` layer names; a pair ticked before stays ticked."""
+        ticked = set(self.checked())
+        self.blockSignals(True)
+        self.clear()
+        for image, labels in pairs:
+            item = QListWidgetItem(f"'{labels}' on '{image}'")
+            item.setData(Qt.ItemDataRole.UserRole, (image, labels))
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Checked if (image, labels) in ticked else Qt.CheckState.Unchecked)
+            item.setToolTip(f"Learn from '{image}' and its labels '{labels}' too")
+            self.addItem(item)
+        self.blockSignals(False)
+
+    def checked(self) -> list[tuple[str, str]]:
+        """The ticked ``(image, labels)`` layer names."""
+        items = (self.item(row) for row in range(self.count()))
+        return [tuple(item.data(Qt.ItemDataRole.UserRole)) for item in items
+                if item.checkState() == Qt.CheckState.Checked]
 
 
 class NewModelWidget(QWidget):
@@ -81,15 +118,15 @@ class NewModelWidget(QWidget):
         self.model: UNet | None = None  # the model this widget trained last
         self.first_score_s: float | None = None  # Train pressed -> first held-out figure shown
 
-        self._watched = None  # the labels layer whose painting updates the class table
-        self._table_timer = QTimer(self)
+        self._table_timer = QTimer(self)  # painting in any Labels layer lists pairs and classes again
         self._table_timer.setSingleShot(True)
         self._table_timer.setInterval(TABLE_DELAY_MS)
-        self._table_timer.timeout.connect(self._show_classes)
+        self._table_timer.timeout.connect(self._list_pairs)
 
         self.image = ImageLayerPicker(napari_viewer, self.session)
         self.labels = combo((), tip="The Labels layer you painted on this image: a few slices are enough; on "
                                     "each painted slice, what is left at 0 counts as background")
+        self.more = PairList()
         self.task = combo((CLASSES, OBJECTS), tip="classes: each label value is a class (tissues, organs); "
                                                   "objects: each label is one object, told apart from the others")
         self.table = ClassTable()
@@ -118,6 +155,7 @@ class NewModelWidget(QWidget):
         form = self._form = QFormLayout()
         form.addRow("image", self.image)
         form.addRow("labels", self.labels)
+        form.addRow("also learn from", self.more)
         form.addRow("task", self.task)
         form.addRow("classes", self.table)
         budget = QHBoxLayout()
@@ -145,13 +183,17 @@ class NewModelWidget(QWidget):
         self.save_button.clicked.connect(lambda: self.save())
         self.task.currentTextChanged.connect(self._update_state)
         self.image.changed.connect(self._list_labels)
-        self.labels.currentTextChanged.connect(self._show_classes)
+        self.labels.currentTextChanged.connect(self._list_pairs)
+        self.more.itemChanged.connect(self._show_classes)
         self.session.device_changed.connect(self.use_defaults_for)
         self.session.closing.connect(lambda: self.setEnabled(False))
         events = napari_viewer.layers.events
         for event in (events.inserted, events.removed):
             event.connect(self._list_labels)
         events.inserted.connect(lambda e: e.value.events.name.connect(self._list_labels))
+        events.inserted.connect(lambda e: self._watch(e.value))
+        for layer in napari_viewer.layers:
+            self._watch(layer)
         self._list_labels()
         self._set_running(False)
 
@@ -190,7 +232,8 @@ class NewModelWidget(QWidget):
         self._worker.paused.connect(lambda: self._say("Paused: the CPU is yours. Resume continues."))
         self._set_running(True)
         what = (f"{len(request.classes)} classes" if request.task == CLASSES else "objects")
-        self._say(f"Learning {what} from '{labels_layer.name}' on {self.session.device}; keep working, the "
+        more = {0: "", 1: " and 1 more image"}.get(len(request.more), f" and {len(request.more)} more images")
+        self._say(f"Learning {what} from '{labels_layer.name}'{more} on {self.session.device}; keep working, the "
                   "viewer stays usable.")
 
     def _start(self, job, *args, **kwargs) -> None:
@@ -212,16 +255,49 @@ class NewModelWidget(QWidget):
         if image.ndim not in (2, 3):
             raise ValueError(f"'{image_layer.name}' has {image.ndim} dimensions: training takes a 2D image or "
                              "a volume (Z, Y, X)")
-        task = self.task.currentText()
-        check_request(image, labels, task)
+        task, spacing = self.task.currentText(), layer_spacing(image_layer, source.spatial_axes)
+        check_pair(image, labels)
+        more = self._more_pairs(image_layer.name, image, spacing)
+        if task == CLASSES:
+            check_classes(painted_values(labels, *(pair.labels for pair in more)))
         self._show_classes()
         names = self.table.names() if task == CLASSES else {}
         budget = self.budget.value()
         seconds = self.unit.currentText() == SECONDS
-        return Request(image, labels, task, names, layer_spacing(image_layer, source.spatial_axes),
+        return Request(image, labels, task, names, spacing,
                        max_seconds=float(budget) if seconds else None, max_steps=None if seconds else int(budget),
                        hold_out=self.hold.isChecked(), base_channels=self.options.base_channels,
-                       init=self.options.init)
+                       init=self.options.init, more=more)
+
+    def _more_pairs(self, first: str, image: np.ndarray, spacing: tuple[float, ...]) -> tuple[Pair, ...]:
+        """The ticked pairs under 'also learn from', checked against the first image; ValueError says
+        which pair won't do and why.
+        """
+        kind = {2: "a 2D image", 3: "a volume"}
+        out = []
+        for image_name, labels_name in self.more.checked():
+            if image_name not in self.viewer.layers or labels_name not in self.viewer.layers:
+                continue  # removed since: the list follows at once
+            pair = f"'{labels_name}' on '{image_name}'"
+            source = model_input(self.viewer.layers[image_name], 1)
+            data = np.asarray(source.data)
+            if source.channel_axis is not None or data.ndim != image.ndim:
+                what = "has colour channels" if source.channel_axis is not None else f"is {kind.get(data.ndim)}"
+                raise ValueError(f"'{image_name}' {what} but '{first}' is {kind[image.ndim]}: one model learns "
+                                 f"from images of one kind (one channel; all 2D or all volumes); untick {pair} "
+                                 "under 'also learn from'")
+            other = layer_spacing(self.viewer.layers[image_name], source.spatial_axes)
+            if not np.allclose(other, spacing, rtol=SPACING_RTOL):
+                raise ValueError(f"'{image_name}' has voxels of {_size(other)} but '{first}' of {_size(spacing)}: "
+                                 "one model learns at one voxel size; open it at its true scale, or untick "
+                                 f"{pair} under 'also learn from'")
+            labels = np.array(self.viewer.layers[labels_name].data)  # a copy: painting goes on
+            try:
+                check_pair(data, labels)
+            except ValueError as exc:
+                raise ValueError(f"{pair} (under 'also learn from'): {exc}") from None
+            out.append(Pair(data, labels))
+        return tuple(out)
 
     def pause_or_resume(self) -> None:
         if toggle_pause(self._worker, self.pause_button):
@@ -366,25 +442,43 @@ class NewModelWidget(QWidget):
         if keep in [layer.name for layer in layers]:
             self.labels.setCurrentText(keep)
         self.labels.blockSignals(False)
+        self._list_pairs()
+
+    def _list_pairs(self, *_) -> None:
+        """List the other images that have a painted Labels layer of their shape (then the classes)."""
+        image, labels = self.image.current_layer(), self._labels_layer()
+        shapes = {}
+        for layer in self.viewer.layers:
+            if isinstance(layer, Image) and (image is None or unwrap(layer) is not unwrap(image)):
+                try:
+                    source = model_input(layer, 1)
+                except ValueError:
+                    continue
+                shapes[layer.name] = tuple(np.shape(source.data)[ax] for ax in source.spatial_axes)
+        painted = [layer for layer in self.viewer.layers if isinstance(layer, Labels) and ANSWERS not in layer.name
+                   and (labels is None or unwrap(layer) is not unwrap(labels)) and layer.data.shape in shapes.values()
+                   and np.asarray(layer.data).any()]
+        self.more.show_pairs([(name, layer.name) for name, shape in shapes.items() for layer in painted
+                              if layer.data.shape == shape])
+        self.more.setVisible(self.more.count() > 0)
+        self._form.labelForField(self.more).setVisible(self.more.count() > 0)
         self._show_classes()
 
     def _show_classes(self, *_) -> None:
-        layer = self._labels_layer()
-        self._watch(layer)
-        values = painted_values(layer.data) if layer is not None else []
-        self.table.show_values(values, feature_names(layer) if layer is not None else {})
+        """The class table: every value painted in the picked labels and the ticked pairs' labels."""
+        layers = [self._labels_layer()] + [self.viewer.layers[labels] for image, labels in self.more.checked()
+                                           if labels in self.viewer.layers]
+        layers = [layer for layer in layers if layer is not None]
+        known = {}
+        for layer in reversed(layers):  # the picked layer's names win
+            known.update(feature_names(layer))
+        self.table.show_values(painted_values(*(layer.data for layer in layers)), known)
         self._update_state()
 
     def _watch(self, layer) -> None:
-        """Follow the picked labels layer's painting, so a new class gets its row in the table."""
-        layer = unwrap(layer) if layer is not None else None
-        if layer is self._watched:
-            return
-        if self._watched is not None:
-            self._watched.events.paint.disconnect(self._painted)
-            self._watched.events.data.disconnect(self._painted)
-        self._watched = layer
-        if layer is not None:
+        """Follow a Labels layer's painting, so a new class gets its row and a painted image its pair."""
+        if isinstance(layer, Labels):
+            layer = unwrap(layer)
             layer.events.paint.connect(self._painted)
             layer.events.data.connect(self._painted)
 
@@ -401,7 +495,8 @@ class NewModelWidget(QWidget):
         self.save_button.setEnabled(idle and self.model is not None)
 
     def _set_running(self, running: bool) -> None:
-        for widget in (self.image, self.labels, self.task, self.table, self.budget, self.unit, self.hold):
+        for widget in (self.image, self.labels, self.more, self.task, self.table, self.budget, self.unit,
+                       self.hold):
             widget.setEnabled(not running)
         self.pause_button.setEnabled(running and self._stop is not None)
         self.stop_button.setEnabled(running)
@@ -412,3 +507,7 @@ class NewModelWidget(QWidget):
 
     def _say(self, text: str) -> None:
         self.status.setText(text)
+
+
+def _size(spacing) -> str:
+    return " x ".join(f"{s:g}" for s in spacing)

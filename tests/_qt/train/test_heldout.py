@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from napari_unet._qt.train.heldout import HeldOut, Score, dice_per_class, hold_out
-from napari_unet._qt.train.job import check_request, painted_values
+from napari_unet._qt.train.job import check_classes, check_pair, painted_values
 
 
 def test_a_volume_gives_up_its_middle_painted_slice():
@@ -43,4 +43,8 @@ def test_painted_values_count_background_only_on_painted_slices():
     assert painted_values(labels) == []
     labels[1, :2] = 3
     assert painted_values(labels) == [0, 3]
-    check_request(np.zeros(labels.shape), labels, "classes")  # 0 and 3: two classes
+    check_pair(np.zeros(labels.shape), labels)
+    check_classes(painted_values(labels))  # 0 and 3: two classes
+    other = np.zeros((8, 8), np.uint8)
+    other[:2] = 5
+    assert painted_values(labels, other) == [0, 3, 5]  # several pairs: every value painted in any

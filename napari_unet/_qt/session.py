@@ -9,6 +9,8 @@ the viewer, so a closed and collected viewer takes its session (and model) with 
 
 from __future__ import annotations
 
+import atexit
+import time
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from psygnal import Signal
-from qtpy.QtCore import QEvent, QObject
+from qtpy.QtCore import QEvent, QObject, QThreadPool
 
 from napari_unet._qt._napari import main_window, unwrap
 from napari_unet._qt.autosave import Autosaver
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
 
 _SESSIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 HISTORY_LENGTH = 3  # earlier models kept for Session.revert (each holds a copy of the weights)
+CLOSE_WAIT_S = 10.0  # a closing viewer waits this long for its stopped jobs (a plain function runs to its end)
+EXIT_WAIT_S = 60.0  # the process, when it ends, waits this long for worker threads still running
 
 
 def session_for(viewer: napari.Viewer) -> Session:
@@ -80,8 +84,8 @@ class Session:
     device_changed(str)
         The device jobs should run on.
     closing()
-        The viewer is closing; running jobs were asked to stop and must not
-        touch layers any more.
+        The viewer is closing, or the process is ending with it open; running
+        jobs were asked to stop and must not touch layers any more.
     masks_refreshed(str)
         Another widget rewrote masks layers (the fine-tuned model's refresh); the
         text says what changed, for the Segment widget's status.
@@ -199,7 +203,22 @@ class Session:
         worker.finished.connect(lambda: self._workers.discard(worker))
         return worker
 
+    def join(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the threads of this session's running jobs to end;
+        returns whether they all did. Their results, still queued, are delivered later.
+        """
+        deadline = time.monotonic() + timeout
+        while any(worker.is_running for worker in list(self._workers)):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)  # releases the GIL the jobs need
+        return True
+
     def _on_viewer_closing(self) -> None:
+        """Stop the jobs and wait for their threads: none outlives its viewer by more than
+        :data:`CLOSE_WAIT_S` (see :func:`_close_sessions_at_exit`), and an autosave started
+        as the layers went is on disk when the window is gone.
+        """
         if self.closed:
             return
         self.closed = True
@@ -207,6 +226,25 @@ class Session:
             worker.quit()
         self._predictions.clear()
         self.closing.emit()
+        self.join(CLOSE_WAIT_S)
+
+
+@atexit.register
+def _close_sessions_at_exit() -> None:
+    """Close the sessions of viewers still open, and wait for every worker thread, before the
+    interpreter ends.
+
+    As it ends PyQt deletes the Qt objects Python owns: a worker thread still running then
+    emits ``finished`` into a deleted signals object, and a session closed only when its
+    window is destroyed runs its ``closing`` callbacks on deleted timers; either way Qt
+    aborts the process. Registered after PyQt's own exit handler, so it runs first, while
+    everything is alive.
+    """
+    try:
+        for session in list(_SESSIONS.values()):
+            session._on_viewer_closing()
+    finally:
+        QThreadPool.globalInstance().waitForDone(round(EXIT_WAIT_S * 1000))
 
 
 class _CloseWatcher(QObject):

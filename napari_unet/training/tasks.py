@@ -205,7 +205,7 @@ def train_iter(
                          f"{len(plan.label_values)} classes ({', '.join(map(str, plan.label_values))})")
     if model.config.spatial_dims != plan.spatial_dims:
         plan = replace(plan, spatial_dims=model.config.spatial_dims)
-    earlier = model_card(model) if init is not None else None
+    earlier = getattr(init, "card", None)  # a fresh network (as New model passes one) has no card yet
     continuing = earlier is not None and earlier.task == "semantic"  # a class model taught more
     source = semantic_source([d[0] for d in data], [d[1] for d in data], [d[2] for d in data], plan)
     sampler = VolumeSampler if plan.spatial_dims == 3 else SemanticSampler

@@ -160,3 +160,15 @@ def test_a_class_model_goes_on_learning_from_corrections_of_some_classes() -> No
     assert set(np.unique(segment(image, again, device="cpu"))) <= {0, 2, 5}
     with pytest.raises(ValueError, match=r"value 7, which .* does not know \(its classes: 0 \(background\), 2"):
         train(image, np.where(fixed == 2, 7, fixed), annotated=annotated, init=again, max_steps=1, device="cpu")
+
+
+def test_a_fresh_network_given_as_init_is_trained_as_new_not_continued() -> None:
+    """New model builds the network itself and passes it in: it is a new model (its own name and
+    history, the full learning rate), not corrections to an earlier class model."""
+    image, labels = _volume()
+    painted = np.where(_painted(labels, [1, 4]) == 5, 2, _painted(labels, [1, 4]))  # two classes
+    [data] = prepare(image, painted)
+    plan = replace(semantic_plan([data], (3.0, 1.0, 1.0), None, "cpu"), base_channels=4)
+    model = train(image, painted, init=new_network(plan), max_steps=1, device="cpu")
+    assert model.card.name == "new classes" and "fine_tuning" not in model.card.provenance
+    assert model.card.provenance["trained_on"] and model.card.provenance["steps"] == 1

@@ -27,19 +27,23 @@ MIN_BATCH = 2  # the memory budget picks the batch size from this ...
 MAX_BATCH = {"cpu": 4, "gpu": 12}  # ... to this (a CPU step is slow: many small steps learn faster)
 BYTES_PER_VOXEL_CHANNEL = 4 * 14  # float32 activations kept for backward, ~14 per channel per voxel (measured)
 CT_MIN_HU = -500  # an integer image whose darkest values reach this is taken as CT in Hounsfield units
+# an image whose voxel size differs from the target spacing by more than this share on an axis is resampled
+# along it; closer ones are left as they are (within the scale jitter of augmentation)
+RESAMPLE_RTOL = 0.1
 
 
 @dataclass(frozen=True)
 class Fingerprint:
     """What the training data is, measured: the input of :func:`make_plan`."""
 
-    shapes: tuple[tuple[int, ...], ...]  # spatial shape of each image ((Z,) Y, X)
-    spacing: tuple[float, ...]  # voxel size ((Z,) Y, X), the same unit for every axis
+    shapes: tuple[tuple[int, ...], ...]  # spatial shape of each image ((Z,) Y, X) at the target spacing
+    spacing: tuple[float, ...]  # target voxel size ((Z,) Y, X): the images' median, the same unit for every axis
     modality: str  # "CT" (Hounsfield units) or "other" (arbitrary units)
     label_values: tuple[int, ...]  # the classes' label values, 0 (background) first
     class_voxels: tuple[int, ...]  # annotated voxels of each class, in label_values' order
     foreground: tuple[float, float, float, float]  # annotated foreground's 0.5/99.5 percentiles, mean, std
     annotated_planes: int  # Z planes (or images) holding annotation
+    spacings: tuple[tuple[float, ...], ...] = ()  # each image's own voxel size ((Z,) Y, X)
 
 
 @dataclass(frozen=True)
@@ -108,14 +112,56 @@ def _percentiles(values: np.ndarray) -> tuple[float, float, float, float]:
     return float(lo), float(hi), float(v.mean()), float(v.std())
 
 
+def target_spacing(spacings: Sequence[Sequence[float]]) -> tuple[float, ...]:
+    """The voxel size a network learns at: per axis, the median of the images' (as nnU-Net).
+
+    Axes are matched from the end (Y, X): Z is the median of the volumes' Z spacings.
+    """
+    n = max(len(s) for s in spacings)
+    return tuple(float(np.median([s[len(s) - n + k] for s in spacings if len(s) - n + k >= 0])) for k in range(n))
+
+
+def resample_factors(spacing: Sequence[float], target: Sequence[float]) -> tuple[float, ...]:
+    """How many times larger each axis of an image of voxel size ``spacing`` is at ``target``.
+
+    ``target`` is matched to the last axes (a 2D plan's target leaves Z alone); an axis
+    within :data:`RESAMPLE_RTOL` of the target keeps its size (factor 1).
+    """
+    factors = [1.0] * len(spacing)
+    for k in range(1, min(len(spacing), len(target)) + 1):
+        s, t = float(spacing[-k]), float(target[-k])
+        if abs(s / t - 1) > RESAMPLE_RTOL:
+            factors[-k] = s / t
+    return tuple(factors)
+
+
+def resampled_shape(shape: Sequence[int], spacing: Sequence[float], target: Sequence[float]) -> tuple[int, ...]:
+    """An image's spatial shape once resampled from ``spacing`` to ``target`` (see :func:`resample_factors`).
+
+    Axes are matched from the end; leading axes without a spacing keep their size.
+    """
+    factors = (1.0,) * len(shape) + resample_factors(spacing, target)
+    return tuple(max(1, int(round(n * f))) for n, f in zip(shape, factors[-len(shape):]))
+
+
+def per_image(spacing, n: int) -> list[tuple[float, ...]]:
+    """``spacing`` as one voxel size per image: one given for all is repeated ``n`` times."""
+    if len(spacing) and all(np.ndim(s) == 0 for s in spacing):
+        return [tuple(float(s) for s in spacing)] * n
+    return [tuple(float(v) for v in s) for s in spacing]
+
+
 def fingerprint(
     images: Sequence[np.ndarray],
     classes: Sequence[np.ndarray],
     annotated: Sequence[np.ndarray],
-    spacing: tuple[float, ...],
+    spacing: tuple[float, ...] | Sequence[tuple[float, ...]],
     modality: str | None = None,
 ) -> Fingerprint:
     """Measure a dataset of images with (partial) class maps.
+
+    Images of different voxel sizes are measured as they will be trained on: shapes and
+    class voxels at the target spacing (:func:`target_spacing`), intensities as they are.
 
     Parameters
     ----------
@@ -126,27 +172,32 @@ def fingerprint(
     annotated
         Boolean masks: where the labels count.
     spacing
-        Voxel size ((Z,) Y, X) shared by the images.
+        Voxel size ((Z,) Y, X) shared by the images, or a list of one per image.
     modality
         "CT" or "other"; ``None`` guesses: integer images reaching below -500 are CT in
         Hounsfield units.
     """
+    spacings = per_image(spacing, len(images))
+    if len(spacings) != len(images):
+        raise ValueError(f"{len(spacings)} spacings for {len(images)} images: give one for all, or one per image")
+    target = target_spacing(spacings)
     values = sorted({0, *(int(v) for c, a in zip(classes, annotated) for v in np.unique(c[a]))})
-    counts = np.zeros(len(values), np.int64)
+    counts = np.zeros(len(values), np.float64)  # voxels at the target spacing: a fine image counts no more
     fg = []
-    for img, lab, ann in zip(images, classes, annotated):
+    for img, lab, ann, own in zip(images, classes, annotated, spacings):
         present, n = np.unique(lab[ann], return_counts=True)
+        scale = float(np.prod(resample_factors(own, target)))
         for v, k in zip(present, n):
-            counts[values.index(int(v))] += k
+            counts[values.index(int(v))] += k * scale
         fg.append(np.asarray(img)[ann & (lab > 0)])
     if modality is None:
         integer = all(np.issubdtype(np.asarray(i).dtype, np.integer) for i in images)
         modality = "CT" if integer and min(float(np.min(i)) for i in images) <= CT_MIN_HU else "other"
     planes = sum(int(a.reshape(-1, *a.shape[-2:]).any(axis=(1, 2)).sum()) for a in annotated)
     return Fingerprint(
-        tuple(tuple(np.shape(i)) for i in images), tuple(float(s) for s in spacing), modality,
-        tuple(values), tuple(int(c) for c in counts), _percentiles(np.concatenate(fg)) if fg else _percentiles(
-            np.zeros(0)), planes,
+        tuple(resampled_shape(np.shape(i), own, target) for i, own in zip(images, spacings)), target, modality,
+        tuple(values), tuple(int(round(c)) for c in counts), _percentiles(np.concatenate(fg)) if fg else _percentiles(
+            np.zeros(0)), planes, tuple(spacings),
     )
 
 

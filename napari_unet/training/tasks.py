@@ -11,6 +11,10 @@ engine (:func:`napari_unet.training.engine.train_iter`) on them:
 
 Only annotated voxels count. By default that is every voxel of every plane that holds a
 label, so painting a few planes of a volume is a valid training set.
+
+Images of different voxel sizes train one model: as nnU-Net does, each is resampled (with
+its labels) to the plan's target spacing, the median of theirs, so an organ is learnt at
+one size (:func:`at_spacing`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from dataclasses import replace
 
 import numpy as np
 import torch
+from scipy import ndimage as ndi
 
 from napari_unet import checks
 from napari_unet.devices import resolve_device
@@ -35,7 +40,7 @@ from napari_unet.progress import run
 from napari_unet.training.engine import TrainConfig, TrainProgress, TrainResult
 from napari_unet.training.engine import train_iter as engine_train_iter
 from napari_unet.training.losses import LossConfig
-from napari_unet.training.plan import Plan, fingerprint, make_plan
+from napari_unet.training.plan import Plan, fingerprint, make_plan, resampled_shape, target_spacing
 from napari_unet.training.semantic import SemanticSampler, VolumeSampler, semantic_source
 from napari_unet.training.sources import ArraySource
 
@@ -91,13 +96,50 @@ def prepare(images, labels, annotated=None, axes: str | None = None):
     return out
 
 
-def _spacing(spacing, ndim: int) -> tuple[float, ...]:
+def _spacings(spacing, data, order: str | None) -> list[tuple[float, ...]]:
+    """One voxel size per prepared image, ``[Z]YX``, from one given for all (or none: 1) or a
+    list of one per image, each in ``order`` (the caller's axes) when given.
+    """
     if spacing is None:
-        return (1.0,) * ndim
-    spacing = tuple(checks.number(s, "spacing", 0, low_open=True) for s in np.atleast_1d(spacing))
-    if len(spacing) != ndim:
-        raise ValueError(f"spacing {spacing} has {len(spacing)} entries; give one per axis ({ndim})")
-    return spacing
+        return [(1.0,) * img.ndim for img, _, _ in data]
+    given = list(spacing) if isinstance(spacing, (list, tuple, np.ndarray)) else [spacing]
+    one = all(np.ndim(s) == 0 for s in given)  # one voxel size for every image
+    if one:
+        given = [given] * len(data)
+    elif len(given) != len(data):
+        raise ValueError(f"spacing holds {len(given)} voxel sizes for {len(data)} images: give a list of one per "
+                         "image, in the images' order (e.g. [(1, 1), (0.5, 0.5)]), or one for all (e.g. (1, 1))")
+    out = []
+    for i, (each, (img, _, _)) in enumerate(zip(given, data)):
+        what = "spacing" if one else f"spacing {i}"
+        each = tuple(checks.number(s, what, 0, low_open=True) for s in np.atleast_1d(each))
+        if len(each) != img.ndim:
+            raise ValueError(f"{what} {each} has {len(each)} entries; give one per axis ({img.ndim})")
+        out.append(tuple(each[order.index(a)] for a in "ZYX" if a in order) if order is not None else each)
+    return out
+
+
+def at_spacing(data, spacings: Sequence[tuple[float, ...]], target: Sequence[float]) -> list:
+    """Prepared data (see :func:`prepare`) of voxel sizes ``spacings`` resampled to ``target``.
+
+    Images linearly (as float32), labels and annotated masks to the nearest voxel. ``target``
+    applies to the last axes (a 2D plan's in-plane target leaves Z alone); an axis within
+    :data:`~napari_unet.training.plan.RESAMPLE_RTOL` of it is left as it is.
+    """
+    out = []
+    for (img, lab, ann), own in zip(data, spacings):
+        shape = resampled_shape(img.shape, own, target)
+        if shape == img.shape:
+            out.append((img, lab, ann))
+            continue
+        out.append((_zoom(img.astype(np.float32), shape, 1), _zoom(lab, shape, 0),
+                    _zoom(ann.astype(np.uint8), shape, 0) > 0))
+    return out
+
+
+def _zoom(a: np.ndarray, shape: tuple[int, ...], order: int) -> np.ndarray:
+    """``a`` resampled to ``shape``, pixel edges aligned (as skimage's resize: sizes scale exactly)."""
+    return ndi.zoom(a, [n / m for n, m in zip(shape, a.shape)], order=order, mode="nearest", grid_mode=True)
 
 
 def _budget(max_seconds, max_steps) -> dict:
@@ -107,7 +149,9 @@ def _budget(max_seconds, max_steps) -> dict:
 
 
 def semantic_plan(data, spacing, classes: dict[int, str] | None, device) -> Plan:
-    """The plan for prepared data (see :func:`prepare`)."""
+    """The plan for prepared data (see :func:`prepare`) of voxel size ``spacing`` (``[Z]YX``: one
+    for all images, or a list of one per image); its target spacing is their median.
+    """
     fp = fingerprint([d[0] for d in data], [d[1] for d in data], [d[2] for d in data], spacing)
     unpainted = {v: n for v, n in (classes or {}).items() if v not in fp.label_values}
     if unpainted:  # the network gets no output for them: say so rather than train a model blind to them
@@ -158,7 +202,10 @@ def train_iter(
     axes
         The images' axes (``"YX"``, ``"ZYX"``, ``"XYZ"`` ...); default YX or ZYX by dimension.
     spacing
-        Voxel size along the axes in ``axes`` order (e.g. mm); default 1 everywhere.
+        Voxel size along the axes in ``axes`` order (e.g. mm), one for all images or a list of
+        one per image; default 1 everywhere. The model learns at the median (per axis), each
+        image resampled to it; given with a class model as ``init``, the images are resampled
+        to that model's target spacing.
     classes
         Names of the label values, e.g. ``{1: "liver", 2: "lesion"}``; stored in the card.
     max_seconds, max_steps
@@ -186,9 +233,7 @@ def train_iter(
         raise ValueError(f"task must be 'semantic' (classes) or 'instances' (objects), not {task!r}")
     data = prepare(images, labels, annotated, axes)
     order = check_axes(axes, data[0][0].ndim) if axes else None
-    spacing = _spacing(spacing, data[0][0].ndim)
-    if order is not None:  # spacing is given in the caller's axis order; the data is now [Z]YX
-        spacing = tuple(spacing[order.index(a)] for a in "ZYX" if a in order)
+    spacings = _spacings(spacing, data, order)  # given in the caller's axis order; the data is now [Z]YX
     if isinstance(init, str) or hasattr(init, "__fspath__"):
         init = load_model(init)
     budget = {**_budget(max_seconds, max_steps), "clock": clock}
@@ -196,7 +241,7 @@ def train_iter(
         return (yield from _instances(data, init, budget, device, stop, seed))
     plan = continued_plan(init, data) if init is not None else None
     if plan is None:
-        plan = semantic_plan(data, spacing, classes, device)
+        plan = semantic_plan(data, spacings, classes, device)
     if base_channels is not None and init is None:
         plan = replace(plan, base_channels=checks.number(base_channels, "base_channels", 1, integer=True))
     model = init if init is not None else new_network(plan, seed)
@@ -207,7 +252,10 @@ def train_iter(
         plan = replace(plan, spatial_dims=model.config.spatial_dims)
     earlier = getattr(init, "card", None)  # a fresh network (as New model passes one) has no card yet
     continuing = earlier is not None and earlier.task == "semantic"  # a class model taught more
-    source = semantic_source([d[0] for d in data], [d[1] for d in data], [d[2] for d in data], plan)
+    seen = data
+    if spacing is not None:  # at the voxel size the network learns at (none given: the images as they are)
+        seen = at_spacing(data, spacings, plan.target_spacing[-plan.spatial_dims:])
+    source = semantic_source([d[0] for d in seen], [d[1] for d in seen], [d[2] for d in seen], plan)
     sampler = VolumeSampler if plan.spatial_dims == 3 else SemanticSampler
     config = TrainConfig(**budget, batch_size=plan.batch_size, patch_size=plan.patch_size[-1], val_every=25,
                          seed=seed, loss=LossConfig(dice_classes=tuple(range(1, len(plan.label_values))),
@@ -216,7 +264,7 @@ def train_iter(
         config = replace(config, lr=CONTINUE_LR, warmup_steps=CONTINUE_WARMUP_STEPS, freeze_norm=True)
     result = yield from engine_train_iter(model, source, config, device=device, stop=stop,
                                          batches=lambda src, cfg, rng: sampler(src, plan, rng))
-    provenance = _provenance(result, data, spacing)
+    provenance = _provenance(result, data, spacings)
     if continuing:  # its name and its history go on
         provenance = {**earlier.provenance, "fine_tuned_on": provenance["trained_on"], "fine_tuning": provenance}
     model.card = ModelCard(
@@ -285,11 +333,12 @@ def _extent(mask: np.ndarray) -> int:
     return int(max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1)
 
 
-def _provenance(result: TrainResult, data, spacing) -> dict:
+def _provenance(result: TrainResult, data, spacings) -> dict:
     planes = sum(int(d[2].reshape(-1, *d[2].shape[-2:]).any(axis=(1, 2)).sum()) for d in data)
     return {
         "trained_on": f"{len(data)} image(s), {planes} annotated plane(s)",
-        "spacing": list(spacing) if spacing else None,
+        "spacing": list(target_spacing(spacings)) if spacings else None,  # the median of the images'
+        "spacings": [list(s) for s in spacings] if spacings else None,  # each image's own
         "steps": result.steps, "best_step": result.best_step, "seconds": round(result.seconds, 1),
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
     }

@@ -36,6 +36,7 @@ class Pair:
     image: np.ndarray
     labels: np.ndarray
     annotated: np.ndarray | None = None  # where the labels count; None: every painted plane
+    spacing: tuple[float, ...] | None = None  # its voxel size ([Z]YX); None: the first image's
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class Request:
     base_channels: int | None = None  # classes: a narrower network than the plan's (tests)
     init: UNet | None = None  # the network to start from; None: a fresh one (classes), the shipped one (objects)
     annotated: np.ndarray | None = None  # where the labels count; None: every painted plane (see tasks.prepare)
-    more: tuple[Pair, ...] = ()  # more images to learn from, at the first one's spacing (nothing held out of them)
+    more: tuple[Pair, ...] = ()  # more images to learn from, each at its own spacing (nothing held out of them)
 
 
 @dataclass(frozen=True)
@@ -149,11 +150,14 @@ def _train(request: Request, device, stop, score_every) -> Generator[TrainStep, 
     # The held-out part comes from the first pair only: its image is the one scored (and shown).
     train_mask, held = hold_out(annotated) if request.hold_out else (annotated, None)
     data = [(image, labels, train_mask), *more]
+    spacing = request.spacing
+    if request.more:  # one voxel size per image: training resamples them all to their median (tasks.at_spacing)
+        spacing = [request.spacing, *(p.spacing if p.spacing is not None else request.spacing for p in request.more)]
     model, scorer = request.init, None
     if request.task == CLASSES:
         plan = continued_plan(model, data) if model is not None else None
         if plan is None:
-            plan = semantic_plan(data, request.spacing, request.classes, device)
+            plan = semantic_plan(data, spacing, request.classes, device)
         if request.base_channels is not None and model is None:
             plan = replace(plan, base_channels=request.base_channels)
         if model is None:
@@ -171,7 +175,7 @@ def _train(request: Request, device, stop, score_every) -> Generator[TrainStep, 
                 return score_objects(model, image, labels, held, step, device)
 
     job = train_iter([d[0] for d in data], [d[1] for d in data], task=TASKS[request.task],
-                     annotated=[d[2] for d in data], spacing=request.spacing,
+                     annotated=[d[2] for d in data], spacing=spacing,
                      classes=request.classes, max_seconds=request.max_seconds, max_steps=request.max_steps,
                      init=model, device=device, stop=stop, base_channels=request.base_channels)
     total = int(request.max_seconds) if request.max_seconds else int(request.max_steps or 0)

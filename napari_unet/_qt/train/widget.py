@@ -58,7 +58,6 @@ CPU_SECONDS = 180  # on a CPU a time budget: three minutes learns a few classes 
 GPU_STEPS = 1000  # on a GPU a step budget: the same run on any card
 TABLE_DELAY_MS = 700  # after painting pauses, list the painted values again
 WARM_UP_DELAY_MS = 2000  # after the dock first shows, import what training needs (see warm_up_training)
-SPACING_RTOL = 0.15  # more images may differ this much in voxel size (within training's scale jitter)
 ANSWERS = "(new model)"  # in the name of a layer this widget answered into: not painting to learn from
 
 
@@ -257,7 +256,7 @@ class NewModelWidget(QWidget):
                              "a volume (Z, Y, X)")
         task, spacing = self.task.currentText(), layer_spacing(image_layer, source.spatial_axes)
         check_pair(image, labels)
-        more = self._more_pairs(image_layer.name, image, spacing)
+        more = self._more_pairs(image_layer.name, image)
         if task == CLASSES:
             check_classes(painted_values(labels, *(pair.labels for pair in more)))
         self._show_classes()
@@ -269,9 +268,9 @@ class NewModelWidget(QWidget):
                        hold_out=self.hold.isChecked(), base_channels=self.options.base_channels,
                        init=self.options.init, more=more)
 
-    def _more_pairs(self, first: str, image: np.ndarray, spacing: tuple[float, ...]) -> tuple[Pair, ...]:
+    def _more_pairs(self, first: str, image: np.ndarray) -> tuple[Pair, ...]:
         """The ticked pairs under 'also learn from', checked against the first image; ValueError says
-        which pair won't do and why.
+        which pair won't do and why. Each keeps its own voxel size: training resamples them to one.
         """
         kind = {2: "a 2D image", 3: "a volume"}
         out = []
@@ -286,17 +285,12 @@ class NewModelWidget(QWidget):
                 raise ValueError(f"'{image_name}' {what} but '{first}' is {kind[image.ndim]}: one model learns "
                                  f"from images of one kind (one channel; all 2D or all volumes); untick {pair} "
                                  "under 'also learn from'")
-            other = layer_spacing(self.viewer.layers[image_name], source.spatial_axes)
-            if not np.allclose(other, spacing, rtol=SPACING_RTOL):
-                raise ValueError(f"'{image_name}' has voxels of {_size(other)} but '{first}' of {_size(spacing)}: "
-                                 "one model learns at one voxel size; open it at its true scale, or untick "
-                                 f"{pair} under 'also learn from'")
             labels = np.array(self.viewer.layers[labels_name].data)  # a copy: painting goes on
             try:
                 check_pair(data, labels)
             except ValueError as exc:
                 raise ValueError(f"{pair} (under 'also learn from'): {exc}") from None
-            out.append(Pair(data, labels))
+            out.append(Pair(data, labels, spacing=layer_spacing(self.viewer.layers[image_name], source.spatial_axes)))
         return tuple(out)
 
     def pause_or_resume(self) -> None:
@@ -507,7 +501,3 @@ class NewModelWidget(QWidget):
 
     def _say(self, text: str) -> None:
         self.status.setText(text)
-
-
-def _size(spacing) -> str:
-    return " x ".join(f"{s:g}" for s in spacing)

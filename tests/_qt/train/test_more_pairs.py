@@ -59,7 +59,7 @@ def test_a_class_painted_only_in_the_second_image_is_learnt(qtbot, make_napari_v
     assert listed(widget) == ["'second painted' on 'second'"]  # the answer is not painting to learn from
 
 
-def test_a_pair_of_another_kind_or_voxel_size_is_refused_in_words(make_napari_viewer, notifications):
+def test_a_pair_of_another_kind_is_refused_in_words(make_napari_viewer, notifications):
     viewer = make_napari_viewer()
     volume = np.random.default_rng(0).normal(size=(6, 32, 32)).astype(np.float32)
     painted = np.zeros(volume.shape, np.uint8)
@@ -68,18 +68,35 @@ def test_a_pair_of_another_kind_or_voxel_size_is_refused_in_words(make_napari_vi
     viewer.add_labels(painted, name="vol painted")
     viewer.add_image(volume[0], name="flat")
     viewer.add_labels(painted[2], name="flat painted")
-    viewer.add_image(volume, name="thick", scale=(3, 1, 1))
-    viewer.add_labels(painted, name="thick painted", scale=(3, 1, 1))
     widget = new_model_dock(viewer)
     pick(widget, viewer, "vol", "vol painted")
-    cases = {
-        ("flat", "flat painted"): "'flat' is a 2D image but 'vol' is a volume: one model learns from images of one "
-                                  "kind (one channel; all 2D or all volumes); untick 'flat painted' on 'flat'",
-        ("thick", "thick painted"): "'thick' has voxels of 3 x 1 x 1 but 'vol' of 1 x 1 x 1",
-    }
-    for (image, labels), message in cases.items():
-        tick(widget, image, labels)
-        widget.run_button.click()
-        assert not widget.running and message in widget.status.text(), widget.status.text()
-        tick(widget, image, labels, Qt.CheckState.Unchecked)
+    tick(widget, "flat", "flat painted")
+    widget.run_button.click()
+    message = ("'flat' is a 2D image but 'vol' is a volume: one model learns from images of one kind (one channel; "
+               "all 2D or all volumes); untick 'flat painted' on 'flat'")
+    assert not widget.running and message in widget.status.text(), widget.status.text()
+    assert not notifications
+
+
+def test_a_pair_of_another_voxel_size_is_learnt_from_at_the_median_spacing(qtbot, make_napari_viewer, notifications):
+    """Each pair keeps its own voxel size; training resamples them to one (the median)."""
+    viewer = make_napari_viewer()
+    fine = disks((64, 64), n=4)
+    coarse = fine[::2, ::2].copy()  # the same disks at twice the pixel size
+    viewer.add_image(fine, name="fine", scale=(0.5, 0.5))
+    viewer.add_labels((disk_labels(fine) > 0).astype(np.uint8), name="fine painted", scale=(0.5, 0.5))
+    viewer.add_image(coarse, name="coarse")
+    viewer.add_labels((disk_labels(coarse) > 0).astype(np.uint8) * 2, name="coarse painted")
+    widget = new_model_dock(viewer)
+    pick(widget, viewer, "fine", "fine painted")
+    tick(widget, "coarse", "coarse painted")
+    widget.run_button.click()
+    assert widget.running, widget.status.text()  # not refused
+    qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
+
+    card = widget.model.card
+    assert card.label_values == (0, 1, 2)
+    assert card.provenance["spacings"] == [[0.5, 0.5], [1.0, 1.0]]  # each its own
+    assert tuple(card.plan["target_spacing"]) == (0.75, 0.75)  # learnt at the median
+    assert viewer.layers["fine classes (new model)"].data.shape == fine.shape  # answered at its own size
     assert not notifications

@@ -4,12 +4,17 @@ The markers are a Points layer, ``<image> clicks``, over the image (its scale an
 translate): a green disc for each positive click, a red cross for each negative one. It
 is never a Labels layer, so nothing in it is written into the masks or read by
 fine-tuning; it is emptied when the object is finished and follows undo.
+
+The layer is updated once the event loop runs, with the clicks of the last call: a burst
+of clicks handled in one go, or a click on a new object and Esc, redraw it once or not at
+all (each update takes ~5-10 ms of the UI thread, and a redraw).
 """
 
 from __future__ import annotations
 
 import numpy as np
 from napari.layers import Points
+from qtpy.QtCore import QTimer
 
 from napari_unet._qt._napari import unwrap
 from napari_unet._qt.click.objects import ClickedObject
@@ -29,18 +34,33 @@ class ClickMarkers:
     def __init__(self, viewer):
         self.viewer = viewer
         self._layers: dict[int, Points] = {}  # id(image layer) -> its markers layer
+        self._wanted: tuple[ClickedObject | None, tuple[int, ...]] | None = None  # the last show(), not yet drawn
+        self._timer = QTimer()  # fires once the event loop runs: then the layer is updated
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(0)
+        self._timer.timeout.connect(self.flush)
 
     def show(self, obj: ClickedObject | None, spatial_axes: tuple[int, ...] = ()) -> None:
-        """Show ``obj``'s clicks (the user's, not the implicit ones); ``None`` empties every markers
-        layer. ``spatial_axes``: the image's axes that the masks have (needed to make the layer).
+        """Show ``obj``'s clicks (the user's, not the implicit ones) once the event loop runs;
+        ``None`` empties every markers layer. ``spatial_axes``: the image's axes that the masks
+        have (needed to make the layer).
         """
+        self._wanted = (obj, spatial_axes)
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def flush(self) -> None:
+        """Update the markers layers now to the last :meth:`show` (if one is waiting)."""
+        if self._wanted is None:
+            return
+        (obj, spatial_axes), self._wanted = self._wanted, None
         shown = [] if obj is None else [(c, p) for c, p, s in zip(obj.clicks, obj.planes, obj.shown) if s]
         for key, layer in list(self._layers.items()):
             if layer not in self.viewer.layers:
                 del self._layers[key]
-            elif obj is None or key != id(obj.image):
+            elif (obj is None or key != id(obj.image)) and len(layer.data):
                 _set(layer, np.empty((0, layer.ndim)), [])
-        if obj is None:
+        if obj is None or obj.image not in self.viewer.layers:
             return
         ndim = obj.layer.ndim
         points = np.array([(p, c.y, c.x) if ndim == 3 else (c.y, c.x) for c, p in shown], float).reshape(-1, ndim)

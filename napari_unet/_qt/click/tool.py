@@ -293,7 +293,7 @@ class ClickTool:
         if obj is not self._running and obj not in self._queue:
             self._queue.append(obj)
         self._pump()
-        self.markers.show(obj, source.spatial_axes)  # after the pass has started, as below
+        self.markers.show(obj, source.spatial_axes)  # drawn when the event loop runs, the pass started
         # after the pass has started: redrawing the label's colour in napari's controls and
         # polygon overlay takes ~15 ms of the UI thread, while the network works
         if layer.selected_label != obj.label:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from _clicking import click, masks, settle
+from _clicking import WAIT_MS, click, masks, settle
 from scipy import ndimage as ndi
 
 from napari_unet.synth.volumes import VolumeConfig, synth_volume
@@ -67,9 +67,10 @@ def test_a_click_in_another_plane_extends_the_3d_object_and_undo_takes_it_back(c
     assert len(markers.data) == 2
     masks(viewer).undo()  # one step takes back every plane the second click changed ...
     assert np.array_equal(masks(viewer).data, first)
-    assert len(markers.data) == 1  # ... and its marker
+    qtbot.waitUntil(lambda: len(markers.data) == 1, timeout=WAIT_MS)  # ... and its marker (drawn by the event loop)
     masks(viewer).undo()
-    assert not masks(viewer).data.any() and len(markers.data) == 0
+    assert not masks(viewer).data.any()
+    qtbot.waitUntil(lambda: len(markers.data) == 0, timeout=WAIT_MS)
 
 
 def test_a_negative_click_in_another_plane_changes_the_3d_object_there(clicker, qtbot):
@@ -127,10 +128,32 @@ def test_markers_show_the_clicks_until_the_object_is_finished(clicker, qtbot):
     assert set(np.unique(masks(viewer).data)) == {0, 1}  # the markers are not in the labels
     assert viewer.layers.selection.active is not markers
     widget.end_button.click()
-    assert len(markers.data) == 0
+    qtbot.waitUntil(lambda: len(markers.data) == 0, timeout=WAIT_MS)
     click(viewer, (30, 30))  # the next object shows only its own click
     settle(qtbot, widget)
     assert np.allclose(markers.data, [(30, 30)])
+
+
+def test_markers_are_redrawn_once_for_clicks_handled_in_one_go(clicker, qtbot):
+    viewer, widget = clicker()
+    click(viewer, (70, 50))
+    settle(qtbot, widget)
+    markers = viewer.layers["cells clicks"]
+    redrawn = []
+    markers.events.set_data.connect(redrawn.append)
+    click(viewer, (30, 30))  # two new objects before the event loop runs (a fast user) ...
+    click(viewer, (30, 80))
+    settle(qtbot, widget)
+    assert np.allclose(markers.data, [(30, 80)]) and len(redrawn) == 1  # ... one redraw: the last object's click
+    widget.tool.end_object()
+    qtbot.waitUntil(lambda: len(markers.data) == 0, timeout=WAIT_MS)
+    redrawn.clear()
+    click(viewer, (70, 50))  # a click, then Esc at once: nothing to redraw
+    widget.tool.end_object()
+    settle(qtbot, widget)
+    qtbot.wait(20)
+    assert len(markers.data) == 0 and redrawn == []
+    assert set(np.unique(masks(viewer).data)) == {0, 1, 2, 3}  # every click still made its object
 
 
 def test_hovering_in_a_volume_prepares_the_first_click(clicker, qtbot):

@@ -98,3 +98,17 @@ def test_a_spacing_list_follows_the_axes_given() -> None:
     model = train([volume, volume], [labels, labels], axes="XYZ", spacing=[(1, 1, 2), (0.5, 0.5, 4)], **TINY)
     assert model.card.provenance["spacings"] == [[2, 1, 1], [4, 0.5, 0.5]]  # as [Z]YX
     assert tuple(model.card.plan["target_spacing"]) == (0.75, 0.75)
+
+
+def test_a_3d_plan_resamples_along_z_too(monkeypatch) -> None:
+    rng = np.random.default_rng(0)
+    volumes, labels = [], []
+    for planes in (30, 60):  # the same 30 mm deep at 1 and at 0.5 mm
+        labels.append(np.zeros((planes, 32, 32), np.uint8))
+        labels[-1][:, 8:24, 8:24], labels[-1][:, :4] = 1, 2
+        volumes.append(labels[-1] + 0.1 * rng.standard_normal(labels[-1].shape).astype(np.float32))
+    seen = _seen(monkeypatch)
+    model = train(volumes, labels, spacing=[(1.0, 1.0, 1.0), (0.5, 1.0, 1.0)], **TINY)
+    assert model.config.spatial_dims == 3 and tuple(model.card.plan["target_spacing"]) == (0.75, 1.0, 1.0)
+    [(_, maps, _)] = seen
+    assert [m.shape for m in maps] == [(40, 32, 32), (40, 32, 32)]  # 30 mm at 0.75 mm

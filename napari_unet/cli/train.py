@@ -139,7 +139,8 @@ def run_task_train(args, ranks: parallel.Group) -> int:
         raise ValueError(f"give one --labels file per --images file ({len(args.images)} images, "
                          f"{len(args.labels or [])} labels)")
     images = [read_image_file(p) for p in args.images]
-    spacing = args.spacing or images[0].spacing  # a NIfTI or DICOM file says its voxel size
+    said = [i.spacing for i in images]  # a NIfTI or DICOM file says its voxel size: each its own
+    spacing = args.spacing or (said if len(said) > 1 and all(said) else said[0])
     job = task_train_iter(
         [i.data for i in images], [read_image_file(p).data for p in args.labels], task=args.task,
         axes=args.axes, spacing=spacing, classes=_class_names(args.classes), max_seconds=args.max_seconds,

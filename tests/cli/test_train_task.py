@@ -44,3 +44,31 @@ def test_cli_says_what_is_missing(tmp_path, capsys):
     assert "write label values and names as '1=liver,2=lesion'" in capsys.readouterr().err
     assert main([*base, "--task", "semantic", *files]) == 2  # an all-zero label image
     assert "no labels: paint some classes" in capsys.readouterr().err
+
+
+def test_cli_takes_each_nifti_files_own_voxel_size(tmp_path, capsys):
+    """Two scans of one body, the second at half the pixel size: each file's spacing is used, the
+    model learns at their median, and nothing has to be said on the command line."""
+    from scipy import ndimage as ndi
+
+    from napari_unet.io.medical import write_nifti
+
+    p = synth_phantom(0, PhantomConfig(shape=(8, 40, 40), spacing=(6.0, 2.0, 2.0)))
+    painted = np.zeros_like(p.labels)
+    painted[[2, 5]] = p.labels[[2, 5]]
+    fine_image = ndi.zoom(p.image.astype(np.float32), (1, 2, 2), order=1)
+    fine_painted = ndi.zoom(painted, (1, 2, 2), order=0)
+    files = []
+    for name, image, labels, spacing in [("coarse", p.image, painted, (6.0, 2.0, 2.0)),
+                                         ("fine", fine_image, fine_painted, (6.0, 1.0, 1.0))]:
+        write_nifti(tmp_path / f"{name}.nii.gz", np.round(image).astype(np.int16), spacing=spacing)
+        write_nifti(tmp_path / f"{name}_labels.nii.gz", labels.astype(np.int16), spacing=spacing)
+        files.append(name)
+    out = tmp_path / "classes.safetensors"
+    args = ["train", "--task", "semantic", "--images", *[str(tmp_path / f"{n}.nii.gz") for n in files],
+            "--labels", *[str(tmp_path / f"{n}_labels.nii.gz") for n in files],
+            "--steps", "1", "--base-channels", "4", "--device", "cpu", "-o", str(out)]
+    assert main(args) == 0, capsys.readouterr().err
+    provenance = load_model(out).card.provenance
+    assert [tuple(s) for s in provenance["spacings"]] == [(6.0, 2.0, 2.0), (6.0, 1.0, 1.0)]
+    assert tuple(provenance["spacing"]) == (6.0, 1.5, 1.5)  # the median: where the model learnt

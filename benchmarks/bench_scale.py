@@ -2,6 +2,7 @@
 in-process `segment` against blocks in this process, on 1 and on 2 dask workers.
 
     nice -n 10 .venv/bin/python benchmarks/bench_scale.py --sizes 2048 4096 8192 16384
+    nice -n 10 .venv/bin/python benchmarks/bench_scale.py --volume 320 512 --modes blocks
 
 Images are generated synthetic nuclei (1024² tiles of different seeds) written to chunked
 zarr under --folder. Every measurement runs in a fresh process, so each peak memory
@@ -45,6 +46,19 @@ def make_image(path: Path, size: int) -> None:
             z[i * TILE:(i + 1) * TILE, j * TILE:(j + 1) * TILE] = nuclei_sample((TILE, TILE), seed=i * n + j).image
 
 
+def make_volume(path: Path, planes: int, edge: int) -> None:
+    """A dense (planes, edge, edge) uint16 nuclei volume (Z spacing 3x the pixel) as chunked zarr."""
+    import zarr
+    from bench_volume_memory import volume
+
+    if (path / ".zarray").exists():
+        return
+    stack, _ = volume(planes, edge)
+    z = zarr.create_array(str(path), shape=stack.shape, chunks=(32, 256, 256), dtype="uint16", zarr_format=2,
+                          overwrite=True)
+    z[...] = stack
+
+
 def vmhwm_mb() -> float:
     """Peak resident memory of the calling process (MB)."""
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -53,8 +67,8 @@ def vmhwm_mb() -> float:
     return float("nan")
 
 
-def one(mode: str, src: str, dst: str, block: int, zoom: float) -> dict:
-    """One measurement (in this process): ``whole``, ``blocks`` or ``dask-N``."""
+def one(mode: str, src: str, dst: str, block: int, zoom: float, spacing: tuple[float, ...] | None = None) -> dict:
+    """One measurement (in this process): ``whole``, ``blocks`` or ``dask-N``; ``spacing``: a volume's."""
     import numpy as np
     import torch
 
@@ -74,7 +88,8 @@ def one(mode: str, src: str, dst: str, block: int, zoom: float) -> dict:
         out["objects"] = int(labels.max())
         np.save(dst, labels)  # what the block-wise runs are compared with
     elif mode == "blocks":
-        report = run(segment_blocks_iter(src, dst, model, block_size=block, zoom=zoom, overwrite=True))
+        report = run(segment_blocks_iter(src, dst, model, block_size=block, zoom=zoom, overwrite=True,
+                                         spacing=spacing))
         out["objects"], out["blocks"] = report.objects, report.blocks
     else:
         from distributed import Client, LocalCluster
@@ -86,7 +101,7 @@ def one(mode: str, src: str, dst: str, block: int, zoom: float) -> dict:
             start, cpu = time.perf_counter(), time.process_time()  # the cluster's start-up is not counted
             worker_cpu = client.run(time.process_time)
             report = segment_zarr(src, dst, model, client=client, block_size=block, zoom=zoom, overwrite=True,
-                                  progress=False)
+                                  progress=False, spacing=spacing)
             out["seconds"] = time.perf_counter() - start
             after = client.run(time.process_time)
             out["cpu_seconds"] = time.process_time() - cpu + sum(after[w] - worker_cpu[w] for w in after)
@@ -109,8 +124,9 @@ def agreement(whole: Path, labels: Path) -> float:
     return float(average_precision(np.load(whole), np.asarray(open_labels(labels, mode="r")[...]), [0.5])[0])
 
 
-def measure(mode: str, src: Path, dst: Path, block: int, zoom: float) -> dict:
-    cmd = [sys.executable, __file__, "--one", mode, str(src), str(dst), str(block), str(zoom)]
+def measure(mode: str, src: Path, dst: Path, block: int, zoom: float, spacing=None) -> dict:
+    cmd = [sys.executable, __file__, "--one", mode, str(src), str(dst), str(block), str(zoom),
+           ",".join(map(str, spacing or ()))]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(done.stderr[-3000:])
@@ -128,16 +144,28 @@ def main() -> None:
     parser.add_argument("--zoom", type=float, default=0.625, help="fixed: whole and blocks see the same pixels")
     parser.add_argument("--whole-max", type=int, default=4096, help="largest image segmented whole in memory")
     parser.add_argument("--folder", type=Path, default=Path("/tmp/napari-unet-scale"))
-    parser.add_argument("--one", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--volume", type=int, nargs=2, metavar=("PLANES", "EDGE"),
+                        help="instead of --sizes: a (PLANES, EDGE, EDGE) nuclei volume, block-wise in 3D (peak memory)")
+    parser.add_argument("--one", nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--no-docs", action="store_true")
     args = parser.parse_args()
     if args.one:
-        mode, src, dst, block, zoom = args.one
-        print(json.dumps(one(mode, src, dst, int(block), float(zoom))))
+        mode, src, dst, block, zoom, spacing = [*args.one, ""][:6]
+        spacing = tuple(float(v) for v in spacing.split(",")) if spacing else None
+        print(json.dumps(one(mode, src, dst, int(block), float(zoom), spacing)))
         return
     from _docs import cpu_description, write_section
 
     args.folder.mkdir(parents=True, exist_ok=True)
+    if args.volume:  # 3D blocks: how much memory one block of a volume takes (2D comparisons need --sizes)
+        planes, edge = args.volume
+        src = args.folder / f"volume_{planes}x{edge}.zarr"
+        make_volume(src, planes, edge)
+        for mode in args.modes:
+            dst = args.folder / f"labels_volume_{mode}.zarr"
+            measure(mode, src, dst, args.block, args.zoom, spacing=(3.0, 1.0, 1.0))
+            shutil.rmtree(dst, ignore_errors=True)
+        return
     rows, largest = [], None  # largest: the biggest whole pass so far, the yardstick of bigger images
     for size in args.sizes:
         src = args.folder / f"nuclei_{size}.zarr"

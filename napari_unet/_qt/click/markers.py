@@ -5,16 +5,16 @@ translate): a green disc for each positive click, a red cross for each negative 
 is never a Labels layer, so nothing in it is written into the masks or read by
 fine-tuning; it is emptied when the object is finished and follows undo.
 
-The layer is updated once the event loop runs, with the clicks of the last call: a burst
-of clicks handled in one go, or a click on a new object and Esc, redraw it once or not at
-all (each update takes ~5-10 ms of the UI thread, and a redraw).
+The layer is updated when the event loop next runs, before it paints the next frame, with
+the clicks of the last call: a burst of clicks handled in one go, or a click on a new
+object and Esc, redraw it once or not at all (each update takes ~5-10 ms of the UI thread).
 """
 
 from __future__ import annotations
 
 import numpy as np
 from napari.layers import Points
-from qtpy.QtCore import QTimer
+from qtpy.QtCore import QObject, Qt, Signal
 
 from napari_unet._qt._napari import unwrap
 from napari_unet._qt.click.objects import ClickedObject
@@ -35,19 +35,18 @@ class ClickMarkers:
         self.viewer = viewer
         self._layers: dict[int, Points] = {}  # id(image layer) -> its markers layer
         self._wanted: tuple[ClickedObject | None, tuple[int, ...]] | None = None  # the last show(), not yet drawn
-        self._timer = QTimer()  # fires once the event loop runs: then the layer is updated
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(0)
-        self._timer.timeout.connect(self.flush)
+        self._later = _Later()
+        self._later.posted.connect(self.flush, Qt.ConnectionType.QueuedConnection)
 
     def show(self, obj: ClickedObject | None, spatial_axes: tuple[int, ...] = ()) -> None:
-        """Show ``obj``'s clicks (the user's, not the implicit ones) once the event loop runs;
+        """Show ``obj``'s clicks (the user's, not the implicit ones) when the event loop next runs;
         ``None`` empties every markers layer. ``spatial_axes``: the image's axes that the masks
         have (needed to make the layer).
         """
+        waiting = self._wanted is not None
         self._wanted = (obj, spatial_axes)
-        if not self._timer.isActive():
-            self._timer.start()
+        if not waiting:
+            self._later.posted.emit()
 
     def flush(self) -> None:
         """Update the markers layers now to the last :meth:`show` (if one is waiting)."""
@@ -83,6 +82,15 @@ class ClickMarkers:
             selection.active = active
         self._layers[id(image)] = layer
         return layer
+
+
+class _Later(QObject):
+    """A queued signal: its slot runs when the event loop next runs, before the frame that the
+    current handler's changes asked for is painted (a posted call goes ahead of Qt's
+    low-priority paint request; a 0 ms QTimer fires after it, costing a frame more).
+    """
+
+    posted = Signal()
 
 
 def _set(layer: Points, points: np.ndarray, positive: list[bool]) -> None:

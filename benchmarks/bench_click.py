@@ -210,8 +210,8 @@ def bench_viewer(size: int, n_single: int, n_burst: int, rest_ms: int = 200) -> 
         t = time.perf_counter()
         click(point)
         handled = time.perf_counter()
-        tool.end_object()
         wait_until(lambda: not tool.busy and "drawn" in drawn_at, 60)
+        tool.end_object()  # once drawn: the click's marker is drawn too, as for a user's click
         s = {**tool.stamps, **drawn_at}
         return [handled - t, *(s[k] - t for k in ("started", "answered", "written", "drawn"))]
 

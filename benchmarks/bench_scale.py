@@ -124,14 +124,20 @@ def agreement(whole: Path, labels: Path) -> float:
     return float(average_precision(np.load(whole), np.asarray(open_labels(labels, mode="r")[...]), [0.5])[0])
 
 
-def measure(mode: str, src: Path, dst: Path, block: int, zoom: float, spacing=None) -> dict:
+RESULTS: list[Path] = []  # --results: every measurement is appended there as a JSON line
+
+
+def measure(mode: str, src: Path, dst: Path, block: int, zoom: float, spacing=None, size: int = 0) -> dict:
     cmd = [sys.executable, __file__, "--one", mode, str(src), str(dst), str(block), str(zoom),
            ",".join(map(str, spacing or ()))]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(done.stderr[-3000:])
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = {"size": size, **json.loads(done.stdout.strip().splitlines()[-1])}
     print(json.dumps(result), flush=True)
+    for path in RESULTS:
+        with path.open("a") as f:
+            f.write(json.dumps(result) + "\n")
     return result
 
 
@@ -148,6 +154,7 @@ def main() -> None:
                         help="instead of --sizes: a (PLANES, EDGE, EDGE) nuclei volume, block-wise in 3D (peak memory)")
     parser.add_argument("--one", nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--no-docs", action="store_true")
+    parser.add_argument("--results", type=Path, help="append each measurement here as a JSON line (plot_scale.py)")
     args = parser.parse_args()
     if args.one:
         mode, src, dst, block, zoom, spacing = [*args.one, ""][:6]
@@ -157,13 +164,14 @@ def main() -> None:
     from _docs import cpu_description, write_section
 
     args.folder.mkdir(parents=True, exist_ok=True)
+    RESULTS.extend([args.results] if args.results else [])
     if args.volume:  # 3D blocks: how much memory one block of a volume takes (2D comparisons need --sizes)
         planes, edge = args.volume
         src = args.folder / f"volume_{planes}x{edge}.zarr"
         make_volume(src, planes, edge)
         for mode in args.modes:
             dst = args.folder / f"labels_volume_{mode}.zarr"
-            measure(mode, src, dst, args.block, args.zoom, spacing=(3.0, 1.0, 1.0))
+            measure(mode, src, dst, args.block, args.zoom, spacing=(3.0, 1.0, 1.0), size=edge)
             shutil.rmtree(dst, ignore_errors=True)
         return
     rows, largest = [], None  # largest: the biggest whole pass so far, the yardstick of bigger images
@@ -173,15 +181,14 @@ def main() -> None:
         row = {"size": size}
         whole = args.folder / f"whole_{size}.npy"
         if size <= args.whole_max:
-            row["whole"] = largest = measure("whole", src, whole, args.block, args.zoom)
-            largest["size"] = size
+            row["whole"] = largest = measure("whole", src, whole, args.block, args.zoom, size=size)
         elif largest is not None:  # the whole pass of a crop, scaled by area: what one pass would cost
             area = (size / largest["size"]) ** 2
             row["whole"] = {"scaled_from": largest["size"], "seconds": largest["seconds"] * area,
                             "cpu_seconds": largest["cpu_seconds"] * area}
         for mode in args.modes:
             dst = args.folder / f"labels_{size}_{mode}.zarr"
-            row[mode] = measure(mode, src, dst, args.block, args.zoom)
+            row[mode] = measure(mode, src, dst, args.block, args.zoom, size=size)
             if size <= args.whole_max:
                 row[mode]["ap50_vs_whole"] = agreement(whole, dst)
                 print(f"{size}² {mode}: AP@0.5 against the whole pass {row[mode]['ap50_vs_whole']:.4f}", flush=True)

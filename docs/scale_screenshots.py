@@ -29,7 +29,8 @@ EDGE = 4096
 
 def write_image(path: Path) -> None:
     """A generated nuclei image, EDGE² uint16 in 512² chunks: one field, so nuclei lie across
-    the block borders (at 2048 px) as in a real scan."""
+    the block borders (at 2048 px) as in a real scan.
+    """
     z = zarr.create_array(str(path), shape=(EDGE, EDGE), chunks=(512, 512), dtype="uint16", zarr_format=2)
     z[...] = nuclei_sample((EDGE, EDGE), seed=3).image
 

@@ -15,7 +15,7 @@ from napari_unet.inference.intensity import normalize_intensity, stack_range
 from napari_unet.inference.orientations import near_isotropic, three_orientations_iter
 from napari_unet.inference.predict import predict_iter
 from napari_unet.inference.zoo import segment_zoo_iter
-from napari_unet.inference.zoom import auto_zoom
+from napari_unet.inference.zoom import auto_zoom, spacing_zoom
 from napari_unet.labels import median_diameter
 from napari_unet.model.bioimageio import ZooModel
 from napari_unet.model.card import MAX_ZOOM, MIN_ZOOM
@@ -158,8 +158,7 @@ def _semantic(image, model, axes, spacing, device, zoom, tta, kwargs) -> Generat
     target = card.plan.get("target_spacing")
     if zoom is None and spacing is not None and target:  # the network sees the pixel size it learnt at
         given = dict(zip(order, spacing if len(spacing) == len(order) else spacing[-len(order):]))
-        ratio = float(np.mean([given[a] / t for a, t in zip("YX", target[-2:])]))
-        zoom = min(max(ratio, MIN_ZOOM), MAX_ZOOM)
+        zoom = spacing_zoom((given["Y"], given["X"]), target)
     used = 1.0 if zoom is None else checks.number(zoom, "zoom", MIN_ZOOM, MAX_ZOOM)
     x = normalize_intensity(volume, card.intensity)
     probs = yield from predict_iter(x, model, device=device, zoom=used, normalized=True, tta=tta, **kwargs)

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from napari_unet.labels import drop_small, median_diameter
+from napari_unet.model.card import MAX_ZOOM, MIN_ZOOM
 
 # Automatic zoom: the network finds objects best when they are 10-22 px across. Dense
 # fields of smaller nuclei merge in runs and large textured nuclei split; both are found
@@ -25,6 +26,14 @@ from napari_unet.labels import drop_small, median_diameter
 SMALL, SMALL_TO, MAX_AUTO = 10.0, 13.0, 3.0
 LARGE, LARGE_TO, MIN_AUTO = 22.0, 18.0, 0.4
 ZOOM_PIXELS = 2**26
+
+
+def spacing_zoom(spacing: Sequence[float], target: Sequence[float]) -> float:
+    """The zoom at which a network trained at voxel size ``target`` sees an image of pixel size
+    ``spacing`` (both ending in Y, X): their mean in-plane ratio, within the zoom limits.
+    """
+    ratio = float(np.mean([s / t for s, t in zip(spacing[-2:], target[-2:])]))
+    return min(max(ratio, MIN_ZOOM), MAX_ZOOM)
 
 
 def zoomed_shape(shape: tuple[int, int], zoom: float) -> tuple[int, int]:

@@ -110,7 +110,8 @@ def classes_job(request: Request, *, device: str, stop: threading.Event) -> Gene
     if trained.held is not None and trained.score is not None:
         plan = Plan.from_dict(model_card(old).plan)
         normalized = normalize_intensity(request.image, plan.intensity)
-        before = score_classes(old, normalized, request.labels, request.annotated, trained.held, plan, 0, device)
+        before = score_classes(old, normalized, request.labels, request.annotated, trained.held, plan, 0, device,
+                               request.spacing)
     return ClassesTuned(trained.model, before, trained.score)
 
 

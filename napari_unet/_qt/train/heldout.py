@@ -15,6 +15,7 @@ import numpy as np
 
 from napari_unet.inference.predict import predict_iter
 from napari_unet.inference.segment import segment_iter
+from napari_unet.inference.zoom import spacing_zoom
 from napari_unet.progress import run
 from napari_unet.training.metrics import average_precision
 from napari_unet.training.plan import Plan
@@ -98,12 +99,13 @@ def dice_per_class(pred: np.ndarray, true: np.ndarray, classes: dict[int, str]) 
 
 
 def score_classes(model, normalized: np.ndarray, labels: np.ndarray, annotated: np.ndarray, held: HeldOut,
-                  plan: Plan, step: int, device=None) -> Score:
+                  plan: Plan, step: int, device=None, spacing=None) -> Score:
     """Dice per class on the held-out painted voxels, from a class model's prediction.
 
     ``normalized`` is the whole image scaled as the plan says; a 3D network sees a slab of
-    its patch depth around the held-out slice. Leaves the model in eval mode (the
-    prediction puts it there).
+    its patch depth around the held-out slice. With the image's ``spacing`` the network
+    sees it at the plan's target pixel size, as Segment will run it. Leaves the model in
+    eval mode (the prediction puts it there).
     """
     if held.plane is None:
         x, pick = normalized, slice(None)
@@ -113,7 +115,8 @@ def score_classes(model, normalized: np.ndarray, labels: np.ndarray, annotated: 
         x, pick = normalized[z0:z0 + depth], held.plane - z0
     else:
         x, pick = normalized[held.plane], slice(None)
-    probs = run(predict_iter(x, model, device=device, normalized=True))
+    zoom = spacing_zoom(spacing, plan.target_spacing) if spacing else 1.0
+    probs = run(predict_iter(x, model, device=device, normalized=True, zoom=zoom))
     if model.config.spatial_dims == 3 and held.plane is not None:
         probs = probs[:, pick]
     pred = np.asarray(plan.label_values)[np.argmax(probs, axis=0)][held.rows]

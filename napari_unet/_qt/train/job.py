@@ -166,7 +166,7 @@ def _train(request: Request, device, stop, score_every) -> Generator[TrainStep, 
             normalized = normalize_intensity(image, plan.intensity)
 
             def scorer(step):
-                return score_classes(model, normalized, labels, annotated, held, plan, step, device)
+                return score_classes(model, normalized, labels, annotated, held, plan, step, device, request.spacing)
     else:
         model = model if model is not None else load_model()
         if held is not None:

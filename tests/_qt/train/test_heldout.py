@@ -48,3 +48,27 @@ def test_painted_values_count_background_only_on_painted_slices():
     other = np.zeros((8, 8), np.uint8)
     other[:2] = 5
     assert painted_values(labels, other) == [0, 3, 5]  # several pairs: every value painted in any
+
+
+def test_a_finer_image_is_scored_at_the_pixel_size_the_model_learnt():
+    """A class model planned at 2 px sees a 1 px image at zoom 0.5 (as Segment runs it), and its
+    held-out score still covers every held-out voxel at the image's own size."""
+    from dataclasses import replace
+
+    from napari_unet._qt.train.heldout import score_classes
+    from napari_unet.inference.intensity import normalize_intensity
+    from napari_unet.inference.zoom import spacing_zoom
+    from napari_unet.training.tasks import new_network, prepare, semantic_plan
+
+    y, x = np.ogrid[:96, :96]
+    labels = np.where((y - 48) ** 2 + (x - 48) ** 2 < 30**2, 2, 1).astype(np.int32)
+    image = labels.astype(np.float32) * 100
+    [data] = prepare(image, labels)
+    plan = replace(semantic_plan([data], (2.0, 2.0), None, "cpu"), base_channels=4)
+    assert plan.target_spacing == (2.0, 2.0) and spacing_zoom((1.0, 1.0), plan.target_spacing) == 0.5
+    model = new_network(plan)
+    _, held = hold_out(np.ones(labels.shape, bool))
+    normalized = normalize_intensity(image, plan.intensity)
+    for spacing in [(1.0, 1.0), (2.0, 2.0), None]:
+        score = score_classes(model, normalized, labels, np.ones(labels.shape, bool), held, plan, 1, "cpu", spacing)
+        assert set(score.values) == {"class 1", "class 2"} and all(0 <= v <= 1 for v in score.values.values())

@@ -28,7 +28,7 @@ def add_block_options(p) -> None:
     g.add_argument("--threads-per-worker", type=int, default=1, help="tasks at once per worker (default 1)")
     g.add_argument("--memory-limit", default="auto", help="memory per worker of --scheduler local, e.g. 4GB "
                                                           "(default: the machine's shared out)")
-    g.add_argument("--block-size", type=int, help="block edge in pixels (default 2048 in 2D, 256 in 3D)")
+    g.add_argument("--block-size", type=int, help="block edge in pixels (default 2048 in 2D, 192 in 3D)")
     g.add_argument("--plain-zarr", action="store_true", help="write a plain zarr array, not OME-Zarr labels")
 
 

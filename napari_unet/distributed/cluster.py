@@ -268,7 +268,7 @@ def segment_zarr(src, dst, model: UNet | None = None, *, client=None, block_size
         A ``distributed.Client``, a scheduler address (``"tcp://host:8786"``), or None for
         a local cluster of worker processes (closed at the end).
     block_size
-        The block core's edge in pixels (None: 2048 in 2D, 256 in 3D).
+        The block core's edge in pixels (None: 2048 in 2D, 192 in 3D).
     progress
         Print a progress bar (blocks done of total, time left) and the dashboard's address on stderr.
     **kwargs

@@ -34,15 +34,15 @@ SAMPLE_PIXELS = 4_000_000  # pixels read (from the coarsest level that has them)
 MEASURE_EDGE = 512  # the central window on which the zoom and the largest object are measured
 MEASURE_PLANES = 16  # ... and its planes, for a volume
 ZOOM_STEP = 8  # the zoom is rounded to eighths, so blocks can start where the whole image's pixels do
-BLOCK_2D = 2048  # default core edge of a plane: ~1.2 GB per worker at its peak (docs/scale.md)
-BLOCK_3D = 256  # ... and of a volume
+BLOCK_2D = 2048  # default core edge of a plane: 0.9-1.4 GB per worker at its peak (docs/scale.md)
+BLOCK_3D = 192  # ... and of a volume: 1.7 GB in-process at its peak (256³ cores: 2.1 GB)
 
 
 @dataclass(frozen=True)
 class BlockSettings:
     """What the user chooses for a block-wise run; everything else is measured."""
 
-    block_size: int | tuple[int, ...] | None = None  # core edge per non-channel axis (None: 2048 in 2D, 256 in 3D)
+    block_size: int | tuple[int, ...] | None = None  # core edge per non-channel axis (None: 2048 in 2D, 192 in 3D)
     halo: int | None = None  # pixels read around each block (None: half the receptive field + largest object)
     zoom: float | None = None  # magnification the network sees (None: measured once, as segment does)
     params: InstanceParams | None = None  # post-processing (None: the model's own settings)

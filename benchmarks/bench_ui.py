@@ -131,15 +131,18 @@ def bench_cli(image, model, repeats: int, threads: int | None = None) -> float:
     return min(times)
 
 
-def bench_gui(image, model, repeats: int) -> dict:
+def bench_gui(image, model, repeats: int, spacing: tuple[float, ...] | None = None) -> dict:
+    """The widget segmenting ``image``; with ``spacing``, a Z stack of that voxel size (3D objects)."""
     import napari
 
+    from napari_unet._qt.layers import STACK_AXIS
     from napari_unet._qt.segment.widget import SegmentWidget
     from napari_unet._qt.session import session_for
 
     viewer = napari.Viewer(title="bench_ui")
     viewer.window.resize(1400, 900)
-    layer = viewer.add_image(image, name="bench")
+    layer = viewer.add_image(image, name="bench", scale=spacing or (1.0,) * image.ndim,
+                             metadata={STACK_AXIS: "Z"} if spacing else {})
     session_for(viewer).set_model(model, "bench")
     widget = SegmentWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Segment")
@@ -161,6 +164,10 @@ def bench_gui(image, model, repeats: int) -> dict:
         runs.append({"seconds": seconds, **probe.stop(split_at=last_step[-1] if last_step else None)})
         print(f"  largest own stalls (s after the press, ms): {probe.top}")
     masks = viewer.layers[f"{layer.name} masks"]
+    if spacing:  # a stack: its stalls only
+        objects = int(np.asarray(masks.data).max())
+        viewer.close()
+        return {"runs": runs, "idle": idle, "objects": objects}
     prediction = widget.session.prediction(layer)
 
     core = []
@@ -303,10 +310,26 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--model", help="model file (default: the shipped model)")
     parser.add_argument("--write-docs", action="store_true")
+    parser.add_argument("--planes", type=int, default=0,
+                        help="a Z stack of this many planes (size² each, Z spacing 3x): only the viewer's stalls")
     args = parser.parse_args()
 
-    image = nuclei_sample((args.size, args.size)).image
     model, model_name = get_model(args.model)
+    if args.planes:  # issue 16: the event loop while a volume is segmented into 3D objects
+        from bench_volume_memory import volume
+
+        stack, _ = volume(args.planes, args.size)
+        gui = bench_gui(stack, model, args.repeats, spacing=(3.0, 1.0, 1.0))
+        load = os.getloadavg()[0]
+        for i, run in enumerate(gui["runs"]):
+            print(f"{args.planes}x{args.size}² stack, run {i + 1}: {run['seconds']:.1f} s, stall max / p99 / p50 "
+                  f"{run['max']:.0f} / {run['p99']:.0f} / {run['p50']:.0f} ms ({run['over_50']} of {run['ticks']} "
+                  f"ticks over 50 ms), own max {run['own_max']:.0f} ms; while the network runs max "
+                  f"{run.get('max_before', 0):.0f} ms, while the result is shown {run.get('max_after', 0):.0f} ms")
+        print(f"idle viewer: max {gui['idle']['max']:.0f} / p99 {gui['idle']['p99']:.0f} ms; {gui['objects']} objects; "
+              f"load average {load:.1f}")
+        return
+    image = nuclei_sample((args.size, args.size)).image
     t_cli = bench_cli(image, model, args.repeats)
     print(f"segment() as the CLI runs it: {t_cli:.1f} s")
     t_one = bench_cli(image, model, 1, threads=gui_threads())

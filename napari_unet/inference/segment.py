@@ -15,7 +15,7 @@ from napari_unet.inference.intensity import normalize_intensity, stack_range
 from napari_unet.inference.orientations import near_isotropic, three_orientations_iter
 from napari_unet.inference.predict import predict_iter
 from napari_unet.inference.zoo import segment_zoo_iter
-from napari_unet.inference.zoom import auto_zoom, spacing_zoom
+from napari_unet.inference.zoom import along_z, auto_zoom, resample_factors, spacing_zoom
 from napari_unet.labels import median_diameter
 from napari_unet.model.bioimageio import ZooModel
 from napari_unet.model.card import MAX_ZOOM, MIN_ZOOM
@@ -156,12 +156,18 @@ def _semantic(image, model, axes, spacing, device, zoom, tta, kwargs) -> Generat
                          "pass one channel and one time point, or say axes='ZYX'")
     volume, _ = to_canonical(image, order)
     target = card.plan.get("target_spacing")
-    if zoom is None and spacing is not None and target:  # the network sees the pixel size it learnt at
-        given = dict(zip(order, spacing if len(spacing) == len(order) else spacing[-len(order):]))
+    given = None if spacing is None else dict(zip(order, spacing if len(spacing) == len(order) else
+                                                  spacing[-len(order):]))
+    if zoom is None and given and target:  # the network sees the pixel size it learnt at ...
         zoom = spacing_zoom((given["Y"], given["X"]), target)
     used = 1.0 if zoom is None else checks.number(zoom, "zoom", MIN_ZOOM, MAX_ZOOM)
     x = normalize_intensity(volume, card.intensity)
+    planes = x.shape[0] if x.ndim == 3 else None
+    if planes is not None and given and target and len(target) == 3:  # ... and a 3D one its plane spacing
+        x = along_z(x, max(1, round(planes * resample_factors((given["Z"],), target[:1])[0])))
     probs = yield from predict_iter(x, model, device=device, zoom=used, normalized=True, tta=tta, **kwargs)
+    if planes is not None:
+        probs = along_z(probs, planes)
     values = np.asarray(card.label_values if card.label_values is not None else range(probs.shape[0]), np.int32)
     labels = from_canonical(values[np.argmax(probs, axis=0)], order)
     return Segmentation(labels, probs, used, order, tuple(spacing) if spacing is not None else (1.0, 1.0, 1.0))

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import ndimage as ndi
 
 from napari_unet.labels import drop_small, median_diameter
 from napari_unet.model.card import MAX_ZOOM, MIN_ZOOM
@@ -26,6 +27,34 @@ from napari_unet.model.card import MAX_ZOOM, MIN_ZOOM
 SMALL, SMALL_TO, MAX_AUTO = 10.0, 13.0, 3.0
 LARGE, LARGE_TO, MIN_AUTO = 22.0, 18.0, 0.4
 ZOOM_PIXELS = 2**26
+
+
+# an image whose voxel size differs from a model's target spacing by more than this share on an axis is
+# resampled along it; closer ones are left as they are (within the scale jitter of augmentation)
+RESAMPLE_RTOL = 0.1
+
+
+def resample_factors(spacing: Sequence[float], target: Sequence[float]) -> tuple[float, ...]:
+    """How many times larger each axis of an image of voxel size ``spacing`` is at ``target``.
+
+    ``target`` is matched to the last axes (a 2D plan's target leaves Z alone); an axis
+    within :data:`RESAMPLE_RTOL` of the target keeps its size (factor 1).
+    """
+    factors = [1.0] * len(spacing)
+    for k in range(1, min(len(spacing), len(target)) + 1):
+        s, t = float(spacing[-k]), float(target[-k])
+        if abs(s / t - 1) > RESAMPLE_RTOL:
+            factors[-k] = s / t
+    return tuple(factors)
+
+
+def along_z(x: np.ndarray, planes: int) -> np.ndarray:
+    """``x`` (..., Z, Y, X) resampled linearly to ``planes`` planes, voxel edges aligned."""
+    if x.shape[-3] == planes:
+        return x
+    factors = [1.0] * x.ndim
+    factors[-3] = planes / x.shape[-3]
+    return ndi.zoom(x, factors, order=1, mode="nearest", grid_mode=True)
 
 
 def spacing_zoom(spacing: Sequence[float], target: Sequence[float]) -> float:

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from napari_unet.inference.zoom import resample_factors
 from napari_unet.model.unet import plan_pools
 
 MAX_ANISOTROPY_3D = 2.5  # a 3D network when Z spacing is at most this many times the in-plane one ...
@@ -27,9 +28,6 @@ MIN_BATCH = 2  # the memory budget picks the batch size from this ...
 MAX_BATCH = {"cpu": 4, "gpu": 12}  # ... to this (a CPU step is slow: many small steps learn faster)
 BYTES_PER_VOXEL_CHANNEL = 4 * 14  # float32 activations kept for backward, ~14 per channel per voxel (measured)
 CT_MIN_HU = -500  # an integer image whose darkest values reach this is taken as CT in Hounsfield units
-# an image whose voxel size differs from the target spacing by more than this share on an axis is resampled
-# along it; closer ones are left as they are (within the scale jitter of augmentation)
-RESAMPLE_RTOL = 0.1
 
 
 @dataclass(frozen=True)
@@ -119,20 +117,6 @@ def target_spacing(spacings: Sequence[Sequence[float]]) -> tuple[float, ...]:
     """
     n = max(len(s) for s in spacings)
     return tuple(float(np.median([s[len(s) - n + k] for s in spacings if len(s) - n + k >= 0])) for k in range(n))
-
-
-def resample_factors(spacing: Sequence[float], target: Sequence[float]) -> tuple[float, ...]:
-    """How many times larger each axis of an image of voxel size ``spacing`` is at ``target``.
-
-    ``target`` is matched to the last axes (a 2D plan's target leaves Z alone); an axis
-    within :data:`RESAMPLE_RTOL` of the target keeps its size (factor 1).
-    """
-    factors = [1.0] * len(spacing)
-    for k in range(1, min(len(spacing), len(target)) + 1):
-        s, t = float(spacing[-k]), float(target[-k])
-        if abs(s / t - 1) > RESAMPLE_RTOL:
-            factors[-k] = s / t
-    return tuple(factors)
 
 
 def resampled_shape(shape: Sequence[int], spacing: Sequence[float], target: Sequence[float]) -> tuple[int, ...]:

@@ -124,7 +124,7 @@ def at_spacing(data, spacings: Sequence[tuple[float, ...]], target: Sequence[flo
 
     Images linearly (as float32), labels and annotated masks to the nearest voxel. ``target``
     applies to the last axes (a 2D plan's in-plane target leaves Z alone); an axis within
-    :data:`~napari_unet.training.plan.RESAMPLE_RTOL` of it is left as it is.
+    :data:`~napari_unet.inference.zoom.RESAMPLE_RTOL` of it is left as it is.
     """
     out = []
     for (img, lab, ann), own in zip(data, spacings):

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from napari_unet import load_model, save_model, segment, train
+from napari_unet import load_model, save_model, segment, segment_iter, train
+from napari_unet.progress import run
 from napari_unet.training.plan import Plan
 from napari_unet.training.tasks import new_network, prepare, semantic_plan
 
@@ -80,6 +81,32 @@ def test_near_isotropic_volumes_train_a_3d_network() -> None:
     assert model.config.spatial_dims == 3 and model.card.plan["spatial_dims"] == 3
     out = segment(image, model, device="cpu")
     assert out.shape == labels.shape and set(np.unique(out)) <= {0, 2, 5}
+
+
+def test_a_3d_class_model_sees_a_volume_at_the_plane_spacing_it_learnt() -> None:
+    """Planes twice as close as in training are resampled to the learnt spacing for the network
+    and its answer brought back to the volume's planes, as nnU-Net does."""
+    from scipy import ndimage as ndi
+
+    from napari_unet.inference.intensity import normalize_intensity
+    from napari_unet.inference.predict import predict
+    from napari_unet.inference.zoom import along_z
+
+    image, labels = _volume(shape=(24, 32, 32))
+    model = train(image, _painted(labels, [4, 12, 20]), spacing=(1.0, 1.0, 1.0), max_steps=2, **TINY)
+    assert model.config.spatial_dims == 3 and tuple(model.card.plan["target_spacing"]) == (1.0, 1.0, 1.0)
+    fine = ndi.zoom(image, (2, 1, 1), order=1, mode="nearest", grid_mode=True)  # planes 0.5 apart
+    seen = run(segment_iter(fine, model, spacing=(0.5, 1.0, 1.0), device="cpu"))
+    assert seen.labels.shape == fine.shape and seen.probabilities.shape[1:] == fine.shape
+    x = normalize_intensity(fine, model.card.intensity)
+    at_target = along_z(predict(along_z(x, 24), model, device="cpu", normalized=True), 48)
+    as_given = predict(x, model, device="cpu", normalized=True)
+    assert np.allclose(seen.probabilities, at_target, atol=1e-5)
+    assert not np.allclose(at_target, as_given, atol=1e-3)  # the network's view did change
+    values = np.asarray(model.card.label_values)
+    assert np.array_equal(seen.labels, values[np.argmax(at_target, axis=0)])
+    assert np.array_equal(segment(image, model, spacing=(1.0, 1.0, 1.0), device="cpu"),
+                          segment(image, model, device="cpu"))  # at the learnt spacing: as it was
 
 
 def test_objects_train_on_from_a_given_model() -> None:

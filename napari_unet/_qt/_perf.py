@@ -20,6 +20,7 @@ from napari.layers import Labels
 from qtpy.QtCore import QTimer
 
 from napari_unet._qt._napari import attach_overlays, detach_overlays, main_window
+from napari_unet._qt.quiet_imports import without_gc_pauses
 
 WORKAROUNDS = os.environ.get("NAPARI_UNET_WORKAROUNDS", "1") != "0"
 
@@ -84,15 +85,17 @@ def warm_up_in_background() -> None:
     """
     if not WORKAROUNDS:
         return
+    threading.Thread(target=import_labels_modules, name="napari-unet warm-up", daemon=True).start()
 
-    def imports() -> None:
+
+def import_labels_modules() -> None:
+    """Import what napari's first Labels layer imports (call it off the UI thread)."""
+    with without_gc_pauses():
         for name in LABELS_IMPORTS:
             try:
                 importlib.import_module(name)
             except ImportError:  # napari stopped needing it: nothing to warm
                 pass
-
-    threading.Thread(target=imports, name="napari-unet warm-up", daemon=True).start()
 
 
 def set_bar(bar, value: int, maximum: int | None = None, text: str | None = None) -> None:

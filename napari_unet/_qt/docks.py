@@ -22,6 +22,8 @@ from pathlib import Path
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from napari_unet._qt.quiet_imports import without_gc_pauses
+
 POLL_MS = 50  # how often the loading dock looks whether the thread is done
 START_DELAY_MS = 100  # the loading starts once the dock is in place (they would compete for the GIL)
 # PyTorch's shared libraries, in load order: ~1 s of loading and relocating. ``import
@@ -56,12 +58,15 @@ def warm_up() -> None:
     from napari_unet import _gl_guard
 
     _gl_guard.block_triton()  # napari has drawn: keep triton out, as at package import
-    preload_torch()
-    for module in DOCK_MODULES:  # all of them: the next dock opened then builds at once
-        importlib.import_module(module)
-    from napari_unet.model.files import load_model
+    with without_gc_pauses():
+        preload_torch()
+        for module in DOCK_MODULES:  # all of them: the next dock opened then builds at once
+            importlib.import_module(module)
+        # here rather than in a thread of the widget's, which competed for the GIL as it was built
+        importlib.import_module("napari_unet._qt._perf").import_labels_modules()
+        from napari_unet.model.files import load_model
 
-    _PRELOADED[:] = [load_model()]  # the first session takes it: the UI thread does not load it again
+        _PRELOADED[:] = [load_model()]  # the first session takes it: the UI thread does not load it again
 
 
 _PRELOADED: list = []  # the shipped model, loaded by warm_up off the UI thread

@@ -24,6 +24,7 @@ from napari_unet._qt._napari import main_window, unwrap
 from napari_unet._qt.autosave import Autosaver
 from napari_unet._qt.docks import take_preloaded
 from napari_unet._qt.edits import EditLog
+from napari_unet._qt.quiet_imports import thaw
 from napari_unet._qt.segment.context import add_context_entry
 from napari_unet.clicks.segmenter import load_click_model
 from napari_unet.devices import available_devices
@@ -110,6 +111,7 @@ class Session:
         self._predictions: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._workers: set = set()
         self._watcher = _CloseWatcher(viewer, self._on_viewer_closing)
+        viewer.layers.events.removed.connect(thaw)  # a removed layer's memory is freed, frozen or not
         self.autosaver = Autosaver(self)  # recovery copies of the masks; stops when the viewer closes
 
     @property
@@ -222,6 +224,7 @@ class Session:
         if self.closed:
             return
         self.closed = True
+        thaw()
         for worker in list(self._workers):
             worker.quit()
         self._predictions.clear()

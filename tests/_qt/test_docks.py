@@ -11,13 +11,15 @@ import subprocess
 import sys
 
 FRESH_NAPARI = r"""
-import sys, time
+import gc, sys, time, weakref
 import napari
+import numpy as np
 from qtpy.QtWidgets import QApplication
 from napari_unet._qt.docks import LoadingDock, inner
 
 viewer = napari.Viewer()
 app = QApplication.instance()
+opened = viewer.add_image(np.zeros((256, 256), np.float32), name="open before")
 start = time.perf_counter()
 _, widget = viewer.window.add_plugin_dock_widget("napari-unet", "Segment")
 print("SHOWN", type(widget).__name__, "torch loaded:", "torch" in sys.modules)
@@ -28,6 +30,12 @@ real = inner(widget)
 print("READY", type(real).__name__, "model:", real.session.model is not None, "error:", widget.error)
 _, second = viewer.window.add_plugin_dock_widget("napari-unet", "Fine-tune")
 print("SECOND", type(second).__name__)
+gone = weakref.ref(opened)
+viewer.layers.remove(opened)
+del opened
+app.processEvents()
+gc.collect()
+print("FREED", gone() is None)
 viewer.close()
 """
 
@@ -40,6 +48,8 @@ def test_the_first_dock_shows_at_once_and_becomes_the_widget_when_pytorch_is_loa
     assert lines["SHOWN"] == "SHOWN LoadingDock torch loaded: False", done.stdout
     assert lines["READY"] == "READY SegmentWidget model: True error: None", done.stdout
     assert lines["SECOND"] == "SECOND FinetuneWidget", done.stdout  # PyTorch is there: built at once
+    # the loading froze what existed (quiet_imports): a layer open then is still freed when removed
+    assert lines["FREED"] == "FREED True", done.stdout
 
 
 def test_importing_the_package_does_not_load_pytorch():

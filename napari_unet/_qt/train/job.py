@@ -28,6 +28,7 @@ CLASSES, OBJECTS = "classes", "objects"  # the widget's words for task="semantic
 TASKS = {CLASSES: "semantic", OBJECTS: "instances"}
 SCORE_EVERY_S = 5.0  # training seconds between held-out scores (scoring time is not counted)
 MAX_CLASSES = 50  # more label values than this are objects, not classes
+_KINDS = {2: "a 2D image", 3: "a volume"}  # images by their dimensions, as messages name them
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,18 @@ def check_pair(image: np.ndarray, labels: np.ndarray) -> None:
     if not labels.any():
         raise ValueError("the labels layer is empty: paint a few slices first (each painted slice counts "
                          "whole: what is left at 0 there is background)")
+
+
+def check_kind(name: str, source, first: str, ndim: int, untick: str) -> None:
+    """Raise ValueError when image ``name`` (its :func:`~napari_unet._qt.layers.model_input`) is not of
+    the kind of image ``first`` (``ndim`` dimensions): one model learns from one channel, all 2D images
+    or all volumes. ``untick`` ends the message: how to leave the image out.
+    """
+    n = np.ndim(source.data)
+    if source.channel_axis is not None or n != ndim:
+        what = "has colour channels" if source.channel_axis is not None else f"is {_KINDS.get(n, f'{n}-D')}"
+        raise ValueError(f"'{name}' {what} but '{first}' is {_KINDS.get(ndim, f'{ndim}-D')}: one model learns "
+                         f"from images of one kind (one channel; all 2D or all volumes); {untick}")
 
 
 def check_classes(values: list[int]) -> None:

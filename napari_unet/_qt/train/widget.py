@@ -44,6 +44,7 @@ from napari_unet._qt.train.job import (
     Trained,
     TrainStep,
     check_classes,
+    check_kind,
     check_pair,
     painted_values,
     train_job,
@@ -272,19 +273,14 @@ class NewModelWidget(QWidget):
         """The ticked pairs under 'also learn from', checked against the first image; ValueError says
         which pair won't do and why. Each keeps its own voxel size: training resamples them to one.
         """
-        kind = {2: "a 2D image", 3: "a volume"}
         out = []
         for image_name, labels_name in self.more.checked():
             if image_name not in self.viewer.layers or labels_name not in self.viewer.layers:
                 continue  # removed since: the list follows at once
             pair = f"'{labels_name}' on '{image_name}'"
             source = model_input(self.viewer.layers[image_name], 1)
+            check_kind(image_name, source, first, image.ndim, f"untick {pair} under 'also learn from'")
             data = np.asarray(source.data)
-            if source.channel_axis is not None or data.ndim != image.ndim:
-                what = "has colour channels" if source.channel_axis is not None else f"is {kind.get(data.ndim)}"
-                raise ValueError(f"'{image_name}' {what} but '{first}' is {kind[image.ndim]}: one model learns "
-                                 f"from images of one kind (one channel; all 2D or all volumes); untick {pair} "
-                                 "under 'also learn from'")
             labels = np.array(self.viewer.layers[labels_name].data)  # a copy: painting goes on
             try:
                 check_pair(data, labels)

@@ -26,7 +26,9 @@ from napari_unet._qt.finetune.classes import (
     ClassesTuned,
     class_request,
     classes_job,
+    images_learnt,
     is_class_model,
+    learnt_pairs,
     protected_region,
     write_class_map,
 )
@@ -47,6 +49,7 @@ from napari_unet.model.files import click_model_beside, image_channels, model_ca
 from napari_unet.training.holdout import MIN_OBJECTS
 
 REFRESH, NEW_LAYER = "refresh the masks I did not correct", "add a new layer"
+REFRESHING = "; refreshing the class map outside your corrections…"  # in the status until a class map is redrawn
 
 
 class FinetuneWidget(QWidget):
@@ -61,7 +64,7 @@ class FinetuneWidget(QWidget):
         self._stop: threading.Event | None = None
         self._data: TrainingSet | None = None  # the snapshot being learned from
         self._candidate = None  # a fine-tuned result not put in use (not better on the check), and its data
-        self._classes = None  # a class model's run: (its Request, image layer, class-map layer)
+        self._classes = None  # a class model's run: its Request, and its (image layer, class-map layer) pairs
 
         self.pairs = PairPicker(napari_viewer, self.session)
         self.mode = combo(MODES, tip="Pixels the loss sees; the rest is ignored, never taught as background")
@@ -150,13 +153,14 @@ class FinetuneWidget(QWidget):
             return
         try:
             model = trainable(self.session.ensure_model())
-            data = snapshot(self.viewer, self.pairs.pairs(), self.mode.currentText(), image_channels(model),
+            pairs = self.pairs.pairs()
+            data = snapshot(self.viewer, pairs, self.mode.currentText(), image_channels(model),
                             self.session.edits, region=self._region_layer(), margin=self.settings.margin.value())
         except ValueError as exc:
             self._say(f"Cannot fine-tune: {exc}")
             return
         if is_class_model(model):
-            self._start_classes(model, data)
+            self._start_classes(model, pairs, data)
             return
         try:
             click_model = self.session.ensure_click_model()
@@ -180,17 +184,17 @@ class FinetuneWidget(QWidget):
         self._say(f"Learning from {data.n_objects} objects ({', '.join(sorted(set(data.modes)))}) "
                   f"on {self.session.device}; keep working, the viewer stays usable.{validation}")
 
-    def _start_classes(self, model, data: TrainingSet) -> None:
+    def _start_classes(self, model, pairs, data: TrainingSet) -> None:
         """A class model: its corrections as one request for its own plan (see ``classes``)."""
         try:
-            request = class_request(model, data, self.session.edits, self.settings.margin.value(),
+            request = class_request(model, pairs, data, self.session.edits, self.settings.margin.value(),
                                     self.settings.budgets(), self.settings.validate.isChecked())
         except ValueError as exc:
             self._say(f"Cannot fine-tune: {exc}")
             return
-        part = data.parts[0]
+        layers = learnt_pairs(data)
         self._data, self._stop = data, threading.Event()
-        self._classes = (request, part.image_layer, part.labels_layer)
+        self._classes = (request, layers)
         self._set_candidate(None)
         self.review.review([])
         self.plot.clear()
@@ -198,10 +202,12 @@ class FinetuneWidget(QWidget):
                     on_result=self._classes_trained, on_error=self._failed)
         self._worker.paused.connect(self._paused)
         self._set_running(True)
-        held = (" A painted slice (or band) of them is held out to check the new model." if request.hold_out else "")
-        self._say(f"Learning from your corrections of '{part.labels_layer.name}' (a class map: "
-                  f"{', '.join(model_card(model).classes[1:])}) on {self.session.device}; keep working, the viewer "
-                  f"stays usable.{held}")
+        held = (f" A painted slice (or band) of those in '{layers[0][1].name}' is held out to check the new model."
+                if request.hold_out else "")
+        more = {0: "", 1: " and 1 more image"}.get(len(request.more), f" and {len(request.more)} more images")
+        self._say(f"Learning from your corrections of '{layers[0][1].name}'{more} "
+                  f"({'class maps' if more else 'a class map'}: {', '.join(model_card(model).classes[1:])}) on "
+                  f"{self.session.device}; keep working, the viewer stays usable.{held}")
 
     def _start(self, job, *args, **kwargs) -> None:
         token = self._job = object()
@@ -248,41 +254,56 @@ class FinetuneWidget(QWidget):
     def _classes_trained(self, result: ClassesTuned) -> None:
         if not result.better:  # the check says no: the user's model stays
             self._set_candidate((result, self._data))
-            self._say(f"Fine-tuned: {result.words()}. Not better there, so the old model stays in use and no "
-                      "class was changed; 'Use the new model' takes it anyway.")
+            request, _ = self._classes
+            self._say(f"Fine-tuned (learnt from {images_learnt(request)}): {result.words()}. Not better "
+                      "there, so the old model stays in use and no class was changed; 'Use the new model' takes it "
+                      "anyway.")
             return
         self._use(result, self._data)
 
     def _use_classes(self, result: ClassesTuned) -> None:
-        """Put the fine-tuned class model in use, then redraw the class map outside the corrections."""
-        request, image_layer, labels_layer = self._classes
+        """Put the fine-tuned class model in use, then redraw each class map learnt from outside its corrections."""
+        request, layers = self._classes
         model = result.model
         self.session.set_model(model, model_card(model).name, None)
-        self._say(f"Fine-tuned '{model_card(model).name}': {result.words()}. The new model is in use; "
-                  "refreshing the class map outside your corrections…")
-        if image_layer not in self.viewer.layers or labels_layer not in self.viewer.layers:
+        self._say(f"Fine-tuned '{model_card(model).name}' (learnt from {images_learnt(request)}): "
+                  f"{result.words()}. The new model is in use{REFRESHING}")
+        trained_on = [request.annotated, *(pair.annotated for pair in request.more)]
+        self._refresh_classes(model, [(*pair, mask) for pair, mask in zip(layers, trained_on)], len(layers) > 1)
+
+    def _refresh_classes(self, model, targets: list[tuple], named: bool) -> None:
+        """Segment the first target's image (image layer, class-map layer, pixels trained on) in a
+        worker and redraw its class map; then the next target's. ``named``: say which map changed.
+        """
+        targets = [t for t in targets if t[0] in self.viewer.layers and t[1] in self.viewer.layers]
+        if not targets:
             return
+        (image_layer, labels_layer, trained_on), *rest = targets
         source = model_input(image_layer, 1)
         spacing = layer_spacing(image_layer, source.spatial_axes)
         self._stop = None  # Stop now skips the refresh
         self._start(segment_job, source.data, model, spacing=spacing, device=self.session.device,
                     desc="Refreshing the class map",
-                    on_result=lambda out: self._write_classes(out[0].labels, request, labels_layer, model),
+                    on_result=lambda out: self._write_classes(out[0].labels, labels_layer, trained_on, model,
+                                                              rest, named),
                     on_error=lambda exc: self._say(f"The new model is in use, but its class map failed: {exc}"))
 
-    def _write_classes(self, labels, request, labels_layer, model) -> None:
-        if self.session.model is not model or labels_layer not in self.viewer.layers:  # reverted, or gone
+    def _write_classes(self, labels, labels_layer, trained_on, model, rest: list[tuple], named: bool) -> None:
+        if self.session.model is not model:  # reverted meanwhile
             return
-        if np.shape(labels) != np.shape(labels_layer.data):
-            self._say(self.status.text() + f"\n'{labels_layer.name}' changed shape meanwhile: not refreshed.")
-            return
-        protected = protected_region(request, labels_layer, self.session.edits, self.settings.margin.value())
-        changed = write_class_map(labels_layer, labels, protected)
-        note = (f"{changed} pixels changed class outside your corrections; Ctrl+Z on the layer undoes it."
-                if changed else "no pixel changed class outside your corrections.")
-        self._say(self.status.text().replace("; refreshing the class map outside your corrections…", ".") +
-                  f"\nClass map: {note}")
-        self.session.masks_refreshed.emit(f"Fine-tuned class model: {note}")
+        line = None
+        if labels_layer in self.viewer.layers and np.shape(labels) != np.shape(labels_layer.data):
+            line = f"'{labels_layer.name}' changed shape meanwhile: not refreshed."
+        elif labels_layer in self.viewer.layers:
+            protected = protected_region(trained_on, labels_layer, self.session.edits, self.settings.margin.value())
+            changed = write_class_map(labels_layer, labels, protected)
+            note = (f"{changed} pixels changed class outside your corrections; Ctrl+Z on the layer undoes it."
+                    if changed else "no pixel changed class outside your corrections.")
+            line = f"Class map '{labels_layer.name}': {note}" if named else f"Class map: {note}"
+            self.session.masks_refreshed.emit(f"Fine-tuned class model: {note}")
+        if line is not None:
+            self._say(self.status.text().replace(REFRESHING, ".") + "\n" + line)
+        self._refresh_classes(model, rest, named)
 
     def _use(self, result, data: TrainingSet) -> None:
         if isinstance(result, ClassesTuned):

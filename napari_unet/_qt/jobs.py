@@ -12,6 +12,7 @@ from napari.utils import progress
 
 from napari_unet._qt._perf import software_opengl, warm_labels_layer
 from napari_unet._qt.threads import gui_threads, torch_threads
+from napari_unet.inference.images import from_canonical, to_canonical
 from napari_unet.inference.predict import as_float
 from napari_unet.inference.segment import Segmentation, labels_from, segment_iter
 from napari_unet.inference.zoom import unzoom
@@ -32,8 +33,16 @@ def segment_job(image, model, *, foreground: bool = False, **kwargs
     warm_labels_layer()
     with torch_threads(gui_threads()):
         result = yield from segment_iter(image, model, **kwargs)
-    shown = 1.0 - unzoom(as_float(result.probabilities[:1]), result.labels.shape)[0] if foreground else None
+    shown = _foreground(result, kwargs.get("axes")) if foreground else None
     return replace(result, labels=compact_labels(result.labels)), shown
+
+
+def _foreground(result: Segmentation, axes: str | None) -> np.ndarray:
+    """1 - P(background) at the labels' pixels, in their axes' order (the probabilities' is [T][Z]YX)."""
+    spatial = None if axes is None else axes.upper().replace("C", "")
+    shape = result.labels.shape if spatial is None else to_canonical(result.labels, spatial)[0].shape
+    shown = 1.0 - unzoom(as_float(result.probabilities[:1]), shape)[0]
+    return shown if spatial is None else from_canonical(shown, spatial)
 
 
 class JobError(Exception):

@@ -74,6 +74,24 @@ def axes_of(source: ModelInput, stack_axis: str) -> str:
 
 STACK_AXIS = "napari_unet_stack_axis"  # layer metadata: "Z" or "T", the user's answer for the layer
 
+# what napari axis labels name (case-insensitive); napari's own "0", "1", ... name nothing
+AXIS_NAMES = {"z": "Z", "depth": "Z", "t": "T", "time": "T", "c": "C", "channel": "C", "channels": "C",
+              "y": "Y", "x": "X"}
+
+
+def axis_label(viewer, layer, axis: int) -> str:
+    """The label napari shows for ``layer``'s ``axis``; "" where the viewer has none (layers align at the end)."""
+    labels = list(viewer.dims.axis_labels)
+    index = len(labels) - layer.ndim + axis
+    return str(labels[index]) if 0 <= index < len(labels) else ""
+
+
+def axis_kind(label: str) -> str | None:
+    """The axis an axis label names: "Z" (z, depth), "T" (t, time), "C" (c, channel), "Y" or "X";
+    None for any other label.
+    """
+    return AXIS_NAMES.get(label.strip().lower())
+
 
 def stack_kind(viewer, layer, source: ModelInput) -> str | None:
     """"Z" or "T" for a stack layer's first spatial axis: the answer given for the layer
@@ -83,10 +101,8 @@ def stack_kind(viewer, layer, source: ModelInput) -> str | None:
     said = layer.metadata.get(STACK_AXIS)
     if said in ("Z", "T"):
         return said
-    labels = list(viewer.dims.axis_labels)
-    index = len(labels) - layer.ndim + source.spatial_axes[0]
-    label = labels[index].lower() if 0 <= index < len(labels) else ""
-    return "Z" if label in ("z", "depth") else "T" if label in ("t", "time") else None
+    kind = axis_kind(axis_label(viewer, layer, source.spatial_axes[0]))
+    return kind if kind in ("Z", "T") else None
 
 
 def displayed_plane(viewer, layer, spatial_axes: tuple[int, ...]) -> int:
@@ -119,9 +135,9 @@ def spatial_transform(layer, spatial_axes: tuple[int, ...]) -> dict:
     }
 
 
-def show_probabilities(viewer, image_layer, source: ModelInput, plane, foreground) -> None:
+def show_probabilities(viewer, image_layer, source: ModelInput, plane, foreground, axis: int = 0) -> None:
     """Show ``foreground`` (1 - P(background), at the image's pixels) as ``<image> probabilities``
-    (replaced on each run).
+    (replaced on each run); a plane's goes in at index ``plane`` along the masks' ``axis``.
     """
     shape = tuple(np.shape(source.data)[ax] for ax in source.spatial_axes)
     name = f"{image_layer.name} probabilities"
@@ -131,7 +147,7 @@ def show_probabilities(viewer, image_layer, source: ModelInput, plane, foregroun
     else:
         existing, data = None, np.zeros(shape, np.float32)
     if plane is not None and len(shape) == foreground.ndim + 1:
-        data[plane] = foreground
+        np.moveaxis(data, axis, 0)[plane] = foreground
     else:
         data = foreground
     if existing is not None:
@@ -165,8 +181,9 @@ def find_masks(viewer, image_layer, shape: tuple[int, ...]):
     return None
 
 
-def write_labels(layer, labels: np.ndarray, plane: int | None = None) -> int | None:
-    """Replace ``layer``'s labels (or one plane) as a single step of napari's undo.
+def write_labels(layer, labels: np.ndarray, plane: int | None = None, axis: int = 0) -> int | None:
+    """Replace ``layer``'s labels (or one plane, index ``plane`` along ``axis``) as a single step
+    of napari's undo.
 
     Only changed pixels go through ``data_setitem``, which records them in the layer's
     history, so Ctrl+Z on the layer brings the previous masks and edits back. In a
@@ -175,9 +192,10 @@ def write_labels(layer, labels: np.ndarray, plane: int | None = None) -> int | N
     do not fit the layer's dtype.
     """
     if plane is not None and layer.data.ndim == labels.ndim + 1:
-        others = _max_outside(layer.data, plane)
+        planes = np.moveaxis(layer.data, axis, 0)  # a view
+        others = _max_outside(planes, plane)
         labels = np.where(labels > 0, labels.astype(np.int64) + others, 0)
-        current = layer.data[plane]
+        current = planes[plane]
     else:
         plane = None
         current = layer.data
@@ -187,19 +205,21 @@ def write_labels(layer, labels: np.ndarray, plane: int | None = None) -> int | N
     changed = current != labels
     where = np.nonzero(changed)
     if plane is not None:
-        where = (np.full(where[0].shape, plane, dtype=where[0].dtype), *where)
+        where = (*where[:axis], np.full(where[0].shape, plane, dtype=where[0].dtype), *where[axis:])
     if where[0].size:
         with layer.block_history():
             layer.data_setitem(where, labels[changed])
     return int(where[0].size)
 
 
-def new_labels(labels: np.ndarray, full_shape: tuple[int, ...], plane: int | None) -> np.ndarray:
-    """Data for a new masks layer of ``full_shape``; a plane result fills only its plane."""
+def new_labels(labels: np.ndarray, full_shape: tuple[int, ...], plane: int | None, axis: int = 0) -> np.ndarray:
+    """Data for a new masks layer of ``full_shape``; a plane result fills only its plane
+    (index ``plane`` along ``axis``).
+    """
     if plane is None or len(full_shape) == labels.ndim:
         return labels
     data = np.zeros(full_shape, labels.dtype)
-    data[plane] = labels
+    np.moveaxis(data, axis, 0)[plane] = labels
     return data
 
 

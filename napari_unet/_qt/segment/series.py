@@ -1,16 +1,19 @@
 """Time series of volumes in the Segment widget: which 4D and 5D layers feed the core, and how.
 
-A 4D layer is read as T, Z, Y, X, napari's order (the time slider above the depth slider):
-every time point is a volume, segmented into 3D objects. Channels come as RGB(A) or as one
-more axis, first (C, T, Z, Y, X), second (T, C, Z, Y, X: OME-Zarr's order) or third
-(T, Z, C, Y, X: ImageJ hyperstacks').
+A 4D layer is read as T, Z, Y, X, napari's order (the time slider above the depth slider),
+unless napari's axis labels name its two leading axes the other way round (z, t: Z, T, Y, X,
+as many files store volumes over time): every time point is a volume, segmented into 3D
+objects. Channels come as RGB(A) or as one more axis, first (C, T, Z, Y, X), second
+(T, C, Z, Y, X: OME-Zarr's order) or third (T, Z, C, Y, X: ImageJ hyperstacks').
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
-from napari_unet._qt.layers import ModelInput, model_input
+from napari_unet._qt.layers import ModelInput, axis_kind, axis_label, model_input
 from napari_unet.inference.images import validate_image
 
 ALL_TIMES, ONE_TIME = "all time points", "displayed time point"
@@ -43,20 +46,65 @@ def segment_input(layer, n_channels: int) -> ModelInput:
 
 
 def is_series(source: ModelInput) -> bool:
-    """Whether ``source`` is a time series of volumes (T, Z, Y, X)."""
+    """Whether ``source`` is a time series of volumes (T and Z, Y, X)."""
     return len(source.spatial_axes) == 4
 
 
-def series_axes(source: ModelInput) -> str:
-    """The letters of a series' axes for the core, e.g. ``"TZYX"``, ``"TCZYX"``, ``"TZYXC"``."""
-    letters = dict(zip(source.spatial_axes, "TZYX"))
+NAPARI_ORDER = "TZ"  # a series' two leading spatial axes when its axis labels do not say
+
+
+def series_order(viewer, layer, source: ModelInput) -> str:
+    """"TZ" or "ZT": the order of a series' time and depth axes, as napari's axis labels name
+    them (z/depth, t/time; one named is enough), else napari's T, Z. Raises ValueError when
+    they contradict each other or name another axis (c, y, x) there.
+    """
+    first, second = source.spatial_axes[:2]
+    names = [axis_label(viewer, layer, ax) for ax in (first, second)]
+    kinds = [axis_kind(name) for name in names]
+    example = "e.g. viewer.dims.axis_labels = ('z', 't', 'y', 'x')"
+    for ax, name, kind in zip((first, second), names, kinds):
+        if kind not in ("T", "Z", None):
+            raise ValueError(
+                f"axis {ax} is labelled {name!r}, where a time series of volumes has time or depth: "
+                f"label axes {first} and {second} 't' and 'z' in the order they are ({example}), or open "
+                "the channels as separate layers"
+            )
+    if kinds[0] is not None and kinds[0] == kinds[1]:
+        raise ValueError(
+            f"axes {first} and {second} are both labelled {'depth' if kinds[0] == 'Z' else 'time'} "
+            f"({names[0]!r}, {names[1]!r}): label one 't' and the other 'z', in the order they are ({example})"
+        )
+    if kinds[0] is None and kinds[1] is None:
+        return NAPARI_ORDER
+    if kinds[0] is not None:
+        return kinds[0] + ("Z" if kinds[0] == "T" else "T")
+    return ("Z" if kinds[1] == "T" else "T") + kinds[1]
+
+
+def series_axes(source: ModelInput, order: str = NAPARI_ORDER) -> str:
+    """The letters of a series' axes for the core, e.g. ``"TZYX"``, ``"ZTYX"``, ``"TCZYX"``, ``"TZYXC"``."""
+    letters = dict(zip(source.spatial_axes, order + "YX"))
     return "".join(letters.get(ax, "C") for ax in range(np.ndim(source.data)))
 
 
-def time_point(source: ModelInput, t: int) -> tuple[ModelInput, str]:
+def time_axis(source: ModelInput, order: str = NAPARI_ORDER) -> int:
+    """The layer axis of a series' time points."""
+    return source.spatial_axes[order.index("T")]
+
+
+def time_point(source: ModelInput, t: int, order: str = NAPARI_ORDER) -> tuple[ModelInput, str]:
     """The volume at time point ``t`` (T dropped), and its axes letters (``"ZYX"``, ``"CZYX"`` ...)."""
-    plane = source.plane(t)
-    return plane, series_axes(source).replace("T", "")
+    axis = time_axis(source, order)
+    time_first = replace(source, spatial_axes=(axis, *(ax for ax in source.spatial_axes if ax != axis)))
+    return time_first.plane(t), series_axes(source, order).replace("T", "")
+
+
+def swap_tz(array: np.ndarray, order: str) -> np.ndarray:
+    """A whole series' array (its last four axes spatial) with Z and T swapped for a layer of
+    ``order`` "ZT" (a view): the layer's layout to T, Z, Y, X, the order of the core's
+    probabilities, and back. As it is for "TZ".
+    """
+    return np.swapaxes(array, -4, -3) if order == "ZT" else array
 
 
 def _channel_axis(shape: tuple[int, ...], n_channels: int) -> int | None:

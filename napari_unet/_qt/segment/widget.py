@@ -41,7 +41,17 @@ from napari_unet._qt.layers import (
 from napari_unet._qt.pickers import DevicePicker, ImageLayerPicker, ModelPicker
 from napari_unet._qt.remember import current, remember, restore_defaults
 from napari_unet._qt.segment.blockwise import destination, open_labels_array, zarr_source
-from napari_unet._qt.segment.series import ALL_TIMES, ONE_TIME, is_series, segment_input, series_axes, time_point
+from napari_unet._qt.segment.series import (
+    ALL_TIMES,
+    ONE_TIME,
+    is_series,
+    segment_input,
+    series_axes,
+    series_order,
+    swap_tz,
+    time_axis,
+    time_point,
+)
 from napari_unet._qt.segment.settings import AdvancedSettings
 from napari_unet._qt.session import Prediction, session_for
 from napari_unet._qt.widgets import StatusLabel, combo, scroll_body
@@ -73,7 +83,7 @@ class SegmentWidget(QWidget):
         self._model_error = ""  # why no model could be loaded, shown in the widget
         self._shown_postprocess: dict | None = None  # the model settings the boxes were last set to
         self._recomputing = None  # the running threshold recompute
-        self._outputs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # image -> masks
+        self._outputs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # image -> (masks, series order)
         self._shown_step = (0.0, "")  # when the bar last moved, and the stage it showed
         self._started = 0.0  # when Segment was last pressed
         self._stages: set[str] = set()  # what the running Segment job has done (its progress stages)
@@ -89,8 +99,10 @@ class SegmentWidget(QWidget):
             "planes (split using the layer's scale as voxel size). T: a time series, every frame segmented on "
             "its own. Remembered for the layer"))
         self.times = combo((ALL_TIMES, ONE_TIME), tip=(
-            "For a 4D layer, read as T, Z, Y, X (time points of volumes): every time point, or the one on "
-            "screen; each volume segmented into 3D objects, ids unique over the series"))
+            "For a 4D layer (time points of volumes): every time point, or the one on screen; each volume "
+            "segmented into 3D objects, ids unique over the series. Read as T, Z, Y, X unless napari's axis "
+            "labels say otherwise: for Z before T, name the axes, e.g. "
+            "viewer.dims.axis_labels = ('z', 't', 'y', 'x')"))
         self.existing = combo((REPLACE, NEW_LAYER), tip="What to do when '<image> masks' already exists")
         self.show_probabilities = QCheckBox("add a probabilities layer")
         self.show_probabilities.setToolTip("Also add the network's foreground probability (0-1) as an image "
@@ -226,17 +238,19 @@ class SegmentWidget(QWidget):
             if model_card(model).task == "click":
                 raise ValueError("this is a click-to-segment model; load a segmentation model here")
             source = segment_input(layer, image_channels(model))
+            order = series_order(self.viewer, layer, source) if is_series(source) else None
         except ValueError as exc:  # ModelFileError too
             self._say(str(exc))
             return
         plane, axes, spacing = None, None, None
         job_input = source
-        if is_series(source):  # T, Z, Y, X: every time point a volume of 3D objects
-            axes = series_axes(source)
-            spacing = layer_spacing(layer, source.spatial_axes[1:])
+        if order is not None:  # T and Z (in either order), Y, X: every time point a volume of 3D objects
+            axes = series_axes(source, order)
+            t = time_axis(source, order)
+            spacing = layer_spacing(layer, tuple(ax for ax in source.spatial_axes if ax != t))
             if self.times.currentText() == ONE_TIME:
-                plane = displayed_plane(self.viewer, layer, source.spatial_axes)
-                job_input, axes = time_point(source, plane)
+                plane = displayed_plane(self.viewer, layer, (t,))
+                job_input, axes = time_point(source, plane, order)
         elif source.is_stack and self.scope.currentText() == PLANE:
             plane = displayed_plane(self.viewer, layer, source.spatial_axes)
             job_input = source.plane(plane)
@@ -253,7 +267,7 @@ class SegmentWidget(QWidget):
         run_settings = self.advanced.predict_kwargs()  # as they are now: the message says which zoom
         # why the network sees the image at its zoom: the objects' size, the model's own, or the setting
         reason = "set" if run_settings["zoom"] is not None else ("model" if model_card(model).zoom else "auto")
-        where = "" if plane is None else f" (time point {plane})" if is_series(source) else f" (plane {plane})"
+        where = "" if plane is None else f" (time point {plane})" if order else f" (plane {plane})"
         self._stages = set()
         self._worker = start_job(
             self.session,
@@ -268,8 +282,9 @@ class SegmentWidget(QWidget):
             desc=f"Segmenting {layer.name}",
             on_progress=self._progress,
             on_result=lambda result: self._show_result(layer, source, plane, Prediction(
-                result[0].probabilities, plane, version, task, result[0].labels.shape, result[0].axes,
-                result[0].spacing), result[0].labels, result[0].zoom, reason, result[1], card),
+                result[0].probabilities, plane, version, task, _core_shape(result[0].labels, order, plane),
+                result[0].axes, result[0].spacing), result[0].labels, result[0].zoom, reason, result[1], card,
+                order),
             on_error=self._failed,
             on_finished=self._finished,
         )
@@ -339,15 +354,17 @@ class SegmentWidget(QWidget):
         set_bar(self.bar, step.done, max(step.total, 1), f"{STAGES.get(step.stage, step.stage)} %v/%m")
 
     def _show_result(self, layer, source: ModelInput, plane, prediction: Prediction, labels,
-                     zoom: float = 1.0, reason: str = "auto", foreground=None, card=None) -> None:
+                     zoom: float = 1.0, reason: str = "auto", foreground=None, card=None,
+                     order: str | None = None) -> None:
         if layer not in self.viewer.layers:
             self._say(f"'{layer.name}' was removed while it was segmented; the result was dropped.")
             return
         self.session.store_prediction(layer, prediction)
         if foreground is not None:
-            show_probabilities(self.viewer, layer, source, plane, foreground)
+            show_probabilities(self.viewer, layer, source, plane, foreground, _time_position(order))
         replace = self.existing.currentText() == REPLACE
-        target, message = self._write_masks(layer, source, plane, labels, replace, card, _where(source, plane, labels))
+        where = _where(source, plane, labels, order)
+        target, message = self._write_masks(layer, source, plane, labels, replace, card, where, order)
         if prediction.axes and not is_series(source):  # a whole stack: say how it was read, and which planes
             n = np.shape(labels)[0]
             kind = (f" 3D objects through its {n} planes" if "Z" in prediction.axes else
@@ -369,12 +386,14 @@ class SegmentWidget(QWidget):
             message += " The ZY and ZX planes were averaged in with the XY planes (Advanced › side planes)."
         self._say(message)
 
-    def _write_masks(self, layer, source: ModelInput, plane, labels, replace: bool, card=None, where: str = ""):
+    def _write_masks(self, layer, source: ModelInput, plane, labels, replace: bool, card=None, where: str = "",
+                     order: str | None = None):
         shape = tuple(np.shape(source.data)[ax] for ax in source.spatial_axes)
         target = find_masks(self.viewer, layer, shape) if replace else None
         found = (what_was_found(labels, card) if card is not None and card.task == "semantic"
                  else f"{int(labels.max())} objects")  # the core numbers objects 1..n (np.unique: 0.3 s at 2048²)
-        changed = write_labels(target, labels, plane) if target is not None else None
+        axis = _time_position(order)  # where a time point goes in a series' masks
+        changed = write_labels(target, labels, plane, axis) if target is not None else None
         if changed is not None:
             message = (
                 f"{found}{where}. Replaced the masks in '{target.name}' "
@@ -383,13 +402,13 @@ class SegmentWidget(QWidget):
         else:  # no layer to replace, the user asked for a new one, or the ids do not fit it
             target = add_labels_in_turns(
                 self.viewer,
-                new_labels(labels, shape, plane),
+                new_labels(labels, shape, plane, axis),
                 alive=lambda: not self.session.closed,
                 name=masks_name(layer),
                 **spatial_transform(layer, source.spatial_axes),
             )
             message = f"{found}{where} in the new layer '{target.name}'; edit them with the brush."
-        self._outputs[unwrap(layer)] = weakref.ref(unwrap(target))
+        self._outputs[unwrap(layer)] = (weakref.ref(unwrap(target)), order)
         return target, message
 
     def _failed(self, exc: Exception) -> None:
@@ -412,7 +431,7 @@ class SegmentWidget(QWidget):
         """Re-threshold the picked layer's cached probabilities into its masks (no network pass)."""
         layer = self.image.current_layer()
         prediction = self.session.prediction(layer) if layer is not None else None
-        ref = self._outputs.get(unwrap(layer)) if layer is not None else None
+        ref, order = self._outputs.get(unwrap(layer), (None, None)) if layer is not None else (None, None)
         target = ref() if ref is not None else None
         if prediction is None or target is None or target not in self.viewer.layers:
             return
@@ -424,7 +443,9 @@ class SegmentWidget(QWidget):
         def write(labels) -> None:
             if target not in self.viewer.layers or self.session.prediction(layer) is not prediction:
                 return
-            changed = write_labels(target, labels, prediction.plane)
+            if order is not None and prediction.plane is None:  # the core's T, Z, Y, X: the layer's order
+                labels = swap_tz(labels, order)
+            changed = write_labels(target, labels, prediction.plane, _time_position(order))
             if changed is None:
                 self._say(f"Too many objects for '{target.name}'; press Segment for a new layer.")
             else:
@@ -525,12 +546,23 @@ class SegmentWidget(QWidget):
         self.status.setText(text)
 
 
-def _where(source: ModelInput, plane: int | None, labels) -> str:
+def _where(source: ModelInput, plane: int | None, labels, order: str | None = None) -> str:
     """Which part of the layer was segmented, for the status line ("" for all of an image or stack)."""
-    if is_series(source):
+    if order is not None:
+        along = "" if order == "TZ" else f", along axis {time_axis(source, order)} as its axis labels say"
         depth = np.shape(labels)[-3]
         if plane is not None:
-            return f" in time point {plane} (in 3D, through its {depth} planes)"
-        n = np.shape(labels)[0]
-        return f" in its {n} time points (0-{n - 1}), each volume in 3D through its {depth} planes"
+            return f" in time point {plane}{along} (in 3D, through its {depth} planes)"
+        n, depth = np.shape(swap_tz(labels, order))[:2]
+        return f" in its {n} time points (0-{n - 1}{along}), each volume in 3D through its {depth} planes"
     return f" in plane {plane}" if plane is not None else ""
+
+
+def _time_position(order: str | None) -> int:
+    """Where a series' time points lie among its masks' axes (1 for Z, T, Y, X); 0 for a stack's planes."""
+    return 0 if order is None else order.index("T")
+
+
+def _core_shape(labels, order: str | None, plane: int | None) -> tuple[int, ...]:
+    """The shape of labels in the core's order ([T][Z]YX), as the kept probabilities are."""
+    return np.shape(swap_tz(labels, order)) if order is not None and plane is None else np.shape(labels)

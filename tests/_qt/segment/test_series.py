@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from _qt_helpers import disks, run_segment
 from napari.layers import Labels
+from scipy import ndimage as ndi
 
+from napari_unet._qt.segment.series import segment_input, series_axes, series_order, time_point
 from napari_unet.model.files import save_model
 from napari_unet.model.unet import UNet
+from napari_unet.synth.volumes import VolumeConfig, synth_volume
 
 T, Z = 3, 5
+# five well-separated, evenly bright nuclei in (8, 64, 64): the threshold model finds each one whole
+NUCLEI = VolumeConfig(z_ratio=(2.0, 2.0), size=(12, 14), coverage=(0.1, 0.12), p_clustered=0.0, packing=(1.4, 1.5),
+                      attenuation=(0.0, 0.0), haze=(0.0, 0.0), background=(0.05, 0.05), photons=(2000, 3000),
+                      texture=(0.0, 0.05), spots=(0.0, 0.0), brightness_spread=(0.05, 0.1), dome=(0.0, 0.1))
+ZTYX = ("z", "t", "y", "x")
 
 
 def volume(seed: int, **kwargs) -> np.ndarray:
@@ -144,3 +154,122 @@ def test_a_lazy_series_is_listed_without_reading_its_pixels():
         lambda block: read.append(block.shape) or block, meta=np.zeros((0,) * 4, np.float32))
     source = segment_input(SimpleNamespace(data=lazy, rgb=False, multiscale=False), 1)
     assert source.spatial_axes == (0, 1, 2, 3) and read == []  # the picker checks every layer, often
+
+
+def z_t_series() -> tuple[np.ndarray, np.ndarray]:
+    """A generated nuclei volume at two time points stored as Z, T, Y, X (as many files hold them),
+    and its true labels; nucleus 1 is there at t=0 only.
+    """
+    volume = synth_volume(0, (8, 64, 64), NUCLEI)
+    gone = ndi.binary_dilation(volume.labels == 1, iterations=3)  # with its blur
+    later = np.where(gone, np.median(volume.image[volume.labels == 0]), volume.image).astype(volume.image.dtype)
+    return np.stack([volume.image, later], axis=1), volume.labels
+
+
+def found_whole(masks: np.ndarray, truth: np.ndarray) -> list[int]:
+    """The one id each true nucleus got through all its planes (fails where it got none or several)."""
+    got = [set(np.unique(masks[truth == k]).tolist()) - {0} for k in ids(truth)]
+    assert all(len(one) == 1 for one in got), got
+    return [one.pop() for one in got]
+
+
+def add_z_t(viewer, labels=ZTYX):
+    data, truth = z_t_series()
+    viewer.add_image(data, name="movie", scale=(2, 1, 1, 1))  # coarse Z: no side planes, quick
+    viewer.dims.axis_labels = labels
+    return data, truth
+
+
+def test_labelled_z_t_layer_is_segmented_along_its_real_time_axis(qtbot, viewer_widget):
+    viewer, widget = viewer_widget
+    data, truth = add_z_t(viewer)
+    assert not widget.times.isHidden() and "axis_labels" in widget.times.toolTip()  # how to say Z, T
+    widget.advanced.zoom.setCurrentText("1× (off)")
+    widget.show_probabilities.setChecked(True)
+    run_segment(qtbot, widget)
+    labels = masks(viewer)
+    assert labels.data.shape == data.shape  # the layer's own Z, T layout
+    np.testing.assert_allclose(labels.scale, (2, 1, 1, 1))
+    first = found_whole(labels.data[:, 0], truth)  # each nucleus one id through its planes
+    later = found_whole(labels.data[:, 1], np.where(truth == 1, 0, truth))
+    assert len(set(first)) == 5 and len(set(later)) == 4 and not set(first) & set(later)
+    assert labels.data[:, 1][truth == 1].max() == 0  # the nucleus gone at t=1 is not found there
+    assert "9 objects in its 2 time points (0-1, along axis 1 as its axis labels say)" in widget.status.text()
+    assert "through its 8 planes" in widget.status.text()
+    foreground = viewer.layers["movie probabilities"].data  # the probabilities in the same layout
+    assert foreground.shape == data.shape
+    assert foreground[:, 0][truth == 1].mean() > 0.5 > foreground[:, 1][truth == 1].mean()
+
+    widget.advanced.min_size.setValue(10_000)  # re-thresholding keeps the layout
+    qtbot.waitUntil(lambda: masks(viewer).data.max() == 0, timeout=10_000)
+    widget.advanced.min_size.setValue(10)
+    qtbot.waitUntil(lambda: len(ids(masks(viewer).data)) == 9, timeout=10_000)
+    recomputed = masks(viewer).data
+    assert recomputed[:, 1][truth == 1].max() == 0 and len(set(found_whole(recomputed[:, 0], truth))) == 5
+
+
+def test_displayed_time_point_of_a_z_t_layer(qtbot, viewer_widget):
+    viewer, widget = viewer_widget
+    data, truth = add_z_t(viewer)
+    widget.times.setCurrentText("displayed time point")
+    widget.advanced.zoom.setCurrentText("1× (off)")
+    viewer.dims.set_current_step(0, 5)  # depth: not a time point
+    viewer.dims.set_current_step(1, 1)
+    run_segment(qtbot, widget)
+    labels = masks(viewer)
+    assert labels.data.shape == data.shape and labels.data[:, 0].max() == 0  # only t=1, where it is
+    assert len(set(found_whole(labels.data[:, 1], np.where(truth == 1, 0, truth)))) == 4
+    assert "4 objects in time point 1, along axis 1 as its axis labels say (in 3D" in widget.status.text()
+
+    viewer.dims.set_current_step(1, 0)  # the other one goes beside it, as one undo step
+    run_segment(qtbot, widget)
+    assert len(set(found_whole(labels.data[:, 0], truth))) == 5 and not ids(labels.data[:, 0]) & ids(labels.data[:, 1])
+    labels.undo()
+    assert labels.data[:, 0].max() == 0 and len(ids(labels.data[:, 1])) == 4
+
+
+@pytest.mark.parametrize("names, said", [
+    (("z", "z", "y", "x"), "axes 0 and 1 are both labelled depth ('z', 'z')"),
+    (("c", "t", "y", "x"), "axis 0 is labelled 'c', where a time series of volumes has time or depth"),
+])
+def test_contradictory_axis_labels_are_refused(qtbot, viewer_widget, names, said):
+    viewer, widget = viewer_widget
+    add_z_t(viewer, names)
+    widget.run_button.click()
+    assert not widget.running and "movie masks" not in viewer.layers
+    status = widget.status.text()
+    assert said in status and "viewer.dims.axis_labels = ('z', 't', 'y', 'x')" in status  # and what to do
+
+
+@pytest.mark.parametrize("names, order", [
+    (("0", "1", "2", "3"), "TZ"),  # napari's own labels say nothing: T, Z
+    (("t", "z", "y", "x"), "TZ"),
+    (("Z", "T", "Y", "X"), "ZT"),
+    (("depth", "time", "y", "x"), "ZT"),
+    (("0", "Time", "2", "3"), "ZT"),  # one named is enough
+    (("extra", "z", "t", "y", "x"), "ZT"),  # the viewer has more axes than the layer: its last ones
+])
+def test_series_order_reads_the_axis_labels(names, order):
+    layer = SimpleNamespace(data=np.zeros((8, 2, 16, 16), np.float32), rgb=False, multiscale=False, ndim=4)
+    viewer = SimpleNamespace(dims=SimpleNamespace(axis_labels=names))
+    assert series_order(viewer, layer, segment_input(layer, 1)) == order
+
+
+@pytest.mark.parametrize("name, kind", [("Depth", "Z"), ("time", "T"), ("c", None), ("0", None)])
+def test_stacks_read_the_same_axis_labels(name, kind):
+    from napari_unet._qt.layers import model_input, stack_kind
+
+    layer = SimpleNamespace(data=np.zeros((8, 16, 16), np.float32), rgb=False, multiscale=False, ndim=3, metadata={})
+    viewer = SimpleNamespace(dims=SimpleNamespace(axis_labels=(name, "y", "x")))
+    assert stack_kind(viewer, layer, model_input(layer, 1)) == kind
+
+
+def test_channels_of_a_z_t_layer_stay_where_they_are():
+    data = np.zeros((2, 8, 3, 16, 16), np.float32)  # C, Z, T, Y, X
+    layer = SimpleNamespace(data=data, rgb=False, multiscale=False, ndim=5)
+    viewer = SimpleNamespace(dims=SimpleNamespace(axis_labels=("c", "z", "t", "y", "x")))
+    source = segment_input(layer, 2)
+    order = series_order(viewer, layer, source)
+    assert series_axes(source, order) == "CZTYX"
+    volume, axes = time_point(source, 1, order)
+    assert volume.data.shape == (2, 8, 16, 16) and axes == "CZYX" and volume.channel_axis == 0

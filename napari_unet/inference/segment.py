@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from napari_unet import checks
+from napari_unet.inference.classes import class_probabilities
 from napari_unet.inference.images import check_axes, from_canonical, spatial_shape, to_canonical
 from napari_unet.inference.instances import InstanceParams, instances_3d, instances_from_probabilities, model_params
 from napari_unet.inference.intensity import normalize_intensity, stack_range
@@ -166,6 +167,7 @@ def _semantic(image, model, axes, spacing, device, zoom, tta, kwargs) -> Generat
     if planes is not None and given and target and len(target) == 3:  # ... and a 3D one its plane spacing
         x = along_z(x, max(1, round(planes * resample_factors((given["Z"],), target[:1])[0])))
     probs = yield from predict_iter(x, model, device=device, zoom=used, normalized=True, tta=tta, **kwargs)
+    probs = class_probabilities(probs, card.plan.get("class_weights"))
     if planes is not None:
         probs = along_z(probs, planes)
     values = np.asarray(card.label_values if card.label_values is not None else range(probs.shape[0]), np.int32)

@@ -88,6 +88,7 @@ def test_a_3d_class_model_sees_a_volume_at_the_plane_spacing_it_learnt() -> None
     and its answer brought back to the volume's planes, as nnU-Net does."""
     from scipy import ndimage as ndi
 
+    from napari_unet.inference.classes import class_probabilities
     from napari_unet.inference.intensity import normalize_intensity
     from napari_unet.inference.predict import predict
     from napari_unet.inference.zoom import along_z
@@ -99,7 +100,8 @@ def test_a_3d_class_model_sees_a_volume_at_the_plane_spacing_it_learnt() -> None
     seen = run(segment_iter(fine, model, spacing=(0.5, 1.0, 1.0), device="cpu"))
     assert seen.labels.shape == fine.shape and seen.probabilities.shape[1:] == fine.shape
     x = normalize_intensity(fine, model.card.intensity)
-    at_target = along_z(predict(along_z(x, 24), model, device="cpu", normalized=True), 48)
+    weights = model.card.plan["class_weights"]
+    at_target = along_z(class_probabilities(predict(along_z(x, 24), model, device="cpu", normalized=True), weights), 48)
     as_given = predict(x, model, device="cpu", normalized=True)
     assert np.allclose(seen.probabilities, at_target, atol=1e-5)
     assert not np.allclose(at_target, as_given, atol=1e-3)  # the network's view did change
@@ -107,6 +109,24 @@ def test_a_3d_class_model_sees_a_volume_at_the_plane_spacing_it_learnt() -> None
     assert np.array_equal(seen.labels, values[np.argmax(at_target, axis=0)])
     assert np.array_equal(segment(image, model, spacing=(1.0, 1.0, 1.0), device="cpu"),
                           segment(image, model, device="cpu"))  # at the learnt spacing: as it was
+
+
+def test_a_rare_class_is_not_grown_by_the_weight_it_was_learnt_with() -> None:
+    """Rare classes count more in training (plan.class_weights), which tilts the network's
+    answer towards them; a class map takes the tilt out: where the network says 55 % spot and
+    45 % body, the voxel is body, as the spot learnt with a weight over twice the body's."""
+    image, labels = _volume()
+    model = train(image, _painted(labels, [2, 5]), spacing=(3.0, 1.0, 1.0), max_steps=1, **TINY)
+    values, weights = model.card.label_values, model.card.plan["class_weights"]
+    assert list(values) == [0, 2, 5] and weights[2] > 2 * weights[1]
+    with torch.no_grad():  # a network whose answer is the same everywhere: 0 %, 45 %, 55 %
+        for p in model.parameters():
+            p.zero_()
+        model.head.bias.copy_(torch.log(torch.tensor([1e-6, 0.45, 0.55])))
+    found = run(segment_iter(image, model, spacing=(3.0, 1.0, 1.0), device="cpu"))
+    assert (found.labels == 2).all()
+    expected = np.array([0.0, 0.45 / weights[1], 0.55 / weights[2]])
+    assert np.allclose(found.probabilities[:, 3, 10, 10], expected / expected.sum(), atol=1e-3)
 
 
 def test_objects_train_on_from_a_given_model() -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from napari_unet.inference.classes import class_probabilities
 from napari_unet.inference.predict import predict_iter
 from napari_unet.inference.segment import segment_iter
 from napari_unet.inference.zoom import spacing_zoom
@@ -116,7 +117,8 @@ def score_classes(model, normalized: np.ndarray, labels: np.ndarray, annotated: 
     else:
         x, pick = normalized[held.plane], slice(None)
     zoom = spacing_zoom(spacing, plan.target_spacing) if spacing else 1.0
-    probs = run(predict_iter(x, model, device=device, normalized=True, zoom=zoom))
+    probs = class_probabilities(run(predict_iter(x, model, device=device, normalized=True, zoom=zoom)),
+                                plan.class_weights)
     if model.config.spatial_dims == 3 and held.plane is not None:
         probs = probs[:, pick]
     pred = np.asarray(plan.label_values)[np.argmax(probs, axis=0)][held.rows]

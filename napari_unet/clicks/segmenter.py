@@ -26,9 +26,10 @@ from scipy import ndimage as ndi
 from napari_unet.clicks.types import Click, ObjectMask, as_clicks
 from napari_unet.devices import resolve_device
 from napari_unet.inference.images import normalize, to_planes
-from napari_unet.inference.segment import segment
+from napari_unet.inference.segment import segment_iter
 from napari_unet.model.files import CLICK_MODEL, image_channels, load_model, model_card
 from napari_unet.model.unet import UNet
+from napari_unet.progress import run
 from napari_unet.windows import centre, corner_inside, crop, union_box
 
 Point = tuple[float, float]  # (y, x) in pixels of the image
@@ -115,11 +116,16 @@ class ClickSegmenter:
         objects have sharper outlines than the click network's first guess (NoC@85 on
         the held-out set: 3.06 with the click network alone, 2.6 with the nuclei model).
         ``None``: the click network answers every click.
+    zoom
+        The magnification the segmentation model sees this image at. ``None``: its automatic
+        zoom, measured on the first window it segments (two passes when the zoom is not ×1)
+        and kept for the image, so every later window costs one pass (was two: ~150 → ~35 ms
+        a 96² window on one thread).
     """
 
     def __init__(self, image, model: UNet | None = None, *, channel_axis: int | None = None,
                  device=None, config: ClickConfig = ClickConfig(), segmentation_model: UNet | None = None,
-                 levels: Sequence[tuple[float, float]] | None = None):
+                 levels: Sequence[tuple[float, float]] | None = None, zoom: float | None = None):
         model = load_click_model() if model is None else model
         card = model_card(model)
         if card.task != "click" or card.click_channels not in (2, 3) or model.config.out_channels != 2:
@@ -146,6 +152,7 @@ class ClickSegmenter:
                 self.segmentation_model = segmentation_model
                 self._raw = planes[0]  # (C, Y, X) as given: segment() normalises each window
         self._windows: dict[tuple[int, int], np.ndarray] = {}  # corner -> the segmentation model's labels
+        self.zoom = zoom  # the segmentation model's zoom for this image (None: not measured yet)
 
     def check(self, clicks: Sequence[Click]) -> None:
         """Raise ``ValueError`` for a click outside the image."""
@@ -238,7 +245,11 @@ class ClickSegmenter:
             edge = self.config.auto_window
             (y0, x0) = corner
             window = self._raw[:, y0 : y0 + edge, x0 : x0 + edge]
-            labels = segment(window, self.segmentation_model, channel_axis=0, device=self.device)
+            found = run(segment_iter(window, self.segmentation_model, channel_axis=0, device=self.device,
+                                     zoom=self.zoom))
+            labels = found.labels
+            if self.zoom is None and labels.any():  # measured on objects: kept (an empty window says nothing)
+                self.zoom = found.zoom
             if len(self._windows) >= 256:  # ~9 MB of 96² windows; the oldest go first
                 self._windows.pop(next(iter(self._windows)))
             self._windows[corner] = labels

@@ -96,9 +96,16 @@ class VolumeSegmenter:
         self.propagation = propagation
         self._z_per_y = float(spacing[1]) / float(spacing[0])  # planes per in-plane pixel of length
         self._planes: OrderedDict[int, ClickSegmenter] = OrderedDict()
+        self._zoom: float | None = None  # see zoom
+
+    @property
+    def zoom(self) -> float | None:
+        """The segmentation model's zoom for the volume: the first plane's that measured it, shared."""
+        return next((s.zoom for s in self._planes.values() if s.zoom is not None), self._zoom)
 
     def segmenter(self, z: int) -> ClickSegmenter:
         """The 2D segmenter of plane ``z`` (normalised on the volume's scale; kept for later clicks)."""
+        self._zoom = self.zoom  # kept when the plane that measured it leaves the cache
         found = self._planes.get(z)
         if found is not None:
             self._planes.move_to_end(z)
@@ -106,7 +113,7 @@ class VolumeSegmenter:
         plane_axis = None if self._channel_axis is None else self._channel_axis - (self._channel_axis > self._z_axis)
         plane = np.take(self.volume, z, axis=self._z_axis)
         found = self._planes[z] = ClickSegmenter(plane, self.model, channel_axis=plane_axis, levels=self.levels,
-                                                 **self._kwargs)
+                                                 zoom=self.zoom, **self._kwargs)
         if len(self._planes) * found.image.nbytes > CACHE_BYTES and len(self._planes) > 4:
             self._planes.popitem(last=False)
         return found

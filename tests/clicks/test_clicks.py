@@ -237,3 +237,29 @@ def test_click_batches_start_from_the_segmentation_models_object():
     # without a segmentation model no window starts from one
     plain = ClickSampler(source, model, config, np.random.default_rng(0), only_segmented)()
     assert all(x[-1].max() == 0 for x in plain.images)
+
+
+def test_the_segmentation_models_zoom_is_measured_once_per_image():
+    """Nuclei larger than the model knows: the first window measures the zoom (as Segment
+    measures an image), later windows are seen at it, in one pass, and their objects are right."""
+    from scipy import ndimage as ndi
+
+    from napari_unet import load_model, segment_iter
+
+    seg_model = load_model()
+    sample = synth_image(101, (160, 160), sample_config())
+    image = ndi.zoom(sample.image.astype(np.float32), 1.5, order=1)
+    labels = ndi.zoom(sample.labels, 1.5, order=0)
+    segmenter = ClickSegmenter(image, segmentation_model=seg_model)
+    assert segmenter.zoom is None
+    whole = run(segment_iter(image, seg_model, device="cpu")).zoom
+    scores, zooms = [], []
+    for i in np.unique(labels)[1:]:
+        target = labels == i
+        if target.sum() > 300:  # whole nuclei, not slivers at the border
+            scores.append(iou(segmenter.predict([Click(*farthest_point(target))]).full(), target))
+            zooms.append(segmenter.zoom)
+    assert zooms[0] is not None and zooms[0] < 0.8  # large nuclei are seen shrunk ...
+    assert abs(np.log(zooms[0] / whole)) < np.log(1.3)  # ... about as the whole image measures
+    assert len(set(zooms)) == 1 and len(zooms) >= 5  # measured once, kept for every later window
+    assert np.mean(scores) > 0.8  # measured 0.88

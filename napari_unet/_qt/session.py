@@ -56,7 +56,7 @@ class Prediction:
     """Network output kept so post-processing can change without a new network pass."""
 
     probabilities: np.ndarray  # float32 (n_classes, *spatial) at the network's zoom, or one plane's
-    plane: int | None  # index along the first spatial axis; None = the whole layer
+    plane: int | None  # index along the first spatial axis (a Z, T series: along T); None = the whole layer
     model_version: int  # Session.model_version when predicted; stale once the model changes
     task: str  # the model card's task, which decides the post-processing
     shape: tuple[int, ...] | None = None  # the labels' shape (None: the probabilities' own)

@@ -43,6 +43,7 @@ from napari_unet._qt.jobs import segment_job, start_job, toggle_pause
 from napari_unet._qt.layers import layer_spacing, model_input
 from napari_unet._qt.remember import remember
 from napari_unet._qt.session import session_for
+from napari_unet._qt.train.job import more_images
 from napari_unet._qt.widgets import StatusLabel, combo, scroll_body
 from napari_unet.finetune.both import SEGMENTATION
 from napari_unet.model.files import click_model_beside, image_channels, model_card, save_model, trainable
@@ -204,7 +205,7 @@ class FinetuneWidget(QWidget):
         self._set_running(True)
         held = (f" A painted slice (or band) of those in '{layers[0][1].name}' is held out to check the new model."
                 if request.hold_out else "")
-        more = {0: "", 1: " and 1 more image"}.get(len(request.more), f" and {len(request.more)} more images")
+        more = more_images(request)
         self._say(f"Learning from your corrections of '{layers[0][1].name}'{more} "
                   f"({'class maps' if more else 'a class map'}: {', '.join(model_card(model).classes[1:])}) on "
                   f"{self.session.device}; keep working, the viewer stays usable.{held}")

@@ -101,6 +101,12 @@ def check_kind(name: str, source, first: str, ndim: int, untick: str) -> None:
                          f"from images of one kind (one channel; all 2D or all volumes); {untick}")
 
 
+def more_images(request: Request) -> str:
+    """" and 2 more images" for a request with other images in ``more``; "" without."""
+    n = len(request.more)
+    return f" and {n} more image{'s' * (n != 1)}" if n else ""
+
+
 def check_classes(values: list[int]) -> None:
     """Raise ValueError when the painted label ``values`` (of every pair) can't be the classes of a model."""
     if len(values) < 2:

@@ -46,6 +46,7 @@ from napari_unet._qt.train.job import (
     check_classes,
     check_kind,
     check_pair,
+    more_images,
     painted_values,
     train_job,
     warm_up_training,
@@ -232,7 +233,7 @@ class NewModelWidget(QWidget):
         self._worker.paused.connect(lambda: self._say("Paused: the CPU is yours. Resume continues."))
         self._set_running(True)
         what = (f"{len(request.classes)} classes" if request.task == CLASSES else "objects")
-        more = {0: "", 1: " and 1 more image"}.get(len(request.more), f" and {len(request.more)} more images")
+        more = more_images(request)
         self._say(f"Learning {what} from '{labels_layer.name}'{more} on {self.session.device}; keep working, the "
                   "viewer stays usable.")
 

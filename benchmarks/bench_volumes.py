@@ -1,6 +1,6 @@
 """3D objects in generated confocal-like volumes: 3D AP@0.5/0.75 by route, and the time each takes.
 
-    bash run.sh bench bench_volumes [--n 20] [--seed 5000] [--write-docs]
+    bash run.sh bench bench_volumes [--n 20] [--seed 5000] [--model FILE] [--only-3d] [--write-docs]
 
 Routes, all with the shipped 2D nuclei model unless said:
 - 3D from 2D: ``segment(volume, axes="ZYX", spacing=...)``: plane probabilities, a volume-wide
@@ -50,8 +50,9 @@ def main() -> None:
     parser.add_argument("--near-isotropic", action="store_true", help="Z spacing 1-1.5x the in-plane spacing")
     parser.add_argument("--only-3d", action="store_true", help="only the two 3D-from-2D routes")
     parser.add_argument("--write-docs", action="store_true", help="write the section of docs/benchmarks.md")
+    parser.add_argument("--model", help="a 2D model file for the 3D-from-2D routes (default: the shipped one)")
     args = parser.parse_args()
-    model = load_model()
+    model = load_model(args.model)
     config = VolumeConfig(z_ratio=(1.0, 1.5)) if args.near_isotropic else VolumeConfig()
     volumes = synth_volumes(args.n, args.seed, config=config)
     routes = {

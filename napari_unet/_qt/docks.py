@@ -62,8 +62,10 @@ def warm_up() -> None:
         preload_torch()
         for module in DOCK_MODULES:  # all of them: the next dock opened then builds at once
             importlib.import_module(module)
+        from napari_unet._qt._perf import import_labels_modules
+
         # here rather than in a thread of the widget's, which competed for the GIL as it was built
-        importlib.import_module("napari_unet._qt._perf").import_labels_modules()
+        import_labels_modules()
         from napari_unet.model.files import load_model
 
         _PRELOADED[:] = [load_model()]  # the first session takes it: the UI thread does not load it again

@@ -96,24 +96,21 @@ class VolumeSegmenter:
         self.propagation = propagation
         self._z_per_y = float(spacing[1]) / float(spacing[0])  # planes per in-plane pixel of length
         self._planes: OrderedDict[int, ClickSegmenter] = OrderedDict()
-        self._zoom: float | None = None  # see zoom
-
-    @property
-    def zoom(self) -> float | None:
-        """The segmentation model's zoom for the volume: the first plane's that measured it, shared."""
-        return next((s.zoom for s in self._planes.values() if s.zoom is not None), self._zoom)
+        self._zoom: float | None = None  # the segmentation model's zoom, once a plane has measured it
 
     def segmenter(self, z: int) -> ClickSegmenter:
-        """The 2D segmenter of plane ``z`` (normalised on the volume's scale; kept for later clicks)."""
-        self._zoom = self.zoom  # kept when the plane that measured it leaves the cache
+        """The 2D segmenter of plane ``z`` (normalised on the volume's scale; kept for later clicks).
+        A new plane's sees the volume at the zoom an earlier plane measured.
+        """
         found = self._planes.get(z)
         if found is not None:
             self._planes.move_to_end(z)
             return found
         plane_axis = None if self._channel_axis is None else self._channel_axis - (self._channel_axis > self._z_axis)
         plane = np.take(self.volume, z, axis=self._z_axis)
+        self._zoom = next((s.zoom for s in self._planes.values() if s.zoom is not None), self._zoom)
         found = self._planes[z] = ClickSegmenter(plane, self.model, channel_axis=plane_axis, levels=self.levels,
-                                                 zoom=self.zoom, **self._kwargs)
+                                                 zoom=self._zoom, **self._kwargs)
         if len(self._planes) * found.image.nbytes > CACHE_BYTES and len(self._planes) > 4:
             self._planes.popitem(last=False)
         return found

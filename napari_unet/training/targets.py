@@ -1,7 +1,8 @@
 """Training targets from instance labels: a 3-class map and per-pixel loss weights.
 
 Classes: 0 background, 1 interior, 2 boundary. The boundary is the thin inner band
-of each object (pixels with a 4-neighbour of another label), widened where two
+of each object (pixels with a 4-neighbour of another label; voxels with a
+6-neighbour in a volume), widened where two
 objects touch or nearly touch (the contact zone), so touching objects are separated
 by a clear band of class 2 and the watershed in inference can split them, while
 isolated objects keep a 1-pixel outline and their exact size. The weights follow the
@@ -32,25 +33,29 @@ class TargetConfig:
 
 
 def boundary_mask(labels: np.ndarray) -> np.ndarray:
-    """Object pixels with a 4-neighbour of a different label (background included).
+    """Object pixels with a face neighbour of a different label (background included):
+    4 neighbours in 2D, 6 in a volume.
 
     The image border does not count as a boundary: an object cut by a patch edge
     continues outside it.
     """
     lab = np.asarray(labels)
     diff = np.zeros(lab.shape, dtype=bool)
-    # Compare each pixel with its four neighbours by shifting the array; no loops over objects.
-    vert = lab[1:, :] != lab[:-1, :]
-    horiz = lab[:, 1:] != lab[:, :-1]
-    diff[1:, :] |= vert
-    diff[:-1, :] |= vert
-    diff[:, 1:] |= horiz
-    diff[:, :-1] |= horiz
+    # Compare each pixel with its neighbours along each axis by shifting the array; no loops over objects.
+    for axis in range(lab.ndim):
+        after = [slice(None)] * lab.ndim
+        before = [slice(None)] * lab.ndim
+        after[axis], before[axis] = slice(1, None), slice(None, -1)
+        changes = lab[tuple(after)] != lab[tuple(before)]
+        diff[tuple(after)] |= changes
+        diff[tuple(before)] |= changes
     return diff & (lab > 0)
 
 
 def contact_mask(labels: np.ndarray, radius: int = 2) -> np.ndarray:
-    """Pixels whose ``(2 radius + 1)²`` window holds at least two different objects."""
+    """Pixels whose window of ``2 radius + 1`` a side (a square, or a cube in a volume) holds
+    at least two different objects.
+    """
     lab = np.asarray(labels)
     if radius < 1 or not lab.any():
         return np.zeros(lab.shape, dtype=bool)
@@ -75,26 +80,30 @@ def make_targets(
     annotated: np.ndarray | None = None,
     config: TargetConfig = TargetConfig(),
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Class map and loss weights for one image of instance labels.
+    """Class map and loss weights for one image (or volume) of instance labels.
 
     Parameters
     ----------
     labels
-        (H, W) integer instance labels, 0 = background.
+        (H, W) or (Z, H, W) integer instance labels, 0 = background. A volume's boundary
+        and contact zone are found in 3D: an object's top and bottom planes are boundary,
+        and two nuclei stacked along Z are split like two side by side. Resample a volume to
+        near-isotropic voxels first, or its boundary band is thicker in Z than in-plane.
     annotated
-        Optional (H, W) bool mask; pixels outside it get :data:`IGNORE_INDEX` and
+        Optional bool mask of the labels' shape; pixels outside it get :data:`IGNORE_INDEX` and
         weight 0, so they never teach the network anything (unlabelled ≠ background).
     config
         Boundary and contact weights.
 
     Returns
     -------
-    classes : (H, W) int64
-    weights : (H, W) float32
+    classes : int64, the labels' shape
+    weights : float32, the labels' shape
     """
     lab = np.asarray(labels)
-    if lab.ndim != 2:
-        raise ValueError(f"labels must be a 2D (height, width) array, got shape {lab.shape}")
+    if lab.ndim not in (2, 3):
+        raise ValueError(f"labels must be a 2D (height, width) or 3D (planes, height, width) array, "
+                         f"got shape {lab.shape}")
     classes = class_map(lab)
     contact = contact_mask(lab, config.contact_radius)
     if config.contact_boundary:

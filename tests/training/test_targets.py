@@ -58,7 +58,7 @@ def test_unannotated_pixels_are_ignored_with_zero_weight():
 
 def test_targets_reject_wrong_shapes():
     with pytest.raises(ValueError, match="2D"):
-        make_targets(np.zeros((2, 4, 4), np.int32))
+        make_targets(np.zeros((2, 2, 4, 4), np.int32))  # a volume (3D) is fine, four axes are not
     with pytest.raises(ValueError, match="annotated"):
         make_targets(np.zeros((4, 4), np.int32), np.ones((5, 4), bool))
 

@@ -10,11 +10,11 @@ import torch
 
 from napari_unet import checks
 from napari_unet.inference.classes import class_probabilities
-from napari_unet.inference.images import check_axes, from_canonical, spatial_shape, to_canonical
+from napari_unet.inference.images import check_axes, from_canonical, normalize_stack, spatial_shape, to_canonical
 from napari_unet.inference.instances import InstanceParams, instances_3d, instances_from_probabilities, model_params
 from napari_unet.inference.intensity import normalize_intensity, stack_range
 from napari_unet.inference.orientations import near_isotropic, three_orientations_iter
-from napari_unet.inference.predict import predict_iter
+from napari_unet.inference.predict import predict_iter, quantize
 from napari_unet.inference.zoo import segment_zoo_iter
 from napari_unet.inference.zoom import along_z, auto_zoom, resample_factors, spacing_zoom
 from napari_unet.labels import median_diameter
@@ -98,6 +98,9 @@ def segment_iter(
                                                            channel_axis=channel_axis, device=device, params=params)
         return Segmentation(labels, probs, 1.0, order, tuple(spacing))
     card = model_card(model)
+    if model.config.spatial_dims == 3 and card.task == "instances":
+        return (yield from _volume_model(image, model, axes, spacing, channel_axis, device, params, zoom, tta,
+                                         predict_kwargs))
     if card.task == "semantic":
         if channel_axis is not None:
             raise ValueError("this class-map model takes single-channel images; pass one channel")
@@ -173,6 +176,73 @@ def _semantic(image, model, axes, spacing, device, zoom, tta, kwargs) -> Generat
     values = np.asarray(card.label_values if card.label_values is not None else range(probs.shape[0]), np.int32)
     labels = from_canonical(values[np.argmax(probs, axis=0)], order)
     return Segmentation(labels, probs, used, order, tuple(spacing) if spacing is not None else (1.0, 1.0, 1.0))
+
+
+def _volume_model(image, model, axes, spacing, channel_axis, device, params, zoom, tta,
+                  kwargs) -> Generator[Progress, None, Segmentation]:
+    """3D objects from a 3D instance model: each volume resampled along Z to the spacing the
+    model learnt at, predicted in 3D tiles, its probabilities brought back to the volume's
+    planes, then split in 3D (:func:`~napari_unet.inference.instances.instances_3d`).
+
+    The card's ``plan["target_spacing"]`` is the voxel size it learnt at, (Z, Y, X); with
+    ``plan["spacing_unit"] == "pixel"`` in in-plane pixels (only the Z / in-plane ratio is
+    matched; Y and X are seen at the image's pixels, or ``zoom``), otherwise in the unit of
+    ``spacing`` (Y and X resampled too, as a class-map model's volume is).
+    """
+    card = model_card(model)
+    image = np.asarray(image)
+    if channel_axis is not None:
+        raise ValueError("this 3D model takes single-channel volumes; pass one channel (no channel_axis)")
+    given = check_axes(axes, image.ndim) if axes is not None else {3: "ZYX", 4: "TZYX"}.get(image.ndim)
+    if given is None or "Z" not in given:
+        raise ValueError(f"this is a 3D model: it segments volumes (axes with a Z, such as 'ZYX' or 'TZYX'), "
+                         f"got an image of shape {image.shape}" + (f" with axes {axes!r}" if axes else "")
+                         + "; pass a volume with axes='ZYX', or a 2D model (model=None: the shipped one)")
+    if "C" in given:
+        raise ValueError(f"this 3D model takes single-channel volumes, the axes {axes!r} hold channels (C); "
+                         "pass one channel")
+    if params is not None and not isinstance(params, InstanceParams):
+        raise TypeError(f"params must be InstanceParams (napari_unet.InstanceParams(...)), got {type(params).__name__}")
+    params = params or model_params(card)
+    spacing = _spacing(spacing)
+    volumes, order = to_canonical(image, given)
+    full = volumes.shape
+    volumes = volumes.reshape(-1, *full[-3:])
+    planes = full[-3]
+    z_factor, used = _model_resampling(card, spacing, zoom)
+    seen = max(1, round(planes * z_factor))
+    probs = None
+    for t, volume in enumerate(volumes):
+        x = along_z(normalize_stack(volume, None, *card.normalization)[None], seen)[0]
+        job = predict_iter(x, model, device=device, zoom=used, keep_zoom=True, normalized=True, tta=tta, **kwargs)
+        found = yield from relay(job, lambda step, t=t: Progress(t * step.total + step.done,
+                                                                 len(volumes) * step.total, "predict"))
+        found = along_z(found, planes)
+        if probs is None:  # uint8, 0-255: what a volume's probabilities are kept as (a quarter of float32)
+            probs = np.empty((found.shape[0], len(volumes), *found.shape[1:]), np.uint8)
+        quantize(found, out=probs[:, t])
+        del found, x
+    probs = probs.reshape(probs.shape[0], *full[:-2], *probs.shape[-2:])
+    yield Progress(0, 1, "instances")
+    labels = labels_from(probs, params, card.task, full, order, spacing)
+    yield Progress(1, 1, "instances")
+    return Segmentation(from_canonical(labels, given), probs, used, order, spacing)
+
+
+def _model_resampling(card, spacing: tuple[float, float, float], zoom) -> tuple[float, float]:
+    """How a 3D model sees a volume of voxel size ``spacing``: the factor by which its planes are
+    resampled and the zoom in Y and X (``zoom`` given, the card's, or from the spacing).
+    """
+    target = card.plan.get("target_spacing")
+    if zoom is not None:
+        zoom = checks.number(zoom, "zoom", MIN_ZOOM, MAX_ZOOM)
+    zoom = card.zoom if zoom is None else zoom
+    if not target or len(target) != 3:
+        return 1.0, 1.0 if zoom is None else zoom
+    if card.plan.get("spacing_unit") == "pixel":  # in-plane pixels: only the anisotropy is matched
+        ratio = spacing[0] / float(np.mean(spacing[1:]))
+        return resample_factors((ratio,), (target[0] / float(np.mean(target[1:])),))[0], 1.0 if zoom is None else zoom
+    return resample_factors(spacing[:1], target[:1])[0], spacing_zoom(spacing, target) if zoom is None else zoom
 
 
 MEASURE_PLANES = 3  # planes of a stack on which automatic zoom measures the objects ...

@@ -14,7 +14,7 @@ once the object is known later clicks use a window of ``context`` times its size
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from scipy import ndimage as ndi
 from napari_unet.clicks.types import Click, ObjectMask, as_clicks
 from napari_unet.devices import resolve_device
 from napari_unet.inference.images import normalize, to_planes
+from napari_unet.inference.predict import folded
 from napari_unet.inference.segment import segment_iter
 from napari_unet.model.files import CLICK_MODEL, image_channels, load_model, model_card
 from napari_unet.model.unet import UNet
@@ -182,6 +183,15 @@ class ClickSegmenter:
             Network input edge for this answer (a multiple of 2**depth); ``None``: the
             config's. A smaller one is cheaper (a volume's carried planes use 64).
         """
+        return answer_together([self.answer(clicks, previous, near=near, crop=crop)], self.model, self.device)[0]
+
+    def answer(self, clicks: Sequence[Click], previous: ObjectMask | None = None, *,
+               near: ObjectMask | None = None, crop: int | None = None) -> Answer:
+        """:meth:`predict` as a coroutine that leaves the network passes to its caller: it yields
+        each network input (a (1, C, size, size) tensor), takes the object's log-odds for it
+        (1, 1, size, size) and returns the mask. :func:`answer_together` runs several in one
+        batch (a volume's planes above and below a click).
+        """
         self.check(clicks)
         pos = [(c.y, c.x) for c in clicks if c.positive]
         if not pos:
@@ -202,7 +212,9 @@ class ClickSegmenter:
             middle, edge = self._object_window(union_box([known], pos))
         for attempt in range(4):
             edge = int(round(edge))
-            mask, corner, touches = self._run(clicks, previous, middle, edge, size)
+            corner = (int(round(middle[0] - edge / 2)), int(round(middle[1] - edge / 2)))
+            score = yield self._inputs(clicks, previous, corner, edge, size)
+            mask, touches = self._mask(score, clicks, corner, edge)
             size = crop
             result = ObjectMask.clipped(mask, corner, self.shape)
             found = result.bbox()
@@ -279,11 +291,9 @@ class ClickSegmenter:
         edge = cfg.context * max(box[2] - box[0], box[3] - box[1])
         return centre(box), float(np.clip(edge, cfg.min_window, cfg.crop * cfg.max_zoom))
 
-    def _run(self, clicks, previous, middle, edge, size) -> tuple[np.ndarray, tuple[int, int], bool]:
-        """Network pass on the ``edge``² window around ``middle``, resampled to ``size``²:
-        mask, corner, and whether the mask touches the window's border inside the image.
-        """
-        y0, x0 = int(round(middle[0] - edge / 2)), int(round(middle[1] - edge / 2))
+    def _inputs(self, clicks, previous, corner, edge, size) -> torch.Tensor:
+        """The network's input for the ``edge``² window at ``corner``, resampled to ``size``²."""
+        y0, x0 = corner
         window = crop(self.image, (y0, x0), edge)
         scale = size / edge
         in_net = [Click((c.y - y0 + 0.5) * scale - 0.5, (c.x - x0 + 0.5) * scale - 0.5, c.positive) for c in clicks]
@@ -294,23 +304,55 @@ class ClickSegmenter:
         if edge != size:
             x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
         if self.uses_previous:  # clicks go before the previous mask
-            x = torch.cat([x[:, :-1], torch.from_numpy(spots)[None], x[:, -1:]], dim=1)
-        else:
-            x = torch.cat([x, torch.from_numpy(spots)[None]], dim=1)
-        x = x.to(self.device)
-        with torch.inference_mode():
-            logits = self.model(x.contiguous(memory_format=torch.channels_last)).float()
-            score = logits[:, 1:2] - logits[:, 0:1]  # log-odds of "object"
-            if edge != size:
-                score = F.interpolate(score, size=(edge, edge), mode="bilinear", align_corners=False,
-                                      antialias=edge < size)
+            return torch.cat([x[:, :-1], torch.from_numpy(spots)[None], x[:, -1:]], dim=1)
+        return torch.cat([x, torch.from_numpy(spots)[None]], dim=1)
+
+    def _mask(self, score: torch.Tensor, clicks, corner, edge) -> tuple[np.ndarray, bool]:
+        """The window's mask from the network's log-odds, and whether it touches the window's
+        border inside the image (the object may go on beyond it).
+        """
+        (y0, x0), size = corner, score.shape[-1]
+        if edge != size:
+            score = F.interpolate(score, size=(edge, edge), mode="bilinear", align_corners=False,
+                                  antialias=edge < size)
         cut = float(np.log(self.config.threshold / (1 - self.config.threshold)))
         mask = _keep_clicked(score[0, 0].cpu().numpy() > cut, [(c.y, c.x) for c in clicks if c.positive], y0, x0)
-        # touching the window's edge inside the image means the object may go on beyond it
-        inside = np.zeros(4, dtype=bool)
-        inside[:] = [y0 > 0, x0 > 0, y0 + edge < self.shape[0], x0 + edge < self.shape[1]]
-        edges = [mask[0].any(), mask[:, 0].any(), mask[-1].any(), mask[:, -1].any()]
-        return mask, (y0, x0), bool(np.any(inside & np.array(edges)))
+        inside = np.array([y0 > 0, x0 > 0, y0 + edge < self.shape[0], x0 + edge < self.shape[1]])
+        edges = np.array([mask[0].any(), mask[:, 0].any(), mask[-1].any(), mask[:, -1].any()])
+        return mask, bool(np.any(inside & edges))
+
+
+Answer = Generator[torch.Tensor, torch.Tensor, ObjectMask]  # see ClickSegmenter.answer
+
+
+def answer_together(answers: Sequence[Answer], model: UNet, device) -> list[ObjectMask]:
+    """Run :meth:`ClickSegmenter.answer` coroutines to their masks, their network inputs of one
+    size in one batch (two planes in one pass cost ~1.3 passes on one CPU thread, not 2),
+    through the network with its batch norms folded into its convolutions (~15 % less).
+    """
+    net = folded(model)
+    out: list[ObjectMask | None] = [None] * len(answers)
+    waiting: dict[int, torch.Tensor] = {}
+    for i, job in enumerate(answers):
+        _step(job, None, i, waiting, out)
+    while waiting:
+        size = next(iter(waiting.values())).shape[-2:]
+        batch = [i for i, x in waiting.items() if x.shape[-2:] == size]
+        x = torch.cat([waiting.pop(i) for i in batch]).to(device)
+        with torch.inference_mode():
+            logits = net(x.contiguous(memory_format=torch.channels_last)).float()
+            scores = logits[:, 1:2] - logits[:, 0:1]  # log-odds of "object"
+        for j, i in enumerate(batch):
+            _step(answers[i], scores[j : j + 1], i, waiting, out)
+    return out
+
+
+def _step(job: Answer, score, i: int, waiting: dict, out: list) -> None:
+    """Advance one answer coroutine: its next network input goes to ``waiting``, its mask to ``out``."""
+    try:
+        waiting[i] = job.send(score)
+    except StopIteration as done:
+        out[i] = done.value
 
 
 def segment_click(image, positive: Sequence[Point], negative: Sequence[Point] = (),

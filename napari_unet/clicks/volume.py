@@ -7,7 +7,7 @@ by the click network with a click at the innermost pixel of the previous plane's
 in the window that mask places. The network does not see that mask: given it (its
 previous-mask channel) it copies the mask on into planes the nucleus has left, while from
 the image alone it outlines the nucleus as it is in that plane. A plane costs one small
-network pass (64² input) whatever the volume's size.
+network pass (48² input) whatever the volume's size, the planes above and below in one batch.
 
 Carrying stops where the object ends — the mask vanishes, grows abruptly (a neighbour
 joined it), moves off the previous plane's mask, or no longer stands out from its
@@ -21,13 +21,20 @@ volume's intensity scale, as in 3D segmentation.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Generator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage as ndi
 
-from napari_unet.clicks.segmenter import ClickConfig, ClickSegmenter, Point, farthest_point, load_click_model
+from napari_unet.clicks.segmenter import (
+    ClickConfig,
+    ClickSegmenter,
+    Point,
+    answer_together,
+    farthest_point,
+    load_click_model,
+)
 from napari_unet.clicks.types import Click, ObjectMask
 from napari_unet.inference.images import to_planes
 from napari_unet.model.files import image_channels, model_card
@@ -53,8 +60,8 @@ class Propagation:
     waist: float = 1.4  # a plane's mask this many times the smallest one since the clicked plane: a new nucleus
     reach: float = 0.75  # an object ends within this many of its widest diameters from its widest plane
     # (physical units: 1.5 radii allows elongated nuclei), so a column of touching nuclei is not followed far
-    crop: int = 64  # network input edge for carried planes: a quarter of the pixels of a clicked plane's
-    # 128², 3x faster, and mean 3D IoU 0.72 against 0.73 (bench_click3d)
+    crop: int = 48  # network input edge for carried planes: a seventh of the pixels of a clicked plane's
+    # 128²; against 64²: mean 3D IoU 0.73 against 0.74 (bench_click3d), a click's carry ~25 % faster
 
 
 class VolumeSegmenter:
@@ -153,18 +160,26 @@ class VolumeSegmenter:
         if _area(answer) >= self.propagation.min_area:
             stop = set(clicked) - {z}
             reference = self._contrast(z, answer)
-            for step in (1, -1):
-                out.update(self._carry(z, step, answer, current, stop, reference))
+            carries = [self._carry(z, step, answer, current, stop) for step in (1, -1)]
+            waiting = {}  # carry -> the plane it needs answered next, and the mask of the plane before
+            for carry in carries:
+                _advance(carry, None, waiting, out)
+            while waiting:  # the planes above and below in one network pass
+                follows = self._follow(list(waiting.values()), reference)
+                for carry, new in zip(list(waiting), follows):
+                    _advance(carry, new, waiting, out)
         return out
 
-    def _carry(self, z: int, step: int, start: ObjectMask, current, stop, reference: float) -> dict[int, ObjectMask]:
-        """Masks of the planes beyond ``z`` in direction ``step``, each from the one before."""
+    def _carry(self, z: int, step: int, start: ObjectMask, current, stop) -> Carry:
+        """Masks of the planes beyond ``z`` in direction ``step``, each from the one before: yields
+        (plane, the mask before it) and takes that plane's mask (None: the object has ended).
+        """
         cfg, out, previous = self.propagation, {}, start
         k, smallest, widest = z + step, _area(start), (z, _area(start))
         while 0 <= k < self.depth and abs(k - z) <= cfg.max_planes and k not in stop:
             if abs(k - widest[0]) > cfg.reach * np.sqrt(4 * widest[1] / np.pi) * self._z_per_y + 1:
                 break
-            new, old = self._follow(k, previous, reference), current.get(k)
+            new, old = (yield k, previous), current.get(k)
             if new is not None and _area(new) > cfg.waist * smallest:
                 new = None  # narrowed, then wide again: the next nucleus of a stack along Z
             if new is None:  # the object ends here: it leaves the planes beyond that still hold it
@@ -180,23 +195,25 @@ class VolumeSegmenter:
             k += step
         return out
 
-    def _follow(self, k: int, previous: ObjectMask, reference: float) -> ObjectMask | None:
-        """Plane ``k``'s mask of the object whose mask in the plane before is ``previous``,
-        or None where the object has ended.
+    def _follow(self, wanted: Sequence[tuple[int, ObjectMask]], reference: float) -> list[ObjectMask | None]:
+        """For each (plane ``k``, ``previous``): plane ``k``'s mask of the object whose mask in the
+        plane before is ``previous``, or None where the object has ended; one network pass for all.
         """
-        cfg = self.propagation
-        y, x = farthest_point(previous.mask)
-        click = Click(float(y + previous.offset[0]), float(x + previous.offset[1]), True)
-        segmenter = self.segmenter(k)
-        new = segmenter.predict([click], near=previous, crop=cfg.crop)
-        area, before = _area(new), _area(previous)
-        if area < cfg.min_area or area > cfg.max_growth * before + cfg.growth_slack:
-            return None
-        if _overlap(new, previous) < cfg.min_overlap * before:
-            return None
-        if self._contrast(k, new) < cfg.min_contrast * reference:
-            return None
-        return new
+        cfg, answers = self.propagation, []
+        for k, previous in wanted:
+            y, x = farthest_point(previous.mask)
+            click = Click(float(y + previous.offset[0]), float(x + previous.offset[1]), True)
+            segmenter = self.segmenter(k)
+            answers.append(segmenter.answer([click], near=previous, crop=cfg.crop))
+        out = []
+        for (k, previous), new in zip(wanted, answer_together(answers, segmenter.model, segmenter.device)):
+            area, before = _area(new), _area(previous)
+            if (area < cfg.min_area or area > cfg.max_growth * before + cfg.growth_slack
+                    or _overlap(new, previous) < cfg.min_overlap * before
+                    or self._contrast(k, new) < cfg.min_contrast * reference):
+                new = None
+            out.append(new)
+        return out
 
     def _contrast(self, k: int, mask: ObjectMask) -> float:
         """Mean intensity of ``mask`` in plane ``k`` less that of the ring of pixels around it
@@ -279,6 +296,18 @@ def _sample(volume, n_channels: int, channel_axis: int | None) -> np.ndarray:
     planes, spatial = to_planes(sub, n_channels, channel_axis)
     step = max(1, int(np.sqrt(len(picked) * spatial[-1] * spatial[-2] / 1_000_000)))
     return planes[:, :, ::step, ::step].astype(np.float32)
+
+
+Carry = Generator[tuple[int, ObjectMask], "ObjectMask | None", dict[int, ObjectMask]]  # see VolumeSegmenter._carry
+
+
+def _advance(carry: Carry, new: ObjectMask | None, waiting: dict, out: dict) -> None:
+    """Give a carry its plane's mask: what it needs next goes to ``waiting``, its masks to ``out``."""
+    try:
+        waiting[carry] = carry.send(new)
+    except StopIteration as done:
+        waiting.pop(carry, None)
+        out.update(done.value)
 
 
 def _area(mask: ObjectMask | None) -> int:

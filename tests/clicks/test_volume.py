@@ -75,3 +75,28 @@ def test_a_ray_takes_the_middle_of_the_first_bright_run():
 def test_a_stack_of_planes_is_required():
     with pytest.raises(ValueError, match="need a volume"):
         VolumeSegmenter(np.zeros((32, 32), np.float32), threshold_click_unet())
+
+
+def test_planes_answered_in_one_batch_match_each_answered_alone():
+    # a volume's planes above and below a click share network passes (inputs of one size in one
+    # batch, the network's batch norms folded): each plane's answer must be the one it gets alone
+    from napari_unet.clicks.segmenter import answer_together, load_click_model
+    from napari_unet.synth.volumes import synth_volume
+
+    volume = synth_volume(3, (12, 96, 96))
+    segmenter = VolumeSegmenter(volume.image, load_click_model(), device="cpu")
+    centres = []
+    for z in (4, 6, 8):
+        ids, counts = np.unique(volume.labels[z][volume.labels[z] > 0], return_counts=True)
+        ys, xs = np.nonzero(volume.labels[z] == ids[np.argmax(counts)])
+        centres.append((z, Click(float(np.median(ys)), float(np.median(xs)))))
+    near = segmenter.segmenter(4).predict([centres[0][1]])  # placed by a mask: a 48² input
+    asks = [(centres[1][0], [centres[1][1]], near, 48), (centres[2][0], [centres[2][1]], None, None),
+            (centres[0][0], [centres[0][1]], near, 48)]  # lone clicks: 64² first windows
+    alone = [segmenter.segmenter(z).predict(clicks, near=placed, crop=crop) for z, clicks, placed, crop in asks]
+    together = answer_together([segmenter.segmenter(z).answer(clicks, near=placed, crop=crop)
+                                for z, clicks, placed, crop in asks], segmenter.model, "cpu")
+    for one, both in zip(alone, together):
+        a, b = one.full(), both.full()
+        assert a.sum() > 20
+        assert (a & b).sum() / (a | b).sum() > 0.99

@@ -240,6 +240,16 @@ class ClickSegmenter:
         """Whether a lone first click at ``point`` is answered without a network pass."""
         return self.segmentation_model is None or self._auto_corner(point) in self._windows
 
+    def first_answer(self, point: Point) -> ObjectMask | None:
+        """The segmentation model's answer to a lone first click at ``point`` where its window is
+        prepared (no network pass), as :meth:`predict` gives it; None where the click network
+        would answer (no object under the point, or the window is not prepared).
+        """
+        if self.segmentation_model is None or self._auto_corner(point) not in self._windows:
+            return None
+        self.check([Click(*point)])
+        return self._segmented_object(point)
+
     def _auto_corner(self, point: Point) -> tuple[int, int]:
         """Corner of the segmentation model's window for a click at ``point``: on a grid of
         quarter windows, so that the click is within an eighth of the edge of its centre and

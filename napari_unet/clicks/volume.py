@@ -21,7 +21,7 @@ volume's intensity scale, as in 3D segmentation.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Collection, Generator, Mapping, Sequence
+from collections.abc import Callable, Collection, Generator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,6 +42,7 @@ from napari_unet.model.unet import UNet
 
 CACHE_BYTES = 256 * 2**20  # normalised planes kept between clicks (a 512² plane is 1 MB)
 SAMPLE_PLANES = 16  # planes read to find a volume's intensity scale and foreground threshold
+CARRIED_OBJECTS = 64  # new objects' carried planes kept (prepared while the cursor rested)
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ class VolumeSegmenter:
         self._z_per_y = float(spacing[1]) / float(spacing[0])  # planes per in-plane pixel of length
         self._planes: OrderedDict[int, ClickSegmenter] = OrderedDict()
         self._zoom: float | None = None  # the segmentation model's zoom, once a plane has measured it
+        self._carried: OrderedDict[tuple, dict[int, ObjectMask]] = OrderedDict()  # a new object's planes, by answer
 
     def segmenter(self, z: int) -> ClickSegmenter:
         """The 2D segmenter of plane ``z`` (normalised on the volume's scale; kept for later clicks).
@@ -122,13 +124,26 @@ class VolumeSegmenter:
             self._planes.popitem(last=False)
         return found
 
-    def prepare(self, z: int, point: Point) -> None:
-        """Segment ahead the window a lone first click at ``point`` in plane ``z`` would look at."""
-        self.segmenter(z).prepare(point)
+    def prepare(self, z: int, point: Point, cancelled: Callable[[], bool] = lambda: False) -> None:
+        """Answer ahead a lone first click at ``point`` in plane ``z``, through the planes (the
+        viewer calls it while the cursor rests): the segmentation model's window, and the
+        planes its object there is carried to, so that the click itself costs no network pass.
+        Once ``cancelled()`` (a click is waiting), the carry stops between planes, kept nowhere.
+        """
+        segmenter = self.segmenter(z)
+        segmenter.prepare(point)
+        answer = segmenter.first_answer(point)
+        if _area(answer) >= self.propagation.min_area:
+            self._carried_from(z, answer, {}, set(), cancelled)
 
     def prepared(self, z: int, point: Point) -> bool:
-        """Whether a lone first click at ``point`` in plane ``z`` is answered without a network pass."""
-        return z in self._planes and self._planes[z].prepared(point)
+        """Whether a lone first click at ``point`` in plane ``z`` is answered without a network
+        pass, through the planes (or, where the segmentation model finds no object, in its plane).
+        """
+        if z not in self._planes or not self._planes[z].prepared(point):
+            return False
+        answer = self._planes[z].first_answer(point)
+        return _area(answer) < self.propagation.min_area or _fresh_key(z, answer) in self._carried
 
     def predict(self, z: int, clicks: Sequence[Click], current: Mapping[int, ObjectMask],
                 clicked: Collection[int] = ()) -> dict[int, ObjectMask]:
@@ -158,16 +173,34 @@ class VolumeSegmenter:
         answer = self.segmenter(z).predict(clicks, previous if _area(previous) else None)
         out = {z: answer}
         if _area(answer) >= self.propagation.min_area:
-            stop = set(clicked) - {z}
-            reference = self._contrast(z, answer)
-            carries = [self._carry(z, step, answer, current, stop) for step in (1, -1)]
-            waiting = {}  # carry -> the plane it needs answered next, and the mask of the plane before
-            for carry in carries:
-                _advance(carry, None, waiting, out)
-            while waiting:  # the planes above and below in one network pass
-                follows = self._follow(list(waiting.values()), reference)
-                for carry, new in zip(list(waiting), follows):
-                    _advance(carry, new, waiting, out)
+            out.update(self._carried_from(z, answer, current, set(clicked) - {z}))
+        return out
+
+    def _carried_from(self, z: int, answer: ObjectMask, current, stop, cancelled=lambda: False) -> dict:
+        """The masks of the planes above and below ``z`` that ``answer`` is carried to; a new
+        object's (nothing in ``current``, no other clicked plane) are kept for a click that gives
+        the same answer (:meth:`prepare`).
+        """
+        fresh = not stop and not any(_area(m) for m in current.values())
+        key = _fresh_key(z, answer) if fresh else None
+        if key in self._carried:
+            self._carried.move_to_end(key)
+            return dict(self._carried[key])
+        out, reference = {}, self._contrast(z, answer)
+        carries = [self._carry(z, step, answer, current, stop) for step in (1, -1)]
+        waiting = {}  # carry -> the plane it needs answered next, and the mask of the plane before
+        for carry in carries:
+            _advance(carry, None, waiting, out)
+        while waiting:  # the planes above and below in one network pass
+            if cancelled():
+                return {}
+            follows = self._follow(list(waiting.values()), reference)
+            for carry, new in zip(list(waiting), follows):
+                _advance(carry, new, waiting, out)
+        if key is not None:
+            self._carried[key] = dict(out)
+            if len(self._carried) > CARRIED_OBJECTS:
+                self._carried.popitem(last=False)
         return out
 
     def _carry(self, z: int, step: int, start: ObjectMask, current, stop) -> Carry:
@@ -308,6 +341,11 @@ def _advance(carry: Carry, new: ObjectMask | None, waiting: dict, out: dict) -> 
     except StopIteration as done:
         waiting.pop(carry, None)
         out.update(done.value)
+
+
+def _fresh_key(z: int, answer: ObjectMask | None) -> tuple | None:
+    """What a new object's carried planes depend on: its clicked plane and the mask there."""
+    return None if answer is None else (z, answer.offset, answer.mask.shape, answer.mask.tobytes())
 
 
 def _area(mask: ObjectMask | None) -> int:

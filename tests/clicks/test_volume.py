@@ -100,3 +100,49 @@ def test_planes_answered_in_one_batch_match_each_answered_alone():
         a, b = one.full(), both.full()
         assert a.sum() > 20
         assert (a & b).sum() / (a | b).sum() > 0.99
+
+
+def test_a_click_where_the_cursor_rested_is_answered_through_the_planes_ahead():
+    # the viewer prepares a lone first click while the cursor rests: the segmentation model's
+    # window and the planes its object is carried to; the click then gives what it gives unprepared
+    from napari_unet import load_model
+    from napari_unet.clicks.segmenter import load_click_model
+    from napari_unet.synth.volumes import synth_volume
+
+    from napari_unet.inference.predict import folded
+
+    volume = synth_volume(5, (16, 96, 96))
+    ids, counts = np.unique(volume.labels[volume.labels > 0], return_counts=True)
+    body = volume.labels == ids[np.argmax(counts)]  # the largest nucleus, clicked in its widest plane
+    z = int(np.argmax(body.sum(axis=(1, 2))))
+    ys, xs = np.nonzero(body[z])
+    point = (float(np.median(ys)), float(np.median(xs)))
+    models = dict(model=load_click_model(), device="cpu", segmentation_model=load_model(), spacing=volume.spacing)
+
+    def segmenter():
+        return VolumeSegmenter(volume.image, models["model"], device="cpu",
+                               segmentation_model=models["segmentation_model"], spacing=volume.spacing)
+
+    unprepared = segmenter().predict(z, [Click(*point)], {}, clicked={z})
+    assert sum(1 for m in unprepared.values() if m.mask.any()) >= 3  # the object spans planes
+
+    given_up = segmenter()
+    given_up.prepare(z, point, cancelled=lambda: True)  # a click elsewhere waits: nothing carried is kept
+    assert not given_up.prepared(z, point)
+
+    rested = segmenter()
+    rested.prepare(z, point)
+    assert rested.prepared(z, point)
+    passes = []
+    networks = (folded(rested.model), models["segmentation_model"])  # the click network runs folded
+    hooks = [net.register_forward_hook(lambda *_: passes.append(1)) for net in networks]
+    try:
+        answered = rested.predict(z, [Click(*point)], {}, clicked={z})
+        assert not passes  # no network pass left for the click
+        rested.predict(z, [Click(*point), Click(point[0], point[1] + 3, positive=False)], answered, clicked={z})
+        assert passes  # a refining click is worked out anew
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert sorted(answered) == sorted(unprepared)
+    assert all(np.array_equal(answered[k].full(), unprepared[k].full()) for k in answered)

@@ -170,8 +170,9 @@ class ClickTool:
         self._hover.start()
 
     def _prepare_hovered(self) -> None:
-        """The cursor rests: prepare the segmentation model's answer to a click there, when
-        nothing else is waiting (a click never queues behind more than this one pass).
+        """The cursor rests: prepare the segmentation model's answer to a click there (in a
+        volume, through the planes), when nothing else is waiting (a click never queues behind
+        more than this one pass, and a volume's carry gives way to it between planes).
         """
         if self.busy or self._hovered is None or not self.first_from_model or self.session.closed:
             return
@@ -435,11 +436,23 @@ class ClickTool:
                 self.stamps = {**stamps, "answered": time.perf_counter()}
                 return result
             plane, where = point
-            if volume:  # the plane normalised on the volume's scale, and the window under the cursor
-                segmenter.segmenter(plane) if where is None else segmenter.prepare(plane, where)
+            if volume:  # the plane normalised on the volume's scale, the window under the cursor and the
+                # planes its object is carried to, given up between planes once a click waits
+                if where is None:
+                    segmenter.segmenter(plane)
+                else:
+                    segmenter.prepare(plane, where, cancelled=lambda: self._elsewhere(plane, where))
             elif where is not None:
                 segmenter.prepare(where)
             return None
+
+    def _elsewhere(self, plane: int, point: tuple[float, float]) -> bool:
+        """Whether something waits that a pass preparing a first click at ``point`` does not serve
+        (anything but that very click: the cursor rested there, then pressed).
+        """
+        return any(not (isinstance(item, ClickedObject) and len(item.clicks) == 1 and item.planes[0] == plane
+                        and np.hypot(item.clicks[0].y - point[0], item.clicks[0].x - point[1]) <= 1.0)
+                   for item in list(self._queue))
 
     def _write(self, obj: ClickedObject, result: dict[int | None, ObjectMask], n_clicks: int) -> None:
         """Main thread: put the answer in the layer, every plane it changes in one undo step."""

@@ -20,7 +20,7 @@ from napari_unet.inference.zoom import along_z, auto_zoom, resample_factors, spa
 from napari_unet.labels import median_diameter
 from napari_unet.model.bioimageio import ZooModel
 from napari_unet.model.card import MAX_ZOOM, MIN_ZOOM
-from napari_unet.model.files import image_channels, load_model, model_card
+from napari_unet.model.files import VOLUME_MODEL, image_channels, load_model, model_card
 from napari_unet.model.unet import UNet
 from napari_unet.progress import Progress, relay, restaged, run
 
@@ -82,6 +82,12 @@ def segment_iter(
     arguments (``tile_size``, ``overlap``, ``batch_size``) go to
     :func:`napari_unet.inference.predict.predict_iter`.
 
+    A 3D instance model (``spatial_dims=3``) takes volumes only (axes with a Z, or a 3D
+    array): each is resampled along Z to the spacing it learnt at (its card's plan),
+    predicted in 3D tiles and split in 3D as above; ``orientations`` and automatic zoom do
+    not apply (``zoom`` still magnifies Y and X). ``model=None`` with a Z axis and no C
+    uses the shipped 3D nuclei network (``nuclei3d.safetensors``), otherwise the 2D one.
+
     ``orientations`` (a 2D model on a volume, ``axes`` with a Z): also predict the
     volume's ZY and ZX planes and average the three orientations' probabilities before the
     3D watershed (:mod:`~napari_unet.inference.orientations`; three times the work).
@@ -89,7 +95,9 @@ def segment_iter(
     spacing, either way); ``False``: never; ``True``: whatever the spacing.
     """
     model = checks.model_or_none(model, foreign=True)
-    model = load_model() if model is None else model
+    if model is None:  # the shipped nuclei models: the 3D network for volumes (one channel), the 2D one for the rest
+        volume = isinstance(axes, str) and "Z" in axes.upper() and "C" not in axes.upper() and VOLUME_MODEL.exists()
+        model = load_model(VOLUME_MODEL if volume else None)
     if isinstance(model, ZooModel):  # a Model Zoo model from elsewhere: its own processing
         if channel_axis is not None and axes is not None:
             raise ValueError("give axes (with a C for the channels) or channel_axis, not both")

@@ -30,6 +30,7 @@ FORMAT = "napari-unet/1"
 MODELS_DIR = Path(__file__).parent / "weights"
 DEFAULT_MODEL = MODELS_DIR / "nuclei.safetensors"  # the segmentation model napari-unet ships
 CLICK_MODEL = MODELS_DIR / "nuclei_click.safetensors"  # ... and its click network
+VOLUME_MODEL = MODELS_DIR / "nuclei3d.safetensors"  # ... and its 3D nuclei network, for volumes (axes with a Z)
 
 # What a model file's config may describe. Far wider than anything napari-unet trains (the
 # article's network has 64 base channels and depth 4), and narrow enough that a mistyped or

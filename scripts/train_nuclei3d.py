@@ -199,8 +199,10 @@ def main() -> None:
         if p.step % 25 == 0 or p.step <= 3:
             print(f"step {p.step} loss {p.loss:.3f} ema {ema:.3f} lr {p.lr:.2e} cpu {p.seconds:.0f} s "
                   f"wall {time.perf_counter() - start:.0f} s", flush=True)
-    save_model(result.model, args.out, steps=result.steps, best_step=result.best_step,
-               cpu_seconds_per_thread=round(result.seconds))
+    model.card = replace(model.card, provenance={**model.card.provenance, "steps": result.steps,
+                                                 "best_step": result.best_step,
+                                                 "cpu_seconds_per_thread": round(result.seconds)})
+    save_model(result.model, args.out)
     print(f"{result.steps} steps (best {result.best_step}), {time.perf_counter() - start:.0f} s wall -> {args.out}")
     tune_and_save(result.model, args)
 

@@ -17,7 +17,7 @@ from napari_unet.inference.instances import model_params
 from napari_unet.inference.segment import segment_iter
 from napari_unet.io import expand_inputs, file_layout, output_paths, read_image_file, write_labels
 from napari_unet.model.card import what_was_found
-from napari_unet.model.files import image_channels, load_model, model_card
+from napari_unet.model.files import image_channels, load_model, model_card, shipped_model
 from napari_unet.progress import run
 
 ORIENTATIONS = {"auto": None, "on": True, "off": False}  # --orientations: segment_iter's orientations
@@ -29,7 +29,8 @@ def add_segment(sub) -> None:
     p.add_argument("inputs", nargs="+", help="image files (TIFF/PNG/JPEG), globs or folders; zarr/OME-Zarr images")
     p.add_argument("-o", "--output", required=True, type=Path,
                    help="folder for <name>_masks.tif (zarr inputs: OUT.zarr, or IMAGE.zarr/labels/NAME)")
-    p.add_argument("--model", type=Path, help="model file (default: the shipped nuclei model)")
+    p.add_argument("--model", type=Path, help="model file (default: the shipped nuclei model; with --axes naming a Z "
+                   "and no C, the shipped 3D nuclei network)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch",
                    help="what runs the network: torch (default) or onnx (ONNX Runtime, CPU; faster on many "
@@ -62,7 +63,9 @@ def add_segment(sub) -> None:
 
 def run_segment(args) -> int:
     """Segment every input file; one line per file, exit 1 if any failed."""
-    model = load_model(args.model)
+    # no model named: the shipped one for the axes (volumes: the 3D network), whole files with torch
+    shipped = shipped_model(args.axes) if args.backend == "torch" and not zarr_inputs(args.inputs)[0] else None
+    model = load_model(args.model if args.model is not None else shipped)
     device = resolve_device(args.device)  # an unknown device is one line, before any file
     foreign = getattr(model, "fine_tunable", True) is False  # a Model Zoo model: its own runtime
     if foreign and (args.backend == "onnx" or zarr_inputs(args.inputs)[0]):

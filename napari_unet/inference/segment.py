@@ -20,7 +20,7 @@ from napari_unet.inference.zoom import along_z, auto_zoom, resample_factors, spa
 from napari_unet.labels import median_diameter
 from napari_unet.model.bioimageio import ZooModel
 from napari_unet.model.card import MAX_ZOOM, MIN_ZOOM
-from napari_unet.model.files import VOLUME_MODEL, image_channels, load_model, model_card
+from napari_unet.model.files import image_channels, load_model, model_card, shipped_model
 from napari_unet.model.unet import UNet
 from napari_unet.progress import Progress, relay, restaged, run
 
@@ -96,8 +96,7 @@ def segment_iter(
     """
     model = checks.model_or_none(model, foreign=True)
     if model is None:  # the shipped nuclei models: the 3D network for volumes (one channel), the 2D one for the rest
-        volume = isinstance(axes, str) and "Z" in axes.upper() and "C" not in axes.upper() and VOLUME_MODEL.exists()
-        model = load_model(VOLUME_MODEL if volume else None)
+        model = load_model(shipped_model(axes))
     if isinstance(model, ZooModel):  # a Model Zoo model from elsewhere: its own processing
         if channel_axis is not None and axes is not None:
             raise ValueError("give axes (with a C for the channels) or channel_axis, not both")

@@ -133,6 +133,14 @@ def state_mismatch(expected: Mapping[str, tuple[int, ...]], found: Mapping[str, 
     return f"tensor {extra[0]!r} does not belong to this network" if extra else None
 
 
+def shipped_model(axes: str | None = None) -> Path:
+    """The shipped segmentation model for images of ``axes`` (letters T Z C Y X): the 3D nuclei
+    network for volumes of one channel (a Z, no C), the 2D nuclei model for the rest.
+    """
+    volume = isinstance(axes, str) and "Z" in axes.upper() and "C" not in axes.upper()
+    return VOLUME_MODEL if volume and VOLUME_MODEL.exists() else DEFAULT_MODEL
+
+
 def load_model(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> UNet | ZooModel:
     """Load a model file; with no path, the nuclei model shipped with the package.
 

@@ -60,3 +60,19 @@ def test_a_time_series_of_volumes_gives_3d_objects_unique_over_time(tmp_path, mo
     first, second = (set(np.unique(t)) - {0} for t in labels)
     assert len(first) == 1 and len(second) == 1 and not first & second  # one object each, two ids
     assert np.array_equal(labels[0] > 0, series[0] > 100)
+
+
+def test_a_volume_without_a_model_named_gets_the_shipped_3d_network(tmp_path, capsys):
+    # as from Python: a Z stack of one channel goes to the 3D nuclei network, which finds generated nuclei
+    from napari_unet import segment
+    from napari_unet.synth.volumes import synth_volume
+    from napari_unet.training.metrics import average_precision
+
+    volume = synth_volume(4321, shape=(16, 64, 64))
+    tifffile.imwrite(tmp_path / "nuclei.tif", volume.image)
+    code = main(["segment", str(tmp_path / "nuclei.tif"), "-o", str(tmp_path / "out"), "--axes", "ZYX",
+                 "--spacing", *map(str, volume.spacing), "--device", "cpu"])
+    assert code == 0, capsys.readouterr().err
+    labels = tifffile.imread(tmp_path / "out" / "nuclei_masks.tif")
+    assert np.array_equal(labels, segment(volume.image, axes="ZYX", spacing=volume.spacing, device="cpu"))
+    assert average_precision(volume.labels, labels, (0.5,))[0] > 0.5

@@ -107,9 +107,8 @@ def test_a_click_where_the_cursor_rested_is_answered_through_the_planes_ahead():
     # window and the planes its object is carried to; the click then gives what it gives unprepared
     from napari_unet import load_model
     from napari_unet.clicks.segmenter import load_click_model
-    from napari_unet.synth.volumes import synth_volume
-
     from napari_unet.inference.predict import folded
+    from napari_unet.synth.volumes import synth_volume
 
     volume = synth_volume(5, (16, 96, 96))
     ids, counts = np.unique(volume.labels[volume.labels > 0], return_counts=True)

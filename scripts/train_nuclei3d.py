@@ -46,7 +46,7 @@ from napari_unet.training.augment import AugmentConfig, IntensityJitter
 from napari_unet.training.batches import Batch
 from napari_unet.training.engine import TrainConfig, train_iter
 from napari_unet.training.metrics import average_precision
-from napari_unet.training.semantic import _crop3d
+from napari_unet.training.semantic import crop3d
 from napari_unet.training.targets import IGNORE_INDEX, TargetConfig, make_targets
 
 NORMALIZATION = (1.0, 99.8)  # percentiles mapped to 0 and 1 over each volume (the shipped 2D model's)
@@ -99,9 +99,9 @@ class VolumeBatches:
             corner = [int(c) - s // 2 + int(self.rng.integers(-s // 4, s // 4 + 1)) for c, s in zip(centre, self.patch)]
         else:
             corner = [int(self.rng.integers(min(0, n - s), max(0, n - s) + 1)) for n, s in zip(shape, self.patch)]
-        image = _crop3d(v.image, corner, self.patch)
-        classes = _crop3d(v.classes, corner, self.patch, fill=IGNORE_INDEX)  # outside the volume: no target
-        weights = _crop3d(v.weights, corner, self.patch)
+        image = crop3d(v.image, corner, self.patch)
+        classes = crop3d(v.classes, corner, self.patch, fill=IGNORE_INDEX)  # outside the volume: no target
+        weights = crop3d(v.weights, corner, self.patch)
         for axis in range(3):
             if self.rng.random() < 0.5:
                 image, classes, weights = np.flip(image, axis + 1), np.flip(classes, axis), np.flip(weights, axis)

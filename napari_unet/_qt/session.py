@@ -28,7 +28,7 @@ from napari_unet._qt.quiet_imports import thaw
 from napari_unet._qt.segment.context import add_context_entry
 from napari_unet.clicks.segmenter import load_click_model
 from napari_unet.devices import available_devices
-from napari_unet.model.files import DEFAULT_MODEL, click_model_beside, load_model, model_card
+from napari_unet.model.files import DEFAULT_MODEL, click_model_beside, load_model, model_card, shipped_model
 
 if TYPE_CHECKING:
     import napari
@@ -104,6 +104,7 @@ class Session:
         self.model_source: Path | None = None  # the file the weights came from, if any
         self.model_version = 0  # bumped on every model change; predictions carry it
         self.click_model: UNet | None = None  # the click tool's network (see ensure_click_model)
+        self._volume_model: UNet | None = None  # the shipped 3D nuclei network, once a volume needed it
         self.history: list[ModelVersion] = []  # earlier models, newest last (see revert)
         self.edits = EditLog(viewer)  # where the user painted, for fine-tuning on corrections
         self.device = available_devices()[0]
@@ -171,6 +172,20 @@ class Session:
     def ensure_model(self) -> UNet:
         """The current model, loading the shipped default on first use (may raise ModelFileError)."""
         return self.model if self.model is not None else self.load_model()
+
+    def model_for(self, axes: str | None) -> UNet:
+        """The model that segments an image of ``axes``: the current one, except that while it is
+        the shipped 2D nuclei model a volume of one channel gets the shipped 3D nuclei network (the
+        two are one default, :func:`~napari_unet.model.files.shipped_model`).
+        """
+        model = self.ensure_model()
+        path = shipped_model(axes)
+        shipped = self.model_source is not None and Path(self.model_source).resolve() == DEFAULT_MODEL.resolve()
+        if not shipped or path == DEFAULT_MODEL:
+            return model
+        if self._volume_model is None:
+            self._volume_model = load_model(path)
+        return self._volume_model
 
     def ensure_click_model(self) -> UNet:
         """The click network, loading the shipped one on first use (may raise ModelFileError)."""

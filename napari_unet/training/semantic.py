@@ -159,7 +159,7 @@ class VolumeSource:
         return self.samples[int(rng.choice(len(self.samples), p=self.p))]
 
 
-def _crop3d(array: np.ndarray, corner: Sequence[int], size: Sequence[int], fill=0) -> np.ndarray:
+def crop3d(array: np.ndarray, corner: Sequence[int], size: Sequence[int], fill=0) -> np.ndarray:
     """The window at ``corner`` of ``array``'s last three axes, ``fill`` where it sticks out."""
     out = np.full(array.shape[:-3] + tuple(size), fill, array.dtype)
     src, dst = [], []
@@ -203,9 +203,9 @@ class VolumeSampler:
             corner = [int(c) - s // 2 for c, s in zip(centre, size)]
         else:
             corner = [int(self.rng.integers(min(0, n - s), max(0, n - s) + 1)) for n, s in zip(shape, size)]
-        image = _crop3d(sample.image, corner, size)
-        labels = _crop3d(sample.labels, corner, size)
-        ann = _crop3d(sample.annotated, corner, size, fill=False)  # outside the volume: not annotated
+        image = crop3d(sample.image, corner, size)
+        labels = crop3d(sample.labels, corner, size)
+        ann = crop3d(sample.annotated, corner, size, fill=False)  # outside the volume: not annotated
         for axis in (1, 2):  # in-plane mirroring; Z keeps its direction (slices are ordered)
             if self.rng.random() < 0.5:
                 image, labels, ann = np.flip(image, axis + 1), np.flip(labels, axis), np.flip(ann, axis)

@@ -205,9 +205,11 @@ class SegmentWidget(QWidget):
         """Show the post-processing settings tuned for a newly chosen model (its card's);
         a fine-tuned version of the same model keeps what the user set.
         """
-        model = self.session.model
-        if model is None:
-            return
+        if self.session.model is not None:
+            self._show_settings_of(self.session.model)
+
+    def _show_settings_of(self, model) -> None:
+        """Show ``model``'s tuned post-processing settings unless they are the ones shown."""
         card = model_card(model)
         if card.postprocess != self._shown_postprocess:
             self._shown_postprocess = dict(card.postprocess)
@@ -262,9 +264,14 @@ class SegmentWidget(QWidget):
                 return
             axes = axes_of(source, kind)
             spacing = layer_spacing(layer, source.spatial_axes)
+        if axes is not None:  # a volume: the shipped 3D network while the shipped model is in use
+            model = self.session.model_for(axes)
+        self._show_settings_of(model)  # the thresholds of the network that runs (switching shows its own)
         card = model_card(model)
         version, task = self.session.model_version, card.task
         run_settings = self.advanced.predict_kwargs()  # as they are now: the message says which zoom
+        if getattr(getattr(model, "config", None), "spatial_dims", 2) == 3:
+            run_settings["tile_size"] = None  # the panel's tile edge is a plane's: a 3D network takes its own
         # why the network sees the image at its zoom: the objects' size, the model's own, or the setting
         reason = "set" if run_settings["zoom"] is not None else ("model" if model_card(model).zoom else "auto")
         where = "" if plane is None else f" (time point {plane})" if order else f" (plane {plane})"
@@ -384,6 +391,8 @@ class SegmentWidget(QWidget):
                 message += f" The network saw the image at zoom ×{zoom:g} (Advanced › zoom)."
         if "orientations" in self._stages:  # what the run did, whichever rule chose it
             message += " The ZY and ZX planes were averaged in with the XY planes (Advanced › side planes)."
+        if card is not None and self.session.model is not None and card.name != model_card(self.session.model).name:
+            message += f" The 3D network shipped for volumes ({card.name}) segmented it."
         self._say(message)
 
     def _write_masks(self, layer, source: ModelInput, plane, labels, replace: bool, card=None, where: str = "",

@@ -356,3 +356,27 @@ def test_a_z_stack_gives_3d_objects_and_the_answer_is_remembered(qtbot, viewer_w
     widget.advanced.min_size.setValue(10)
     qtbot.waitUntil(lambda: masks(viewer, "vol masks").data.max() == 6, timeout=10_000)
     assert np.array_equal(masks(viewer, "vol masks").data[1], masks(viewer, "vol masks").data[2])
+
+
+def test_a_volume_with_the_shipped_model_gets_the_3d_network_and_its_thresholds(qtbot, make_napari_viewer):
+    from napari_unet import segment
+    from napari_unet.inference.instances import model_params
+    from napari_unet.model.files import VOLUME_MODEL, load_model, model_card
+    from napari_unet.synth.volumes import synth_volume
+
+    viewer = make_napari_viewer()  # the shipped model, as a new user has it
+    _, widget = viewer.window.add_plugin_dock_widget("napari-unet", "Segment")
+    volume = synth_volume(4321, shape=(16, 64, 64))
+    viewer.add_image(volume.image, name="nuclei", scale=volume.spacing)
+    widget.stack_axis.setCurrentText("Z: depth (3D objects)")
+    run_segment(qtbot, widget)
+    labels = masks(viewer, "nuclei masks").data
+    assert np.array_equal(labels, segment(volume.image, axes="ZYX", spacing=volume.spacing, device="cpu"))
+    assert "3D network shipped for volumes" in widget.status.text()  # the picker still names the 2D model
+    tuned, flat = (model_params(model_card(load_model(path))) for path in (VOLUME_MODEL, None))
+    assert tuned != flat  # the two networks' post-processing differs (its minimum relative size)
+    assert widget.advanced.params() == tuned
+    viewer.add_image(disks(), name="img")  # a 2D image: the 2D model, and its own thresholds back
+    run_segment(qtbot, widget)
+    assert widget.advanced.params() == flat
+    assert masks(viewer).data.max() > 0

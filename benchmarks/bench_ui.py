@@ -318,6 +318,12 @@ def main() -> None:
     if args.planes:  # issue 16: the event loop while a volume is segmented into 3D objects
         from bench_volume_memory import volume
 
+        from napari_unet.model.files import shipped_model
+
+        if args.model is None:  # what the widget runs on a volume with the shipped model: the 3D network
+            model, model_name = get_model(str(shipped_model("ZYX")))
+        print(f"model: {model_name}")
+
         stack, _ = volume(args.planes, args.size)
         gui = bench_gui(stack, model, args.repeats, spacing=(3.0, 1.0, 1.0))
         load = os.getloadavg()[0]

@@ -173,13 +173,13 @@ class Session:
         """The current model, loading the shipped default on first use (may raise ModelFileError)."""
         return self.model if self.model is not None else self.load_model()
 
-    def model_for(self, axes: str | None) -> UNet:
-        """The model that segments an image of ``axes``: the current one, except that while it is
-        the shipped 2D nuclei model a volume of one channel gets the shipped 3D nuclei network (the
-        two are one default, :func:`~napari_unet.model.files.shipped_model`).
+    def model_for(self, axes: str | None, shape: tuple[int, ...] | None = None) -> UNet:
+        """The model that segments an image of ``axes`` and ``shape``: the current one, except that
+        while it is the shipped 2D nuclei model a volume of one channel gets the shipped 3D nuclei
+        network (the two are one default, :func:`~napari_unet.model.files.shipped_model`).
         """
         model = self.ensure_model()
-        path = shipped_model(axes)
+        path = shipped_model(axes, shape)
         shipped = self.model_source is not None and Path(self.model_source).resolve() == DEFAULT_MODEL.resolve()
         if not shipped or path == DEFAULT_MODEL:
             return model

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -17,7 +18,7 @@ from napari_unet.inference.instances import model_params
 from napari_unet.inference.segment import segment_iter
 from napari_unet.io import expand_inputs, file_layout, output_paths, read_image_file, write_labels
 from napari_unet.model.card import what_was_found
-from napari_unet.model.files import image_channels, load_model, model_card, shipped_model
+from napari_unet.model.files import VOLUME_MODEL, image_channels, load_model, model_card, shipped_model
 from napari_unet.progress import run
 
 ORIENTATIONS = {"auto": None, "on": True, "off": False}  # --orientations: segment_iter's orientations
@@ -63,9 +64,7 @@ def add_segment(sub) -> None:
 
 def run_segment(args) -> int:
     """Segment every input file; one line per file, exit 1 if any failed."""
-    # no model named: the shipped one for the axes (volumes: the 3D network), whole files with torch
-    shipped = shipped_model(args.axes) if args.backend == "torch" and not zarr_inputs(args.inputs)[0] else None
-    model = load_model(args.model if args.model is not None else shipped)
+    model = load_model(args.model)
     device = resolve_device(args.device)  # an unknown device is one line, before any file
     foreign = getattr(model, "fine_tunable", True) is False  # a Model Zoo model: its own runtime
     if foreign and (args.backend == "onnx" or zarr_inputs(args.inputs)[0]):
@@ -103,12 +102,21 @@ def run_segment(args) -> int:
     return 1 if failed else 0
 
 
+@functools.lru_cache(maxsize=1)
+def _volume_model():
+    return load_model(VOLUME_MODEL)
+
+
 def _segment_file(path: Path, out: Path, model, device, params, args) -> str:
     """Segment one file into ``out``; returns what the output line says about it."""
     source = read_image_file(path)  # NIfTI/DICOM: with the spacing and affine the output keeps
     image, channel_axis, layout = source.data, args.channel_axis, ""
     if channel_axis is None and args.axes is None:
         image, channel_axis, layout = file_layout(image, image_channels(model))
+    if args.model is None and args.backend == "torch" and shipped_model(args.axes, image.shape) == VOLUME_MODEL:
+        model = _volume_model()  # no model named, a volume: the shipped 3D network, with its own settings
+        sizes = {"min_size": args.min_size, "min_relative_size": args.min_relative_size}
+        params = replace(model_params(model_card(model)), **{k: v for k, v in sizes.items() if v is not None})
     job = segment_iter(image, model, axes=args.axes, spacing=args.spacing or source.spacing, channel_axis=channel_axis,
                        device=device, params=params, tile_size=args.tile_size, overlap=args.overlap, zoom=args.zoom,
                        tta=args.tta, orientations=ORIENTATIONS[args.orientations])

@@ -86,7 +86,8 @@ def segment_iter(
     array): each is resampled along Z to the spacing it learnt at (its card's plan),
     predicted in 3D tiles and split in 3D as above; ``orientations`` and automatic zoom do
     not apply (``zoom`` still magnifies Y and X). ``model=None`` with a Z axis and no C
-    uses the shipped 3D nuclei network (``nuclei3d.safetensors``), otherwise the 2D one.
+    uses the shipped 3D nuclei network (``nuclei3d.safetensors``) for volumes of up to
+    :data:`~napari_unet.model.files.VOLUME_MODEL_VOXELS` voxels, otherwise the 2D one.
 
     ``orientations`` (a 2D model on a volume, ``axes`` with a Z): also predict the
     volume's ZY and ZX planes and average the three orientations' probabilities before the
@@ -96,7 +97,7 @@ def segment_iter(
     """
     model = checks.model_or_none(model, foreign=True)
     if model is None:  # the shipped nuclei models: the 3D network for volumes (one channel), the 2D one for the rest
-        model = load_model(shipped_model(axes))
+        model = load_model(shipped_model(axes, np.shape(image)))
     if isinstance(model, ZooModel):  # a Model Zoo model from elsewhere: its own processing
         if channel_axis is not None and axes is not None:
             raise ValueError("give axes (with a C for the channels) or channel_axis, not both")

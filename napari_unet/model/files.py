@@ -133,11 +133,20 @@ def state_mismatch(expected: Mapping[str, tuple[int, ...]], found: Mapping[str, 
     return f"tensor {extra[0]!r} does not belong to this network" if extra else None
 
 
-def shipped_model(axes: str | None = None) -> Path:
-    """The shipped segmentation model for images of ``axes`` (letters T Z C Y X): the 3D nuclei
-    network for volumes of one channel (a Z, no C), the 2D nuclei model for the rest.
+# The 3D network's path holds ~100 bytes a voxel (its volume resampled along Z, the tiles' sums
+# and probabilities in float32): 20 M voxels (e.g. 80x512x512) is ~2 GB. Larger volumes take the
+# 2D model's route, which keeps ~8-16 bytes a voxel (1.5 GB for 200x1024x1024).
+VOLUME_MODEL_VOXELS = 20_000_000
+
+
+def shipped_model(axes: str | None = None, shape: tuple[int, ...] | None = None) -> Path:
+    """The shipped segmentation model for images of ``axes`` (letters T Z C Y X) and ``shape``:
+    the 3D nuclei network for volumes of one channel (a Z, no C) of at most
+    :data:`VOLUME_MODEL_VOXELS` voxels each, the 2D nuclei model for the rest.
     """
     volume = isinstance(axes, str) and "Z" in axes.upper() and "C" not in axes.upper()
+    if volume and shape is not None and len(shape) == len(axes):
+        volume = math.prod(n for a, n in zip(axes.upper(), shape) if a in "ZYX") <= VOLUME_MODEL_VOXELS
     return VOLUME_MODEL if volume and VOLUME_MODEL.exists() else DEFAULT_MODEL
 
 

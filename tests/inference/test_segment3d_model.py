@@ -120,6 +120,15 @@ def test_volumes_get_the_shipped_3d_model_and_images_the_2d_one(axes, path):
     assert shipped_model(axes) == path
 
 
+def test_volumes_too_big_for_the_3d_networks_memory_get_the_2d_route():
+    from napari_unet.model.files import VOLUME_MODEL_VOXELS
+
+    assert shipped_model("ZYX", (32, 512, 512)) == VOLUME_MODEL
+    assert shipped_model("TZYX", (50, 32, 512, 512)) == VOLUME_MODEL  # counted per time point
+    assert shipped_model("ZYX", (200, 1024, 1024)) == DEFAULT_MODEL  # ~20 GB on the 3D path; ~1.5 on the 2D one
+    assert shipped_model("YXZ", (1024, 1024, VOLUME_MODEL_VOXELS // 1024**2 + 1)) == DEFAULT_MODEL
+
+
 def test_the_shipped_3d_model_finds_generated_nuclei():
     volume = synth_volume(4321, shape=(16, 64, 64))
     labels = segment(volume.image, axes="ZYX", spacing=volume.spacing, device="cpu")

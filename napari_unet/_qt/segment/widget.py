@@ -265,7 +265,7 @@ class SegmentWidget(QWidget):
             axes = axes_of(source, kind)
             spacing = layer_spacing(layer, source.spatial_axes)
         if axes is not None:  # a volume: the shipped 3D network while the shipped model is in use
-            model = self.session.model_for(axes)
+            model = self.session.model_for(axes, np.shape(job_input.data))
         self._show_settings_of(model)  # the thresholds of the network that runs (switching shows its own)
         card = model_card(model)
         version, task = self.session.model_version, card.task

@@ -85,8 +85,7 @@ def run_segment(args) -> int:
         error(f"{item}: no such file, or no images in that folder")
     if files or not zarrs:
         args.output.mkdir(parents=True, exist_ok=True)
-    sizes = {"min_size": args.min_size, "min_relative_size": args.min_relative_size}
-    params = replace(model_params(model_card(model)), **{k: v for k, v in sizes.items() if v is not None})
+    params = _params(model, args)
     failed = len(missing) + (segment_zarrs(zarrs, model, device, params, args) if zarrs else 0)
     for path, out in output_paths(files, args.output).items():  # planned first: two inputs never share one
         if out.exists() and not args.overwrite:
@@ -102,6 +101,12 @@ def run_segment(args) -> int:
     return 1 if failed else 0
 
 
+def _params(model, args):
+    """The model's tuned post-processing, with the sizes given on the command line."""
+    sizes = {"min_size": args.min_size, "min_relative_size": args.min_relative_size}
+    return replace(model_params(model_card(model)), **{k: v for k, v in sizes.items() if v is not None})
+
+
 @functools.lru_cache(maxsize=1)
 def _volume_model():
     return load_model(VOLUME_MODEL)
@@ -115,8 +120,7 @@ def _segment_file(path: Path, out: Path, model, device, params, args) -> str:
         image, channel_axis, layout = file_layout(image, image_channels(model))
     if args.model is None and args.backend == "torch" and shipped_model(args.axes, image.shape) == VOLUME_MODEL:
         model = _volume_model()  # no model named, a volume: the shipped 3D network, with its own settings
-        sizes = {"min_size": args.min_size, "min_relative_size": args.min_relative_size}
-        params = replace(model_params(model_card(model)), **{k: v for k, v in sizes.items() if v is not None})
+        params = _params(model, args)
     job = segment_iter(image, model, axes=args.axes, spacing=args.spacing or source.spacing, channel_axis=channel_axis,
                        device=device, params=params, tile_size=args.tile_size, overlap=args.overlap, zoom=args.zoom,
                        tta=args.tta, orientations=ORIENTATIONS[args.orientations])

@@ -181,7 +181,7 @@ class ClickSegmenter:
             the answer follows this image alone.
         crop
             Network input edge for this answer (a multiple of 2**depth); ``None``: the
-            config's. A smaller one is cheaper (a volume's carried planes use 64).
+            config's. A smaller one is cheaper (a volume's carried planes use 48).
         """
         return answer_together([self.answer(clicks, previous, near=near, crop=crop)], self.model, self.device)[0]
 

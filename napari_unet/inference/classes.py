@@ -1,15 +1,15 @@
 """A class model's probabilities with its training's class weights taken out.
 
 Class models learn with a cross-entropy in which rare classes count more (the plan's
-``class_weights``, inverse square-root frequency up to 10×: a lesion on one painted slice
-is then learnt at all). A network trained so estimates each class's probability multiplied
-by its weight, so where a rare class is ten times less likely than its neighbour it still
-wins: the arg-max grew every rare class by a rim (a fluid class by ~1 pixel all round, and
-into bright parts of the organ). Dividing by the weights and renormalising undoes that
-tilt (a prior correction, as post-hoc logit adjustment does), at no cost. Measured on the
-phantom of ``benchmarks/bench_new_task.py`` (5 painted slices, 3 CPU-minutes, one model):
-fluid Dice 0.948 → 0.972 on the unpainted slices, mean 0.891 → 0.901; on a held-out
-phantom mean 0.781 → 0.826.
+``class_weights``, inverse square-root frequency, up to 3×; models planned before 2026-12-03
+up to 10×). A network trained so estimates each class's probability multiplied by its
+weight, so where a rare class is ten times less likely than its neighbour it still wins:
+the arg-max grew every rare class by a rim (a fluid class by ~1 pixel all round, and into
+bright parts of the organ). Dividing by the weights and renormalising undoes that tilt (a
+prior correction, as post-hoc logit adjustment does), at no cost. Measured on the phantom
+of ``benchmarks/bench_new_task.py`` (5 painted slices, 3 CPU-minutes, one model with 10×
+weights): fluid Dice 0.948 → 0.972 on the unpainted slices, mean 0.891 → 0.901; on a
+held-out phantom mean 0.781 → 0.826.
 """
 
 from __future__ import annotations

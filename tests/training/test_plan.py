@@ -6,7 +6,7 @@ from dataclasses import replace
 import numpy as np
 
 from napari_unet.synth.phantom import PhantomConfig, synth_phantom
-from napari_unet.training.plan import Plan, fingerprint, make_plan
+from napari_unet.training.plan import MAX_CLASS_WEIGHT, Plan, fingerprint, make_plan
 
 SMALL = PhantomConfig(shape=(20, 80, 80), spacing=(6.0, 2.0, 2.0))
 
@@ -30,7 +30,8 @@ def test_thick_slices_get_a_2d_network_and_rare_classes_weigh_more() -> None:
     assert plan.intensity["scheme"] == "zscore"
     assert plan.class_names == ("background", "body", "organ", "fluid", "lesion")
     weights = dict(zip(plan.label_values, plan.class_weights))
-    assert weights[4] > weights[2] > weights[0] == 1.0  # the lesion is rarest
+    assert weights[4] == max(weights.values()) > weights[0] == 1.0  # the lesion is rarest ...
+    assert max(weights.values()) <= MAX_CLASS_WEIGHT  # ... and weighs at most this (its patches do the rest)
 
 
 def test_near_isotropic_volumes_get_a_3d_network_pooled_by_spacing() -> None:

@@ -1,7 +1,7 @@
 """New task: tissue classes from a few painted slices, or a new kind of object from a few labelled ones.
 
     nice -n 10 .venv/bin/python benchmarks/bench_new_task.py [--slices 1 3 5 10] [--minutes 1 3]
-        [--clock cpu] [--planes every-class|even] [--write-docs]
+        [--clock cpu] [--planes every-class|even] [--seeds 0 1 2 3] [--write-docs]
     nice -n 10 .venv/bin/python benchmarks/bench_new_task.py --task instances [--objects 10] [--minutes 3]
         [--clock cpu] [--write-docs]
 
@@ -131,6 +131,8 @@ def main() -> None:
     parser.add_argument("--planes", choices=("every-class", "even"), default="every-class",
                         help="even: evenly spaced only (with 5 slices the lesion is on none of them)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
+                        help="classes: one model per training seed (sampling and initialisation)")
     parser.add_argument("--note", default="", help="what else was running (for the docs)")
     parser.add_argument("--write-docs", action="store_true")
     parser.add_argument("--task", choices=("classes", "instances"), default="classes")
@@ -152,16 +154,16 @@ def main() -> None:
                                            train.labels[rest]),
                         "held_out": dice(classical(test.image, train.image, painted, planes), test.labels)}
         print(key, np.round(results[key]["unlabelled"], 3), np.round(results[key]["held_out"], 3), flush=True)
-        for minutes in args.minutes:
+        for minutes, seed in ((m, s) for m in args.minutes for s in args.seeds):
             wall = time.perf_counter()
             job = train_iter(train.image, painted, spacing=train.spacing, classes=train.classes,
-                             max_seconds=60 * minutes, device="cpu", clock=args.clock)
+                             max_seconds=60 * minutes, device="cpu", clock=args.clock, seed=seed)
             model = run(job)
             wall = time.perf_counter() - wall
             steps = model.card.provenance["steps"]
             own = segment(train.image, model, spacing=train.spacing, device="cpu")
             held = segment(test.image, model, spacing=test.spacing, device="cpu")
-            key = f"unet {n} {minutes:g}{mode}"
+            key = f"unet {n} {minutes:g}{mode}" + (f" seed {seed}" if seed else "")
             results[key] = {"unlabelled": dice(own[rest], train.labels[rest]), "held_out": dice(held, test.labels),
                             "steps": steps, "wall_s": round(wall), "clock": args.clock}
             print(key, steps, "steps", f"{wall:.0f} s wall", np.round(results[key]["unlabelled"], 3),
@@ -255,7 +257,10 @@ def table(results: dict, args) -> str:
     rows_in = {k: r for k, r in results.items() if not k.startswith("objects")}
     for key, r in sorted(rows_in.items(), key=lambda kv: (int(kv[0].split()[1]), kv[0])):
         parts = key.split()
+        seed = parts[parts.index("seed") + 1] if "seed" in parts else None
+        parts = parts[: parts.index("seed")] if seed else parts
         method = "U-Net (`napari_unet.train`)" if parts[0] == "unet" else "multi-Otsu + components"
+        method += f", seed {seed}" if seed else ""
         budget = f"{parts[2]} min" if parts[0] == "unet" else "-"
         method += " (evenly spaced slices)" if parts[-1] == "even" else ""
         per = " | ".join(f"{d:.3f}" for d in r["unlabelled"])

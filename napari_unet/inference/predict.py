@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import warnings
-import weakref
 from collections.abc import Generator
 
 import numpy as np
@@ -19,7 +18,7 @@ from napari_unet.inference.tiling import blend_window, tile_slices
 from napari_unet.inference.zoom import resample, zoomed_shape
 from napari_unet.model.card import MAX_ZOOM, MIN_ZOOM
 from napari_unet.model.files import image_channels, load_model, model_card
-from napari_unet.model.unet import TwoConv, UNet
+from napari_unet.model.unet import PerWeights, TwoConv, UNet
 from napari_unet.progress import Progress, relay, run
 
 VIEWS = 8  # test-time augmentation: the tile, mirrored and rotated (the dihedral group)
@@ -271,9 +270,6 @@ def ready(model: torch.nn.Module, dev: torch.device) -> torch.nn.Module:
     return model
 
 
-_FOLDED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # network -> (its tensors, versions, folded copy)
-
-
 def folded(model: UNet) -> UNet:
     """The network with each batch norm folded into the convolution before it, for inference.
 
@@ -284,23 +280,20 @@ def folded(model: UNet) -> UNet:
     new state dict makes a new one). Tiled prediction folds 3D networks only (a 2D
     image's figures stay those the tests and benchmarks were measured with).
     """
-    if model.config.norm != "batch":
-        return model
-    kept = _FOLDED.get(model)
-    # walking the modules for the tensors costs ~1 ms (a click's window is ~7): done once per network (a
-    # load_state_dict(assign=True) that swaps tensors after the first call would not be seen)
-    tensors = kept[0] if kept is not None else (*model.parameters(), *model.buffers())
-    key = tuple((t.data_ptr(), t._version, t.device) for t in tensors)
-    if kept is not None and kept[1] == key:
-        return kept[2]
+    return model if model.config.norm != "batch" else _folded(model)
+
+
+def _fold(model: UNet) -> UNet:
     fused = copy.deepcopy(model).eval()
     for block in fused.modules():
         if isinstance(block, TwoConv):
             for i in (0, 3):  # conv, norm, relu, conv, norm, relu
                 block[i] = fuse_conv_bn_eval(block[i], block[i + 1])
                 block[i + 1] = torch.nn.Identity()
-    _FOLDED[model] = (tensors, key, fused)
     return fused
+
+
+_folded = PerWeights(_fold)
 
 
 def _probabilities(model, xb: torch.Tensor, views: int) -> torch.Tensor:

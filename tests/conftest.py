@@ -32,6 +32,16 @@ def recovery_folder(tmp_path_factory, monkeypatch):
     return folder
 
 
+@pytest.fixture(autouse=True)
+def no_onnx_graphs(tmp_path_factory, monkeypatch):
+    """Clicks run in PyTorch (``NAPARI_UNET_ONNX=0``), so that no answer depends on whether a
+    background export of a graph has finished; graphs go to a folder of the test's own. The
+    tests of that path turn it back on.
+    """
+    monkeypatch.setenv("NAPARI_UNET_ONNX", "0")
+    monkeypatch.setenv("NAPARI_UNET_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
 @pytest.fixture
 def tiny_model() -> UNet:
     """A small random instance model (3 classes): fast enough for any test."""

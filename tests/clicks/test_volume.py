@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from _click_models import threshold_click_unet
 
 from napari_unet.clicks.types import Click
 from napari_unet.clicks.volume import VolumeSegmenter, bright_voxel, foreground_threshold
+from napari_unet.model.onnx_runtime import OnnxUNet, cached_network, export_in_background
 
 
 def ellipsoid(shape=(20, 64, 64), centre=(10, 32, 32), radii=(6, 12, 12)):
@@ -145,3 +148,32 @@ def test_a_click_where_the_cursor_rested_is_answered_through_the_planes_ahead():
             hook.remove()
     assert sorted(answered) == sorted(unprepared)
     assert all(np.array_equal(answered[k].full(), unprepared[k].full()) for k in answered)
+
+
+@pytest.mark.slow
+def test_a_volumes_clicks_run_the_graph_exported_in_the_background(monkeypatch):
+    monkeypatch.setenv("NAPARI_UNET_ONNX", "1")  # the test suite turns it off elsewhere
+    model, body = threshold_click_unet(), ellipsoid()
+    in_torch = VolumeSegmenter(volume_of(body), model).predict(10, [Click(32, 32)], {})
+    assert cached_network(model) is None  # nothing exported yet: PyTorch answered
+
+    process = export_in_background(model)
+    assert process is not None
+    assert export_in_background(model) is None  # one export per graph
+    assert process.wait(timeout=240) == 0
+    passes = []
+    run = OnnxUNet.forward
+    monkeypatch.setattr(OnnxUNet, "forward", lambda self, x: passes.append(x.shape) or run(self, x))
+    in_graph = VolumeSegmenter(volume_of(body), model).predict(10, [Click(32, 32)], {})
+    assert passes, "the clicks did not run the exported graph"
+    assert sorted(in_graph) == sorted(in_torch)
+    assert np.array_equal(full(in_graph, body.shape), full(in_torch, body.shape))
+    assert not Path(process.args[3]).exists()  # the weights handed to the export process are gone
+
+
+def test_no_graph_is_used_or_exported_when_turned_off(monkeypatch, tmp_path):
+    monkeypatch.setenv("NAPARI_UNET_ONNX", "0")
+    model = threshold_click_unet()
+    assert export_in_background(model) is None
+    assert cached_network(model) is None
+    assert not list(tmp_path.rglob("*.onnx"))

@@ -43,7 +43,9 @@ from napari_unet.clicks.edits import object_change
 from napari_unet.clicks.segmenter import ClickSegmenter, farthest_point
 from napari_unet.clicks.types import Click, ObjectMask
 from napari_unet.clicks.volume import VolumeSegmenter, bright_voxel, foreground_threshold
+from napari_unet.devices import resolve_device
 from napari_unet.model.files import image_channels
+from napari_unet.model.onnx_runtime import export_in_background
 
 TOGGLE_KEY = "k"  # switches click mode on and off (free in napari's default keymap)
 DRAG_PX = 4  # a press that moves more canvas pixels than this is a pan, not a click
@@ -427,6 +429,9 @@ class ClickTool:
                 segmenter = (VolumeSegmenter(source.data, models[0], spacing=spacing, **shared) if volume
                              else ClickSegmenter(source.data, models[0], **shared))
                 self._segmenters = {key: segmenter}  # one plane (or volume) at a time: the cache is small
+                if resolve_device(self.session.device).type == "cpu":  # later clicks run the networks' graphs
+                    for model in filter(None, models):  # in ONNX Runtime, ~1.4-2x faster (exported once, cached)
+                        export_in_background(model)
             if request is not None:
                 plane, clicks, masks, clicked = request
                 if volume:

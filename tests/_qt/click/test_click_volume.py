@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from _clicking import WAIT_MS, click, masks, settle
 from scipy import ndimage as ndi
 
+from napari_unet._qt.session import session_for
+from napari_unet.model.onnx_runtime import OnnxUNet, cached_network
 from napari_unet.synth.volumes import VolumeConfig, synth_volume
 
 # well-separated, evenly bright nuclei: the threshold click model sees each one alone
@@ -183,3 +186,22 @@ def test_hovering_in_a_volume_prepares_the_first_click(clicker, qtbot):
     assert len(passes) == hovered  # the clicked plane needed no pass of the segmentation model
     labels = masks(viewer).data
     assert set(np.unique(labels)) == {0, 1} and (labels == 1).sum() > 0.9 * body.sum()
+
+
+@pytest.mark.slow
+def test_click_mode_on_a_volume_exports_the_click_network_and_later_clicks_run_it(clicker, qtbot, monkeypatch):
+    monkeypatch.setenv("NAPARI_UNET_ONNX", "1")  # the test suite turns it off elsewhere
+    image, truth = nuclei()
+    viewer, widget = clicker(image)  # click mode on: the volume prepared, the export started
+    model = session_for(viewer).click_model
+    qtbot.waitUntil(lambda: cached_network(model) is not None, timeout=240_000)
+    passes = []
+    run = OnnxUNet.forward
+    monkeypatch.setattr(OnnxUNet, "forward", lambda self, x: passes.append(x.shape) or run(self, x))
+    voxel = inside(truth, 5)
+    viewer.dims.set_point(0, voxel[0])
+    click(viewer, voxel)
+    settle(qtbot, widget)
+    assert passes, "the click did not run the exported graph"
+    labels = masks(viewer).data
+    assert set(np.unique(labels)) == {0, 1} and iou(labels == 1, truth == 5) > 0.8

@@ -6,6 +6,7 @@ core never sees a layer, only arrays.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -227,3 +228,32 @@ def _max_outside(data: np.ndarray, plane: int) -> int:
     below = int(data[:plane].max()) if plane > 0 else 0
     above = int(data[plane + 1 :].max()) if plane + 1 < len(data) else 0
     return max(below, above)
+
+
+def commit_memory(data) -> bool:
+    """Have the kernel give ``data`` (a NumPy array) its memory now, writable, without changing a
+    value: Linux's ``madvise(MADV_POPULATE_WRITE)`` (kernel 5.14 or newer). Safe while another
+    thread reads or writes the array. A new masks layer is ``np.zeros``, whose pages the kernel
+    hands out on first write, one fault each; on a virtual machine a click's planes then cost
+    20-30 ms of faults on the UI thread as the answer is written (measured on a 256×512×512
+    layer). Run it in a worker (the call releases the GIL). False where it does nothing
+    (another system, an older kernel, not a NumPy array).
+    """
+    if not sys.platform.startswith("linux") or not isinstance(data, np.ndarray) or not data.nbytes:
+        return False
+    import ctypes
+    import mmap
+
+    try:
+        from numpy.lib.array_utils import byte_bounds
+    except ImportError:  # NumPy < 2
+        byte_bounds = np.byte_bounds
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    low, high = byte_bounds(data)
+    first = low - low % mmap.PAGESIZE  # madvise takes whole pages
+    return libc.madvise(first, high - first, MADV_POPULATE_WRITE) == 0
+
+
+MADV_POPULATE_WRITE = 23  # linux/mman.h

@@ -30,6 +30,7 @@ from napari_unet._qt.click.markers import ClickMarkers
 from napari_unet._qt.click.objects import ClickedObject, Prepare, current_masks, edited, existing, near, plane_of
 from napari_unet._qt.jobs import start_job
 from napari_unet._qt.layers import (
+    commit_memory,
     displayed_plane,
     find_masks,
     layer_spacing,
@@ -92,6 +93,7 @@ class ClickTool:
         self._hover.setInterval(HOVER_MS)
         self._hover.timeout.connect(self._prepare_hovered)
         self._hovered = None  # the cursor's last world position
+        self._committed: set[int] = set()  # ids of the masks arrays given their memory (commit_memory)
         self.stamps: dict[str, float] = {}  # perf_counter of the last pass: started, answered, written
         self._largest: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # layer -> its largest label
         self._watched: weakref.WeakSet = weakref.WeakSet()
@@ -375,9 +377,14 @@ class ClickTool:
             source = model_input(image, image_channels(self.session.ensure_click_model()))
         except ValueError:
             return  # the first click will say why
-        self._labels(image, source, tuple(np.shape(source.data)[ax] for ax in source.spatial_axes))
+        layer = self._labels(image, source, tuple(np.shape(source.data)[ax] for ax in source.spatial_axes))
         plane = displayed_plane(self.viewer, image, source.spatial_axes) if source.is_stack else None
-        self._queue.append(Prepare(image, plane, volume=self._volume(image, self.session.click_model)))
+        volume = self._volume(image, self.session.click_model)
+        if volume and id(layer.data) not in self._committed:  # a click writes many planes: no page faults then
+            self._committed.add(id(layer.data))
+            start_job(self.session, commit_memory, layer.data, desc="masks memory", show_progress=False,
+                      on_result=lambda _: None, on_error=lambda _: None)
+        self._queue.append(Prepare(image, plane, volume=volume))
         self._pump()
 
     def _key(self, image, plane, model, seg_model) -> tuple:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import numpy as np
 import pytest
 from _clicking import WAIT_MS, click, masks, settle
 from scipy import ndimage as ndi
 
+from napari_unet._qt.layers import commit_memory
 from napari_unet._qt.session import session_for
 from napari_unet.model.onnx_runtime import OnnxUNet, cached_network
 from napari_unet.synth.volumes import VolumeConfig, synth_volume
@@ -205,3 +209,18 @@ def test_click_mode_on_a_volume_exports_the_click_network_and_later_clicks_run_i
     assert passes, "the click did not run the exported graph"
     labels = masks(viewer).data
     assert set(np.unique(labels)) == {0, 1} and iou(labels == 1, truth == 5) > 0.8
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="madvise(MADV_POPULATE_WRITE) is Linux's")
+def test_a_masks_layers_memory_is_committed_without_changing_a_value():
+    data = np.zeros((64, 512, 512), np.int32)  # 64 MB of pages the kernel has not handed out yet
+    data[3, 4, 5] = 7
+    before = _resident()
+    assert commit_memory(data)
+    assert _resident() - before > 0.9 * data.nbytes  # the pages are the process's now: no fault at a click
+    assert data[3, 4, 5] == 7 and data.sum() == 7
+
+
+def _resident() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")

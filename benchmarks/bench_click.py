@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _docs import cpu_description, write_section
+from _docs import click_backend, cpu_description, write_section
 from bench_ui import Probe
 
 from napari_unet._qt.demo import settle, wait_until
@@ -175,6 +175,7 @@ def bench_viewer(size: int, n_single: int, n_burst: int, rest_ms: int = 200) -> 
 
     sample = nuclei_sample((size, size), seed=5)
     points = _object_points(sample.labels, 2 * n_single + n_burst + 1)
+    backend = click_backend((load_click_model(), load_model()))
     viewer = napari.Viewer(title="bench_click")
     viewer.window.resize(1400, 900)
     viewer.add_image(sample.image, name="bench")
@@ -238,7 +239,8 @@ def bench_viewer(size: int, n_single: int, n_burst: int, rest_ms: int = 200) -> 
     wait_until(lambda: not tool.busy, 60)
     viewer.close()
     return {"hovered": hovered, "jumped": jumped, "rest_ms": rest_ms, "burst": stalls,
-            "burst_seconds": burst_seconds, "burst_clicks": len(burst), "burst_found": found, "objects": n_objects}
+            "burst_seconds": burst_seconds, "burst_clicks": len(burst), "burst_found": found, "objects": n_objects,
+            "backend": backend}
 
 
 def _quality_rows(set_name: str, by_model: dict) -> list[str]:
@@ -280,7 +282,8 @@ def report(quality, core, viewer) -> str:
         f"Click model {CLICK_MODEL.name}, lone first clicks answered by the shipped nuclei model "
         f"(ClickSegmenter(segmentation_model=load_model()), as in the viewer); CPU: {cpu_description()} "
         f"shared with other jobs (load average {load:.1f} when run), torch {torch.__version__}, "
-        f"{gui_threads()} torch thread(s) in the viewer.",
+        f"{gui_threads()} torch thread(s) in the viewer"
+        f"{'; the viewer ran the networks in ' + viewer['backend'] if viewer else ''}.",
         "",
         "| measure | value | target |",
         "|---|---|---|",

@@ -91,18 +91,21 @@ def cached_network(model: UNet, threads: int | None = None) -> OnnxUNet | None:
     """``model`` run by ONNX Runtime where its graph is in the user's cache folder already;
     None where it is not, or onnxruntime is not installed. Never exports: see
     :func:`export_in_background`. Checking costs microseconds while the weights stay as
-    they are; a graph's session is made once (per thread count) and kept.
+    they are; a graph's session is made once (per thread count) and kept. A graph that
+    ONNX Runtime cannot load counts as none.
     """
     if not _wanted() or not _installed("onnxruntime"):
         return None
     graph = _cache_folder() / f"{_fingerprint_of(model)}.onnx"
     key = (graph, threads or torch.get_num_threads())
-    found = _SESSIONS.get(key)
-    if found is None and graph.exists():
-        if len(_SESSIONS) >= 4:
+    if key not in _SESSIONS and graph.exists():
+        if len(_SESSIONS) >= 8:
             _SESSIONS.pop(next(iter(_SESSIONS)))
-        found = _SESSIONS[key] = OnnxUNet(model, graph, key[1])
-    return found
+        try:
+            _SESSIONS[key] = OnnxUNet(model, graph, key[1])
+        except Exception:  # a damaged graph (the disk, another program): PyTorch answers, as without one
+            _SESSIONS[key] = None
+    return _SESSIONS.get(key)
 
 
 def export_in_background(model: UNet) -> subprocess.Popen | None:
@@ -133,7 +136,7 @@ def export_in_background(model: UNet) -> subprocess.Popen | None:
     return _EXPORTS[graph]
 
 
-_SESSIONS: dict[tuple[Path, int], OnnxUNet] = {}  # (graph, threads) -> its session
+_SESSIONS: dict[tuple[Path, int], OnnxUNet | None] = {}  # (graph, threads) -> its session (None: unloadable)
 _EXPORTS: dict[Path, subprocess.Popen | None] = {}  # graph -> the process exporting it (or that did, or failed to)
 
 

@@ -10,7 +10,7 @@ from _click_models import threshold_click_unet
 
 from napari_unet.clicks.types import Click
 from napari_unet.clicks.volume import VolumeSegmenter, bright_voxel, foreground_threshold
-from napari_unet.model.onnx_runtime import OnnxUNet, cached_network, export_in_background
+from napari_unet.model.onnx_runtime import OnnxUNet, _cache_folder, _fingerprint, cached_network, export_in_background
 
 
 def ellipsoid(shape=(20, 64, 64), centre=(10, 32, 32), radii=(6, 12, 12)):
@@ -177,3 +177,14 @@ def test_no_graph_is_used_or_exported_when_turned_off(monkeypatch, tmp_path):
     assert export_in_background(model) is None
     assert cached_network(model) is None
     assert not list(tmp_path.rglob("*.onnx"))
+
+
+def test_a_damaged_graph_in_the_cache_leaves_the_clicks_to_pytorch(monkeypatch):
+    monkeypatch.setenv("NAPARI_UNET_ONNX", "1")
+    model, body = threshold_click_unet(), ellipsoid()
+    graph = _cache_folder() / f"{_fingerprint(model)}.onnx"
+    graph.parent.mkdir(parents=True, exist_ok=True)
+    graph.write_bytes(b"not a graph")  # a file cut short, or written by something else
+    assert cached_network(model) is None
+    masks = VolumeSegmenter(volume_of(body), model).predict(10, [Click(32, 32)], {})
+    assert np.array_equal(full(masks, body.shape)[5:16], body[5:16])

@@ -29,7 +29,7 @@ from napari_unet.inference.images import normalize, to_planes
 from napari_unet.inference.predict import folded
 from napari_unet.inference.segment import segment_iter
 from napari_unet.model.files import CLICK_MODEL, image_channels, load_model, model_card
-from napari_unet.model.onnx_runtime import cached_network
+from napari_unet.model.onnx_runtime import graph_or
 from napari_unet.model.unet import UNet
 from napari_unet.progress import run
 from napari_unet.windows import centre, corner_inside, crop, union_box
@@ -268,8 +268,7 @@ class ClickSegmenter:
             edge = self.config.auto_window
             (y0, x0) = corner
             window = self._raw[:, y0 : y0 + edge, x0 : x0 + edge]
-            model = cached_network(self.segmentation_model) if self.device.type == "cpu" else None
-            found = run(segment_iter(window, self.segmentation_model if model is None else model, channel_axis=0,
+            found = run(segment_iter(window, graph_or(self.segmentation_model, self.device), channel_axis=0,
                                      device=self.device, zoom=self.zoom))
             labels = found.labels
             if self.zoom is None and labels.any():  # measured on objects: kept (an empty window says nothing)
@@ -344,8 +343,7 @@ def answer_together(answers: Sequence[Answer], model: UNet, device) -> list[Obje
     :func:`napari_unet.model.onnx_runtime.cached_network`), else with its batch norms folded
     into its convolutions (~15 % less than as trained).
     """
-    net = cached_network(model) if torch.device(device).type == "cpu" else None
-    net = folded(model) if net is None else net
+    net = graph_or(model, device, folded(model))
     out: list[ObjectMask | None] = [None] * len(answers)
     waiting: dict[int, torch.Tensor] = {}
     for i, job in enumerate(answers):

@@ -18,7 +18,8 @@ from napari_unet.inference.tiling import blend_window, tile_slices
 from napari_unet.inference.zoom import resample, zoomed_shape
 from napari_unet.model.card import MAX_ZOOM, MIN_ZOOM
 from napari_unet.model.files import image_channels, load_model, model_card
-from napari_unet.model.unet import PerWeights, TwoConv, UNet
+from napari_unet.model.memo import PerWeights
+from napari_unet.model.unet import TwoConv, UNet
 from napari_unet.progress import Progress, relay, run
 
 VIEWS = 8  # test-time augmentation: the tile, mirrored and rotated (the dihedral group)

@@ -30,7 +30,8 @@ import torch
 
 from napari_unet.model.export import EXTRA_HINT, export_onnx
 from napari_unet.model.files import model_card
-from napari_unet.model.unet import PerWeights, UNet, pad_to_multiples
+from napari_unet.model.memo import PerWeights
+from napari_unet.model.unet import UNet, pad_to_multiples
 
 BACKENDS = ("torch", "onnx")
 
@@ -108,6 +109,14 @@ def cached_network(model: UNet, threads: int | None = None) -> OnnxUNet | None:
     return _SESSIONS.get(key)
 
 
+def graph_or(model: UNet, device, otherwise: UNet | None = None) -> OnnxUNet | UNet:
+    """What runs ``model`` on ``device``: its cached graph on a CPU where one is cached
+    (:func:`cached_network`), else ``otherwise`` (default: ``model`` itself).
+    """
+    net = cached_network(model) if torch.device(device).type == "cpu" else None
+    return net if net is not None else (model if otherwise is None else otherwise)
+
+
 def export_in_background(model: UNet) -> subprocess.Popen | None:
     """Start exporting ``model``'s graph into the user's cache folder in another process, at
     low priority; :func:`cached_network` finds it once written (~7 s of one core for the
@@ -150,9 +159,14 @@ def _installed(name: str) -> bool:
 
 
 def _cache_folder() -> Path:
+    return _cache_folder_for(os.environ.get("NAPARI_UNET_CACHE_DIR"))
+
+
+@functools.cache
+def _cache_folder_for(chosen: str | None) -> Path:  # platformdirs costs ~90 µs a call, a click makes several
     from platformdirs import user_cache_dir
 
-    return Path(os.environ.get("NAPARI_UNET_CACHE_DIR") or user_cache_dir("napari-unet")) / "onnx"
+    return Path(chosen or user_cache_dir("napari-unet")) / "onnx"
 
 
 def _export_main(weights: str, graph: str) -> None:

@@ -78,3 +78,31 @@ def test_an_image_unlike_the_others_is_flagged():
     assert flags[:3] == ["", "", ""]
     assert "median intensity" in flags[3] and "the size of the others" in flags[4]
     assert odd_ones_out([image_stats(alike[0], (128, 128))]) == [""]  # alone: nothing to compare with
+
+
+def test_a_check_with_nothing_left_to_fix_says_it_cannot_tell():
+    """Held-out objects the old model already got right cannot show a gain: the user is told
+    so, and where to take the new model anyway (the old one stays in use either way)."""
+    from dataclasses import replace
+
+    from napari_unet._qt.finetune.results import trained_message
+    from napari_unet.finetune.both import Finetuned
+    from napari_unet.model.files import model_card
+    from napari_unet.training.engine import TrainResult
+
+    saturated = Quality(17, True, Counts(16, 0, 14.2), Counts(16, 0, 14.0))  # as on a real image's left half
+    assert saturated.saturated and not saturated.better
+    assert not Quality(17, True, Counts(14, 0, 12.0), Counts(14, 0, 12.0)).saturated  # 3 missed: a tie is a tie
+    assert not Quality(17, True, Counts(16, 2, 14.2), Counts(16, 2, 14.0)).saturated  # it made objects up
+    assert not Quality(8, False, Counts(8, 0, 7.0), Counts(8, 0, 7.0)).saturated  # trained on: the strict rule
+    assert not Quality(17, True, Counts(16, 0, 13.0), Counts(16, 0, 14.0)).saturated  # better: in use
+
+    def message(quality):
+        model = threshold_unet()
+        card = model_card(model)
+        model.card = replace(card, provenance={**card.provenance, "quality": quality.as_dict()})
+        return trained_message(Finetuned(TrainResult(model, 0.0, 40, 40, 20.0, []), None, "no objects"), False)
+
+    said = message(saturated)
+    assert "16 → 16 right" in said and "cannot show a gain" in said and "'Use the new model'" in said
+    assert "cannot show a gain" not in message(Quality(17, True, Counts(14, 0, 12.0), Counts(14, 0, 12.0)))

@@ -30,6 +30,10 @@ def trained_message(result, in_use: bool) -> str:
                   f" The click network was left as it was ({result.click_note}).")
         return (f"Fine-tuning {how} ({seg.steps} steps in {seg.seconds:.0f} s).{figure} Segment now uses the new "
                 f"model (Revert goes back).{clicks}")
+    if quality is not None and quality.saturated:
+        return (f"Fine-tuning {how} ({seg.steps} steps in {seg.seconds:.0f} s).{figure} The old model already got "
+                "those right, so the check cannot show a gain; the old one stays in use and no mask was changed. "
+                "'Use the new model' takes the new one (it learnt from all your other corrections; Revert goes back).")
     return (f"Fine-tuning {how} ({seg.steps} steps in {seg.seconds:.0f} s).{figure} The new model is not better "
             "there, so the old one stays in use and no mask was changed. 'Use the new model' takes it anyway.")
 

@@ -24,7 +24,7 @@ from napari_unet.inference.segment import segment
 from napari_unet.labels import fraction_inside
 from napari_unet.model.unet import UNet
 from napari_unet.training.evaluation import ValImage
-from napari_unet.training.holdout import CONTEXT
+from napari_unet.training.holdout import CONTEXT, wrong_pixels
 from napari_unet.training.metrics import iou_pairs
 
 IOU = 0.5  # an object is "right" when the model's outline overlaps the user's this much
@@ -137,6 +137,26 @@ def scored_parts(images: Sequence[np.ndarray], labels: Sequence[np.ndarray],
         axis = None if channel_axis is None else channel_axis % img.ndim
         parts.append(ValImage(_crop(img, box, axis), lab[box], ann[box], channel_axis=axis))
     return parts
+
+
+def model_errors(model: UNet, images: Sequence[np.ndarray], labels: Sequence[np.ndarray],
+                 annotated: Sequence[np.ndarray | None], channel_axis: int | None = None,
+                 device=None) -> list[np.ndarray]:
+    """Where ``model`` is wrong in each image's annotated part (bool masks of the labels'
+    shape: the objects it misses or makes up there, :func:`~napari_unet.training.holdout.wrong_pixels`);
+    each image is segmented around its annotation only, with context, at ×1.
+    """
+    out = []
+    for image, lab, ann in zip(images, labels, annotated):
+        lab = np.asarray(lab)
+        ann = np.ones(lab.shape, bool) if ann is None else np.asarray(ann, bool)
+        box = tuple(slice(max(0, int(ix.min()) - CONTEXT), int(ix.max()) + 1 + CONTEXT) for ix in np.nonzero(ann))
+        img = np.asarray(image)
+        axis = None if channel_axis is None else channel_axis % img.ndim
+        found = np.zeros(lab.shape, np.int32)
+        found[box] = segment(_crop(img, box, axis), model, device=device, channel_axis=axis, zoom=1.0)
+        out.append(wrong_pixels(lab, found, ann))
+    return out
 
 
 def _crop(image: np.ndarray, box: tuple[slice, slice], axis: int | None) -> np.ndarray:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from napari_unet import checks
-from napari_unet.finetune.quality import Quality, count_right, scored_parts
+from napari_unet.finetune.quality import Quality, count_right, model_errors, scored_parts
 from napari_unet.finetune.regions import count_objects
 from napari_unet.inference.images import spatial_shape
 from napari_unet.inference.zoom import labels_to_shape, resample, training_zoom, zoomed_shape
@@ -120,7 +120,10 @@ def finetune_iter(
         zoom = training_zoom(labels, annotated)
     if zoom != 1.0:  # learn the objects at the size the network will see them
         images, labels, annotated = _zoomed(images, labels, annotated, zoom, channel_axis)
-    held = hold_out(images, labels, annotated, channels=channels, channel_axis=channel_axis) if validate else None
+    held = None
+    if validate:  # the check holds its share of the model's errors (found at the zoom it learns at)
+        wrong = model_errors(model, images, labels, annotated, channel_axis, device)
+        held = hold_out(images, labels, annotated, channels=channels, channel_axis=channel_axis, wrong=wrong)
     source = ArraySource(
         images, labels, held.annotated if held else annotated,
         channels=channels, channel_axis=channel_axis, normalization=card.normalization,

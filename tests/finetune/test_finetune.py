@@ -332,3 +332,25 @@ def test_validation_scores_only_the_held_out_pixels(tiny_model):
     np.testing.assert_array_equal(_mostly_inside(labels, annotated), np.where(labels == 1, 1, 0))
     image = np.zeros((1, 20, 20), np.float32)
     assert evaluate(tiny_model, [ValImage(image, labels, np.zeros_like(annotated), 0)]) == (1.0, 1.0)  # nothing scored
+
+
+def test_held_out_squares_take_their_share_of_the_models_errors():
+    """Where the model was wrong (what the user corrected), some of it is held out to judge
+    the new model on: a check of squares it already got right can only tie."""
+    from napari_unet.training.holdout import wrong_pixels
+
+    image, labels = grid(rows=8)
+    plain = hold_out([image], [labels], [None])
+    held_ids = set().union(*(np.unique(v.labels[v.annotated]) for v in plain.val)) - {0}
+    others = [i for i in range(1, int(labels.max()) + 1) if i not in held_ids]
+    wrong_ids = others[:: max(1, len(others) // 4)][:4]  # four objects the plain split trains on
+    found = np.where(np.isin(labels, wrong_ids), 0, labels)  # the model missed them
+    found[2:6, 2:6] = 99  # and made one up
+    wrong = wrong_pixels(labels, found)
+    assert set(np.unique(labels[wrong])) - {0} == set(wrong_ids) and wrong[2:6, 2:6].all()
+    assert not wrong_pixels(labels, labels).any()
+    held = hold_out([image], [labels], [None], wrong=[wrong])
+    ids = set().union(*(np.unique(v.labels[v.annotated]) for v in held.val)) - {0}
+    assert ids & set(wrong_ids)  # some of the errors are judged
+    assert ids - set(wrong_ids)  # and some of what it got right
+    assert 3 <= held.n_objects <= 12  # about a quarter of the squares, at most half the objects

@@ -98,7 +98,8 @@ def hold_out(
     if wrong is None:
         groups = [squares]
     else:
-        flagged = [_holds_errors(sq, labels[i], wrong[i]) for i, sq in squares]
+        missed = [None if w is None else np.unique(lab[np.asarray(w, bool)]) for lab, w in zip(labels, wrong)]
+        flagged = [_holds_errors(sq, labels[i], wrong[i], missed[i]) for i, sq in squares]
         groups = [[s for s, f in zip(squares, flagged) if f], [s for s, f in zip(squares, flagged) if not f]]
     picked = [group[j] for group in groups for j in range(step // 2, len(group), step)]  # spread along the sweep
     while sum(sq.n_objects for _, sq in picked) > total // 2:  # most of the corrections are still learnt
@@ -168,13 +169,14 @@ def _squares(lab: np.ndarray, ann: np.ndarray, side: int) -> list[_Square]:
     return out
 
 
-def _holds_errors(square: _Square, labels: np.ndarray, wrong: np.ndarray | None) -> bool:
-    """Whether a square holds an object the model got wrong, or background it made an object of."""
+def _holds_errors(square: _Square, labels: np.ndarray, wrong: np.ndarray | None, missed: np.ndarray | None) -> bool:
+    """Whether a square holds an object the model got wrong (``missed``: their ids), or
+    background it made an object of.
+    """
     if wrong is None:
         return False
-    wrong = np.asarray(wrong, bool)
-    missed = np.isin(square.ids, labels[wrong])
-    return bool(missed.any() or (wrong[square.box] & (labels[square.box] == 0)).any())
+    made_up = np.asarray(wrong[square.box], bool) & (labels[square.box] == 0)
+    return bool(np.isin(square.ids, missed).any() or made_up.any())
 
 
 def _patches(held: np.ndarray) -> list[tuple[tuple[slice, slice], np.ndarray]]:

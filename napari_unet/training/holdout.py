@@ -22,6 +22,7 @@ from scipy import ndimage as ndi
 from napari_unet.inference.images import to_planes
 from napari_unet.labels import fraction_inside, median_diameter
 from napari_unet.training.evaluation import ValImage
+from napari_unet.training.metrics import iou_pairs
 
 MIN_OBJECTS = 16  # annotated objects needed before any are held out (fewer: all are trained on)
 FRACTION = 0.25  # share of the annotation's squares held out (at most half its objects)
@@ -126,12 +127,10 @@ def wrong_pixels(labels: np.ndarray, found: np.ndarray, annotated: np.ndarray | 
     objects it does not find (IoU ≤ 0.5 with each of its objects) and its objects matching
     none of the user's, inside ``annotated``.
     """
-    lab, pred = np.asarray(labels, np.int64), np.asarray(found, np.int64)
-    both = (lab > 0) & (pred > 0)
-    pairs, inter = np.unique(np.stack([lab[both], pred[both]]), axis=1, return_counts=True)
-    area_t, area_p = np.bincount(lab.ravel()), np.bincount(pred.ravel())
-    iou = inter / (area_t[pairs[0]] + area_p[pairs[1]] - inter)
-    right_t, right_p = pairs[0][iou > 0.5], pairs[1][iou > 0.5]
+    lab, pred = np.asarray(labels), np.asarray(found)
+    ti, pi, iou, _, _ = iou_pairs(lab, pred)  # indices into each one's ids in ascending order
+    right_t = np.unique(lab[lab > 0])[ti[iou > 0.5]]
+    right_p = np.unique(pred[pred > 0])[pi[iou > 0.5]]
     wrong = ((lab > 0) & ~np.isin(lab, right_t)) | ((pred > 0) & ~np.isin(pred, right_p))
     return wrong if annotated is None else wrong & np.asarray(annotated, bool)
 

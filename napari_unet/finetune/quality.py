@@ -6,10 +6,12 @@ the user's outline) and the extra objects drawn where there is none. :class:`Qua
 holds the counts of the old and the new model and says which one to use: the new one
 only when it is better on the objects scored.
 
-With held-out squares (enough objects, :func:`napari_unet.training.holdout.hold_out`)
-the objects and the background around them were never trained on, so the figure says how
-the model does on parts of the image it has not seen. With fewer objects every one is
-trained on; the figure then says what the model learnt, and says so.
+With enough objects the run trains two halves, each without one half of the annotation's
+squares (:func:`napari_unet.training.holdout.halves`), and each half's model is counted on
+the squares it never saw: every corrected object and the background around it are judged
+by a model that was not trained on them, so the figure says how the run does on parts of
+the image it has not seen. With fewer objects every one is trained on; the figure then
+says what the model learnt, and says so.
 """
 
 from __future__ import annotations
@@ -56,13 +58,17 @@ class Counts:
         """
         return self.overlap / max(self.right + 0.5 * (objects - self.right) + 0.5 * self.extra, 1)
 
+    def __add__(self, other: Counts) -> Counts:
+        """Both counts together (two parts of the objects)."""
+        return Counts(self.right + other.right, self.extra + other.extra, round(self.overlap + other.overlap, 4))
+
 
 @dataclass(frozen=True)
 class Quality:
     """The old and the new model on the same corrected objects, and which to use."""
 
     objects: int  # corrected objects scored
-    held_out: bool  # True: the objects were not trained on
+    held_out: bool  # True: each object was counted by a model not trained on it
     before: Counts
     after: Counts
 
@@ -99,8 +105,8 @@ class Quality:
 
     def words(self) -> str:
         """The figure as a user reads it: "on your 8 corrected objects: 3 → 7 right"."""
-        which = (f"{self.objects} corrected objects held out of training" if self.held_out else
-                 f"your {self.objects} corrected objects (all were trained on)")
+        which = (f"your {self.objects} corrected objects, each checked by a model trained without it"
+                 if self.held_out else f"your {self.objects} corrected objects (all were trained on)")
         text = f"on {which}: {self.before.right} → {self.after.right} right"
         if self.before.extra or self.after.extra:
             text += f", {self.before.extra} → {self.after.extra} extra"

@@ -1,14 +1,16 @@
 """Squares held out of a user's annotation, so fine-tuning can judge itself.
 
-With enough annotated objects, about a quarter of the annotation is kept out of
-training and scored afterwards: squares a few objects wide, picked evenly along a sweep
-over the annotation, so the check covers every part of it rather than one end. A
-held-out square is its annotated background and the objects centred in it, whole, so the
-check counts both the objects the model finds and the ones it makes up. On a real image
-a strip at one end held 13-17 objects of one look and could not tell a better model from
-a worse one; objects alone, without their background, missed what a better model mostly
-fixed (objects made up where there are none). A margin around each square is kept from
-the loss too, so it never sees a held-out outline.
+With enough annotated objects the annotation is cut into squares a few objects wide and
+split in two halves (:func:`halves`), alternate squares along a sweep over it, so that
+each half covers every part of it rather than one end. Fine-tuning trains one model
+without each half and scores it there: every corrected object is then judged by a model
+that never saw it (a two-fold cross-validation, as nnU-Net judges its folds). A held-out
+square is its annotated background and the objects centred in it, whole, so the check
+counts both the objects the model finds and the ones it makes up. On a real image a strip
+at one end held 13-17 objects of one look and could not tell a better model from a worse
+one; a quarter of the squares held 17 objects, two or three of them wrong, and kept better
+models about half of the time. A margin around each square is kept from the loss too, so
+it never sees a held-out outline.
 """
 
 from __future__ import annotations
@@ -25,9 +27,8 @@ from napari_unet.training.evaluation import ValImage
 from napari_unet.training.metrics import iou_pairs
 
 MIN_OBJECTS = 16  # annotated objects needed before any are held out (fewer: all are trained on)
-FRACTION = 0.25  # share of the annotation's squares held out (at most half its objects)
 MIN_VAL_OBJECTS = 3  # fewer held-out objects cannot judge a model
-MIN_SQUARES = 12  # squares shrink until the annotation holds this many (so ~3 are spread over it)
+MIN_SQUARES = 12  # squares shrink until the annotation holds this many (~6 spread over each half)
 TILE = 4.0  # a held-out square's side, in median object diameters: a few objects and their background
 CONTEXT = 32  # pixels of image around the held-out squares given to the network (not scored)
 MARGIN = 4  # pixels around a held-out square also kept from the loss (its outlines' other side)
@@ -48,7 +49,7 @@ def annotated_ids(labels: np.ndarray, annotated: np.ndarray | None) -> np.ndarra
     return ids[ids > 0]
 
 
-def hold_out(
+def halves(
     images: Sequence[np.ndarray],
     labels: Sequence[np.ndarray],
     annotated: Sequence[np.ndarray | None],
@@ -57,9 +58,9 @@ def hold_out(
     channel_axis: int | None = None,
     min_objects: int = MIN_OBJECTS,
     wrong: Sequence[np.ndarray | None] | None = None,
-) -> Holdout | None:
-    """Hold about :data:`FRACTION` of the annotation out of training, in squares spread over
-    it; None when there are too few objects.
+) -> tuple[Holdout, Holdout] | None:
+    """The annotation split in two halves of squares spread over it, each held out in turn;
+    None when there are too few objects.
 
     Parameters
     ----------
@@ -72,18 +73,16 @@ def hold_out(
     wrong
         Optional bool masks per image of where the model being fine-tuned is wrong (the
         objects it misses and makes up, :func:`wrong_pixels`): the squares holding some and
-        the others are picked apart, each at the same rate, so the check holds its share of
-        the errors the user corrected, not by chance none (on a real image's left half the
-        check held 17 objects the old model all but one found: a better model could only tie).
+        the others are shared out apart, so each half holds its share of the errors the user
+        corrected (a check of squares the old model got right can only tie).
 
     Notes
     -----
-    The annotation is cut into squares :data:`TILE` object diameters wide; every
-    ``1 / FRACTION``-th of them, in the order of a sweep over the annotation (rows of squares
-    read left to right and right to left in turn), is held out. A held-out square is its
-    annotated background and the objects whose centres lie in it, whole (objects not
-    annotated in full stay in training): the check then counts the objects the model finds
-    there and the ones it makes up in the background. At most half of the objects are held out.
+    The annotation is cut into squares :data:`TILE` object diameters wide; in the order of a
+    sweep over the annotation (rows of squares read left to right and right to left in
+    turn), the odd squares make one half and the even ones the other. A held-out square is
+    its annotated background and the objects whose centres lie in it, whole (objects not
+    annotated in full stay in training). Each :class:`Holdout` trains on the rest.
     """
     masks = [np.ones(np.shape(lab), bool) if a is None else np.asarray(a, bool) for lab, a in zip(labels, annotated)]
     labels = [np.asarray(lab) for lab in labels]
@@ -95,19 +94,24 @@ def hold_out(
     side = int(round(min(TILE * (median_diameter(labels, masks) or 16), np.sqrt(area / MIN_SQUARES))))
     side = max(side, 16)
     squares = [(i, sq) for i, (lab, ann) in enumerate(zip(labels, masks)) for sq in _squares(lab, ann, side)]
-    step = max(2, int(round(1 / FRACTION)))
     if wrong is None:
         groups = [squares]
     else:
         missed = [None if w is None else np.unique(lab[np.asarray(w, bool)]) for lab, w in zip(labels, wrong)]
         flagged = [_holds_errors(sq, labels[i], wrong[i], missed[i]) for i, sq in squares]
         groups = [[s for s, f in zip(squares, flagged) if f], [s for s, f in zip(squares, flagged) if not f]]
-    picked = [group[j] for group in groups for j in range(step // 2, len(group), step)]  # spread along the sweep
-    while sum(sq.n_objects for _, sq in picked) > total // 2:  # most of the corrections are still learnt
-        picked.pop()
-    n_held = sum(sq.n_objects for _, sq in picked)
-    if n_held < MIN_VAL_OBJECTS:
-        return None
+    # alternate squares of each group; the group's odd one out goes to the half with fewer objects
+    picked: list[list[tuple[int, _Square]]] = [[], []]
+    for group in groups:
+        first = int(sum(sq.n_objects for _, sq in picked[1]) < sum(sq.n_objects for _, sq in picked[0]))
+        for j, square in enumerate(group):
+            picked[(j + first) % 2].append(square)
+    out = tuple(_held(images, labels, annotated, masks, half, channels, channel_axis) for half in picked)
+    return out if min(h.n_objects for h in out) >= MIN_VAL_OBJECTS else None
+
+
+def _held(images, labels, annotated, masks, picked, channels: int, channel_axis: int | None) -> Holdout:
+    """The :class:`Holdout` of the squares ``picked`` ((image index, square) pairs)."""
     train, val = list(annotated), []
     for i in sorted({i for i, _ in picked}):
         held = np.zeros(labels[i].shape, bool)
@@ -119,7 +123,7 @@ def hold_out(
         chw = to_planes(images[i], channels, channel_axis)[0][0]
         val += [ValImage(chw[(slice(None), *box)], labels[i][box], held[box] & near[box], channel_axis=0)
                 for box, near in _patches(held)]
-    return Holdout(train, val, n_held)
+    return Holdout(train, val, sum(sq.n_objects for _, sq in picked))
 
 
 def wrong_pixels(labels: np.ndarray, found: np.ndarray, annotated: np.ndarray | None = None) -> np.ndarray:

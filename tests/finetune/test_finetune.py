@@ -15,7 +15,7 @@ from napari_unet.inference.zoom import training_zoom
 from napari_unet.progress import run
 from napari_unet.synth.config import SynthConfig
 from napari_unet.synth.images import synth_image
-from napari_unet.training.holdout import hold_out
+from napari_unet.training.holdout import halves
 
 
 @pytest.fixture(scope="module")
@@ -271,7 +271,11 @@ def grid(rows: int, cols: int = 3, radius: int = 6):
     return image.astype(np.float32), labels
 
 
-def test_held_out_squares_are_spread_over_the_annotation_and_never_learnt():
+def _held_ids(held) -> set:
+    return set().union(*(np.unique(v.labels[v.annotated]) for v in held.val)) - {0}
+
+
+def test_each_corrected_object_is_held_out_by_one_half_spread_over_the_annotation():
     from scipy import ndimage as ndi
 
     from napari_unet.training.holdout import MARGIN
@@ -279,21 +283,22 @@ def test_held_out_squares_are_spread_over_the_annotation_and_never_learnt():
     image, labels = grid(rows=8)  # 24 objects in 8 rows of 3
     annotated = np.ones(labels.shape, bool)
     annotated[:, :8] = False  # the left column is cut by the annotation's edge
-    held = hold_out([image], [labels], [annotated])
-    scored = [v.labels[v.annotated] for v in held.val]
-    val_ids = set().union(*(np.unique(ids) for ids in scored)) - {0}
-    assert held.n_objects == len(val_ids) == 5
-    assert not any(i % 3 == 1 for i in val_ids)  # only objects annotated in full are held out
-    rows = sorted((i - 1) // 3 for i in val_ids)
-    assert rows[-1] - rows[0] >= 5  # from the top rows to the bottom ones, not one end
-    assert sum(int((ids == 0).sum()) for ids in scored) > 0  # their background is scored too
-    near = ndi.binary_dilation(np.isin(labels, list(val_ids)), iterations=MARGIN)
-    assert not (held.annotated[0] & near).any()  # the loss sees neither them nor their outline
-    assert not set(np.unique(labels[held.annotated[0]])) & val_ids
-    assert all(v.image.shape[1:] == v.labels.shape == v.annotated.shape for v in held.val)
-    assert hold_out([image], [labels], [None], min_objects=25) is None  # too few: train on all
+    split = halves([image], [labels], [annotated])
+    whole = {i for i in range(1, 25) if i % 3 != 1}  # only objects annotated in full are held out
+    ids = [_held_ids(held) for held in split]
+    assert not ids[0] & ids[1] and ids[0] | ids[1] == whole  # each one judged once
+    for held, val_ids in zip(split, ids):
+        assert held.n_objects == len(val_ids) >= 6
+        rows = sorted((i - 1) // 3 for i in val_ids)
+        assert rows[-1] - rows[0] >= 6  # from the top rows to the bottom ones, not one end
+        assert sum(int((v.labels[v.annotated] == 0).sum()) for v in held.val) > 0  # their background too
+        near = ndi.binary_dilation(np.isin(labels, list(val_ids)), iterations=MARGIN)
+        assert not (held.annotated[0] & near).any()  # the loss sees neither them nor their outline
+        assert set(np.unique(labels[held.annotated[0]])) >= whole - val_ids  # the other half is learnt
+        assert all(v.image.shape[1:] == v.labels.shape == v.annotated.shape for v in held.val)
+    assert halves([image], [labels], [None], min_objects=25) is None  # too few: train on all
     small, small_labels = grid(rows=2)
-    assert hold_out([small], [small_labels], [None]) is None
+    assert halves([small], [small_labels], [None]) is None
 
 
 def test_validation_scores_the_run_and_stop_keeps_the_best(tiny_model):
@@ -317,9 +322,22 @@ def test_validation_scores_the_run_and_stop_keeps_the_best(tiny_model):
     assert scored == [2, 4] and result.stopped and result.steps == 5
     assert result.best_step in (2, 4)  # weights scored on the held-out squares, not the last step's
     validation = result.model.card.provenance["validation"]
-    assert validation["objects"] == 3 and set(validation) == {"objects", "ap50_before", "ap50_after"}
+    assert 3 <= validation["objects"] < 18  # stopped in the first half: its held-out squares only
+    assert set(validation) == {"objects", "ap50_before", "ap50_after"}
     unvalidated = finetune(tiny_model, [image], [labels], max_steps=2)
     assert "validation" not in unvalidated.card.provenance
+
+
+def test_a_validated_run_judges_every_object_by_the_half_that_never_saw_it(tiny_model):
+    image, labels = grid(rows=6)
+    steps = []
+    result = run(finetune_iter(tiny_model, [image], [labels], max_steps=6, validate=True),
+                 lambda record: steps.append(record.step))
+    assert steps == sorted(steps) and set(steps) == {1, 2, 3, 4, 5, 6}  # the second half follows the first
+    assert result.steps == 6
+    provenance = result.model.card.provenance
+    assert provenance["validation"]["objects"] == provenance["quality"]["objects"] == 18
+    assert provenance["fine_tuned_on"] == "18 annotated objects"  # the average learnt from both halves
 
 
 def test_validation_scores_only_the_held_out_pixels(tiny_model):
@@ -334,23 +352,20 @@ def test_validation_scores_only_the_held_out_pixels(tiny_model):
     assert evaluate(tiny_model, [ValImage(image, labels, np.zeros_like(annotated), 0)]) == (1.0, 1.0)  # nothing scored
 
 
-def test_held_out_squares_take_their_share_of_the_models_errors():
-    """Where the model was wrong (what the user corrected), some of it is held out to judge
-    the new model on: a check of squares it already got right can only tie."""
+def test_each_half_holds_its_share_of_the_models_errors():
+    """Where the model was wrong (what the user corrected) is shared between the halves: a
+    check of squares it already got right can only tie."""
     from napari_unet.training.holdout import wrong_pixels
 
     image, labels = grid(rows=8)
-    plain = hold_out([image], [labels], [None])
-    held_ids = set().union(*(np.unique(v.labels[v.annotated]) for v in plain.val)) - {0}
-    others = [i for i in range(1, int(labels.max()) + 1) if i not in held_ids]
-    wrong_ids = others[:: max(1, len(others) // 4)][:4]  # four objects the plain split trains on
+    plain = halves([image], [labels], [None])
+    wrong_ids = sorted(_held_ids(plain[0]))[:4]  # four objects of one half when errors are not looked at
     found = np.where(np.isin(labels, wrong_ids), 0, labels)  # the model missed them
     found[2:6, 2:6] = 99  # and made one up
     wrong = wrong_pixels(labels, found)
     assert set(np.unique(labels[wrong])) - {0} == set(wrong_ids) and wrong[2:6, 2:6].all()
     assert not wrong_pixels(labels, labels).any()
-    held = hold_out([image], [labels], [None], wrong=[wrong])
-    ids = set().union(*(np.unique(v.labels[v.annotated]) for v in held.val)) - {0}
-    assert ids & set(wrong_ids)  # some of the errors are judged
-    assert ids - set(wrong_ids)  # and some of what it got right
-    assert 3 <= held.n_objects <= 12  # about a quarter of the squares, at most half the objects
+    for held in halves([image], [labels], [None], wrong=[wrong]):
+        ids = _held_ids(held)
+        assert ids & set(wrong_ids)  # some of the errors are judged in each half
+        assert ids - set(wrong_ids)  # and some of what it got right

@@ -1,5 +1,5 @@
 """The Fine-tune widget's advanced settings, folded by default: budget, learning rate, encoder,
-margin, the click network's share and the validation patch.
+margin, the click network's share and the held-out check.
 """
 
 from __future__ import annotations
@@ -56,11 +56,12 @@ class FinetuneSettings(QCollapsible):
         self.click_share.setSuffix(" %")
         self.click_share.setToolTip("Part of the budget that teaches the click network the same corrections "
                                     "(simulated clicks on them); 0 leaves the click network as it is")
-        self.validate = QCheckBox("hold out a validation patch")
+        self.validate = QCheckBox("check on held-out squares")
         self.validate.setChecked(True)
-        self.validate.setToolTip(f"With at least {MIN_OBJECTS} annotated objects, about a quarter of the "
-                                 "annotation, in squares spread over it, is kept out of training; the new model "
-                                 "is put in use only when it does better there (orange point)")
+        self.validate.setToolTip(f"With at least {MIN_OBJECTS} annotated objects, two halves of the budget each "
+                                 "train without half of the annotation (squares spread over it) and are checked "
+                                 "there; the new model, their average, is put in use only when they do better "
+                                 "(orange points)")
         form.addRow("budget", self.unit)
         form.addRow("", self.budget)
         form.addRow("learning rate", self.lr)

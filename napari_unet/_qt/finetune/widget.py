@@ -178,8 +178,8 @@ class FinetuneWidget(QWidget):
         self._set_running(True)
         validation = ""
         if args["validate"]:
-            validation = (" About a quarter of them, in squares spread over them, is held out to check "
-                          "the new model (orange)." if
+            validation = (" It learns in two halves, each without half of them (squares spread over "
+                          "them), to check the new model on what it did not see (orange)." if
                           data.n_objects >= MIN_OBJECTS else f" Too few to hold some out for validation "
                           f"(that takes {MIN_OBJECTS}): all are trained on.")
         self._say(f"Learning from {data.n_objects} objects ({', '.join(sorted(set(data.modes)))}) "

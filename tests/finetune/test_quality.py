@@ -20,6 +20,8 @@ def test_the_figure_reads_as_objects_and_a_tie_keeps_the_old_model():
     assert Quality(8, True, Counts(5, 0, 4.0), Counts(5, 0, 4.4)).better  # as many right, closer outlines
     assert not Quality(8, True, Counts(5, 0, 4.0), Counts(5, 0, 4.1)).better  # a hair closer: noise
     assert Quality(8, True, Counts(6, 3, 4.8), Counts(6, 0, 4.8)).better  # no longer makes objects up
+    assert Quality(64, True, Counts(57, 8, 45.0), Counts(57, 6, 45.3)).better  # two fewer made up
+    assert not Quality(64, True, Counts(57, 8, 45.0), Counts(57, 6, 43.0)).better  # ... but outlines worse
     assert not Quality(8, False, Counts(5, 0, 4.0), Counts(5, 0, 4.4)).better  # ... on objects it trained on
     assert "each checked by a model trained without it" in Quality(4, True, Counts(1, 0), Counts(2, 0)).words()
     assert Counts(1, 2, 0.5) + Counts(3, 0, 2.25) == Counts(4, 2, 2.75)

@@ -29,7 +29,9 @@ def add_finetune(sub) -> None:
     p.add_argument("--steps", type=int, help="step budget (default 300)")
     p.add_argument("--max-seconds", type=float, help="time budget in seconds")
     p.add_argument("--validate", action="store_true",
-                   help="hold out a strip of the annotated objects (16 or more) and keep the weights that score best")
+                   help="with 16 or more annotated objects, train two halves, each without half of the annotation "
+                        "(squares spread over it), and count each where it did not train; the output is their "
+                        "average, its card says whether it beat the model it started from")
     p.add_argument("--channel-axis", type=int, default=None, help="axis holding channels, if any")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
     p.set_defaults(func=run_finetune)

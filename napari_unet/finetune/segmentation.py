@@ -153,8 +153,8 @@ def _two_halves(model: UNet, student: UNet, images, labels, halves, config: Trai
 
     A stop in the first half ends the run with that half's model and count. The average of two
     copies fine-tuned briefly from the same weights learnt from all of the annotation (as a
-    "model soup"); on a real image it scored like its halves on the part never corrected
-    (AP@0.5 +0.068 against +0.075 and +0.045, docs/benchmarks.md, Fine-tuning).
+    "model soup"); on a real image's four halves it gained AP@0.5 +0.068 on the part never
+    corrected, its copies +0.075 and +0.045 (docs/benchmarks.md, Fine-tuning).
     """
     runs, before, after, objects = [], Counts(0, 0), Counts(0, 0), 0
     done = TrainProgress(0, 0.0, 0.0, 0.0)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import threading
 from collections.abc import Callable
 from contextlib import contextmanager
 from functools import cache
@@ -20,7 +19,7 @@ from napari.layers import Labels
 from qtpy.QtCore import QTimer
 
 from napari_unet._qt._napari import attach_overlays, detach_overlays, main_window
-from napari_unet._qt.quiet_imports import without_gc_pauses
+from napari_unet._qt.quiet_imports import import_thread, without_gc_pauses
 
 WORKAROUNDS = os.environ.get("NAPARI_UNET_WORKAROUNDS", "1") != "0"
 
@@ -85,7 +84,7 @@ def warm_up_in_background() -> None:
     """
     if not WORKAROUNDS:
         return
-    threading.Thread(target=import_labels_modules, name="napari-unet warm-up", daemon=True).start()
+    import_thread(import_labels_modules, "napari-unet warm-up").start()
 
 
 def import_labels_modules() -> None:

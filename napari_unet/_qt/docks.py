@@ -22,7 +22,7 @@ from pathlib import Path
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from napari_unet._qt.quiet_imports import without_gc_pauses
+from napari_unet._qt.quiet_imports import import_thread, without_gc_pauses
 
 POLL_MS = 50  # how often the loading dock looks whether the thread is done
 START_DELAY_MS = 100  # the loading starts once the dock is in place (they would compete for the GIL)
@@ -98,7 +98,7 @@ class LoadingDock(QWidget):
         self._layout.setContentsMargins(0, 0, 0, 0)
         self._layout.addWidget(self.message)
         self._done = threading.Event()
-        self._thread = threading.Thread(target=self._work, name=f"napari-unet {title}", daemon=True)
+        self._thread = import_thread(self._work, f"napari-unet {title}")
         QTimer.singleShot(START_DELAY_MS, self._thread.start)  # after napari has placed and drawn the dock
         self._timer = QTimer(self)
         self._timer.timeout.connect(self._check)

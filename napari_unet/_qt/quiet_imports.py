@@ -9,16 +9,20 @@ ends, everything they made is frozen (``gc.freeze``): long-lived modules and cla
 which later collections then skip as well. Frozen objects are never collected, so a
 layer that was open then and is removed later would keep its memory: :func:`thaw` (the
 session calls it when a layer is removed or the viewer closes) gives them back to the
-collector and collects once. Standard library only.
+collector and collects once. :func:`import_thread` makes the thread they run in. Standard
+library only.
 """
 
 from __future__ import annotations
 
+import atexit
 import gc
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+EXIT_WAIT_S = 120  # at exit, how long the process waits for an import thread still running
+_threads: list[threading.Thread] = []
 _lock = threading.Lock()
 _running = [0, False]  # imports under way; whether the collector was enabled before the first
 _frozen = [False, False]  # objects frozen that thaw has not given back; thaw asked while imports ran
@@ -58,3 +62,24 @@ def thaw(*_event) -> None:
         if _frozen[1]:
             return  # the collector is paused: it collects once the imports are done
     gc.collect()
+
+
+def import_thread(work: Callable[[], None], name: str) -> threading.Thread:
+    """A thread (not started) to run ``work``, imports, in the background; the process waits for
+    it at exit.
+
+    A daemon, so it never keeps a process alive by itself; but a daemon thread still loading
+    PyTorch's libraries when the interpreter ends is stopped inside C++ code, and the
+    process crashed (SIGSEGV) when napari was closed while a dock was still loading. So
+    before the interpreter ends (atexit) it is waited for, up to ``EXIT_WAIT_S``.
+    """
+    thread = threading.Thread(target=work, name=name, daemon=True)
+    _threads.append(thread)
+    return thread
+
+
+@atexit.register
+def _wait_for_import_threads() -> None:
+    for thread in _threads:
+        if thread.is_alive():
+            thread.join(EXIT_WAIT_S)

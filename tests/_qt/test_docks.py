@@ -56,3 +56,36 @@ def test_importing_the_package_does_not_load_pytorch():
     code = "import sys, napari_unet, napari_unet._qt.docks; print('torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "False", done.stderr[-2000:]
+
+
+# napari closed while the first dock still loads PyTorch: the process waits for the loading
+# thread before the interpreter ends (a daemon thread stopped inside PyTorch's C++ crashed it).
+CLOSED_WHILE_LOADING = r"""
+import atexit, threading, time
+
+def still_running():
+    return sorted(t.name for t in threading.enumerate() if t.name.startswith("napari-unet"))
+
+atexit.register(lambda: print("AT EXIT", still_running(), flush=True))  # first registered: runs last
+import napari
+from qtpy.QtWidgets import QApplication
+
+viewer = napari.Viewer()
+viewer.window.add_plugin_dock_widget("napari-unet", "Segment")
+start = time.perf_counter()
+while time.perf_counter() - start < 0.5:  # the loading thread starts 0.1 s after the dock is shown
+    QApplication.processEvents()
+    time.sleep(0.01)
+print("CLOSING", still_running(), flush=True)
+viewer.close()
+"""
+
+
+def test_closing_napari_while_a_dock_loads_waits_for_it_and_exits_cleanly(tmp_path):
+    env = {**os.environ, "NAPARI_UNET_CONFIG_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", CLOSED_WHILE_LOADING], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = {line.split()[0]: line for line in done.stdout.splitlines() if line.split()}
+    assert "'napari-unet Segment'" in lines["CLOSING"], done.stdout  # still loading as napari closed
+    assert lines["AT"] == "AT EXIT []", done.stdout

@@ -14,7 +14,7 @@ import torch
 
 from napari_unet._gl_guard import block_triton
 from napari_unet._qt.finetune.job import release_memory
-from napari_unet._qt.quiet_imports import without_gc_pauses
+from napari_unet._qt.quiet_imports import import_thread, without_gc_pauses
 from napari_unet._qt.threads import gui_threads, torch_threads
 from napari_unet._qt.train.heldout import HeldOut, Score, hold_out, score_classes, score_objects
 from napari_unet.inference.intensity import normalize_intensity
@@ -143,7 +143,7 @@ def warm_up_training() -> threading.Thread:
         with without_gc_pauses():
             torch.optim.AdamW([torch.zeros(1, requires_grad=True)])
 
-    thread = threading.Thread(target=imports, name="napari-unet training warm-up", daemon=True)
+    thread = import_thread(imports, "napari-unet training warm-up")
     thread.start()
     return thread
 

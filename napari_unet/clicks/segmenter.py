@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy import ndimage as ndi
+from skimage.segmentation import watershed
 
 from napari_unet.clicks.types import Click, ObjectMask, as_clicks
 from napari_unet.devices import resolve_device
@@ -49,6 +50,7 @@ class ClickConfig:
     max_zoom: int = 4  # windows grow to at most crop * max_zoom pixels (then downscaled)
     threshold: float = 0.5  # object probability above which a pixel belongs to the mask
     auto_window: int = 96  # a segmentation model answers a lone first click from this window
+    split_min_area: int = 64  # a negative click splits the segmentation model's answer this big (px) or more
 
 
 def encode_clicks(clicks: Sequence[Click], size: int, sigma: float) -> np.ndarray:
@@ -153,7 +155,7 @@ class ClickSegmenter:
             if seg_task == "instances" and image_channels(segmentation_model) == planes.shape[1]:
                 self.segmentation_model = segmentation_model
                 self._raw = planes[0]  # (C, Y, X) as given: segment() normalises each window
-        self._windows: dict[tuple[int, int], np.ndarray] = {}  # corner -> the segmentation model's labels
+        self._windows: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}  # corner -> see _window
         self.zoom = zoom  # the segmentation model's zoom for this image (None: not measured yet)
 
     def check(self, clicks: Sequence[Click]) -> None:
@@ -199,6 +201,8 @@ class ClickSegmenter:
             raise ValueError("give at least one positive click (a point on the object)")
         lone = len(clicks) == 1
         cfg = self.config
+        if previous is not None and len(clicks) == 2:
+            previous = self._split(clicks, previous)
         placed = previous if previous is not None else near
         known = placed.bbox() if placed is not None else None
         if known is None and lone and self.segmentation_model is not None:
@@ -263,8 +267,14 @@ class ClickSegmenter:
 
     def _window_labels(self, corner: tuple[int, int]) -> np.ndarray:
         """The segmentation model's labels of the window at ``corner`` (kept for later clicks)."""
-        labels = self._windows.get(corner)
-        if labels is None:
+        return self._window(corner)[0]
+
+    def _window(self, corner: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """The segmentation model's labels of the window at ``corner`` and its interior
+        probability there (float16, the window's pixels), kept for later clicks.
+        """
+        kept = self._windows.get(corner)
+        if kept is None:
             edge = self.config.auto_window
             (y0, x0) = corner
             window = self._raw[:, y0 : y0 + edge, x0 : x0 + edge]
@@ -273,10 +283,14 @@ class ClickSegmenter:
             labels = found.labels
             if self.zoom is None and labels.any():  # measured on objects: kept (an empty window says nothing)
                 self.zoom = found.zoom
-            if len(self._windows) >= 256:  # ~9 MB of 96² windows; the oldest go first
+            interior = np.asarray(found.probabilities[1], np.float32)
+            if interior.shape != labels.shape:  # seen magnified: back to the window's pixels
+                interior = ndi.zoom(interior, np.divide(labels.shape, interior.shape), order=1, grid_mode=True,
+                                    mode="nearest")
+            if len(self._windows) >= 256:  # ~14 MB of 96² windows; the oldest go first
                 self._windows.pop(next(iter(self._windows)))
-            self._windows[corner] = labels
-        return labels
+            kept = self._windows[corner] = (labels, interior.astype(np.float16))
+        return kept
 
     def _segmented_object(self, point: Point) -> ObjectMask | None:
         """The segmentation model's object under ``point`` in a window around it, or None
@@ -295,6 +309,34 @@ class ClickSegmenter:
         if any(reaches):  # the object may go on beyond the window
             return None
         return ObjectMask.clipped(mask, (y0, x0), self.shape)
+
+    def _split(self, clicks: Sequence[Click], previous: ObjectMask) -> ObjectMask:
+        """``previous`` as the click network should see it after a negative second click.
+
+        The segmentation model's answer to a first click sometimes holds two touching
+        nuclei (a seed threshold low enough for dim nuclei joins some neighbours). A
+        negative click inside that answer then splits it where the model saw the border:
+        a watershed of its interior probability from the two clicks; the network refines
+        the positive click's part (it carved such a mask a little per click, 3-6 clicks).
+        Any other ``previous`` (the click network's, or one edited since) is kept as it is.
+        """
+        first, last = clicks
+        if (self.segmentation_model is None or not first.positive or last.positive
+                or int(previous.mask.sum()) < self.config.split_min_area):
+            return previous
+        corner = self._auto_corner((first.y, first.x))
+        found = self._segmented_object((first.y, first.x)) if corner in self._windows else None
+        if found is None or not _same_mask(found, previous):
+            return previous
+        (y0, x0), (h, w) = previous.offset, previous.mask.shape
+        at = [(int(round(c.y)) - y0, int(round(c.x)) - x0) for c in clicks]
+        if at[0] == at[1] or not all(0 <= y < h and 0 <= x < w and previous.mask[y, x] for y, x in at):
+            return previous
+        interior = crop(self._window(corner)[1], previous.offset, (h, w), origin=corner).astype(np.float32)
+        markers = np.zeros((h, w), np.int32)
+        for k, point in enumerate(at, start=1):
+            markers[point] = k
+        return ObjectMask(watershed(-interior, markers, mask=previous.mask) == 1, previous.offset, previous.shape)
 
     def _object_window(self, box) -> tuple[tuple[float, float], float]:
         """Centre and edge of the window for an object with bounding box ``box``."""
@@ -433,6 +475,18 @@ class Scaled:
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         return self[...] if dtype is None else self[...].astype(dtype)
+
+
+def _same_mask(a: ObjectMask, b: ObjectMask) -> bool:
+    """Whether two object masks hold the same pixels (their windows may differ)."""
+    box = a.bbox()
+    if box != b.bbox():
+        return False
+    if box is None:
+        return True
+    y0, x0, y1, x1 = box
+    return bool(np.array_equal(crop(a.mask, (y0, x0), (y1 - y0, x1 - x0), fill=False, origin=a.offset),
+                               crop(b.mask, (y0, x0), (y1 - y0, x1 - x0), fill=False, origin=b.offset)))
 
 
 def _paste(previous: ObjectMask | None, corner: tuple[int, int], edge: int) -> np.ndarray:

@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 import torch
 from _click_models import disk_image, threshold_click_unet
+from scipy import ndimage as ndi
 
 from napari_unet.clicks.protocol import clicks_to_reach, first_click, interact, iou, next_click
-from napari_unet.clicks.segmenter import ClickSegmenter, encode_clicks, farthest_point, segment_click
+from napari_unet.clicks.segmenter import ClickConfig, ClickSegmenter, encode_clicks, farthest_point, segment_click
 from napari_unet.clicks.train import ClickSampler, click_train_config, new_click_model, train_click_iter
-from napari_unet.clicks.types import Click
+from napari_unet.clicks.types import Click, ObjectMask
 from napari_unet.model.files import CLICK_MODEL
 from napari_unet.progress import run
 from napari_unet.synth.images import synth_image
@@ -142,6 +143,33 @@ def test_a_lone_first_click_is_answered_by_the_segmentation_model():
     assert np.array_equal(segment_click(image, [point]), answer.full())  # the shipped model by default
     with pytest.raises(ValueError, match="segmentation_model is a model"):
         segment_click(image, [point], segmentation_model="nuclei")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CLICK_MODEL.exists(), reason="the shipped click model has not been trained")
+def test_a_negative_click_on_a_neighbour_the_first_answer_took_along_removes_it():
+    from napari_unet import load_model
+
+    # two touching nuclei of one brightness, 12 px apart: the nuclei model takes them as one
+    yy, xx = np.mgrid[:96, :96]
+    discs = [(yy - 48) ** 2 + (xx - cx) ** 2 <= 100 for cx in (42, 54)]
+    clicked, neighbour = discs[0] & (xx < 48), discs[1] & (xx >= 48)
+    image = ndi.gaussian_filter((clicked | neighbour) * 100.0, 1.5) + np.random.default_rng(0).normal(10, 3, xx.shape)
+    segmenter = ClickSegmenter(image.astype(np.float32), segmentation_model=load_model())
+    first = segmenter.predict([first_click(clicked)])
+    assert (first.full() & neighbour).sum() > 0.9 * neighbour.sum(), "the first answer no longer holds both"
+    shift_click = Click(*farthest_point(neighbour), positive=False)
+    second = segmenter.predict([first_click(clicked), shift_click], first).full()
+    # measured: the neighbour 0 % left, IoU 0.88 (carving the mask without splitting it: 13 % left, 0.86)
+    assert (second & neighbour).sum() <= 0.05 * neighbour.sum()
+    assert iou(second, clicked) > 0.8
+    # a mask the user changed since is refined as it is, as without splitting
+    edited = ObjectMask(first.mask.copy(), first.offset, first.shape)
+    edited.mask[0, 0] = True
+    never = ClickSegmenter(image.astype(np.float32), segmentation_model=load_model(),
+                           config=ClickConfig(split_min_area=10**9))
+    clicks = [first_click(clicked), shift_click]
+    assert np.array_equal(segmenter.predict(clicks, edited).full(), never.predict(clicks, edited).full())
 
 
 def _blobs(seed=0):

@@ -167,7 +167,7 @@ def test_a_negative_click_on_a_neighbour_the_first_answer_took_along_removes_it(
     edited = ObjectMask(first.mask.copy(), first.offset, first.shape)
     edited.mask[0, 0] = True
     never = ClickSegmenter(image.astype(np.float32), segmentation_model=load_model(),
-                           config=ClickConfig(split_min_area=10**9))
+                           config=ClickConfig(split_depth=np.inf))
     clicks = [first_click(clicked), shift_click]
     assert np.array_equal(segmenter.predict(clicks, edited).full(), never.predict(clicks, edited).full())
 

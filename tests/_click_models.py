@@ -53,3 +53,16 @@ def disk_image(shape=(96, 128), centres=((30, 30), (30, 80), (70, 50)), radius=1
     for cy, cx in centres:
         image[(yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2] = 110.0
     return image
+
+
+def touching_pair() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two touching nuclei of one brightness, 12 px apart, that the shipped nuclei model takes
+    as one object: (image, the left nucleus, the right one), split down the middle.
+    """
+    from scipy import ndimage as ndi
+
+    yy, xx = np.mgrid[:96, :96]
+    discs = [(yy - 48) ** 2 + (xx - cx) ** 2 <= 100 for cx in (42, 54)]
+    left, right = discs[0] & (xx < 48), discs[1] & (xx >= 48)
+    image = ndi.gaussian_filter((left | right) * 100.0, 1.5) + np.random.default_rng(0).normal(10, 3, xx.shape)
+    return image.astype(np.float32), left, right

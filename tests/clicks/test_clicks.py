@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from _click_models import disk_image, threshold_click_unet
+from _click_models import disk_image, threshold_click_unet, touching_pair
 from scipy import ndimage as ndi
 
 from napari_unet.clicks.protocol import clicks_to_reach, first_click, interact, iou, next_click
@@ -150,25 +150,19 @@ def test_a_lone_first_click_is_answered_by_the_segmentation_model():
 def test_a_negative_click_on_a_neighbour_the_first_answer_took_along_removes_it():
     from napari_unet import load_model
 
-    # two touching nuclei of one brightness, 12 px apart: the nuclei model takes them as one
-    yy, xx = np.mgrid[:96, :96]
-    discs = [(yy - 48) ** 2 + (xx - cx) ** 2 <= 100 for cx in (42, 54)]
-    clicked, neighbour = discs[0] & (xx < 48), discs[1] & (xx >= 48)
-    image = ndi.gaussian_filter((clicked | neighbour) * 100.0, 1.5) + np.random.default_rng(0).normal(10, 3, xx.shape)
-    segmenter = ClickSegmenter(image.astype(np.float32), segmentation_model=load_model())
+    image, clicked, neighbour = touching_pair()
+    segmenter = ClickSegmenter(image, segmentation_model=load_model())
     first = segmenter.predict([first_click(clicked)])
     assert (first.full() & neighbour).sum() > 0.9 * neighbour.sum(), "the first answer no longer holds both"
-    shift_click = Click(*farthest_point(neighbour), positive=False)
-    second = segmenter.predict([first_click(clicked), shift_click], first).full()
+    clicks = [first_click(clicked), Click(*farthest_point(neighbour), positive=False)]
+    second = segmenter.predict(clicks, first).full()
     # measured: the neighbour 0 % left, IoU 0.88 (carving the mask without splitting it: 13 % left, 0.86)
     assert (second & neighbour).sum() <= 0.05 * neighbour.sum()
     assert iou(second, clicked) > 0.8
     # a mask the user changed since is refined as it is, as without splitting
     edited = ObjectMask(first.mask.copy(), first.offset, first.shape)
     edited.mask[0, 0] = True
-    never = ClickSegmenter(image.astype(np.float32), segmentation_model=load_model(),
-                           config=ClickConfig(split_depth=np.inf))
-    clicks = [first_click(clicked), shift_click]
+    never = ClickSegmenter(image, segmentation_model=load_model(), config=ClickConfig(split_depth=np.inf))
     assert np.array_equal(segmenter.predict(clicks, edited).full(), never.predict(clicks, edited).full())
 
 
@@ -270,7 +264,6 @@ def test_click_batches_start_from_the_segmentation_models_object():
 def test_the_segmentation_models_zoom_is_measured_once_per_image():
     """Nuclei larger than the model knows: the first window measures the zoom (as Segment
     measures an image), later windows are seen at it, in one pass, and their objects are right."""
-    from scipy import ndimage as ndi
 
     from napari_unet import load_model, segment_iter
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _click_models import disk_image, threshold_click_unet
+from _click_models import disk_image, threshold_click_unet, touching_pair
 from _clicking import CENTRES, WAIT_MS, click, disk, masks, settle
 from napari.utils._test_utils import read_only_mouse_event
 from napari.utils.interactions import mouse_move_callbacks
@@ -12,6 +12,7 @@ from qtpy.QtCore import Qt
 
 from napari_unet._qt.click.widget import ClickWidget
 from napari_unet._qt.session import session_for
+from napari_unet.clicks.segmenter import farthest_point
 
 
 def test_a_first_click_takes_the_segmentation_models_object(clicker, qtbot):
@@ -249,3 +250,23 @@ def test_hovering_prepares_a_first_click_without_changing_its_answer(clicker, qt
     assert len(passes) == hovered  # the click needed no network pass of its own
     expected = segment_click(disk_image(), [(71, 49)], model=session.click_model, segmentation_model=seg_model)
     assert np.array_equal(masks(viewer).data == 1, expected) and expected[70, 50]
+
+
+@pytest.mark.slow
+def test_a_shift_click_on_a_neighbour_the_first_click_took_along_removes_it(make_napari_viewer, qtbot):
+    """The shipped models, as a user has them: the first click's object holds two touching
+    nuclei; one Shift-click on the other one leaves the clicked nucleus alone."""
+    image, clicked, neighbour = touching_pair()
+    viewer = make_napari_viewer()
+    viewer.add_image(image, name="cells")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-unet", "Click to segment")
+    assert widget.first_from_model.isChecked()
+    widget.toggle.setChecked(True)
+    click(viewer, farthest_point(clicked))
+    settle(qtbot, widget)
+    assert (masks(viewer).data[neighbour] == 1).mean() > 0.9, "the first answer no longer holds both"
+    click(viewer, farthest_point(neighbour), modifiers=["Shift"])
+    settle(qtbot, widget)
+    mask = masks(viewer).data == 1
+    assert mask[neighbour].mean() <= 0.05
+    assert (mask & clicked).sum() / (mask | clicked).sum() > 0.8

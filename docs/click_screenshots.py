@@ -7,12 +7,17 @@ clicked once each through the click tool, the view zoomed in on them; and for a 
 (a generated confocal-like stack): docs/images/click-volume.png, one plane in the 2D view
 with three nuclei clicked once each and a fourth being refined (its click markers: a
 positive and a negative click), and docs/images/click-volume-3d.png, the same objects in
-napari's 3D view.
+napari's 3D view. ``--scene split``: the real nuclei image of the benchmarks
+(benchmarks/real_data.py), a first click on a nucleus that the nuclei model takes as one object
+with its neighbour, then a Shift-click on the neighbour: docs/images/click-split.png, the two
+views side by side.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("NAPARI_APPLICATION_GUI_NOTIFICATION_LEVEL", "error")  # no toasts in pictures
@@ -106,6 +111,43 @@ def volume() -> None:
     viewer.close()
 
 
+def split() -> None:
+    """A first click whose object holds two nuclei, then a Shift-click on the other one."""
+    import imageio.v3 as iio
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from real_data import real_nuclei_2d
+
+    image, truth = real_nuclei_2d()
+    clicked, neighbour = 102, 127  # touching nuclei that the shipped nuclei model takes as one
+    viewer = napari.Viewer(title="napari-unet")
+    viewer.window.resize(1500, 950)
+    viewer.add_image(image, name="nuclei")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-unet", "Click to segment")
+    widget.toggle.setChecked(True)
+    tool = widget.tool
+    assert wait_until(lambda: not tool.busy, 120)
+    ys, xs = np.nonzero((truth == clicked) | (truth == neighbour))
+    viewer.camera.center = (float(ys.mean()), float(xs.mean()))
+    viewer.camera.zoom = 9.0
+    shots = []
+    for point, negative in ((farthest_point(truth == clicked), False), (farthest_point(truth == neighbour), True)):
+        tool.click(tuple(float(v) for v in point), negative=negative)
+        assert wait_until(lambda: not tool.busy, 120)
+        settle()
+        shots.append(viewer.screenshot(canvas_only=True))
+        print(widget.status.text())
+    gap = np.full((shots[0].shape[0], 16, shots[0].shape[2]), 255, np.uint8)
+    iio.imwrite(IMAGES / "click-split.png", np.concatenate([shots[0], gap, shots[1]], axis=1))
+    print("wrote click-split.png")
+    viewer.close()
+
+
 if __name__ == "__main__":
-    main()
-    volume()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--scene", choices=("sample", "split"), default="sample")
+    if parser.parse_args().scene == "split":
+        split()
+    else:
+        main()
+        volume()

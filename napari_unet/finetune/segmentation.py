@@ -166,8 +166,8 @@ def _two_halves(model: UNet, student: UNet, images, labels, halves, config: Trai
         source = _source(images, labels, held.annotated, image_channels(model), channel_axis, model_card(model))
         job = train_iter(copy.deepcopy(student), source, _patched(budget, labels), device=device, stop=stop,
                          val=held.val)
-        runs.append((yield from relay(job, lambda r, d=done: replace(r, step=r.step + d.step,
-                                                                      seconds=r.seconds + d.seconds))))
+        runs.append((yield from relay(job, lambda r, d=done, k=k: replace(r, step=r.step + d.step,
+                                                                           seconds=r.seconds + d.seconds, run=k))))
         n, old = count_right(model, held.val, device, zoom=1.0)
         objects, before, after = objects + n, before + old, after + count_right(runs[-1].model, held.val, device,
                                                                                  zoom=1.0)[1]

@@ -80,6 +80,7 @@ class TrainProgress:
     lr: float  # learning rate used by this step
     val_ap50: float | None = None  # AP at IoU 0.5 on the validation set
     val_ap75: float | None = None  # AP at IoU 0.75
+    run: int = 0  # which training of a job made it (fine-tuning's two halves: 0, then 1 on a fresh copy)
 
 
 @dataclass(frozen=True)

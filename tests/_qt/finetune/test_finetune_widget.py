@@ -366,6 +366,8 @@ def test_held_out_squares_are_scored_in_the_loss_plot(qtbot, make_napari_viewer)
     qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
     take_new(qtbot, widget)  # no better there (the threshold is right already): taken anyway
     assert [step for step, _ in widget.plot.val] == [2, 3]  # each half scored at its end: 2 + 1 steps
+    assert widget.plot.pieces() == [[1, 2], [3]]  # each half a fresh copy: its own line
+    assert widget.plot.smoothed[2] == pytest.approx(widget.plot.losses[2])  # its average starts afresh
     validation = session.model.card.provenance["validation"]
     assert validation["objects"] == 18
     assert "On your 18 corrected objects, each checked by a model trained without it: 18 → 18 right" in (

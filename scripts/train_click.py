@@ -16,6 +16,7 @@ included, so the result is never worse on that set than ``--init``.
 from __future__ import annotations
 
 import argparse
+import copy
 import time
 from dataclasses import replace
 
@@ -38,13 +39,13 @@ MAX_CLICKS = 10  # the selection set's click limit (NoC counts 10 when never rea
 class Selection:
     """NoC of the network being trained on fixed objects of generated images."""
 
-    def __init__(self, model, seg_model, n_images: int, per_image: int):
+    def __init__(self, model, seg_model, n_images: int, per_image: int, device: str = "cpu"):
         self.model = model
         rng = np.random.default_rng(0)
         self.sets = []
         for sample in synth_dataset(n_images, SELECTION_SEED, (256, 256)):
             # the segmenter holds the model being trained: it always answers with the latest weights
-            segmenter = ClickSegmenter(sample.image, model, device="cpu", segmentation_model=seg_model)
+            segmenter = ClickSegmenter(sample.image, model, device=device, segmentation_model=seg_model)
             ids = np.unique(sample.labels)[1:]
             self.sets.append((segmenter, sample.labels, rng.choice(ids, min(per_image, ids.size), replace=False)))
 
@@ -73,15 +74,29 @@ def main() -> None:
     parser.add_argument("--select-images", type=int, default=8)
     parser.add_argument("--select-objects", type=int, default=8, help="objects per selection image")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
     model = widened(load_model(args.init)) if args.init else new_click_model()
     seg_model = load_model(args.seg_model)
-    selection = Selection(model, seg_model, args.select_images, args.select_objects)
+    selection = Selection(model, seg_model, args.select_images, args.select_objects, args.device)
     best = (*selection.score(), 0)
-    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    command = ("scripts/train_click.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
+                                                    if v is not None and k != "output"))
+    def keep() -> None:
+        """Write the best weights so far (atomically): a run stopped early leaves its best."""
+        kept = copy.deepcopy(model).cpu()
+        kept.load_state_dict(best_state)
+        kept.card = replace(kept.card, provenance={
+            **(kept.card.provenance or {}), "trained_by": command, "selected_step": best[2],
+            "selection": f"NoC@85 {best[0]:.2f} / NoC@90 {best[1]:.2f} on {args.select_images} generated images "
+                         f"(seed {SELECTION_SEED}), {args.select_objects} objects each, <= {MAX_CLICKS} clicks"})
+        save_model(kept, args.output)
+
+    keep()
     print(f"step 0: NoC@85 {best[0]:.2f}, NoC@90 {best[1]:.2f} (the starting weights)", flush=True)
 
     config = click_train_config(steps=10**7, max_seconds=60 * args.minutes, lr=args.lr, warmup=0.05,
@@ -96,24 +111,17 @@ def main() -> None:
         better = (noc85, noc90) < best[:2]
         if better:
             best = (noc85, noc90, rec.step)
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            keep()
         print(f"step {rec.step} ({time.perf_counter() - t0:.0f} s, loss {rec.loss:.3f}): NoC@85 {noc85:.2f}, "
               f"NoC@90 {noc90:.2f}{'  best' if better else ''}", flush=True)
 
     rec = None
-    for rec in train_iter(model, source, config, device="cpu", batches=batches):
+    for rec in train_iter(model, source, config, device=args.device, batches=batches):
         if rec.step % args.every == 0 and rec.val_ap50 is None:
             select(rec)
     if rec is not None and rec.step % args.every:  # the final weights are candidates too
         select(rec)
-    model.load_state_dict(best_state)
-    command = ("scripts/train_click.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
-                                                    if v is not None and k != "output"))
-    model.card = replace(model.card, provenance={
-        **(model.card.provenance or {}), "trained_by": command, "selected_step": best[2],
-        "selection": f"NoC@85 {best[0]:.2f} / NoC@90 {best[1]:.2f} on {args.select_images} generated images "
-                     f"(seed {SELECTION_SEED}), {args.select_objects} objects each, <= {MAX_CLICKS} clicks"})
-    save_model(model.cpu(), args.output)
     print(f"kept step {best[2]}: NoC@85 {best[0]:.2f}, NoC@90 {best[1]:.2f} -> {args.output}", flush=True)
 
 

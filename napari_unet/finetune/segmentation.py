@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import math
 import threading
 from collections.abc import Generator, Sequence
 from dataclasses import replace
@@ -81,7 +82,9 @@ def finetune_iter(
     max_steps, max_seconds
         Budgets (override ``config.steps`` / ``config.max_seconds``); whichever ends first.
     stop
-        Set it from any thread to end after the current step, keeping the best weights.
+        Set it from any thread to end after the current step, keeping the best weights. Set
+        before the first step (while the model in use is checked on the corrections), it
+        ends there: an unchanged copy of ``model``, 0 steps, no quality figure.
     validate
         With enough annotated objects (:data:`~napari_unet.training.holdout.MIN_OBJECTS`), split
         the annotation in two halves of squares spread over it
@@ -123,7 +126,9 @@ def finetune_iter(
         images, labels, annotated = _zoomed(images, labels, annotated, zoom, channel_axis)
     halves = None
     if validate:  # each half holds its share of the model's errors (found at the zoom it learns at)
-        wrong = model_errors(model, images, labels, annotated, channel_axis, device)
+        wrong = model_errors(model, images, labels, annotated, channel_axis, device, stop)
+        if wrong is None:
+            return _not_started(model)
         halves = holdout.halves(images, labels, annotated, channels=channels, channel_axis=channel_axis, wrong=wrong)
     config = with_budget(config, max_steps, max_seconds)
     student = copy.deepcopy(model)
@@ -131,6 +136,8 @@ def finetune_iter(
     if halves is None:  # too few objects (or no check asked for): train on all, count them all
         scored = scored_parts(images, labels, annotated, channel_axis)
         n_scored, right_before = count_right(model, scored, device, zoom=1.0)  # the images are at the zoom already
+        if stop is not None and stop.is_set():
+            return _not_started(model)
         result = yield from train_iter(student, _source(images, labels, annotated, channels, channel_axis, card),
                                        _patched(config, labels), device=device, stop=stop)
         quality = Quality(n_scored, False, right_before, count_right(result.model, scored, device, zoom=1.0)[1])
@@ -142,6 +149,13 @@ def finetune_iter(
     card = card_after(card, trained_on, result, _validation(halves, quality))
     result.model.card = replace(card, zoom=zoom, provenance={**card.provenance, "quality": quality.as_dict()})
     return result
+
+
+def _not_started(model: UNet) -> TrainResult:
+    """Stopped before the first step: an unchanged copy of ``model`` (0 steps, no quality
+    figure: nothing was learnt to judge).
+    """
+    return TrainResult(copy.deepcopy(model), -math.inf, 0, 0, 0.0, [], stopped=True)
 
 
 def _two_halves(model: UNet, student: UNet, images, labels, halves, config: TrainConfig, device, stop,

@@ -12,6 +12,7 @@ from napari_unet.finetune.clicks import finetune_click
 from napari_unet.finetune.regions import clickable_objects, count_objects, edited_region
 from napari_unet.finetune.segmentation import finetune, finetune_iter
 from napari_unet.inference.zoom import training_zoom
+from napari_unet.model.files import model_card
 from napari_unet.progress import run
 from napari_unet.synth.config import SynthConfig
 from napari_unet.synth.images import synth_image
@@ -326,6 +327,18 @@ def test_validation_scores_the_run_and_stop_keeps_the_best(tiny_model):
     assert set(validation) == {"objects", "ap50_before", "ap50_after"}
     unvalidated = finetune(tiny_model, [image], [labels], max_steps=2)
     assert "validation" not in unvalidated.card.provenance
+
+
+@pytest.mark.parametrize("validate", [True, False])
+def test_a_stop_while_the_old_model_is_checked_ends_there_with_nothing_learnt(tiny_model, validate):
+    """The check before training (the old model on the corrections) can take seconds: Stop ends it."""
+    image, labels = grid(rows=6)
+    stop = threading.Event()
+    stop.set()  # pressed before the first step
+    result = run(finetune_iter(tiny_model, [image], [labels], max_steps=100, stop=stop, validate=validate))
+    assert result.stopped and result.steps == 0 and result.history == []
+    assert torch.equal(_weights(result.model), _weights(tiny_model)) and result.model is not tiny_model
+    assert "quality" not in model_card(result.model).provenance  # no figure for a model that learnt nothing
 
 
 def test_a_validated_run_judges_every_object_by_the_half_that_never_saw_it(tiny_model):

@@ -245,6 +245,9 @@ class FinetuneWidget(QWidget):
             self.bar.setFormat("new masks: plane %v/%m" if step.stage == "new masks" else "new masks %v/%m")
 
     def _trained(self, result) -> None:
+        if result.model.steps == 0:  # stopped while the old model was checked: nothing learnt
+            self._say("Stopped before learning anything: the model in use and every mask are as they were.")
+            return
         quality = quality_of(result.model.model)
         if quality is not None and not quality.better:  # the check says no: the user's model stays
             self._set_candidate((result, self._data))

@@ -376,6 +376,24 @@ def test_held_out_squares_are_scored_in_the_loss_plot(qtbot, make_napari_viewer)
     assert session.model.card.provenance["fine_tuned_on"] == "18 annotated objects"
 
 
+def test_stop_during_the_check_before_training_changes_nothing(qtbot, make_napari_viewer):
+    """With validation the old model is first checked on every correction (seconds on a big
+    image); Stop pressed then ends the run there, leaving the model and the masks as they were.
+    """
+    viewer = make_napari_viewer()
+    image = disks(shape=(1024, 1024), n=64)
+    widget, session, masks = populate(viewer, steps=10_000, image=image)
+    old, before = session.model, masks.data.copy()
+    widget.mode.setCurrentText(WHOLE)
+    widget.run_button.click()
+    assert "to check the new model on what it did not see" in widget.status.text()
+    widget.stop_button.click()
+    qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
+    assert "Stopped before learning anything" in widget.status.text(), widget.status.text()
+    assert session.model is old and not session.history and widget.use_new_button.isHidden()
+    np.testing.assert_array_equal(masks.data, before)
+
+
 def test_too_few_objects_for_validation_says_so(qtbot, setup):
     viewer, widget, session, masks = setup
     widget.mode.setCurrentText(WHOLE)

@@ -20,7 +20,7 @@ from napari_unet.labels import compact_labels
 from napari_unet.progress import Progress
 
 STAGES = {"predict": "predicting tiles", "zoom": "predicting tiles at the new zoom",
-          "tta": "predicting tiles in 8 views", "instances": "separating objects",
+          "tta": "predicting tiles in 8 views", "instances": "separating objects", "measuring": "measuring the objects",
           "orientations": "predicting the ZY and ZX planes"}
 
 

@@ -7,10 +7,18 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from skimage.segmentation import clear_border
 
 from napari_unet import checks
 from napari_unet.inference.classes import class_probabilities
-from napari_unet.inference.images import check_axes, from_canonical, normalize_stack, spatial_shape, to_canonical
+from napari_unet.inference.images import (
+    check_axes,
+    from_canonical,
+    normalize_stack,
+    spatial_shape,
+    to_canonical,
+    to_planes,
+)
 from napari_unet.inference.instances import InstanceParams, instances_3d, instances_from_probabilities, model_params
 from napari_unet.inference.intensity import normalize_intensity, stack_range
 from napari_unet.inference.orientations import near_isotropic, three_orientations_iter
@@ -257,11 +265,25 @@ MEASURE_PLANES = 3  # planes of a stack on which automatic zoom measures the obj
 MEASURE_EDGE = 384  # ... in a central window of at most this many pixels a side (plenty of objects)
 
 
+MEASURE_WINDOW = 512  # a 2D image over three times this a side measures its objects in its central window first ...
+MEASURE_OBJECTS = 12  # ... when that holds at least this many whole objects (else the whole image, as a small one)
+
+
 def _single_plane(image, model, params, task, shape, zoom, auto, tta, kwargs):
     """One 2D image: a first pass at the image's scale, a second one at the zoom it calls for.
 
+    A large image's objects are first measured in its central window (:func:`_window_zoom`):
+    when they call for a zoom, the image is predicted once, at it, instead of a whole pass at
+    ×1 (and its objects) thrown away; when they do not, the whole image is predicted and
+    measured at ×1 as a small one is.
+
     Returns the probabilities, the zoom, and the labels when the measuring pass was the last.
     """
+    if auto and min(shape) > 3 * MEASURE_WINDOW:
+        measured = yield from _window_zoom(image, model, params, task, shape, kwargs)
+        if measured is not None and measured != 1.0:
+            second = predict_iter(image, model, zoom=measured, keep_zoom=True, tta=tta, **kwargs)
+            return (yield from restaged(second, "zoom")), measured, None
     used = 1.0 if zoom is None else zoom
     probs = yield from predict_iter(image, model, zoom=used, keep_zoom=True, tta=tta and not auto, **kwargs)
     if not auto:
@@ -274,6 +296,25 @@ def _single_plane(image, model, params, task, shape, zoom, auto, tta, kwargs):
     second = predict_iter(image, model, zoom=used, keep_zoom=True, tta=tta, **kwargs)
     probs = yield from restaged(second, "zoom" if used != 1.0 else "tta")
     return probs, used, None
+
+
+def _window_zoom(image, model, params, task, shape, kwargs) -> Generator[Progress, None, float | None]:
+    """The zoom a 2D image's objects call for, measured in its central :data:`MEASURE_WINDOW`²
+    window (one tile) on the objects wholly inside it; None when fewer than
+    :data:`MEASURE_OBJECTS` are.
+    """
+    channels, axis = image_channels(model), kwargs["channel_axis"]
+    planes, _ = to_planes(image, channels, axis)  # (1, C, Y, X): the whole image's intensity scale, ...
+    scale = stack_range(planes[0], 0, *model_card(model).normalization)[None]  # ... not the window's
+    window = _central_window(planes[0], 0, MEASURE_WINDOW)  # (a blank centre must not stretch its noise)
+    window_shape = spatial_shape(window, channels, 0)
+    job = predict_iter(window, model, zoom=1.0, keep_zoom=True, **{**kwargs, "channel_axis": 0, "ranges": scale,
+                                                                   "dtype": np.float32})
+    probs = yield from restaged(job, "measuring")
+    labels = clear_border(instances_from_probabilities(probs, params, task, window_shape))  # cut ones read small
+    if np.unique(labels).size - 1 < MEASURE_OBJECTS:
+        return None
+    return auto_zoom(median_diameter(labels), shape[-2:])
 
 
 def _stack(image, model, params, task, shape, zoom, auto, tta, kwargs):

@@ -342,3 +342,50 @@ def test_a_model_left_in_training_mode_predicts_with_its_running_statistics(tiny
     got = predict(image, tiny_model)
     assert not tiny_model.training
     assert np.allclose(got, expected, atol=1e-6)
+
+
+def disk_grid(shape=(1600, 1600), radius: int = 20, pitch: int = 60, blank: int = 0) -> np.ndarray:
+    """Bright disks ``radius`` px on a square grid (no two touch), on a dark noisy background;
+    ``blank``: a central square that many pixels a side left without any.
+    """
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    image = np.random.default_rng(0).normal(10, 2, shape).astype(np.float32)
+    inside = ((yy % pitch) - pitch / 2) ** 2 + ((xx % pitch) - pitch / 2) ** 2 <= radius**2
+    if blank:
+        centre = (abs(yy - shape[0] / 2) < blank / 2) & (abs(xx - shape[1] / 2) < blank / 2)
+        inside &= ~centre
+    image[inside] += 100
+    return image
+
+
+def test_a_large_image_is_measured_in_its_centre_then_predicted_once_at_its_zoom():
+    """A ×1 pass over a whole large image only to measure its objects was thrown away when they
+    called for a zoom (on a 2048² one, half of segment()'s time): its centre measures them.
+    """
+    from _qt_helpers import threshold_unet
+    from scipy import ndimage as ndi
+
+    from napari_unet.inference.segment import MEASURE_WINDOW, segment_iter
+    from napari_unet.inference.zoom import LARGE_TO
+
+    image = disk_grid()  # 40 px across: shrunk to 18
+    assert min(image.shape) > 3 * MEASURE_WINDOW
+    model = threshold_unet()
+    steps, seg = _drive(segment_iter(image, model, device="cpu"))
+    stages = [s.stage for s in steps]
+    assert seg.zoom == pytest.approx(LARGE_TO / 40, abs=0.03)
+    assert "measuring" in stages and "predict" not in stages, set(stages)  # no whole pass at x1
+    np.testing.assert_array_equal(seg.labels, segment(image, model, device="cpu", zoom=seg.zoom))
+    assert seg.labels.max() == ndi.label(image > 60)[1]  # every disk, once
+
+
+def test_a_large_image_with_too_few_objects_in_its_centre_is_measured_whole():
+    from _qt_helpers import threshold_unet
+
+    from napari_unet.inference.segment import segment_iter
+
+    image = disk_grid(blank=700)  # the central window holds no disk (and its noise is not stretched)
+    steps, seg = _drive(segment_iter(image, threshold_unet(), device="cpu"))
+    stages = [s.stage for s in steps]
+    assert "measuring" in stages and "predict" in stages and "zoom" in stages, set(stages)
+    assert seg.zoom == pytest.approx(0.45, abs=0.03) and seg.labels.max() > 500  # measured on the whole

@@ -317,14 +317,15 @@ def _tiled(model, x, tile, overlap, batch, dev, views=1) -> Generator[int, None,
     source = torch.from_numpy(np.ascontiguousarray(x))
     model = ready(folded(model) if model.config.spatial_dims == 3 else model, dev)
     window = torch.tensor(blend_window(*source[(0, *slices[0])].shape), device=dev)  # a copy: the cache is read-only
-    acc = torch.zeros((model.config.out_channels, *x.shape[1:]), dtype=torch.float32, device=dev)
-    weight = torch.zeros(x.shape[1:], dtype=torch.float32, device=dev)
     use_amp = dev.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     fmt = memory_format(source.dim() + 1)
     with torch.inference_mode():
-        for start in range(0, len(slices), batch):
-            group = slices[start : start + batch]
+        acc = torch.zeros((model.config.out_channels, *x.shape[1:]), dtype=torch.float32, device=dev)
+        weight = torch.zeros(x.shape[1:], dtype=torch.float32, device=dev)
+    for start in range(0, len(slices), batch):
+        group = slices[start : start + batch]
+        with torch.inference_mode():
             parts = [source[(slice(None), *s)] for s in group]
             xb = (parts[0][None] if len(parts) == 1 else torch.stack(parts)).to(dev, non_blocking=True)
             xb = xb.contiguous(memory_format=fmt)
@@ -333,6 +334,10 @@ def _tiled(model, x, tile, overlap, batch, dev, views=1) -> Generator[int, None,
             for s, p in zip(group, probs):
                 acc[(slice(None), *s)].addcmul_(p, window)
                 weight[s].add_(window)
-            yield start + len(group)
+        # yielded outside inference mode: it is thread-local, and a job dropped here (cancelled,
+        # or closed from another thread) would leave its worker thread in it, with no gradients
+        # for the next job there (fine-tuning failed so)
+        yield start + len(group)
+    with torch.inference_mode():
         acc.div_(weight)
     return acc.cpu().numpy() if dev.type != "cpu" else acc.numpy()

@@ -112,6 +112,19 @@ def test_predict_iter_reports_progress_to_the_total(tiny_model, rng):
     assert result.shape == (3, 2, 200, 200)
 
 
+def test_a_job_dropped_between_tiles_leaves_its_thread_able_to_train(tiny_model, rng):
+    """Inference mode is per thread: a job held (paused, cancelled, closed elsewhere) between two
+    tiles must not leave its worker thread in it, or the next job there (fine-tuning) has no
+    gradients ("element 0 of tensors does not require grad").
+    """
+    job = predict_iter(rng.random((600, 600), dtype=np.float32), tiny_model, tile_size=256, overlap=0.1)
+    assert next(job).done == 1
+    assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
+    tiny_model(torch.rand(1, 1, 32, 32)).sum().backward()  # a training step here, the job still held
+    assert all(p.grad is not None for p in tiny_model.parameters())
+    job.close()
+
+
 def test_unknown_device_is_a_clear_error(tiny_model):
     with pytest.raises(ValueError, match="not available"):
         predict(np.zeros((20, 20)), tiny_model, device="cuda:7" if not torch.cuda.is_available() else "mps")

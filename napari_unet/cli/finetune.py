@@ -12,6 +12,7 @@ from napari_unet.finetune.both import CLICK_SHARE, finetune_both_iter
 from napari_unet.io import read_image
 from napari_unet.model.files import load_model, save_model, trainable
 from napari_unet.progress import run
+from napari_unet.training.engine import TrainProgress
 
 
 def add_finetune(sub) -> None:
@@ -52,8 +53,7 @@ def run_finetune(args) -> int:
                              max_seconds=args.max_seconds, click_share=CLICK_SHARE if click_model else 0.0,
                              device=args.device, channel_axis=args.channel_axis, validate=args.validate)
     with tqdm(total=args.steps, unit="step", file=sys.stderr, mininterval=2) as bar:
-        result = run(job, lambda s: (bar.set_description(s.network), setattr(bar, "n", s.record.step),
-                                       bar.set_postfix(loss=f"{s.record.loss:.3f}")))
+        result = run(job, lambda step: _show(bar, step))
     tuned = result.model
     save_model(tuned.model, args.output)
     print(f"{args.output}: fine-tuned {tuned.steps} steps in {tuned.seconds:.0f} s "
@@ -67,3 +67,15 @@ def run_finetune(args) -> int:
         print(f"{args.click_output}: click network fine-tuned {result.click.steps} steps "
               f"in {result.click.seconds:.0f} s")
     return 0
+
+
+def _show(bar, step) -> None:
+    """A fine-tuning step on the bar: the network and its loss, or how far a check has got."""
+    record = step.record
+    if not isinstance(record, TrainProgress):  # the models segment the corrections
+        bar.set_description(f"{record.stage} {record.done}/{record.total}")
+        bar.refresh()
+        return
+    bar.set_description(step.network)
+    bar.n = record.step
+    bar.set_postfix(loss=f"{record.loss:.3f}")

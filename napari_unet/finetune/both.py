@@ -20,7 +20,7 @@ from napari_unet.finetune.regions import clickable_objects
 from napari_unet.finetune.segmentation import FINETUNE_DEFAULTS, checked_inputs, finetune_iter
 from napari_unet.model.files import image_channels
 from napari_unet.model.unet import UNet
-from napari_unet.progress import relay
+from napari_unet.progress import Progress, relay
 from napari_unet.training.engine import TrainConfig, TrainProgress, TrainResult
 
 # A quarter of the budget: the click network is smaller than the segmentation model and
@@ -32,10 +32,12 @@ SEGMENTATION, CLICK = "segmentation", "click"  # which network a FinetuneStep be
 
 @dataclass(frozen=True)
 class FinetuneStep:
-    """A step of :func:`finetune_both_iter`: which network took it, and the step."""
+    """A step of :func:`finetune_both_iter`: which network took it, and the step (or how far a
+    check of the segmentation model has got, a :class:`~napari_unet.progress.Progress`).
+    """
 
     network: str  # SEGMENTATION or CLICK
-    record: TrainProgress
+    record: TrainProgress | Progress
 
 
 @dataclass(frozen=True)

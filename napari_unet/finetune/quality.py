@@ -18,18 +18,20 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from napari_unet.inference.segment import segment, segment_iter
+from napari_unet.inference.segment import Segmentation, segment_iter
 from napari_unet.labels import fraction_inside
 from napari_unet.model.unet import UNet
+from napari_unet.progress import Progress
 from napari_unet.training.evaluation import ValImage
 from napari_unet.training.holdout import CONTEXT, wrong_pixels
 from napari_unet.training.metrics import iou_pairs
 
+CHECKING = "checking"  # the stage of a check's progress: the models segment the corrections
 IOU = 0.5  # an object is "right" when the model's outline overlaps the user's this much
 # Without held-out objects, the new model must get at least this many more of the trained-on
 # objects right (a count, and a share of them): a better fit alone proves nothing there.
@@ -149,15 +151,17 @@ def scored_parts(images: Sequence[np.ndarray], labels: Sequence[np.ndarray],
 
 def model_errors(model: UNet, images: Sequence[np.ndarray], labels: Sequence[np.ndarray],
                  annotated: Sequence[np.ndarray | None], channel_axis: int | None = None,
-                 device=None, stop: threading.Event | None = None) -> list[np.ndarray] | None:
+                 device=None, stop: threading.Event | None = None
+                 ) -> Generator[Progress, None, list[np.ndarray] | None]:
     """Where ``model`` is wrong in each image's annotated part (bool masks of the labels'
     shape: the objects it misses or makes up there, :func:`~napari_unet.training.holdout.wrong_pixels`);
-    each image is segmented around its annotation only, with context, at ×1. ``None`` when
-    ``stop`` is set meanwhile (checked after each tile: a whole 2048² image takes ~13 s on a
-    2-core CPU, and Stop must not wait for it).
+    each image is segmented around its annotation only, with context, at ×1. Progress: stage
+    :data:`CHECKING`, images (tiles when there is one). Returns ``None`` when ``stop`` is set
+    meanwhile (checked after each tile: a whole 2048² image takes ~13 s on a 2-core CPU, and
+    Stop must not wait for it).
     """
     out = []
-    for image, lab, ann in zip(images, labels, annotated):
+    for k, (image, lab, ann) in enumerate(zip(images, labels, annotated)):
         lab = np.asarray(lab)
         ann = np.ones(lab.shape, bool) if ann is None else np.asarray(ann, bool)
         box = tuple(slice(max(0, int(ix.min()) - CONTEXT), int(ix.max()) + 1 + CONTEXT) for ix in np.nonzero(ann))
@@ -165,15 +169,10 @@ def model_errors(model: UNet, images: Sequence[np.ndarray], labels: Sequence[np.
         axis = None if channel_axis is None else channel_axis % img.ndim
         found = np.zeros(lab.shape, np.int32)
         job = segment_iter(_crop(img, box, axis), model, device=device, channel_axis=axis, zoom=1.0)
-        while True:
-            try:
-                next(job)
-            except StopIteration as end:
-                found[box] = end.value.labels
-                break
-            if stop is not None and stop.is_set():
-                job.close()
-                return None
+        segmented = yield from _checked(job, k, len(images), stop)
+        if segmented is None:
+            return None
+        found[box] = segmented.labels
         out.append(wrong_pixels(lab, found, ann))
     return out
 
@@ -185,21 +184,46 @@ def _crop(image: np.ndarray, box: tuple[slice, slice], axis: int | None) -> np.n
     return image[tuple(slice(None) if d == axis else next(spatial) for d in range(image.ndim))]
 
 
-def count_right(model: UNet, parts: Sequence[ValImage], device=None, zoom: float | None = None) -> tuple[int, Counts]:
-    """The objects scored in ``parts`` and ``model``'s counts on them.
+def count_right(model: UNet, parts: Sequence[ValImage], device=None, zoom: float | None = None,
+                stop: threading.Event | None = None) -> Generator[Progress, None, tuple[int, Counts] | None]:
+    """The objects scored in ``parts`` and ``model``'s counts on them. Progress: stage
+    :data:`CHECKING`, parts (tiles when there is one); ``None`` when ``stop`` is set meanwhile.
 
     An object of the user's counts when at least half of it is annotated; a model object
     counts (right or extra) when at least half of it lies in the annotated part.
     """
     objects = right = extra = 0
     overlap = 0.0
-    for v in parts:
-        pred = segment(v.image, model, device=device, channel_axis=v.channel_axis, zoom=zoom)
-        _, _, iou, n_true, n_pred = iou_pairs(_mostly_in(v.labels, v.annotated), _mostly_in(pred, v.annotated))
+    for k, v in enumerate(parts):
+        job = segment_iter(v.image, model, device=device, channel_axis=v.channel_axis, zoom=zoom)
+        segmented = yield from _checked(job, k, len(parts), stop)
+        if segmented is None:
+            return None
+        _, _, iou, n_true, n_pred = iou_pairs(_mostly_in(v.labels, v.annotated),
+                                              _mostly_in(segmented.labels, v.annotated))
         hits = iou[iou > IOU]  # over 0.5: pairs are one to one
         objects, right, extra = objects + n_true, right + hits.size, extra + n_pred - hits.size
         overlap += float(hits.sum())
     return objects, Counts(right, extra, round(overlap, 4))
+
+
+def _checked(job: Generator[Progress, None, Segmentation], k: int, n: int,
+             stop: threading.Event | None) -> Generator[Progress, None, Segmentation | None]:
+    """Run the ``k``-th of ``n`` segmentations of a check: its tiles as progress when it is the
+    only one, else one step when it ends; ``None`` (the job closed) when ``stop`` is set.
+    """
+    while True:
+        try:
+            step = next(job)
+        except StopIteration as end:
+            if n > 1:
+                yield Progress(k + 1, n, CHECKING)
+            return end.value
+        if stop is not None and stop.is_set():
+            job.close()
+            return None
+        if n == 1 and step.stage == "predict":  # its tiles (the objects' separation follows, untold)
+            yield Progress(step.done, step.total, CHECKING)
 
 
 def _mostly_in(labels: np.ndarray, annotated: np.ndarray | None) -> np.ndarray:

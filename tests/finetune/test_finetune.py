@@ -9,6 +9,7 @@ from napari_unet import load_model, save_model
 from napari_unet.cli.main import main
 from napari_unet.finetune.both import CLICK, SEGMENTATION, finetune_both_iter, split_budget
 from napari_unet.finetune.clicks import finetune_click
+from napari_unet.finetune.quality import CHECKING
 from napari_unet.finetune.regions import clickable_objects, count_objects, edited_region
 from napari_unet.finetune.segmentation import finetune, finetune_iter
 from napari_unet.inference.zoom import training_zoom
@@ -16,6 +17,7 @@ from napari_unet.model.files import model_card
 from napari_unet.progress import run
 from napari_unet.synth.config import SynthConfig
 from napari_unet.synth.images import synth_image
+from napari_unet.training.engine import TrainProgress
 from napari_unet.training.holdout import halves
 
 
@@ -74,7 +76,7 @@ def test_stopped_run_returns_its_model(tiny_model, pair):
         except StopIteration as end:
             result = end.value
             break
-        steps = record.step
+        steps = record.step if isinstance(record, TrainProgress) else steps
         if steps == 3:
             stop.set()
     assert result.stopped and result.steps == 3
@@ -223,7 +225,7 @@ def test_both_networks_share_one_budget(tiny_model, click_model, pair):
                                               {"max_steps": None, "max_seconds": 15.0})
     networks = []
     result = run(finetune_both_iter(tiny_model, click_model, [pair[0]], [pair[1]], max_steps=4),
-                   lambda step: networks.append(step.network))
+                 lambda step: isinstance(step.record, TrainProgress) and networks.append(step.network))
     assert networks == [SEGMENTATION] * 3 + [CLICK]
     assert result.model.steps == 3 and result.click.steps == 1 and not result.click_note
 
@@ -231,7 +233,7 @@ def test_both_networks_share_one_budget(tiny_model, click_model, pair):
 def test_a_stop_in_the_segmentation_turn_leaves_the_click_network(tiny_model, click_model, pair):
     stop = threading.Event()
     job = finetune_both_iter(tiny_model, click_model, [pair[0]], [pair[1]], max_steps=100, stop=stop)
-    result = run(job, lambda step: step.record.step == 2 and stop.set())
+    result = run(job, lambda step: isinstance(step.record, TrainProgress) and step.record.step == 2 and stop.set())
     assert result.model.stopped and result.model.steps == 2
     assert result.click is None and "stopped" in result.click_note
 
@@ -314,6 +316,8 @@ def test_validation_scores_the_run_and_stop_keeps_the_best(tiny_model):
     scored = []
 
     def seen(record):
+        if not isinstance(record, TrainProgress):  # the models checked on the corrections
+            return
         if record.val_ap50 is not None:
             scored.append(record.step)
         if record.step == 5:
@@ -341,11 +345,32 @@ def test_a_stop_while_the_old_model_is_checked_ends_there_with_nothing_learnt(ti
     assert "quality" not in model_card(result.model).provenance  # no figure for a model that learnt nothing
 
 
+@pytest.mark.parametrize("validate", [True, False])
+def test_the_checks_on_the_corrections_report_their_progress(tiny_model, validate):
+    """The models segment the corrections before and after training (~9 s on a whole corrected
+    1024² image): the job says how far it has got there too, and Stop ends the first check.
+    """
+    image, labels = grid(rows=6)
+    steps = []
+    run(finetune_iter(tiny_model, [image], [labels], max_steps=4, validate=validate), steps.append)
+    kinds = ["step" if isinstance(s, TrainProgress) else s.stage for s in steps]
+    phases = [k for i, k in enumerate(kinds) if i == 0 or k != kinds[i - 1]]
+    assert phases == ([CHECKING, "step", CHECKING, "step", CHECKING] if validate else [CHECKING, "step", CHECKING])
+    checks = [s for s in steps if not isinstance(s, TrainProgress)]
+    assert all(0 < s.done <= s.total for s in checks) and checks[-1].done == checks[-1].total
+
+    stop = threading.Event()
+    job = finetune_iter(tiny_model, [image], [labels], max_steps=4, validate=validate, stop=stop)
+    result = run(job, lambda step: stop.set())  # Stop pressed at the first sign of the check
+    assert result.stopped and result.steps == 0
+    assert torch.equal(_weights(result.model), _weights(tiny_model))
+
+
 def test_a_validated_run_judges_every_object_by_the_half_that_never_saw_it(tiny_model):
     image, labels = grid(rows=6)
     steps = []
     result = run(finetune_iter(tiny_model, [image], [labels], max_steps=6, validate=True),
-                 lambda record: steps.append(record.step))
+                 lambda record: isinstance(record, TrainProgress) and steps.append(record.step))
     assert steps == sorted(steps) and set(steps) == {1, 2, 3, 4, 5, 6}  # the second half follows the first
     assert result.steps == 6
     provenance = result.model.card.provenance

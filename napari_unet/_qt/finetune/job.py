@@ -16,6 +16,7 @@ from napari_unet._qt.layers import model_input, write_labels
 from napari_unet._qt.threads import gui_threads, torch_threads
 from napari_unet.devices import resolve_device
 from napari_unet.finetune.both import SEGMENTATION, Finetuned, finetune_both_iter
+from napari_unet.finetune.quality import CHECKING
 from napari_unet.finetune.regions import Changes, edited_region, merge_outside, object_changes, refresh_min_size
 from napari_unet.inference.instances import InstanceParams
 from napari_unet.labels import compact_labels
@@ -26,7 +27,8 @@ from napari_unet.training.engine import TrainConfig, TrainProgress
 @dataclass(frozen=True)
 class TrainStep(Progress):
     """A training step as the progress bar (done/total) and the loss plot (record) see it;
-    ``stage`` is the network that took it.
+    ``stage`` is the network that took it, or :data:`CHECKING` (no record) while the models
+    are checked on the corrections.
     """
 
     record: TrainProgress | None = None
@@ -59,6 +61,8 @@ def finetune_job(
     count = {"offset": 0, "done": 0, "network": SEGMENTATION}
 
     def as_bar(step) -> TrainStep:
+        if not isinstance(step.record, TrainProgress):  # the models checked on the corrections
+            return TrainStep(step.record.done, step.record.total, CHECKING)
         if step.network != count["network"]:  # the click network's turn: count on from here
             count.update(offset=count["done"], network=step.network)
         record = step.record

@@ -46,6 +46,7 @@ from napari_unet._qt.session import session_for
 from napari_unet._qt.train.job import more_images
 from napari_unet._qt.widgets import StatusLabel, combo, scroll_body
 from napari_unet.finetune.both import SEGMENTATION
+from napari_unet.finetune.quality import CHECKING
 from napari_unet.model.files import click_model_beside, image_channels, model_card, save_model, trainable
 from napari_unet.training.holdout import MIN_OBJECTS
 
@@ -241,6 +242,8 @@ class FinetuneWidget(QWidget):
                 self.bar.setFormat(f"%v/%m {unit}")
             else:
                 self.bar.setFormat(f"click network: %v/%m {unit}")
+        elif step.stage == CHECKING:
+            self.bar.setFormat("checking on your corrections: %v/%m")
         else:
             self.bar.setFormat("new masks: plane %v/%m" if step.stage == "new masks" else "new masks %v/%m")
 

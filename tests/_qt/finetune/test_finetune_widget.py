@@ -106,6 +106,7 @@ def test_edits_during_training_do_not_reach_the_snapshot(qtbot, setup):
     widget.settings.budget.setValue(10_000)
     before = masks.data.copy()
     widget.run_button.click()
+    qtbot.waitUntil(lambda: len(widget.plot.steps) > 0, timeout=WAIT_MS)  # training, past the check on the corrections
     widget.pause_or_resume()
     qtbot.waitUntil(lambda: widget.paused, timeout=WAIT_MS)
     masks.data_setitem(np.nonzero(masks.data >= 0), 0)  # the user erases everything meanwhile
@@ -374,6 +375,27 @@ def test_held_out_squares_are_scored_in_the_loss_plot(qtbot, make_napari_viewer)
         widget.status.text())
     # each half was trained without the other's squares; the average learnt from all 18
     assert session.model.card.provenance["fine_tuned_on"] == "18 annotated objects"
+
+
+def test_the_bar_says_when_the_models_are_checked(qtbot, make_napari_viewer):
+    """Before and after training the models segment the corrections (~9 s on a whole corrected
+    1024² image): the bar says so rather than standing still at the last step.
+    """
+    viewer = make_napari_viewer()
+    widget, session, _ = populate(viewer, steps=4, image=disks(shape=(140, 64), n=18))
+    widget.mode.setCurrentText(WHOLE)
+    shown, progress = [], widget._progress
+
+    def watched(step):  # what the bar shows after each progress record reaches the dock
+        progress(step)
+        shown.append(widget.bar.format().split(":")[0])
+
+    widget._progress = watched
+    train(qtbot, widget)
+    phases = [k for i, k in enumerate(shown) if i == 0 or k != shown[i - 1]]
+    checking = "checking on your corrections"
+    assert phases[:4] == [checking, "%v/%m steps", checking, "%v/%m steps"], phases  # before and between halves
+    assert checking in phases[4:], phases  # and after the second half
 
 
 def test_stop_during_the_check_before_training_changes_nothing(qtbot, make_napari_viewer):

@@ -320,9 +320,8 @@ def _tiled(model, x, tile, overlap, batch, dev, views=1) -> Generator[int, None,
     use_amp = dev.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     fmt = memory_format(source.dim() + 1)
-    with torch.inference_mode():
-        acc = torch.zeros((model.config.out_channels, *x.shape[1:]), dtype=torch.float32, device=dev)
-        weight = torch.zeros(x.shape[1:], dtype=torch.float32, device=dev)
+    acc = torch.zeros((model.config.out_channels, *x.shape[1:]), dtype=torch.float32, device=dev)
+    weight = torch.zeros(x.shape[1:], dtype=torch.float32, device=dev)
     for start in range(0, len(slices), batch):
         group = slices[start : start + batch]
         with torch.inference_mode():
@@ -338,6 +337,5 @@ def _tiled(model, x, tile, overlap, batch, dev, views=1) -> Generator[int, None,
         # or closed from another thread) would leave its worker thread in it, with no gradients
         # for the next job there (fine-tuning failed so)
         yield start + len(group)
-    with torch.inference_mode():
-        acc.div_(weight)
+    acc.div_(weight)
     return acc.cpu().numpy() if dev.type != "cpu" else acc.numpy()

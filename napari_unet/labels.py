@@ -6,6 +6,7 @@ Label images are integer arrays of any dimension with 0 as background.
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage as ndi
 
 
 def object_sizes(labels: np.ndarray, where: np.ndarray | None = None, minlength: int = 0) -> np.ndarray:
@@ -47,6 +48,21 @@ def keep_ids(labels: np.ndarray, keep: np.ndarray) -> np.ndarray:
     lut = np.zeros(len(keep), np.int32)
     lut[keep] = np.arange(1, keep.sum() + 1, dtype=np.int32)
     return lut[labels]
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """A 2D bool mask with its holes filled: the background the array's edge cannot reach in
+    4-connected steps (as ``scipy.ndimage.binary_fill_holes``, whose repeated dilation took
+    ~145 ms a 2048² plane here against ~35 ms for one labelling: a quarter of the objects'
+    separation after the network).
+    """
+    mask = np.asarray(mask, bool)
+    background, n = ndi.label(~mask)
+    reached = np.zeros(n + 1, bool)
+    reached[0] = True  # the mask itself
+    for edge in (background[0], background[-1], background[:, 0], background[:, -1]):
+        reached[edge] = True
+    return mask | ~reached[background]
 
 
 def drop_small(labels: np.ndarray, min_size: int, min_relative_size: float = 0.0) -> np.ndarray:

@@ -10,7 +10,7 @@ from skimage.segmentation import watershed
 
 from napari_unet.inference.predict import QUANTUM, as_float
 from napari_unet.inference.zoom import labels_to_shape, unzoom
-from napari_unet.labels import drop_small
+from napari_unet.labels import drop_small, fill_holes
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ def instances_from_probabilities(
 def _instances_2d(probs: np.ndarray, params: InstanceParams) -> np.ndarray:
     foreground = probs[0] < 1.0 - params.foreground_threshold
     if params.fill_holes:
-        foreground = ndi.binary_fill_holes(foreground)
+        foreground = fill_holes(foreground)
     blobs, n_blobs = ndi.label(foreground)
     if n_blobs == 0:
         return np.zeros(probs.shape[1:], np.int32)
@@ -146,7 +146,7 @@ def instances_3d(probabilities: np.ndarray, params: InstanceParams = InstancePar
         foreground = plane[0] < below
         if zoomed:
             np.greater(plane[1], above, out=interior[z])
-        labels[z] = ndi.binary_fill_holes(foreground) if params.fill_holes else foreground
+        labels[z] = fill_holes(foreground) if params.fill_holes else foreground
     if zoomed:
         above = False  # the interiors are a mask already
     n_blobs = ndi.label(labels, output=labels)

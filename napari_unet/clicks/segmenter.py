@@ -29,6 +29,7 @@ from napari_unet.devices import resolve_device
 from napari_unet.inference.images import normalize, to_planes
 from napari_unet.inference.predict import folded
 from napari_unet.inference.segment import segment_iter
+from napari_unet.inference.zoom import unzoom
 from napari_unet.model.files import CLICK_MODEL, image_channels, load_model, model_card
 from napari_unet.model.onnx_runtime import graph_or
 from napari_unet.model.unet import UNet
@@ -283,10 +284,7 @@ class ClickSegmenter:
             labels = found.labels
             if self.zoom is None and labels.any():  # measured on objects: kept (an empty window says nothing)
                 self.zoom = found.zoom
-            interior = np.asarray(found.probabilities[1], np.float32)
-            if interior.shape != labels.shape:  # seen magnified: back to the window's pixels
-                interior = ndi.zoom(interior, np.divide(labels.shape, interior.shape), order=1, grid_mode=True,
-                                    mode="nearest")
+            interior = unzoom(np.asarray(found.probabilities[1:2], np.float32), labels.shape)[0]  # seen magnified
             if len(self._windows) >= 256:  # ~14 MB of 96² windows; the oldest go first
                 self._windows.pop(next(iter(self._windows)))
             kept = self._windows[corner] = (labels, interior.astype(np.float16))

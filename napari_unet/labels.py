@@ -57,6 +57,8 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     separation after the network).
     """
     mask = np.asarray(mask, bool)
+    if mask.size == 0:
+        return mask.copy()
     background, n = ndi.label(~mask)
     reached = np.zeros(n + 1, bool)
     reached[0] = True  # the mask itself

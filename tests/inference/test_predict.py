@@ -160,7 +160,7 @@ def test_min_size_and_holes():
 
 
 @settings(max_examples=150, deadline=None)
-@given(hnp.arrays(np.bool_, hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=24)))
+@given(hnp.arrays(np.bool_, hnp.array_shapes(min_dims=2, max_dims=2, min_side=0, max_side=24)))
 def test_holes_are_filled_as_scipy_fills_them(mask):
     """Our faster hole filling (one labelling) makes the same objects as scipy's."""
     np.testing.assert_array_equal(fill_holes(mask), ndi.binary_fill_holes(mask))

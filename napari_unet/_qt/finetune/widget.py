@@ -64,6 +64,7 @@ class FinetuneWidget(QWidget):
         self._worker = None  # training, then the refresh of predictions
         self._job = None  # identifies the current job, so an earlier one's end is ignored
         self._stop: threading.Event | None = None
+        self._stage: str | None = None  # the latest progress's stage (CHECKING: the models segment the corrections)
         self._data: TrainingSet | None = None  # the snapshot being learned from
         self._candidate = None  # a fine-tuned result not put in use (not better on the check), and its data
         self._classes = None  # a class model's run: its Request, and its (image layer, class-map layer) pairs
@@ -231,9 +232,14 @@ class FinetuneWidget(QWidget):
             self._stop.set()
             if self._worker is not None and self._worker.is_paused:
                 self._worker.resume()
-            self._say("Stopping after this step; the best weights so far are kept…")
+            if self._stage == CHECKING and self.plot.steps:  # it trained: the check decides what is used
+                self._say("Stopping once the new model is checked on your corrections (the check decides which "
+                          "model is used)…")
+            else:
+                self._say("Stopping after this step; the best weights so far are kept…")
 
     def _progress(self, step) -> None:
+        self._stage = step.stage
         set_bar(self.bar, step.done, max(step.total, 1))
         if isinstance(step, TrainStep) and step.record is not None:
             unit = "s" if self.settings.budgets()["max_seconds"] else "steps"

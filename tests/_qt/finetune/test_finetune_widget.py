@@ -398,6 +398,23 @@ def test_the_bar_says_when_the_models_are_checked(qtbot, make_napari_viewer):
     assert checking in phases[4:], phases  # and after the second half
 
 
+def test_stop_during_the_check_after_training_says_the_check_finishes(qtbot, make_napari_viewer):
+    """Stop pressed while the trained model is checked: the check ends first (it decides which
+    model is used), and the status says so rather than "after this step".
+    """
+    viewer = make_napari_viewer()
+    widget, session, _ = populate(viewer, steps=10, image=disks(shape=(1024, 1024), n=64))
+    widget.mode.setCurrentText(WHOLE)
+    widget.run_button.click()
+    qtbot.waitUntil(lambda: bool(widget.plot.steps) and widget.bar.format().startswith("checking"),
+                    timeout=WAIT_MS)  # the first half trained, its check running
+    widget.stop_button.click()
+    assert "Stopping once the new model is checked on your corrections" in widget.status.text()
+    qtbot.waitUntil(lambda: not widget.running, timeout=WAIT_MS)
+    assert "checked by a model trained without it" in widget.status.text(), widget.status.text()
+    assert len(widget.plot.pieces()) == 1  # the second half never started
+
+
 def test_stop_during_the_check_before_training_changes_nothing(qtbot, make_napari_viewer):
     """With validation the old model is first checked on every correction (seconds on a big
     image); Stop pressed then ends the run there, leaving the model and the masks as they were.

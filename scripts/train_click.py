@@ -7,10 +7,14 @@ Later clicks in the viewer correct the segmentation model's object (it answers l
 clicks), so most training windows start from that object as the previous mask, then
 the network's own answers (:data:`napari_unet.clicks.batches.SEGMENTED_SIM`); half the correcting
 clicks are put anywhere deep in the error region, as a person would, and small or dim
-objects weigh double. Every ``--every`` steps the network is scored by NoC@85 (then NoC@90)
-on a selection set of generated images (its own seed: neither the training pool nor
-bench_click's held-out images); the best checkpoint is written, the starting weights
-included, so the result is never worse on that set than ``--init``.
+objects weigh double; with ``--moved-boundary`` that share of the corrected objects has its
+true border a pixel out or in of the one the image shows, as people draw borders
+(``ClickSimConfig.p_moved_boundary``). Every ``--every`` steps the network is
+scored by NoC@85 (then NoC@90) on a selection set of generated images (its own seed: neither
+the training pool nor bench_click's held-out images), and with ``--moved-boundary`` also on
+the same objects with their borders moved a pixel (half out, half in), the two NoC@85 averaged;
+the best checkpoint is written, the starting weights included, so the result is never worse
+on that set than ``--init``.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from napari_unet.clicks.batches import SEGMENTED_SIM, ClickSampler
+from napari_unet.clicks.batches import SEGMENTED_SIM, ClickSampler, moved_boundary
 from napari_unet.clicks.protocol import click_objects, clicks_to_reach
 from napari_unet.clicks.segmenter import ClickSegmenter
 from napari_unet.clicks.train import click_train_config, new_click_model, widened
@@ -39,27 +43,42 @@ MAX_CLICKS = 10  # the selection set's click limit (NoC counts 10 when never rea
 class Selection:
     """NoC of the network being trained on fixed objects of generated images."""
 
-    def __init__(self, model, seg_model, n_images: int, per_image: int, device: str = "cpu"):
+    def __init__(self, model, seg_model, n_images: int, per_image: int, device: str = "cpu", moved: bool = False):
         self.model = model
         rng = np.random.default_rng(0)
-        self.sets = []
+        self.sets, self.moved = [], []
         for sample in synth_dataset(n_images, SELECTION_SEED, (256, 256)):
             # the segmenter holds the model being trained: it always answers with the latest weights
             segmenter = ClickSegmenter(sample.image, model, device=device, segmentation_model=seg_model)
             ids = np.unique(sample.labels)[1:]
-            self.sets.append((segmenter, sample.labels, rng.choice(ids, min(per_image, ids.size), replace=False)))
+            ids = rng.choice(ids, min(per_image, ids.size), replace=False)
+            self.sets.append((segmenter, sample.labels, ids))
+            if moved:  # the same objects drawn by another person: borders a pixel out or in
+                labels = np.zeros_like(sample.labels)
+                for k, obj in enumerate(ids):
+                    labels[moved_boundary(sample.labels, obj, grow=k % 2 == 0)] = obj
+                self.moved.append((segmenter, labels, ids))
 
     def score(self) -> tuple[float, float]:
-        """Mean NoC@85 and NoC@90 (lower is better)."""
+        """Mean NoC@85 and NoC@90 (lower is better); with moved borders, the means of the two sets'."""
+        scores = [self._noc(self.sets)] + ([self._noc(self.moved)] if self.moved else [])
+        self.last = scores
+        return tuple(float(np.mean(s)) for s in zip(*scores))
+
+    def _noc(self, sets) -> tuple[float, float]:
         modes = [m.training for m in self.model.modules()]
         self.model.eval()
         try:
             with torch.no_grad():
-                rows = [r for seg, labels, ids in self.sets for r in click_objects(seg, labels, ids, MAX_CLICKS)]
+                rows = [r for seg, labels, ids in sets for r in click_objects(seg, labels, ids, MAX_CLICKS)]
         finally:
             for m, mode in zip(self.model.modules(), modes):
                 m.training = mode
         return tuple(float(np.mean([clicks_to_reach(i, t, MAX_CLICKS) for _, i in rows])) for t in (0.85, 0.9))
+
+    def parts(self) -> str:
+        """The last score's sets, in words."""
+        return ", ".join(f"{name} {a:.2f} / {b:.2f}" for name, (a, b) in zip(("as drawn", "moved"), self.last))
 
 
 def main() -> None:
@@ -76,12 +95,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--moved-boundary", type=float, default=0.0,
+                        help="share of corrected objects whose true border is a pixel out or in")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
     model = widened(load_model(args.init)) if args.init else new_click_model()
     seg_model = load_model(args.seg_model)
-    selection = Selection(model, seg_model, args.select_images, args.select_objects, args.device)
+    selection = Selection(model, seg_model, args.select_images, args.select_objects, args.device,
+                          moved=args.moved_boundary > 0)
     best = (*selection.score(), 0)
     best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     command = ("scripts/train_click.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
@@ -93,16 +115,19 @@ def main() -> None:
         kept.card = replace(kept.card, provenance={
             **(kept.card.provenance or {}), "trained_by": command, "selected_step": best[2],
             "selection": f"NoC@85 {best[0]:.2f} / NoC@90 {best[1]:.2f} on {args.select_images} generated images "
-                         f"(seed {SELECTION_SEED}), {args.select_objects} objects each, <= {MAX_CLICKS} clicks"})
+                         f"(seed {SELECTION_SEED}), {args.select_objects} objects each, <= {MAX_CLICKS} clicks"
+                         + (", the mean of their borders as drawn and moved a pixel" if selection.moved else "")})
         save_model(kept, args.output)
 
     keep()
-    print(f"step 0: NoC@85 {best[0]:.2f}, NoC@90 {best[1]:.2f} (the starting weights)", flush=True)
+    print(f"step 0: NoC@85 {best[0]:.2f}, NoC@90 {best[1]:.2f} ({selection.parts()}; the starting weights)",
+          flush=True)
 
     config = click_train_config(steps=10**7, max_seconds=60 * args.minutes, lr=args.lr, warmup=0.05,
                                 val_every=0, threads=args.threads, seed=args.seed)
     source = SynthSource(shape=(256, 256), pool=args.pool, seed=1)
-    batches = lambda data, cfg, rng: ClickSampler(data, model, cfg, rng, SEGMENTED_SIM, segmentation=seg_model)  # noqa: E731
+    sim = replace(SEGMENTED_SIM, p_moved_boundary=args.moved_boundary)
+    batches = lambda data, cfg, rng: ClickSampler(data, model, cfg, rng, sim, segmentation=seg_model)  # noqa: E731
     t0 = time.perf_counter()
 
     def select(rec) -> None:
@@ -114,7 +139,7 @@ def main() -> None:
             best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
             keep()
         print(f"step {rec.step} ({time.perf_counter() - t0:.0f} s, loss {rec.loss:.3f}): NoC@85 {noc85:.2f}, "
-              f"NoC@90 {noc90:.2f}{'  best' if better else ''}", flush=True)
+              f"NoC@90 {noc90:.2f} ({selection.parts()}){'  best' if better else ''}", flush=True)
 
     rec = None
     for rec in train_iter(model, source, config, device=args.device, batches=batches):

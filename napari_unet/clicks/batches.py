@@ -43,6 +43,11 @@ class ClickSimConfig:
     small_diameter: float = 12.0  # (equivalent diameter in the image, before the window's zoom)
     dim_weight: float = 0.0  # loss weight x (1 + this) for objects dimmer than dim_contrast
     dim_contrast: float = 0.15  # object mean minus its surroundings' mean, normalised intensity
+    # people draw borders differently (the real nuclei image's lie a pixel out on some nuclei,
+    # in on others): this share of the corrected objects has its true border a pixel (of the
+    # image) out or in of the one the image shows, so that a click on the thin ring between
+    # them learns to move the whole border (a network never taught so spends a click per pixel)
+    p_moved_boundary: float = 0.0
 
 
 SEGMENTED_SIM = ClickSimConfig(p_random=0.2, p_iterative=0.2, p_perturbed=0.15, p_segmented=0.45, p_human=0.5,
@@ -61,6 +66,7 @@ class _Item:
     segmented: np.ndarray | None  # (P, P) bool, the segmentation model's object, if asked for
     weight: float  # loss weight of the object (small and dim ones count more)
     previous: np.ndarray | None = None  # (P, P) bool mask before the latest click
+    seen: np.ndarray | None = None  # (P, P) bool, the object as the image shows it, where the target's border was moved
 
 
 class ClickSampler:
@@ -99,11 +105,15 @@ class ClickSampler:
         # each window: from scratch with iterative clicks, a perturbed truth, the segmentation
         # model's object (then possibly iterative clicks), or only its first clicks
         kinds = rng.choice(4, size=self.batch_size, p=_kind_probabilities(sim, p_seg))
-        items = [self._item(kind == 2) for kind in kinds]
+        # a moved border is only for corrected objects: a first click cannot know the person's border
+        moved = (rng.random(self.batch_size) < sim.p_moved_boundary) & (kinds != 3)
+        items = [self._item(kind == 2, move) for kind, move in zip(kinds, moved)]
         rounds = []
         for item, kind in zip(items, kinds):
             n = int(rng.integers(1, sim.max_iterative + 1))
-            if kind == 1:
+            if kind == 1 and item.seen is not None:  # the earlier answer followed the image's border
+                self._correct(item, item.seen)
+            elif kind == 1:
                 self._perturb(item)
             elif kind == 2:
                 self._correct(item, item.segmented)
@@ -115,17 +125,18 @@ class ClickSampler:
         return Batch(x, torch.from_numpy(np.stack(classes)), torch.from_numpy(np.stack(weights)))
 
     # -- one object ---------------------------------------------------------------------
-    def _item(self, segmented: bool = False) -> _Item:
+    def _item(self, segmented: bool = False, moved: bool = False) -> _Item:
         for _ in range(50):
             sample = self.source.sample(self.rng)
             obj_id, box = self._pick_object(sample)
             if obj_id is None:
                 continue
             seg = self._segmented_object(sample, obj_id, box) if segmented else None
-            img, obj, ann, seg = self._window(sample, obj_id, box, seg)
+            grow = bool(self.rng.random() < 0.5) if moved else None
+            img, obj, ann, seg, seen = self._window(sample, obj_id, box, seg, grow)
             if obj.sum() >= MIN_PIXELS:
                 weight = self._object_weight(sample, obj_id, box)
-                return _Item(img, obj, ann, self._clicks(obj, ann), seg, weight)
+                return _Item(img, obj, ann, self._clicks(obj, ann), seg, weight, seen=seen)
         raise ValueError("no labelled objects to click on in the training images; label some objects first")
 
     def _pick_object(self, sample: Sample):
@@ -170,7 +181,12 @@ class ClickSampler:
         return (1.0 + sim.small_weight * (diameter < sim.small_diameter)) * \
             (1.0 + sim.dim_weight * (contrast < sim.dim_contrast))
 
-    def _window(self, sample: Sample, obj_id: int, box, segmented: np.ndarray | None = None):
+    def _window(self, sample: Sample, obj_id: int, box, segmented: np.ndarray | None = None,
+                grow: bool | None = None):
+        """The augmented window around the object: image, target, annotated pixels, the
+        segmentation model's object (if given) and, with ``grow`` not None, the object as the
+        image shows it while the target's border is moved a pixel out (``grow``) or in.
+        """
         sim, rng = self.sim, self.rng
         (ys, xs) = box
         h, w = ys.stop - ys.start, xs.stop - xs.start
@@ -188,14 +204,18 @@ class ClickSampler:
         corner = (int(round(centre[0] - edge / 2)), int(round(centre[1] - edge / 2)))
         annotated = sample.annotated if sample.annotated is not None else np.ones(sample.labels.shape, bool)
         image = crop(sample.image, corner, edge)
-        masks = (sample.labels == obj_id).astype(np.int32)
+        obj = sample.labels == obj_id
+        masks = (moved_boundary(sample.labels, obj_id, grow) if grow is not None else obj).astype(np.int32)
         if segmented is not None:  # bit 1: the segmentation model's object, moved with the object
             masks |= segmented.astype(np.int32) << 1
+        if grow is not None:  # bit 2: the object as the image shows it
+            masks |= obj.astype(np.int32) << 2
         masks = crop(masks, corner, edge)
         ann = crop(annotated, corner, edge, fill=False)
         img, masks, ann = augment(image, masks, ann, self.transform)
         seg = (masks & 2 > 0) & ann if segmented is not None else None
-        return img, (masks & 1 > 0) & ann, ann, seg
+        seen = (masks & 4 > 0) & ann if grow is not None else None
+        return img, (masks & 1 > 0) & ann, ann, seg, seen
 
     def _clicks(self, obj: np.ndarray, ann: np.ndarray) -> list[Click]:
         rng, sim = self.rng, self.sim
@@ -280,6 +300,16 @@ class ClickSampler:
         classes[~ann] = IGNORE_INDEX
         weights[~ann] = 0.0
         return classes, weights
+
+
+def moved_boundary(labels: np.ndarray, obj_id: int, grow: bool) -> np.ndarray:
+    """Object ``obj_id`` of ``labels`` (bool mask) with its border a pixel further out, into the
+    background only (``grow``), or a pixel further in: as another person would have drawn it.
+    """
+    obj = labels == obj_id
+    if grow:
+        return obj | (ndi.binary_dilation(obj) & (labels == 0))
+    return ndi.binary_erosion(obj)
 
 
 def _kind_probabilities(sim: ClickSimConfig, p_segmented: float) -> list[float]:

@@ -261,6 +261,36 @@ def test_click_batches_start_from_the_segmentation_models_object():
     assert all(x[-1].max() == 0 for x in plain.images)
 
 
+def test_click_batches_teach_borders_drawn_a_pixel_out_or_in():
+    """A person's border may lie a pixel outside or inside the one the image shows: the earlier
+    answer then follows the image, the target the person, and the click lands on the thin ring
+    between them, so that the network learns to move the whole border for it."""
+    from dataclasses import replace
+
+    from napari_unet.clicks.batches import SEGMENTED_SIM, moved_boundary
+
+    image, labels = _blobs()
+    source = ArraySource([image], [labels])
+    model = new_click_model(base_channels=4, depth=2)
+    config = click_train_config(patch_size=32, batch_size=8)
+    sim = replace(SEGMENTED_SIM, p_iterative=0.0, p_perturbed=1.0, p_segmented=0.0, p_moved_boundary=1.0,
+                  p_random=0.0, p_human=0.0)
+    batch = ClickSampler(source, model, config, np.random.default_rng(0), sim)()
+    grown = shrunk = 0
+    for x, classes in zip(batch.images, batch.classes):
+        previous, target = x[-1].numpy() > 0.5, classes.numpy() == 1
+        ring = previous ^ target
+        grown += bool((target & ~previous).any())
+        shrunk += bool((previous & ~target).any())
+        assert ring.any() and ndi.distance_transform_edt(ring).max() <= 2  # a thin ring, not a part
+        spots = x[-2].numpy() if x[-2].max() > 0 else x[-3].numpy()  # negative: only the correcting click
+        assert (spots * ring).max() > 0.9  # the correcting click is on the ring
+    assert grown and shrunk  # both ways
+    obj = labels == labels.max()
+    assert moved_boundary(labels, int(labels.max()), True).sum() > obj.sum() > \
+        moved_boundary(labels, int(labels.max()), False).sum()
+
+
 def test_the_segmentation_models_zoom_is_measured_once_per_image():
     """Nuclei larger than the model knows: the first window measures the zoom (as Segment
     measures an image), later windows are seen at it, in one pass, and their objects are right."""

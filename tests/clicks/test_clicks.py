@@ -244,21 +244,24 @@ def test_click_batches_start_from_the_segmentation_models_object():
 
     from napari_unet.clicks.batches import SEGMENTED_SIM
 
-    image, labels = _blobs()
-    source = ArraySource([image], [labels])
-    model = new_click_model(base_channels=4, depth=2)
-    config = click_train_config(patch_size=32, batch_size=6)
     only_segmented = replace(SEGMENTED_SIM, p_iterative=0.0, p_perturbed=0.0, p_segmented=1.0, max_iterative=1,
                              small_diameter=20.0, dim_weight=0.0)
-    batch = ClickSampler(source, model, config, np.random.default_rng(0), only_segmented,
-                         segmentation=threshold_unet())()
+    batch = _blob_batch(only_segmented, 6, threshold_unet())
     for x, classes, weights in zip(batch.images, batch.classes, batch.weights):
         previous, obj = x[-1].numpy() > 0.5, classes.numpy() == 1
         assert iou(previous, obj) > 0.7  # the thresholded blob: the segmentation model's object
         assert weights[obj].min() >= 2.0  # objects under 20 px across count double
     # without a segmentation model no window starts from one
-    plain = ClickSampler(source, model, config, np.random.default_rng(0), only_segmented)()
-    assert all(x[-1].max() == 0 for x in plain.images)
+    assert all(x[-1].max() == 0 for x in _blob_batch(only_segmented, 6).images)
+
+
+def _blob_batch(sim, batch_size: int, segmentation=None):
+    """One training batch of a small click network on the three blobs of :func:`_blobs`."""
+    image, labels = _blobs()
+    sampler = ClickSampler(ArraySource([image], [labels]), new_click_model(base_channels=4, depth=2),
+                           click_train_config(patch_size=32, batch_size=batch_size), np.random.default_rng(0), sim,
+                           segmentation=segmentation)
+    return sampler()
 
 
 def test_click_batches_teach_borders_drawn_a_pixel_out_or_in():
@@ -269,13 +272,9 @@ def test_click_batches_teach_borders_drawn_a_pixel_out_or_in():
 
     from napari_unet.clicks.batches import SEGMENTED_SIM, moved_boundary
 
-    image, labels = _blobs()
-    source = ArraySource([image], [labels])
-    model = new_click_model(base_channels=4, depth=2)
-    config = click_train_config(patch_size=32, batch_size=8)
     sim = replace(SEGMENTED_SIM, p_iterative=0.0, p_perturbed=1.0, p_segmented=0.0, p_moved_boundary=1.0,
                   p_random=0.0, p_human=0.0)
-    batch = ClickSampler(source, model, config, np.random.default_rng(0), sim)()
+    batch = _blob_batch(sim, 8)
     grown = shrunk = 0
     for x, classes in zip(batch.images, batch.classes):
         previous, target = x[-1].numpy() > 0.5, classes.numpy() == 1
@@ -286,6 +285,7 @@ def test_click_batches_teach_borders_drawn_a_pixel_out_or_in():
         spots = x[-2].numpy() if x[-2].max() > 0 else x[-3].numpy()  # negative: only the correcting click
         assert (spots * ring).max() > 0.9  # the correcting click is on the ring
     assert grown and shrunk  # both ways
+    _, labels = _blobs()
     obj = labels == labels.max()
     assert moved_boundary(labels, int(labels.max()), True).sum() > obj.sum() > \
         moved_boundary(labels, int(labels.max()), False).sum()

@@ -55,7 +55,7 @@ class Mixed:
 
 
 class Selection:
-    """NoC of the network being trained on fixed objects of generated images."""
+    """NoC of the network being trained on fixed objects of generated images (and of real ones)."""
 
     def __init__(self, model, seg_model, n_images: int, per_image: int, device: str = "cpu", moved: bool = False,
                  real: str | None = None):

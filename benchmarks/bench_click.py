@@ -72,17 +72,22 @@ def bench_quality(images, max_clicks: int = 20, model_path: str | None = None, s
     alone (under ``"net_only"``).
     """
     model, seg_model = load_click_model(model_path), load_model(seg_path)
-    rows, alone, oracle = [], [], []  # (diameter, ious)
+    rows, alone, oracle, cut = [], [], [], []  # (diameter, ious); whether the image's edge cuts the object
     for image, labels, ids in images:
         segmenter = ClickSegmenter(image, model, device="cpu", segmentation_model=seg_model)
         rows += click_objects(segmenter, labels, ids, max_clicks, stop_iou=0.9)
+        rim = np.ones(labels.shape, bool)
+        rim[1:-1, 1:-1] = False
+        cut += [bool(np.any(labels[rim] == obj)) for obj in ids]
         if net_only:
             alone += click_objects(ClickSegmenter(image, model, device="cpu"), labels, ids, max_clicks, stop_iou=0.9)
         for obj in ids:
             target = labels == obj
             first = segmenter.predict([Click(*farthest_point(target))]).full()
             oracle.append((2 * np.sqrt(target.sum() / np.pi), fix_regions(first, target, max_clicks)))
-    out = {**_noc_figures(rows, max_clicks), "images": len(images), "oracle": _noc_figures(oracle, max_clicks)}
+    out = {**_noc_figures(rows, max_clicks), "images": len(images), "oracle": _noc_figures(oracle, max_clicks),
+           "cut": [(len(part), _mean_noc(part, 0.85, max_clicks), _mean_noc(part, 0.90, max_clicks))
+                   for part in ([r for r, c in zip(rows, cut) if c == edge] for edge in (True, False))]}
     if net_only:
         out["net_only"] = _noc_figures(alone, max_clicks)
     return out
@@ -107,10 +112,14 @@ def fix_regions(mask: np.ndarray, target: np.ndarray, max_clicks: int) -> list[f
     return ious
 
 
+def _mean_noc(rows, threshold: float, max_clicks: int) -> float:
+    """Mean NoC at ``threshold`` of ``rows`` ((diameter, ious) each); NaN for none."""
+    return float(np.mean([clicks_to_reach(i, threshold, max_clicks) for _, i in rows])) if rows else float("nan")
+
+
 def _noc_figures(rows, max_clicks: int) -> dict:
     def noc(t, sel=None):
-        picked = [r for r in rows if sel is None or sel[0] <= r[0] < sel[1]]
-        return float(np.mean([clicks_to_reach(i, t, max_clicks) for _, i in picked])) if picked else float("nan")
+        return _mean_noc([r for r in rows if sel is None or sel[0] <= r[0] < sel[1]], t, max_clicks)
     def dice(k):  # the user stops once IoU 0.9 is reached: later clicks keep the last IoU
         return float(np.mean([2 * v / (1 + v) for v in (i[min(k, len(i)) - 1] for _, i in rows)]))
     return {
@@ -272,6 +281,10 @@ def _quality_rows(set_name: str, by_model: dict) -> list[str]:
         span = f"< {hi}" if lo == 0 else (f"≥ {lo}" if hi >= 1000 else f"{lo}–{hi}")
         lines.append(f"| ... objects {span} px across ({n}): NoC@85 / NoC@90 | "
                      f"{each(lambda q, k=k: '%.2f / %.2f' % tuple(q['bins'][k][3:5]))} | |")
+    if all("cut" in q for q in qs):
+        (n_cut, *_), (n_in, *_) = q0["cut"]
+        lines.append(f"| ... objects cut by the image's edge ({n_cut}) / inside it ({n_in}): NoC@85 / NoC@90 | "
+                     f"{each(lambda q: '%.2f / %.2f, %.2f / %.2f' % (*q['cut'][0][1:], *q['cut'][1][1:]))} | |")
     if "net_only" in q0:
         lines.append(f"| ... click network alone (no segmentation model): NoC@85 / NoC@90 | "
                      f"{each(lambda q: noc(q['net_only']))} | |")

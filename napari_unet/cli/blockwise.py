@@ -12,8 +12,6 @@ from pathlib import Path
 from tqdm import tqdm
 
 from napari_unet.cli.common import error
-from napari_unet.distributed.cluster import progress_bar, segment_zarr_iter
-from napari_unet.distributed.local import segment_blocks_iter
 from napari_unet.io.zarr import is_zarr
 from napari_unet.progress import run
 
@@ -49,6 +47,9 @@ def zarr_output(src: Path, output: Path, single: bool) -> Path:
 
 def segment_zarrs(zarrs: list[Path], model, device, params, args) -> int:
     """Segment each zarr input block by block; one line per input; returns the failures."""
+    from napari_unet.distributed.cluster import progress_bar, segment_zarr_iter  # dask: only for zarr inputs
+    from napari_unet.distributed.local import segment_blocks_iter
+
     failed = 0
     settings = {"block_size": args.block_size, "zoom": args.zoom, "params": params, "tile_size": args.tile_size,
                 "overlap": args.overlap, "device": str(device), "ome": not args.plain_zarr,

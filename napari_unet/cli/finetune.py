@@ -7,12 +7,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from napari_unet.clicks.segmenter import load_click_model
-from napari_unet.finetune.both import CLICK_SHARE, finetune_both_iter
 from napari_unet.io import read_image
-from napari_unet.model.files import load_model, save_model, trainable
 from napari_unet.progress import run
-from napari_unet.training.engine import TrainProgress
 
 
 def add_finetune(sub) -> None:
@@ -40,6 +36,10 @@ def add_finetune(sub) -> None:
 
 def run_finetune(args) -> int:
     """Fine-tune a model file (and its click network) on label files; write the results."""
+    from napari_unet.clicks.segmenter import load_click_model  # torch: imported by the commands that need it
+    from napari_unet.finetune.both import CLICK_SHARE, finetune_both_iter
+    from napari_unet.model.files import load_model, save_model, trainable
+
     for name in ("labels", "annotated"):
         given = getattr(args, name)
         if given is not None and len(given) != len(args.image):
@@ -71,6 +71,8 @@ def run_finetune(args) -> int:
 
 def _show(bar, step) -> None:
     """A fine-tuning step on the bar: the network and its loss, or how far a check has got."""
+    from napari_unet.training.engine import TrainProgress
+
     record = step.record
     if not isinstance(record, TrainProgress):  # the models segment the corrections
         bar.set_description(f"{record.stage} {record.done}/{record.total}")

@@ -12,13 +12,9 @@ from tqdm import tqdm
 
 from napari_unet.cli.blockwise import add_block_options, segment_zarrs, zarr_inputs
 from napari_unet.cli.common import error
-from napari_unet.devices import resolve_device
 from napari_unet.inference.doubts import out_of_depth
-from napari_unet.inference.instances import model_params
-from napari_unet.inference.segment import segment_iter
 from napari_unet.io import expand_inputs, file_layout, output_paths, read_image_file, write_labels
 from napari_unet.model.card import what_was_found
-from napari_unet.model.files import VOLUME_MODEL, image_channels, load_model, model_card, shipped_model
 from napari_unet.progress import run
 
 ORIENTATIONS = {"auto": None, "on": True, "off": False}  # --orientations: segment_iter's orientations
@@ -64,6 +60,9 @@ def add_segment(sub) -> None:
 
 def run_segment(args) -> int:
     """Segment every input file; one line per file, exit 1 if any failed."""
+    from napari_unet.devices import resolve_device  # torch: imported by the commands that need it
+    from napari_unet.model.files import load_model
+
     model = load_model(args.model)
     device = resolve_device(args.device)  # an unknown device is one line, before any file
     foreign = getattr(model, "fine_tunable", True) is False  # a Model Zoo model: its own runtime
@@ -103,17 +102,25 @@ def run_segment(args) -> int:
 
 def _params(model, args):
     """The model's tuned post-processing, with the sizes given on the command line."""
+    from napari_unet.inference.instances import model_params
+    from napari_unet.model.files import model_card
+
     sizes = {"min_size": args.min_size, "min_relative_size": args.min_relative_size}
     return replace(model_params(model_card(model)), **{k: v for k, v in sizes.items() if v is not None})
 
 
 @functools.lru_cache(maxsize=1)
 def _volume_model():
+    from napari_unet.model.files import VOLUME_MODEL, load_model
+
     return load_model(VOLUME_MODEL)
 
 
 def _segment_file(path: Path, out: Path, model, device, params, args) -> str:
     """Segment one file into ``out``; returns what the output line says about it."""
+    from napari_unet.inference.segment import segment_iter
+    from napari_unet.model.files import VOLUME_MODEL, image_channels, model_card, shipped_model
+
     source = read_image_file(path)  # NIfTI/DICOM: with the spacing and affine the output keeps
     image, channel_axis, layout = source.data, args.channel_axis, ""
     if channel_axis is None and args.axes is None:

@@ -6,27 +6,25 @@ import datetime
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from tqdm import tqdm
 
-from napari_unet.clicks.train import click_batches, click_train_config, new_click_model, widened
-from napari_unet.devices import cpu_name
-from napari_unet.model.checkpoint import model_path
-from napari_unet.model.files import load_model, model_card, save_model, trainable
-from napari_unet.model.unet import UNet
 from napari_unet.progress import run
 from napari_unet.synth.images import synth_dataset
-from napari_unet.training import parallel
-from napari_unet.training.engine import TrainConfig, train_iter
 from napari_unet.training.sources import SynthSource, load_folder
+
+if TYPE_CHECKING:  # torch is imported by the run, not by `napari-unet --help`
+    from napari_unet.model.unet import UNet
+    from napari_unet.training import parallel
+    from napari_unet.training.engine import TrainConfig
 
 TASKS = ("instances", "click", "semantic")
 # What each task uses for the options not given: the segmentation model's recipe, and
 # the click network's (a smaller network on crop-sized windows around one object).
 DEFAULTS = {
     "instances": {"base_channels": 24, "batch_size": 4, "patch_size": 256, "pool": 0},
-    "click": {"base_channels": 16, "batch_size": 8, "patch_size": click_train_config().patch_size, "pool": 500},
+    "click": {"base_channels": 16, "batch_size": 8, "pool": 500},  # patch size: the click recipe's crop
 }
 
 
@@ -81,18 +79,26 @@ def run_train(args) -> int:
     Under ``torchrun`` every process runs this and they train one model together (see
     :mod:`napari_unet.training.parallel`); only rank 0 prints progress and writes files.
     """
+    from napari_unet.training import parallel
+
     with parallel.session(args.device) as ranks:
         return run_task_train(args, ranks) if args.images else run_data_train(args, ranks)
 
 
 def run_data_train(args, ranks: parallel.Group) -> int:
     """A segmentation model or click network from --synthetic or --data (the engine directly)."""
+    from napari_unet.clicks.train import click_batches, click_train_config
+    from napari_unet.model.files import model_card, save_model
+    from napari_unet.training.engine import train_iter
+
     if args.task == "semantic":
         raise ValueError("--task semantic trains on your own files: give --images and --labels")
     args.steps = 2000 if args.steps is None else args.steps
     for key, value in DEFAULTS[args.task].items():  # the task's defaults, recorded in the card's command
         if getattr(args, key) is None:
             setattr(args, key, value)
+    if args.patch_size is None:
+        args.patch_size = click_train_config().patch_size
     if args.resume and args.init:
         raise ValueError("give --resume (continue a run) or --init (start a new run from a model), not both")
     cfg = _config(args)
@@ -130,6 +136,7 @@ def run_data_train(args, ranks: parallel.Group) -> int:
 def run_task_train(args, ranks: parallel.Group) -> int:
     """A new model from image and label files (``napari_unet.train``), written with its plan."""
     from napari_unet.io.files import read_image_file
+    from napari_unet.model.files import model_card, save_model
     from napari_unet.training.plan import Plan
     from napari_unet.training.tasks import train_iter as task_train_iter
 
@@ -167,6 +174,10 @@ def run_task_train(args, ranks: parallel.Group) -> int:
 
 def _hardware(threads: int | None, ranks: parallel.Group) -> str:
     """What trained the model, for the card's provenance."""
+    import torch
+
+    from napari_unet.devices import cpu_name
+
     text = f"{cpu_name()}, {threads or torch.get_num_threads()} threads, torch {torch.__version__}"
     return f"{text}, {ranks.describe()}" if ranks.size > 1 else text
 
@@ -196,6 +207,9 @@ def _class_names(text: str | None) -> dict[int, str] | None:
 
 def _config(args) -> TrainConfig:
     """The run's :class:`TrainConfig` from the options (the click task starts from its own)."""
+    from napari_unet.clicks.train import click_train_config
+    from napari_unet.training.engine import TrainConfig
+
     base = click_train_config() if args.task == "click" else TrainConfig()
     cfg = replace(
         base, steps=args.steps, max_seconds=args.max_seconds, batch_size=args.batch_size,
@@ -215,6 +229,11 @@ def _config(args) -> TrainConfig:
 
 def _model(args) -> UNet:
     """The network to train: a model file's (--init, --resume) or a new one for the task."""
+    from napari_unet.clicks.train import new_click_model, widened
+    from napari_unet.model.checkpoint import model_path
+    from napari_unet.model.files import load_model, model_card, trainable
+    from napari_unet.model.unet import UNet
+
     if args.init:
         model = trainable(load_model(args.init), "train")
         if args.task == "click":

@@ -1,6 +1,8 @@
 """`napari-unet info` (and loading a model from the CLI): a bad file is one line and a failing exit code."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -51,3 +53,21 @@ def test_info_on_a_tampered_card_fails(model_file, capsys):
 def test_info_on_a_missing_file_fails(tmp_path, capsys):
     assert main(["info", str(tmp_path / "nope.safetensors")]) == 2
     assert "no such model file" in _one_error_line(capsys)
+
+
+def test_help_answers_without_loading_torch_or_dask():
+    """`napari-unet --help` and a subcommand's help answer at once: the networks load with the run."""
+    code = (
+        "import sys\n"
+        "from napari_unet.cli.main import main\n"
+        "for argv in (['--help'], ['segment', '--help'], ['train', '--help'], ['finetune', '--help']):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print('LOADED', sorted(m for m in ('torch', 'dask', 'distributed', 'napari') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "usage: napari-unet segment" in done.stdout and "--click-output" in done.stdout
+    assert done.stdout.splitlines()[-1] == "LOADED []"

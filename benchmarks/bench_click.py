@@ -117,7 +117,18 @@ def _mean_noc(rows, threshold: float, max_clicks: int) -> float:
     return float(np.mean([clicks_to_reach(i, threshold, max_clicks) for _, i in rows])) if rows else float("nan")
 
 
+def _interval(values, paired_with=None, draws: int = 4000) -> tuple[float, float]:
+    """95 % interval of the mean of ``values`` (minus ``paired_with``, object by object), the
+    objects resampled with replacement: how much the figure depends on which objects were drawn.
+    """
+    v = np.asarray(values, float) - (0.0 if paired_with is None else np.asarray(paired_with, float))
+    means = v[np.random.default_rng(0).integers(v.size, size=(draws, v.size))].mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
 def _noc_figures(rows, max_clicks: int) -> dict:
+    each85 = [clicks_to_reach(i, 0.85, max_clicks) for _, i in rows]
+
     def noc(t, sel=None):
         return _mean_noc([r for r in rows if sel is None or sel[0] <= r[0] < sel[1]], t, max_clicks)
     def dice(k):  # the user stops once IoU 0.9 is reached: later clicks keep the last IoU
@@ -125,6 +136,7 @@ def _noc_figures(rows, max_clicks: int) -> dict:
     return {
         "objects": len(rows),
         "noc85": noc(0.85), "noc90": noc(0.90),
+        "each85": each85, "interval85": _interval(each85),
         "dice": [dice(k) for k in (1, 3, 5)],
         "iou1": float(np.mean([i[0] for _, i in rows])),
         "fail85": float(np.mean([max(i) < 0.85 for _, i in rows])),
@@ -274,6 +286,15 @@ def _quality_rows(set_name: str, by_model: dict) -> list[str]:
 
     lines = [
         f"| **{set_name}**: NoC@85 / NoC@90, {where}, ≤ 20 clicks | {each(noc)} | NoC@85 ≤ 2.0 (real) |",
+    ]
+    if all("interval85" in q for q in qs):
+        lines.append(f"| ... NoC@85, 95 % interval over the objects drawn (bootstrap) | "
+                     f"{each(lambda q: '%.2f–%.2f' % tuple(q['interval85']))} | |")
+    if len(qs) == 2 and all(len(q.get("each85", ())) == q0["objects"] for q in qs):
+        low, high = _interval(qs[1]["each85"], qs[0]["each85"])
+        lines.append(f"| ... NoC@85 change, object by object: mean, 95 % interval (bootstrap) | "
+                     f"{qs[1]['noc85'] - q0['noc85']:+.2f}, {low:+.2f} to {high:+.2f} | |")
+    lines += [
         f"| ... Dice after 1 / 3 / 5 clicks | {each(lambda q: ' / '.join(f'{d:.3f}' for d in q['dice']))} | |",
         f"| ... objects never reaching IoU 0.85 / 0.90 in 20 clicks | {each(fails)} | |",
     ]

@@ -21,6 +21,7 @@ from napari_unet.progress import Progress
 
 STAGES = {"predict": "predicting tiles", "zoom": "predicting tiles at the new zoom",
           "tta": "predicting tiles in 8 views", "instances": "separating objects", "measuring": "measuring the objects",
+          "window": "measuring the objects in the central window",
           "orientations": "predicting the ZY and ZX planes"}
 
 

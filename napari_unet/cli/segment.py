@@ -176,7 +176,7 @@ def _zoom(text: str) -> float | None:
 
 
 def _tile_bar(bar, step) -> None:
-    if step.stage in ("predict", "zoom", "tta", "measuring", "planes", "orientations"):
+    if step.stage in ("predict", "zoom", "tta", "window", "measuring", "planes", "orientations"):
         bar.unit = "plane" if step.stage in ("measuring", "planes", "orientations") else "tile"
         bar.total, bar.n = step.total, step.done
         bar.refresh()

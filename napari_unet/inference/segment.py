@@ -84,9 +84,10 @@ def segment_iter(
     :func:`napari_unet.inference.predict.predict_iter`); with automatic zoom the pass that
     only measures the objects goes without.
 
-    Progress: a single image reports tiles (a second pass as stage ``"zoom"``, or
-    ``"tta"`` when only ``tta`` makes it); a stack reports planes, measured ones first
-    (stage ``"measuring"``, then ``"planes"``), on one bar that never restarts. Keyword
+    Progress: a single image reports tiles (a large one's central window first as stage
+    ``"window"``, a second pass as ``"zoom"``, or ``"tta"`` when only ``tta`` makes it); a
+    stack reports planes, measured ones first (stage ``"measuring"``, then ``"planes"``), on
+    one bar that never restarts. Keyword
     arguments (``tile_size``, ``overlap``, ``batch_size``) go to
     :func:`napari_unet.inference.predict.predict_iter`.
 
@@ -310,7 +311,7 @@ def _window_zoom(image, model, params, task, shape, kwargs) -> Generator[Progres
     window_shape = spatial_shape(window, channels, 0)
     job = predict_iter(window, model, zoom=1.0, keep_zoom=True, **{**kwargs, "channel_axis": 0, "ranges": scale,
                                                                    "dtype": np.float32})
-    probs = yield from restaged(job, "measuring")
+    probs = yield from restaged(job, "window")
     labels = clear_border(instances_from_probabilities(probs, params, task, window_shape))  # cut ones read small
     if np.unique(labels).size - 1 < MEASURE_OBJECTS:
         return None

@@ -169,3 +169,25 @@ def test_axes_and_spacing_give_3d_objects(tmp_path, capsys):
     assert labels.shape == (8, 40, 40) and labels.max() == 1  # one object through its planes
     assert main([*args, "--axes", "ZQX", "--overwrite"]) == 1
     assert "at most once" in capsys.readouterr().err
+
+
+def test_a_large_images_measuring_window_is_counted_in_tiles_not_planes(tiny_model, rng):
+    import io
+
+    from tqdm import tqdm
+
+    from napari_unet.cli.segment import _tile_bar
+    from napari_unet.inference.segment import MEASURE_WINDOW, segment_iter
+
+    image = rng.integers(0, 4000, (3 * MEASURE_WINDOW + 64,) * 2).astype(np.uint16)  # a 2D image, no planes
+    units = []
+    with tqdm(unit="tile", file=io.StringIO()) as bar:
+        job = segment_iter(image, tiny_model, device="cpu")
+        try:
+            while True:
+                step = next(job)
+                _tile_bar(bar, step)
+                units.append((step.stage, bar.unit))
+        except StopIteration:
+            pass
+    assert ("window", "tile") in units and all(unit == "tile" for _, unit in units), units

@@ -398,7 +398,7 @@ def test_a_large_image_is_measured_in_its_centre_then_predicted_once_at_its_zoom
     steps, seg = _drive(segment_iter(image, model, device="cpu"))
     stages = [s.stage for s in steps]
     assert seg.zoom == pytest.approx(LARGE_TO / 40, abs=0.03)
-    assert "measuring" in stages and "predict" not in stages, set(stages)  # no whole pass at x1
+    assert "window" in stages and "predict" not in stages, set(stages)  # no whole pass at x1
     np.testing.assert_array_equal(seg.labels, segment(image, model, device="cpu", zoom=seg.zoom))
     assert seg.labels.max() == ndi.label(image > 60)[1]  # every disk, once
 
@@ -411,5 +411,5 @@ def test_a_large_image_with_too_few_objects_in_its_centre_is_measured_whole():
     image = disk_grid(blank=700)  # the central window holds no disk (and its noise is not stretched)
     steps, seg = _drive(segment_iter(image, threshold_unet(), device="cpu"))
     stages = [s.stage for s in steps]
-    assert "measuring" in stages and "predict" in stages and "zoom" in stages, set(stages)
+    assert "window" in stages and "predict" in stages and "zoom" in stages, set(stages)
     assert seg.zoom == pytest.approx(0.45, abs=0.03) and seg.labels.max() > 500  # measured on the whole

@@ -87,9 +87,8 @@ def segment_iter(
     Progress: a single image reports tiles (a large one's central window first as stage
     ``"window"``, a second pass as ``"zoom"``, or ``"tta"`` when only ``tta`` makes it); a
     stack reports planes, measured ones first (stage ``"measuring"``, then ``"planes"``), on
-    one bar that never restarts. Keyword
-    arguments (``tile_size``, ``overlap``, ``batch_size``) go to
-    :func:`napari_unet.inference.predict.predict_iter`.
+    one bar that never restarts. Keyword arguments (``tile_size``, ``overlap``,
+    ``batch_size``) go to :func:`napari_unet.inference.predict.predict_iter`.
 
     A 3D instance model (``spatial_dims=3``) takes volumes only (axes with a Z, or a 3D
     array): each is resampled along Z to the spacing it learnt at (its card's plan),

@@ -178,16 +178,14 @@ def test_a_large_images_measuring_window_is_counted_in_tiles_not_planes(tiny_mod
 
     from napari_unet.cli.segment import _tile_bar
     from napari_unet.inference.segment import MEASURE_WINDOW, segment_iter
+    from napari_unet.progress import run
 
     image = rng.integers(0, 4000, (3 * MEASURE_WINDOW + 64,) * 2).astype(np.uint16)  # a 2D image, no planes
     units = []
     with tqdm(unit="tile", file=io.StringIO()) as bar:
-        job = segment_iter(image, tiny_model, device="cpu")
-        try:
-            while True:
-                step = next(job)
-                _tile_bar(bar, step)
-                units.append((step.stage, bar.unit))
-        except StopIteration:
-            pass
+        def shown(step):
+            _tile_bar(bar, step)
+            units.append((step.stage, bar.unit))
+
+        run(segment_iter(image, tiny_model, device="cpu"), shown)
     assert ("window", "tile") in units and all(unit == "tile" for _, unit in units), units

@@ -147,6 +147,8 @@ def test_versions_per_layer_are_bounded(qtbot, viewer_widget):
         masks.paint((5 + 10 * i, 5), i + 1)
         qtbot.waitUntil(lambda i=i: newest_version(img_key(), "img masks").load()[5 + 10 * i, 5] == i + 1,
                         timeout=WAIT_MS)
+    # the worker prunes right after the newest version's file appears: wait for it, not a moment
+    qtbot.waitUntil(lambda: len(versions(img_key(), "img masks")) <= recovery.KEEP_VERSIONS, timeout=WAIT_MS)
     kept = versions(img_key(), "img masks")
     assert len(kept) == recovery.KEEP_VERSIONS
     np.testing.assert_array_equal(kept[0].load(), masks.data)

@@ -298,10 +298,23 @@ def _single_plane(image, model, params, task, shape, zoom, auto, tta, kwargs):
     return probs, used, None
 
 
-def _window_zoom(image, model, params, task, shape, kwargs) -> Generator[Progress, None, float | None]:
+def measure_zoom(image, model: UNet, *, channel_axis: int | None = None, device=None,
+                 min_objects: int = 1) -> float | None:
+    """The automatic zoom (:func:`auto_zoom`) a 2D image's objects call for, measured at ×1 in
+    its central :data:`MEASURE_WINDOW`² window (all of a smaller image) on the objects wholly
+    inside it, the window scaled as the whole image is; None when fewer than ``min_objects``
+    are. The same image always gets the same zoom, wherever one first looks at it.
+    """
+    card = model_card(model)
+    shape = spatial_shape(image, image_channels(model), channel_axis)
+    kwargs = {"channel_axis": channel_axis, "device": device, "ranges": None}
+    return run(_window_zoom(image, model, model_params(card), card.task, shape, kwargs, min_objects))
+
+
+def _window_zoom(image, model, params, task, shape, kwargs,
+                 min_objects: int = MEASURE_OBJECTS) -> Generator[Progress, None, float | None]:
     """The zoom a 2D image's objects call for, measured in its central :data:`MEASURE_WINDOW`²
-    window (one tile) on the objects wholly inside it; None when fewer than
-    :data:`MEASURE_OBJECTS` are.
+    window (one tile) on the objects wholly inside it; None when fewer than ``min_objects`` are.
     """
     channels, axis = image_channels(model), kwargs["channel_axis"]
     planes, _ = to_planes(image, channels, axis)  # (1, C, Y, X): the whole image's intensity scale, ...
@@ -312,7 +325,7 @@ def _window_zoom(image, model, params, task, shape, kwargs) -> Generator[Progres
                                                                    "dtype": np.float32})
     probs = yield from restaged(job, "window")
     labels = clear_border(instances_from_probabilities(probs, params, task, window_shape))  # cut ones read small
-    if np.unique(labels).size - 1 < MEASURE_OBJECTS:
+    if np.unique(labels).size - 1 < min_objects:
         return None
     return auto_zoom(median_diameter(labels), shape[-2:])
 

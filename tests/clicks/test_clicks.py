@@ -5,6 +5,7 @@ import pytest
 import torch
 from _click_models import disk_image, threshold_click_unet, touching_pair
 from scipy import ndimage as ndi
+from skimage.segmentation import clear_border
 
 from napari_unet.clicks.protocol import clicks_to_reach, first_click, interact, iou, next_click
 from napari_unet.clicks.segmenter import ClickConfig, ClickSegmenter, encode_clicks, farthest_point, segment_click
@@ -129,7 +130,8 @@ def test_a_lone_first_click_is_answered_by_the_segmentation_model():
     image, labels = sample.image[:96, :96], sample.labels[:96, :96]  # the window is the whole image
     both = ClickSegmenter(image, segmentation_model=seg_model)
     alone = ClickSegmenter(image)
-    auto = segment(image, seg_model)
+    both.measure()  # the zoom it sees this image at (never shrunk): Segment's objects at that zoom
+    auto = segment(image, seg_model, zoom=both.zoom)
     obj = auto == np.argmax(np.bincount(auto.ravel())[1:]) + 1  # its largest object
     point = farthest_point(obj)
     answer = both.predict([Click(*point)])
@@ -291,26 +293,36 @@ def test_click_batches_teach_borders_drawn_a_pixel_out_or_in():
         moved_boundary(labels, int(labels.max()), False).sum()
 
 
-def test_the_segmentation_models_zoom_is_measured_once_per_image():
-    """Nuclei larger than the model knows: the first window measures the zoom (as Segment
-    measures an image), later windows are seen at it, in one pass, and their objects are right."""
+@pytest.mark.parametrize(("size", "scale"), [(160, 1.5), (400, 0.25)])
+def test_the_segmentation_models_zoom_is_the_images_wherever_the_first_click_falls(size, scale):
+    """Nuclei larger (~35 px) and smaller (~8 px) than the model knows, clicked first on
+    several in turn: every first click sees the image at one zoom, measured on the image
+    (not on the first click's window, whose few objects moved it), never shrunk, magnified
+    for small nuclei; every later window is seen at it, and the first masks are right."""
 
-    from napari_unet import load_model, segment_iter
+    from napari_unet import load_model
+    from napari_unet.inference.segment import measure_zoom
 
     seg_model = load_model()
-    sample = synth_image(101, (160, 160), sample_config())
-    image = ndi.zoom(sample.image.astype(np.float32), 1.5, order=1)
-    labels = ndi.zoom(sample.labels, 1.5, order=0)
-    segmenter = ClickSegmenter(image, segmentation_model=seg_model)
-    assert segmenter.zoom is None
-    whole = run(segment_iter(image, seg_model, device="cpu")).zoom
-    scores, zooms = [], []
-    for i in np.unique(labels)[1:]:
-        target = labels == i
-        if target.sum() > 300:  # whole nuclei, not slivers at the border
-            scores.append(iou(segmenter.predict([Click(*farthest_point(target))]).full(), target))
-            zooms.append(segmenter.zoom)
-    assert zooms[0] is not None and zooms[0] < 0.8  # large nuclei are seen shrunk ...
-    assert abs(np.log(zooms[0] / whole)) < np.log(1.3)  # ... about as the whole image measures
-    assert len(set(zooms)) == 1 and len(zooms) >= 5  # measured once, kept for every later window
-    assert np.mean(scores) > 0.8  # measured 0.88
+    sample = synth_image(101, (size, size), sample_config())
+    image = ndi.zoom(sample.image.astype(np.float32), scale, order=1)
+    labels = clear_border(ndi.zoom(sample.labels, scale, order=0))
+    objects = [i for i in np.unique(labels)[1:] if (labels == i).sum() > 20]  # whole nuclei
+    zooms, scores = set(), []
+    for first in objects[:: max(1, len(objects) // 6)]:  # users whose first click falls on each of these
+        segmenter = ClickSegmenter(image, segmentation_model=seg_model)
+        assert segmenter.zoom is None
+        for i in [first, *objects[:8]]:
+            target = labels == i
+            answer = segmenter.predict([Click(*farthest_point(target))]).full()
+            zooms.add(segmenter.zoom)
+            if first == objects[0]:
+                scores.append(iou(answer, target))
+    measured = measure_zoom(image, seg_model)
+    assert len(objects) >= 5 and len(zooms) == 1  # one zoom, wherever the first click fell
+    zoom = zooms.pop()
+    if scale > 1:
+        assert measured < 1 and zoom == 1.0  # large nuclei: not shrunk
+    else:
+        assert measured > 1 and zoom == measured  # small ones: magnified as Segment would
+    assert np.mean(scores) > 0.8

@@ -424,7 +424,8 @@ class ClickTool:
     def _predict(self, key, source, models, request, point, spacing) -> dict[int | None, ObjectMask] | None:
         """Worker thread: the object's new masks by plane for a request (plane, its clicks, the
         object's masks, the planes clicked); without one, the window of a first click at
-        ``point`` (plane, (y, x)) prepared: the image is normalised once per plane (or volume).
+        ``point`` (plane, (y, x)) prepared: the image is normalised once per plane (or volume),
+        and the segmentation model's zoom measured on it (no point: click mode starts).
         """
         stamps = {"started": time.perf_counter()}
         with torch_threads(CLICK_THREADS):
@@ -451,11 +452,13 @@ class ClickTool:
             if volume:  # the plane normalised on the volume's scale, the window under the cursor and the
                 # planes its object is carried to, given up between planes once a click waits
                 if where is None:
-                    segmenter.segmenter(plane)
+                    segmenter.segmenter(plane).measure()
                 else:
                     segmenter.prepare(plane, where, cancelled=lambda: self._elsewhere(plane, where))
             elif where is not None:
                 segmenter.prepare(where)
+            else:  # click mode starts: the segmentation model's zoom on this image, measured once
+                segmenter.measure()
             return None
 
     def _elsewhere(self, plane: int, point: tuple[float, float]) -> bool:

@@ -299,7 +299,8 @@ class ClickSegmenter:
 
     def _measured_zoom(self) -> float:
         """The zoom of the segmentation model's windows on this image: its card's, or the
-        image's automatic zoom where that magnifies (objects under 10 px across), else 1.
+        image's automatic zoom where that magnifies (objects under 10 px across), else 1 (and
+        1 for a Model Zoo model from another tool, which segments with its own processing).
 
         Measured on the image, not on the window of the first click: a 96² window holds a
         few objects, cut ones reading small, so the zoom, and every later first mask, hung on
@@ -309,6 +310,8 @@ class ClickSegmenter:
         click network's selection images, zoom of the first window / of the image / never
         under 1: 1.83 / 1.81 / 1.78.
         """
+        if not isinstance(self.segmentation_model, UNet):  # a Model Zoo model from elsewhere: its own scale
+            return 1.0
         card_zoom = model_card(self.segmentation_model).zoom
         if card_zoom is not None:
             return float(card_zoom)
